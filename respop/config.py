@@ -1,0 +1,116 @@
+"""Run configuration: one TOML file per territory under ``territories/``.
+
+The file is validated on load: an unknown key, a value of the wrong type or an impossible setting
+is a :class:`~respop.errors.ConfigError` that names the file, the key and the value. Paths in the
+file are relative to the file's own folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from respop.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputConfig(_Section):
+    """Where the PMSI tables are and how to read them."""
+
+    pmsi_dir: Path | None = Field(None, description="folder holding T_MCOaaB/C/D/UM files")
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    years: list[int] | None = Field(None, description="exit years to read; all found if absent")
+    separator: Literal["auto", ",", ";", "\t", "|"] = "auto"
+    encoding: Literal["utf-8", "latin-1", "cp1252"] = "utf-8"
+
+    @field_validator("years")
+    @classmethod
+    def _plausible_years(cls, years: list[int] | None) -> list[int] | None:
+        if years is not None:
+            bad = [y for y in years if not 2005 <= y <= 2099]
+            if bad:
+                raise ValueError(f"PMSI years must be between 2005 and 2099, got {bad}")
+        return years
+
+
+class QualityConfig(_Section):
+    """The quality filters applied to stays (see docs/pmsi.md). ``true`` switches a filter on."""
+
+    linkage: bool = True
+    legal_entity_duplicates: bool = True
+    inter_hospital_services: bool = True
+    error_ghm: bool = True
+    duplicate_stays: bool = True
+    invalid_residence: bool = True
+    residence_abroad: bool = True
+    sessions_apart: bool = True
+    min_date: dt.date = dt.date(2005, 1, 1)
+    max_date: dt.date | None = None
+    zones_file: Path | None = Field(
+        None, description="CSV or Parquet with a zone_code column: the valid residence codes"
+    )
+
+    @model_validator(mode="after")
+    def _date_window(self) -> QualityConfig:
+        if self.max_date is not None and self.max_date < self.min_date:
+            raise ValueError(f"max_date {self.max_date} is before min_date {self.min_date}")
+        return self
+
+
+class Config(_Section):
+    """A territory's configuration file."""
+
+    name: str = "respop"
+    description: str = ""
+    input: InputConfig = InputConfig()
+    quality: QualityConfig = QualityConfig()
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML configuration; relative paths become relative to its folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"configuration file not found: {path}")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not a valid TOML file: {exc}") from None
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: invalid configuration:\n{_explain(exc)}") from None
+    return _resolve_paths(config, path.parent)
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  - unknown key '{key}' (value {err['input']!r})")
+        else:
+            lines.append(f"  - key '{key}': {err['msg']} (value {err['input']!r})")
+    return "\n".join(lines)
+
+
+def _resolve_paths(config: Config, base: Path) -> Config:
+    def resolve(p: Path | None) -> Path | None:
+        if p is None or p.is_absolute():
+            return p
+        return (base / p).resolve()
+
+    return config.model_copy(
+        update={
+            "input": config.input.model_copy(update={"pmsi_dir": resolve(config.input.pmsi_dir)}),
+            "quality": config.quality.model_copy(
+                update={"zones_file": resolve(config.quality.zones_file)}
+            ),
+        }
+    )

@@ -1,0 +1,154 @@
+"""Quality filters of SNDS analysts, applied to the canonical stays.
+
+Each filter is documented here and in docs/pmsi.md, switched on or off in the ``[quality]``
+section of the configuration, and counted in the run report. A stay is excluded by the first
+enabled filter that flags it (in the order of :data:`FILTERS`), so that the report's counts add
+up: ``stays loaded = stays kept + séances kept apart + Σ stays excluded per filter``. Excluded
+stays stay available (``PmsiData.excluded_stays``) with the filter that excluded them: nothing is
+dropped silently. The report also gives, per filter, every stay it flags, which may overlap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+import polars as pl
+
+from respop.config import QualityConfig
+from respop.resources import data_path
+
+EXCLUDED_BY = "excluded_by"
+"""Column naming the filter that excluded a stay (null for kept stays)."""
+
+ZONE_PATTERN = r"^(?:[0-9]{2}|2[AB])[0-9A-Z]{3}$"
+"""PMSI geographic codes: 5 characters, starting with a département (01-95, 2A, 2B, 97x, 98x)."""
+UNKNOWN_ZONE = "99999"
+"""Residence code for an unknown place of residence."""
+ABROAD_PREFIX = "99"
+"""Residence codes 99xxx (other than 99999) mean residence abroad (99 + INSEE country code)."""
+FICTITIOUS_KEY = r"^.[Xx]{16}$"
+"""Placeholder patient keys (xxxxxxxxxxxxxxxxx, BXXXXXXXXXXXXXXXX…) given when the NIR is unknown."""
+
+
+@dataclass(frozen=True)
+class QualityFilter:
+    """One quality filter: its configuration key, a short title and what it flags."""
+
+    name: str
+    title: str
+    description: str
+    flags: Callable[[frozenset[str] | None], pl.Expr]
+
+
+@cache
+def legal_entity_duplicates() -> frozenset[str]:
+    """Geographic FINESS of AP-HP, AP-HM and HCL whose stays are also sent under the legal FINESS."""
+    df = pl.read_csv(data_path("snds", "finess_legal_duplicates.csv"), separator=";", infer_schema=False)
+    return frozenset(df["eta_num"].to_list())
+
+
+def _zone_invalid(zones: frozenset[str] | None) -> pl.Expr:
+    zone = pl.col("residence_zone")
+    bad = zone.is_null() | ~zone.str.contains(ZONE_PATTERN) | (zone == UNKNOWN_ZONE)
+    if zones is not None:
+        bad = bad | (~zone.is_in(sorted(zones)) & ~zone.str.starts_with(ABROAD_PREFIX))
+    return bad
+
+
+FILTERS: tuple[QualityFilter, ...] = (
+    QualityFilter(
+        "linkage",
+        "unusable patient key",
+        "The patient key (NIR_ANO_17) cannot be trusted: no linkage row in T_MCOaaC, a linkage "
+        "return code (NIR_RET, NAI_RET, SEX_RET, SEJ_RET, FHO_RET, PMS_RET, DAT_RET) other than "
+        "0, or a missing or placeholder key (xxxxxxxxxxxxxxxxx). Such stays cannot be attached to "
+        "a person.",
+        lambda zones: (
+            ~pl.col("_linked")
+            | ~pl.col("_return_codes_ok")
+            | pl.col("patient_key").is_null()
+            | pl.col("patient_key").str.contains(FICTITIOUS_KEY)
+        ),
+    ),
+    QualityFilter(
+        "legal_entity_duplicates",
+        "AP-HP/AP-HM/HCL geographic duplicates",
+        "Stays of the geographic FINESS of AP-HP, AP-HM and HCL, whose activity is transmitted "
+        "twice (also under the legal-entity FINESS); the SNDS documentation's list of 46 numbers.",
+        lambda zones: pl.col("hospital_id").is_in(sorted(legal_entity_duplicates())),
+    ),
+    QualityFilter(
+        "inter_hospital_services",
+        "inter-hospital services (SEJ_TYP = B)",
+        "Prestations inter-établissements: a patient sent for a service by another hospital, "
+        "whose stay is already counted there.",
+        lambda zones: (pl.col("stay_type") == "B").fill_null(False),
+    ),
+    QualityFilter(
+        "error_ghm",
+        "grouping error (CMD 90)",
+        "GHM in CMD 90 (90Z00Z…): the stay could not be grouped, its coding is in error.",
+        lambda zones: pl.col("ghm").str.starts_with("90").fill_null(False),
+    ),
+    QualityFilter(
+        "invalid_residence",
+        "invalid or missing residence code",
+        "BDI_COD missing, not a 5-character PMSI geographic code, 99999 (unknown), or — when a "
+        "zone list is configured (quality.zones_file) — a code absent from it.",
+        _zone_invalid,
+    ),
+    QualityFilter(
+        "residence_abroad",
+        "residence abroad",
+        "BDI_COD 99xxx (99 followed by the INSEE country code): the patient lives outside France.",
+        lambda zones: (
+            pl.col("residence_zone").str.starts_with(ABROAD_PREFIX) & (pl.col("residence_zone") != UNKNOWN_ZONE)
+        ).fill_null(False),
+    ),
+    QualityFilter(
+        "duplicate_stays",
+        "duplicated stay",
+        "The same stay sent twice under two RSA numbers: same patient, hospital, entry and exit "
+        "dates and GHM as another stay not excluded by an earlier filter. The stay with the "
+        "smallest key is kept.",
+        lambda zones: pl.lit(False),  # computed in apply_filters: needs the earlier exclusions
+    ),
+)
+"""The quality filters, in the order they are applied."""
+
+DUPLICATE_KEYS = ("patient_key", "hospital_id", "entry_date", "exit_date", "ghm")
+
+SESSIONS_TITLE = "séances (CMD 28), kept apart"
+
+
+def flag_column(name: str) -> str:
+    return f"flag_{name}"
+
+
+def apply_filters(stays: pl.LazyFrame, config: QualityConfig, zones: frozenset[str] | None = None) -> pl.LazyFrame:
+    """Add one ``flag_<filter>`` column per filter and ``excluded_by``: the first enabled filter
+    that flags the stay, or null when the stay is kept."""
+    enabled = {f.name: getattr(config, f.name) for f in FILTERS}
+    lf = stays.with_columns(
+        [f.flags(zones).fill_null(True).alias(flag_column(f.name)) for f in FILTERS if f.name != "duplicate_stays"]
+    )
+    excluded_before = pl.any_horizontal(
+        [pl.col(flag_column(f.name)) & pl.lit(enabled[f.name]) for f in FILTERS if f.name != "duplicate_stays"]
+    )
+    lf = lf.with_columns(excluded_before.alias("_excluded_before"))
+    candidate = ~pl.col("_excluded_before")
+    lf = lf.with_columns(
+        (
+            candidate
+            & (pl.col("stay_key") != pl.col("stay_key").min().over([*DUPLICATE_KEYS, "_excluded_before"]))
+        )
+        .fill_null(False)
+        .alias(flag_column("duplicate_stays"))
+    )
+    first = pl.lit(None, pl.String)
+    for f in reversed(FILTERS):
+        if enabled[f.name]:
+            first = pl.when(pl.col(flag_column(f.name))).then(pl.lit(f.name)).otherwise(first)
+    return lf.with_columns(first.alias(EXCLUDED_BY)).drop("_excluded_before")

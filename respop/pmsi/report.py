@@ -1,0 +1,120 @@
+"""The input report: what was read, loaded, quarantined and filtered, and why.
+
+It holds counts only (no row, no patient key), so it can be printed, written to the run's
+report.json and, later, stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from rich.console import Console
+from rich.table import Table
+
+
+@dataclass
+class TableCount:
+    """Rows of one file: ``rows_read = rows_loaded + rows_quarantined``."""
+
+    table: str
+    label: str
+    year: int | None
+    path: str
+    format: str
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+    reasons: dict[str, int] = field(default_factory=dict)
+    absent_optional_columns: list[str] = field(default_factory=list)
+
+    @property
+    def balanced(self) -> bool:
+        return self.rows_read == self.rows_loaded + self.rows_quarantined
+
+
+@dataclass
+class FilterCount:
+    """Stays a quality filter excluded (first filter only) and flagged (overlaps allowed)."""
+
+    name: str
+    title: str
+    enabled: bool
+    excluded: int
+    flagged: int
+
+
+@dataclass
+class PmsiReport:
+    folder: str
+    years: list[int | None]
+    tables: list[TableCount]
+    filters: list[FilterCount]
+    stays_loaded: int
+    stays_kept: int
+    sessions_kept: int
+    diagnoses: dict[str, int]
+
+    @property
+    def stays_balanced(self) -> bool:
+        """``stays loaded = kept + séances kept apart + Σ excluded``."""
+        return self.stays_loaded == self.stays_kept + self.sessions_kept + sum(f.excluded for f in self.filters)
+
+    @property
+    def balanced(self) -> bool:
+        return self.stays_balanced and all(t.balanced for t in self.tables)
+
+    def table(self, label: str) -> TableCount:
+        return next(t for t in self.tables if t.label == label)
+
+    def filter(self, name: str) -> FilterCount:
+        return next(f for f in self.filters if f.name == name)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["balanced"] = self.balanced
+        return out
+
+    def render(self, console: Console) -> None:
+        """Print the report as tables."""
+        files = Table(title=f"PMSI MCO tables in {self.folder}", title_justify="left")
+        for col, justify in (("file", "left"), ("format", "left"), ("read", "right"), ("loaded", "right"),
+                             ("quarantined", "right"), ("balanced", "center")):
+            files.add_column(col, justify=justify)
+        for t in self.tables:
+            files.add_row(t.label, t.format, f"{t.rows_read:,}", f"{t.rows_loaded:,}", f"{t.rows_quarantined:,}",
+                          "✓" if t.balanced else "✗")
+        console.print(files)
+
+        reasons = Table(title="Quarantine reasons (a row may have several)", title_justify="left")
+        reasons.add_column("file")
+        reasons.add_column("reason")
+        reasons.add_column("rows", justify="right")
+        for t in self.tables:
+            for reason, n in t.reasons.items():
+                reasons.add_row(t.label, reason, f"{n:,}")
+        if reasons.row_count:
+            console.print(reasons)
+        absent = [(t.label, c) for t in self.tables for c in t.absent_optional_columns]
+        if absent:
+            console.print(
+                "Optional columns absent (treated as empty): "
+                + "; ".join(f"{label}.{c}" for label, c in absent)
+            )
+
+        filters = Table(title="Stays: quality filters, in order", title_justify="left")
+        for col, justify in (("filter", "left"), ("what it catches", "left"), ("on", "center"),
+                             ("excluded", "right"), ("flagged", "right")):
+            filters.add_column(col, justify=justify)
+        filters.add_row("", "stays loaded (valid T_MCOaaB rows)", "", f"{self.stays_loaded:,}", "")
+        for f in self.filters:
+            filters.add_row(f.name, f.title, "yes" if f.enabled else "no", f"{f.excluded:,}", f"{f.flagged:,}")
+        filters.add_row("", "séances kept apart (CMD 28)", "", f"{self.sessions_kept:,}", "")
+        filters.add_row("", "stays kept", "", f"{self.stays_kept:,}", "", style="bold")
+        console.print(filters)
+        if self.diagnoses:
+            console.print(
+                "Diagnoses of kept stays: "
+                + ", ".join(f"{pos} {n:,}" for pos, n in sorted(self.diagnoses.items()))
+            )
+        verdict = "[green]every row is accounted for[/]" if self.balanced else "[red]counts do not add up[/]"
+        console.print(verdict)
