@@ -68,7 +68,7 @@ def _parse_years(value: str | None) -> list[int] | None:
 
 @pmsi_app.command("check")
 def pmsi_check(
-    folder: Annotated[Path, typer.Argument(help="Folder of SNDS tables T_MCOaaB/C/D/UM (Parquet or CSV).")],
+    folder: Annotated[Optional[Path], typer.Argument(help="Folder of SNDS tables T_MCOaaB/C/D/UM (Parquet or CSV); default: input.pmsi_dir of --config.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="Territory configuration (TOML) for [input] and [quality].")] = None,
     years: Annotated[Optional[str], typer.Option(help="Exit years to read, e.g. 2019-2023.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="auto, csv or parquet.")] = "auto",

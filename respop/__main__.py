@@ -1,0 +1,3 @@
+from respop.cli import main
+
+main()
