@@ -12,6 +12,7 @@ footer, encoding, separator, missing columns) and returns a lazy frame of the ra
 from __future__ import annotations
 
 import codecs
+import csv
 import re
 import shutil
 import tempfile
@@ -198,6 +199,7 @@ def _scan_csv(path: Path, separator: str, encoding: str, workspace: Workspace | 
     if not header or not header[0].strip():
         raise InputError("no header line (the first line is empty)", path)
     sep = _choose_separator(header[0], separator, path)
+    names = _normalize_names(next(csv.reader([header[0]], delimiter=sep)), path)
     try:
         lf = pl.scan_csv(
             source,
@@ -205,7 +207,7 @@ def _scan_csv(path: Path, separator: str, encoding: str, workspace: Workspace | 
             infer_schema=False,
             row_index_name=ROW,
             row_index_offset=1,
-            with_column_names=lambda names: _normalize_names(names, path),
+            new_columns=names,
             truncate_ragged_lines=False,
             encoding="utf8",
         )
@@ -258,6 +260,31 @@ def _choose_separator(header: str, separator: str, path: Path) -> str:
             path,
         )
     return separator
+
+
+def locate_csv_problem(path: Path, max_lines: int | None = None) -> str | None:
+    """Find the first CSV line whose number of fields differs from the header's.
+
+    Used to explain a read failure (the CSV reader only says that a line had too many fields).
+    Quote-aware; reads the file in Python, so it is only called after a failure.
+    """
+    with path.open("r", encoding="utf-8", errors="replace", newline="") as fh:
+        first = fh.readline()
+        try:
+            sep = _choose_separator(first.lstrip("\ufeff"), "auto", path)
+        except InputError:
+            return None
+        fh.seek(0)
+        reader = csv.reader(fh, delimiter=sep)
+        header = next(reader, None)
+        if header is None:
+            return None
+        for n, fields in enumerate(reader, start=2):
+            if max_lines is not None and n > max_lines:
+                break
+            if fields and len(fields) > len(header):
+                return f"line {n} has {len(fields)} fields where the header has {len(header)}"
+    return None
 
 
 def _scan_parquet(path: Path) -> pl.LazyFrame:

@@ -22,7 +22,7 @@ import polars as pl
 from respop.config import InputConfig, QualityConfig
 from respop.errors import InputError
 from respop.pmsi.canonical import DIAGNOSIS_SCHEMA, LINKAGE_COLUMNS, STAY_SCHEMA, build_diagnoses, build_stays
-from respop.pmsi.files import TableFile, Workspace, discover, scan_table
+from respop.pmsi.files import Workspace, discover, locate_csv_problem, scan_table
 from respop.pmsi.quality import EXCLUDED_BY, FILTERS, apply_filters, flag_column
 from respop.pmsi.report import FilterCount, PmsiReport, TableCount
 from respop.pmsi.schema import TABLES, USED_COLUMNS
@@ -215,7 +215,11 @@ def _count_table(t: ValidatedTable) -> TableCount:
         )
         quarantined = _collect(t.quarantine.select(pl.len()), label).item()
     except InputError as exc:
-        raise InputError(str(exc).removeprefix(f"could not read {label}: "), t.file.path) from None
+        message = str(exc).removeprefix(f"could not read {label}: ")
+        located = locate_csv_problem(t.file.path) if t.file.format == "csv" and t.file.path.is_file() else None
+        if located:
+            message = f"malformed CSV: {located}"
+        raise InputError(message, t.file.path) from None
     absent = [name for name, req, _ in USED_COLUMNS[t.file.table] if not req and name not in t.raw.collect_schema()]
     return TableCount(
         table=t.file.table,

@@ -1,0 +1,57 @@
+"""The respop command line, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def respop(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "respop", *args], capture_output=True, text=True, cwd=cwd, env={"COLUMNS": "200"}
+    )
+
+
+def test_pmsi_check_on_the_demo_configuration(tmp_path):
+    out = tmp_path / "check"
+    result = respop("pmsi", "check", "--config", "territories/demo.toml", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "T_MCOaaB" in result.stdout and "every row is accounted for" in result.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["balanced"] is True
+    assert sorted(p.name for p in (out / "quarantine").iterdir()) == [
+        "T_MCOaaB.parquet", "T_MCOaaC.parquet", "T_MCOaaD.parquet", "T_MCOaaUM.parquet"
+    ]
+
+
+def test_pmsi_check_json_output():
+    result = respop("pmsi", "check", "respop/data/snds/synthetic", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert {t["label"]: t["rows_read"] for t in report["tables"]} == {
+        "T_MCOaaB": 10, "T_MCOaaC": 10, "T_MCOaaD": 10, "T_MCOaaUM": 10
+    }
+
+
+def test_bad_options_and_configuration_are_messages_not_tracebacks(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[input]\nunknown = 1\n")
+    for args, message in [
+        (("pmsi", "check", "respop/data/snds/synthetic", "--years", "20x9"), "--years"),
+        (("pmsi", "check", "respop/data/snds/synthetic", "--encoding", "ebcdic"), "invalid option"),
+        (("pmsi", "check", "--config", str(bad)), "unknown key 'input.unknown'"),
+        (("pmsi", "check"), "no PMSI folder given"),
+    ]:
+        result = respop(*args)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert "Traceback" not in result.stdout + result.stderr
+        assert message in result.stderr, (args, result.stderr)
+
+
+def test_version():
+    result = respop("version")
+    assert result.returncode == 0 and result.stdout.startswith("respop ")

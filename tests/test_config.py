@@ -1,0 +1,47 @@
+"""Configuration files: validated on load, errors name the file, the key and the value."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from respop.config import load_config
+from respop.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_configuration_loads_and_resolves_paths():
+    cfg = load_config(ROOT / "territories" / "demo.toml")
+    assert cfg.name == "demo"
+    assert cfg.input.pmsi_dir == (ROOT / "respop" / "data" / "snds" / "synthetic").resolve()
+    assert cfg.quality.min_date == dt.date(2005, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "pieces"),
+    [
+        ("[input]\npmsi_directory = 'x'\n", ["unknown key 'input.pmsi_directory'", "'x'"]),
+        ("[quality]\nlinkage = 'maybe'\n", ["key 'quality.linkage'", "'maybe'"]),
+        ("[input]\nyears = [1999]\n", ["key 'input.years'", "between 2005 and 2099"]),
+        ("[input]\nseparator = ':'\n", ["key 'input.separator'", "':'"]),
+        ("[quality]\nmin_date = 2020-01-01\nmax_date = 2019-01-01\n", ["max_date 2019-01-01 is before min_date"]),
+        ("[quality\n", ["not a valid TOML file"]),
+    ],
+)
+def test_invalid_configuration_names_file_key_and_value(tmp_path, text, pieces):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert str(path) in message
+    for piece in pieces:
+        assert piece in message
+
+
+def test_missing_configuration_file(tmp_path):
+    with pytest.raises(ConfigError, match="configuration file not found"):
+        load_config(tmp_path / "nope.toml")
