@@ -11,10 +11,14 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from respop import __version__
-from respop.config import Config, InputConfig, load_config
+from respop.resources import ATTRIBUTION
+from pydantic import ValidationError
+
+from respop.config import Config, InputConfig, explain_validation_error, load_config
 from respop.errors import RespopError
 
 console = Console()
@@ -69,9 +73,9 @@ def _parse_years(value: str | None) -> list[int] | None:
 @pmsi_app.command("check")
 def pmsi_check(
     folder: Annotated[Optional[Path], typer.Argument(help="Folder of SNDS tables T_MCOaaB/C/D/UM (Parquet or CSV); default: input.pmsi_dir of --config.")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="Territory configuration (TOML) for [input] and [quality].")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Territory configuration (TOML): its input and quality sections apply.")] = None,
     years: Annotated[Optional[str], typer.Option(help="Exit years to read, e.g. 2019-2023.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="auto, csv or parquet.")] = "auto",
+    fmt: Annotated[Optional[str], typer.Option("--format", help="auto, csv or parquet (default: the configuration's, else auto).")] = None,
     separator: Annotated[Optional[str], typer.Option(help="CSV separator (default: detected).")] = None,
     encoding: Annotated[Optional[str], typer.Option(help="CSV encoding: utf-8, latin-1 or cp1252.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Also write staged tables, quarantine and report.json here (private: holds patient keys).")] = None,
@@ -81,7 +85,7 @@ def pmsi_check(
     from respop.pmsi import read_pmsi
 
     cfg = load_config(config) if config else Config()
-    overrides: dict = {"format": fmt} if fmt != "auto" else {}
+    overrides: dict = {"format": fmt} if fmt else {}
     if years:
         overrides["years"] = _parse_years(years)
     if separator:
@@ -90,12 +94,11 @@ def pmsi_check(
         overrides["encoding"] = encoding
     try:
         input_cfg = InputConfig.model_validate({**cfg.input.model_dump(), **overrides})
-    except ValueError as exc:
-        raise RespopError(f"invalid option: {exc}") from None
+    except ValidationError as exc:
+        raise RespopError(f"invalid option:\n{explain_validation_error(exc)}") from None
     data = read_pmsi(folder, input_cfg, cfg.quality)
     try:
-        steps = len(data.tables) + 2 + (len(data.tables) + 4 if out else 0)
-        with progress_steps(steps, "reading PMSI tables") as step:
+        with progress_steps(data.steps(write=out is not None), "reading PMSI tables") as step:
             report = data.write(out, step) if out else data.report(step)
     finally:
         data.close()
@@ -113,6 +116,7 @@ def pmsi_check(
 def version() -> None:
     """Print respop's version."""
     console.print(f"respop {__version__}")
+    console.print(ATTRIBUTION)
 
 
 def main() -> None:
@@ -120,5 +124,5 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except RespopError as exc:
-        err_console.print(f"[bold red]Error:[/] {exc}")
+        err_console.print(f"[bold red]Error:[/] {escape(str(exc))}")
         raise SystemExit(2) from None

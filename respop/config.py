@@ -47,9 +47,9 @@ class QualityConfig(_Section):
     legal_entity_duplicates: bool = True
     inter_hospital_services: bool = True
     error_ghm: bool = True
-    duplicate_stays: bool = True
     invalid_residence: bool = True
     residence_abroad: bool = True
+    duplicate_stays: bool = True
     sessions_apart: bool = True
     min_date: dt.date = dt.date(2005, 1, 1)
     max_date: dt.date | None = None
@@ -85,11 +85,12 @@ def load_config(path: str | Path) -> Config:
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: invalid configuration:\n{_explain(exc)}") from None
+        raise ConfigError(f"{path}: invalid configuration:\n{explain_validation_error(exc)}") from None
     return _resolve_paths(config, path.parent)
 
 
-def _explain(exc: ValidationError) -> str:
+def explain_validation_error(exc: ValidationError) -> str:
+    """One line per problem: the key (dotted path), what is wrong, and the value given."""
     lines = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])

@@ -23,7 +23,8 @@ EXCLUDED_BY = "excluded_by"
 """Column naming the filter that excluded a stay (null for kept stays)."""
 
 ZONE_PATTERN = r"^(?:[0-9]{2}|2[AB])[0-9A-Z]{3}$"
-"""PMSI geographic codes: 5 characters, starting with a département (01-95, 2A, 2B, 97x, 98x)."""
+"""PMSI geographic codes: 5 characters, two digits or 2A/2B (the département) then 3 letters or
+digits. The pattern checks the form only; a zone list (quality.zones_file) checks existence."""
 UNKNOWN_ZONE = "99999"
 """Residence code for an unknown place of residence."""
 ABROAD_PREFIX = "99"
@@ -138,7 +139,13 @@ def apply_filters(stays: pl.LazyFrame, config: QualityConfig, zones: frozenset[s
         [pl.col(flag_column(f.name)) & pl.lit(enabled[f.name]) for f in FILTERS if f.name != "duplicate_stays"]
     )
     lf = lf.with_columns(excluded_before.alias("_excluded_before"))
-    candidate = ~pl.col("_excluded_before")
+    # only stays whose identifying columns are all known (and whose patient key is not a
+    # placeholder) can be duplicates of one another: missing values are not equal
+    candidate = (
+        ~pl.col("_excluded_before")
+        & pl.all_horizontal([pl.col(c).is_not_null() for c in DUPLICATE_KEYS])
+        & ~pl.col("patient_key").str.contains(FICTITIOUS_KEY)
+    )
     lf = lf.with_columns(
         (
             candidate

@@ -21,12 +21,12 @@ import polars as pl
 
 from respop.config import InputConfig, QualityConfig
 from respop.errors import InputError
-from respop.pmsi.canonical import DIAGNOSIS_SCHEMA, LINKAGE_COLUMNS, STAY_SCHEMA, build_diagnoses, build_stays
-from respop.pmsi.files import Workspace, discover, locate_csv_problem, scan_table
+from respop.pmsi.canonical import STAY_SCHEMA, build_diagnoses, build_stays
+from respop.pmsi.files import TableFile, Workspace, discover, locate_csv_problem, scan_table
 from respop.pmsi.quality import EXCLUDED_BY, FILTERS, apply_filters, flag_column
 from respop.pmsi.report import FilterCount, PmsiReport, TableCount
-from respop.pmsi.schema import TABLES, USED_COLUMNS
-from respop.pmsi.validate import REASONS, DateWindow, ValidatedTable, validate_table
+from respop.pmsi.schema import KEY, USED_COLUMNS
+from respop.pmsi.validate import CHECKS, DateWindow, ValidatedTable, validate_table
 
 Progress = Callable[[str], None]
 
@@ -39,19 +39,26 @@ class PmsiData:
     ``sessions``: kept séances; ``excluded_stays``: stays a quality filter excluded, with
     ``excluded_by``; ``diagnoses``: diagnoses of the kept stays and séances.
     Patient keys are in these frames: they belong to the run's private outputs only.
+
+    The frames are lazy plans over the raw files. :meth:`staged` parses and checks each file once
+    into a private workspace and returns the same data reading from there; :meth:`report` and
+    :meth:`write` use it, so each raw file is parsed once however many outputs are made.
     """
 
     folder: Path
     input: InputConfig
     quality: QualityConfig
+    files: dict[int | None, dict[str, TableFile]]
+    zones: frozenset[str] | None
     tables: list[ValidatedTable]
     flagged_stays: pl.LazyFrame
     all_diagnoses: pl.LazyFrame
     workspace: Workspace = field(repr=False)
+    is_staged: bool = False
 
     @property
     def years(self) -> list[int | None]:
-        return sorted({t.file.year for t in self.tables}, key=lambda y: -1 if y is None else y)
+        return list(self.files)
 
     @property
     def stays(self) -> pl.LazyFrame:
@@ -62,11 +69,10 @@ class PmsiData:
 
     @property
     def sessions(self) -> pl.LazyFrame:
+        kept = self.flagged_stays.filter(pl.col(EXCLUDED_BY).is_null() & pl.col("is_session"))
         if not self.quality.sessions_apart:
-            return self.flagged_stays.filter(pl.lit(False)).select(list(STAY_SCHEMA))
-        return self.flagged_stays.filter(pl.col(EXCLUDED_BY).is_null() & pl.col("is_session")).select(
-            list(STAY_SCHEMA)
-        )
+            kept = kept.filter(pl.lit(False))
+        return kept.select(list(STAY_SCHEMA))
 
     @property
     def excluded_stays(self) -> pl.LazyFrame:
@@ -83,30 +89,40 @@ class PmsiData:
         """Quarantined rows per source file label (``T_MCO22B``…), optionally of one table."""
         return {t.file.label: t.quarantine for t in self.tables if table in (None, t.file.table)}
 
-    def report(self, progress: Progress | None = None) -> PmsiReport:
+    def steps(self, write: bool = False) -> int:
+        """Number of progress steps :meth:`report` (or :meth:`write`) announces."""
+        n = 2 * len(self.tables) + 3
+        return n + (4 + len(self.tables) if write else 0)
+
+    def staged(self, progress: Progress | None = None) -> PmsiData:
+        """Parse and check every file once into the private workspace; return data reading it."""
+        if self.is_staged:
+            return self
+        return _build(self.folder, self.files, self.input, self.quality, self.zones, self.workspace, progress)
+
+    def report(self, progress: Progress | None = None, diagnoses: pl.LazyFrame | None = None) -> PmsiReport:
         """Count every row: read, loaded and quarantined per file (with reasons), stays excluded
         per filter, séances, stays kept, diagnoses per position. Reads the data."""
         step = progress or (lambda _label: None)
+        data = self.staged(progress)
         tables = []
-        for t in self.tables:
+        for t in data.tables:
             step(f"counting {t.file.label}")
             tables.append(_count_table(t))
-        step("applying the quality filters")
-        stays = _count_stays(self.flagged_stays, self.quality)
+        step("counting stays")
+        stays = _count_stays(data.flagged_stays, data.quality)
         step("counting diagnoses")
-        by_position = (
-            self.diagnoses.group_by("position").agg(pl.len()).collect(engine="streaming")
-        )
-        diagnoses = {str(p): int(n) for p, n in by_position.iter_rows()}
+        dx = diagnoses if diagnoses is not None else data.diagnoses
+        by_position = _collect(dx.group_by("position").agg(pl.len()), "the diagnoses")
         return PmsiReport(
             folder=str(self.folder),
-            years=[y for y in self.years],
+            years=self.years,
             tables=tables,
             filters=stays["filters"],
             stays_loaded=stays["loaded"],
             stays_kept=stays["kept"],
             sessions_kept=stays["sessions"],
-            diagnoses=diagnoses,
+            diagnoses={str(p): int(n) for p, n in by_position.iter_rows()},
         )
 
     def write(self, out: str | Path, progress: Progress | None = None) -> PmsiReport:
@@ -114,21 +130,28 @@ class PmsiData:
 
         ``out/staged/{stays,sessions,diagnoses,excluded_stays}.parquet``,
         ``out/quarantine/<file>.parquet`` and ``out/report.json``. The folder is replaced only
-        once everything is written: a failure leaves the previous content as it was.
+        once everything is written: a failure leaves the previous content as it was. A folder
+        that exists but is not a respop output is never replaced.
         """
         step = progress or (lambda _label: None)
         out = Path(out)
+        if out.exists() and any(out.iterdir()) and not (out / "report.json").is_file():
+            raise InputError("exists and is not a respop output folder; choose another --out", out)
+        data = self.staged(progress)
         with _atomic_folder(out) as tmp:
             (tmp / "staged").mkdir()
             (tmp / "quarantine").mkdir()
             for name in ("stays", "sessions", "diagnoses", "excluded_stays"):
                 step(f"writing staged/{name}.parquet")
-                getattr(self, name).sink_parquet(tmp / "staged" / f"{name}.parquet")
-            for label, lf in self.quarantine().items():
-                step(f"writing quarantine/{label}.parquet")
-                lf.sink_parquet(tmp / "quarantine" / f"{label}.parquet")
-            report = self.report(progress)
-            (tmp / "report.json").write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+                _sink(getattr(data, name), tmp / "staged" / f"{name}.parquet", f"the {name}")
+            for t in data.tables:
+                step(f"writing quarantine/{t.file.label}.parquet")
+                with _reading(t.file):
+                    t.quarantine.sink_parquet(tmp / "quarantine" / f"{t.file.label}.parquet")
+            report = data.report(progress, diagnoses=pl.scan_parquet(tmp / "staged" / "diagnoses.parquet"))
+            (tmp / "report.json").write_text(
+                json.dumps(report.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8"
+            )
         return report
 
     def close(self) -> None:
@@ -142,8 +165,9 @@ def read_pmsi(
 ) -> PmsiData:
     """Open the SNDS PMSI MCO tables of a folder (one or several exit years) as the canonical model.
 
-    Files are found and checked (names, formats, encoding, separator, required columns) now;
-    rows are read only when a frame is collected. Raises :class:`~respop.errors.InputError`.
+    Files are found and checked (names, formats, encoding, separator, required columns, date
+    format) now; rows are read only when a frame is collected, or by :meth:`PmsiData.staged`.
+    Raises :class:`~respop.errors.InputError`.
     """
     input = input or InputConfig()
     quality = quality or QualityConfig()
@@ -151,35 +175,96 @@ def read_pmsi(
     if folder is None:
         raise InputError("no PMSI folder given (set input.pmsi_dir in the configuration)")
     files = discover(folder, input.years, input.format)
-    workspace = Workspace()
     zones = _load_zones(quality.zones_file) if quality.zones_file else None
+    return _build(Path(folder), files, input, quality, zones, Workspace(), progress=None, stage=False)
+
+
+def _build(
+    folder: Path,
+    files: dict[int | None, dict[str, TableFile]],
+    input: InputConfig,
+    quality: QualityConfig,
+    zones: frozenset[str] | None,
+    workspace: Workspace,
+    progress: Progress | None,
+    stage: bool = True,
+) -> PmsiData:
+    """Validate every file and build the canonical frames; with ``stage``, write each validated
+    table and the filtered stays to the workspace first (one parse per file)."""
+    step = progress or (lambda _label: None)
+
+    def staged(t: ValidatedTable) -> ValidatedTable:
+        if not stage:
+            return t
+        step(f"checking {t.file.label}")
+        with _reading(t.file):
+            return t.materialize(workspace.path())
+
     tables: list[ValidatedTable] = []
     stays, diagnoses = [], []
     for year, by_table in files.items():
         window = DateWindow(quality.min_date, quality.max_date or _default_max_date(year))
         raw = {t: scan_table(f, input.separator, input.encoding, workspace) for t, f in by_table.items()}
-        b = validate_table(by_table["B"], raw["B"], window)
-        c = validate_table(by_table["C"], raw["C"], window)
-        keys = b.loaded.select("ETA_NUM", "RSA_NUM")
-        d = validate_table(by_table["D"], raw["D"], window, parent_keys=keys)
-        um = validate_table(by_table["UM"], raw["UM"], window, parent_keys=keys)
+        with _reading(by_table["B"]):
+            b = staged(validate_table(by_table["B"], raw["B"], window))
+        keys = b.loaded.select(*KEY)
+        others = []
+        for table in ("C", "D", "UM"):
+            with _reading(by_table[table]):
+                others.append(staged(validate_table(by_table[table], raw[table], window, parent_keys=keys)))
+        c, d, um = others
         tables += [b, c, d, um]
         stays.append(build_stays(b, c))
         diagnoses.append(build_diagnoses(b, d, um))
     flagged = apply_filters(pl.concat(stays, how="vertical"), quality, zones)
+    if stage:
+        step("applying the quality filters")
+        path = workspace.path() / "flagged_stays.parquet"
+        _sink(flagged, path, "the stays")
+        flagged = pl.scan_parquet(path)
     return PmsiData(
-        folder=Path(folder),
+        folder=folder,
         input=input,
         quality=quality,
+        files=files,
+        zones=zones,
         tables=tables,
         flagged_stays=flagged,
         all_diagnoses=pl.concat(diagnoses, how="vertical"),
         workspace=workspace,
+        is_staged=stage,
     )
 
 
+@contextmanager
+def _reading(tf: TableFile) -> Iterator[None]:
+    """Turn a read failure of one file into an :class:`InputError` naming it (and the bad line)."""
+    try:
+        yield
+    except pl.exceptions.PolarsError as exc:
+        message = _short(exc)
+        located = locate_csv_problem(tf.path) if tf.format == "csv" and tf.path.is_file() else None
+        if located:
+            message = f"malformed CSV: {located}"
+        elif "utf-8" in message.lower():
+            message += (
+                " (the file is not UTF-8 throughout; if it is Latin-1 or Windows-1252, set "
+                'encoding = "cp1252" in the input section)'
+            )
+        raise InputError(message, tf.path) from None
+
+
+def _sink(lf: pl.LazyFrame, path: Path, label: str) -> None:
+    try:
+        lf.sink_parquet(path)
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(f"could not build {label}: {_short(exc)}") from None
+
+
 def _default_max_date(year: int | None) -> dt.date:
-    return dt.date(year, 12, 31) if year is not None else dt.date.today()
+    """The last day of the file's exit year; for files whose name does not give the year
+    (``T_MCOaaB``), the end of 2099, so that a report does not depend on the day it is run."""
+    return dt.date(year if year is not None else 2099, 12, 31)
 
 
 def _load_zones(path: Path) -> frozenset[str]:
@@ -206,31 +291,27 @@ def _short(exc: Exception) -> str:
 
 
 def _count_table(t: ValidatedTable) -> TableCount:
-    label = t.file.label
-    try:
-        read = _collect(t.raw.select(pl.len()), label).item()
-        loaded = _collect(t.loaded.select(pl.len()), label).item()
-        reasons = _collect(
-            t.quarantine.select(pl.col(REASONS).explode().alias("reason")).group_by("reason").agg(pl.len()), label
-        )
-        quarantined = _collect(t.quarantine.select(pl.len()), label).item()
-    except InputError as exc:
-        message = str(exc).removeprefix(f"could not read {label}: ")
-        located = locate_csv_problem(t.file.path) if t.file.format == "csv" and t.file.path.is_file() else None
-        if located:
-            message = f"malformed CSV: {located}"
-        raise InputError(message, t.file.path) from None
+    """Counts of one validated table; the reasons are decoded from the check bits."""
+    with _reading(t.file):
+        read = t.raw.select(pl.len()).collect(engine="streaming").item()
+        counts = t.typed.select(
+            pl.len().alias("typed"),
+            (pl.col(CHECKS) == 0).sum().alias("loaded"),
+            (pl.col(CHECKS) != 0).sum().alias("quarantined"),
+            *[((pl.col(CHECKS) & (1 << i)) != 0).sum().alias(f"bit{i}") for i in range(len(t.reasons))],
+        ).collect(engine="streaming").row(0, named=True)
+    reasons = {why: int(counts[f"bit{i}"]) for i, why in enumerate(t.reasons) if counts[f"bit{i}"]}
     absent = [name for name, req, _ in USED_COLUMNS[t.file.table] if not req and name not in t.raw.collect_schema()]
     return TableCount(
         table=t.file.table,
-        label=label,
+        label=t.file.label,
         year=t.file.year,
         path=str(t.file.path),
         format=t.file.format,
         rows_read=int(read),
-        rows_loaded=int(loaded),
-        rows_quarantined=int(quarantined),
-        reasons=dict(sorted(((r, int(n)) for r, n in reasons.iter_rows()), key=lambda kv: -kv[1])),
+        rows_loaded=int(counts["loaded"]),
+        rows_quarantined=int(counts["quarantined"]),
+        reasons=dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
         absent_optional_columns=absent,
     )
 
@@ -283,5 +364,3 @@ def _atomic_folder(target: Path) -> Iterator[Path]:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
-
-__all__ = ["PmsiData", "read_pmsi", "TABLES", "LINKAGE_COLUMNS", "DIAGNOSIS_SCHEMA"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -76,7 +77,7 @@ class PmsiReport:
 
     def render(self, console: Console) -> None:
         """Print the report as tables."""
-        files = Table(title=f"PMSI MCO tables in {self.folder}", title_justify="left")
+        files = Table(title=f"PMSI MCO tables in {escape(self.folder)}", title_justify="left")
         for col, justify in (("file", "left"), ("format", "left"), ("read", "right"), ("loaded", "right"),
                              ("quarantined", "right"), ("balanced", "center")):
             files.add_column(col, justify=justify)
@@ -91,7 +92,7 @@ class PmsiReport:
         reasons.add_column("rows", justify="right")
         for t in self.tables:
             for reason, n in t.reasons.items():
-                reasons.add_row(t.label, reason, f"{n:,}")
+                reasons.add_row(t.label, escape(reason), f"{n:,}")
         if reasons.row_count:
             console.print(reasons)
         absent = [(t.label, c) for t in self.tables for c in t.absent_optional_columns]
@@ -105,15 +106,15 @@ class PmsiReport:
         for col, justify in (("filter", "left"), ("what it catches", "left"), ("on", "center"),
                              ("excluded", "right"), ("flagged", "right")):
             filters.add_column(col, justify=justify)
-        filters.add_row("", "stays loaded (valid T_MCOaaB rows)", "", f"{self.stays_loaded:,}", "")
         for f in self.filters:
             filters.add_row(f.name, f.title, "yes" if f.enabled else "no", f"{f.excluded:,}", f"{f.flagged:,}")
-        filters.add_row("", "séances kept apart (CMD 28)", "", f"{self.sessions_kept:,}", "")
-        filters.add_row("", "stays kept", "", f"{self.stays_kept:,}", "", style="bold")
+        console.print(f"Stays loaded (valid T_MCOaaB rows): {self.stays_loaded:,}")
         console.print(filters)
+        console.print(f"Séances kept apart (CMD 28): {self.sessions_kept:,}")
+        console.print(f"[bold]Stays kept: {self.stays_kept:,}[/]")
         if self.diagnoses:
             console.print(
-                "Diagnoses of kept stays: "
+                "Diagnoses of kept stays and séances: "
                 + ", ".join(f"{pos} {n:,}" for pos, n in sorted(self.diagnoses.items()))
             )
         verdict = "[green]every row is accounted for[/]" if self.balanced else "[red]counts do not add up[/]"

@@ -77,8 +77,6 @@ USED_COLUMNS: dict[str, tuple[tuple[str, bool, bool], ...]] = {
         ("SEJ_NBJ", True, False),
         ("GRG_GHM", True, True),
         ("SEJ_TYP", False, False),
-        ("SOR_ANN", False, False),
-        ("SOR_MOI", False, False),
     ),
     "C": (
         ("ETA_NUM", True, True),
@@ -161,6 +159,11 @@ OVERRIDES: dict[tuple[str, str], tuple[dict, str]] = {
         {"nomenclature": None, "enum": ("0", "6", "7", "8", "N")},
         "The schema points ENT_MOD at the exit-mode list MS_SOR_V; PMSI entry modes are 0 "
         "(provisional transfer), 6 (mutation), 7 (transfer), 8 (home) and N (birth).",
+    ),
+    ("B", "SOR_MOD"): (
+        {"max_length": None},
+        "The schema's 1-character limit would reject the codes -1 (unknown) and -2 (not "
+        "applicable) of its own nomenclature MS_SOR_V; the nomenclature check is kept.",
     ),
     ("B", "ENT_PRV"): (
         {"extra_codes": ("R",)},

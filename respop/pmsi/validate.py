@@ -10,7 +10,8 @@ is checked in the report.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import polars as pl
 
@@ -36,16 +37,6 @@ class DateWindow:
     maximum: dt.date
 
 
-@dataclass
-class ValidatedTable:
-    """One table file after validation."""
-
-    file: TableFile
-    raw: pl.LazyFrame
-    loaded: pl.LazyFrame
-    quarantine: pl.LazyFrame
-
-
 def kind_dtype(rule: ColumnRule) -> pl.DataType:
     """The polars type of a validated column."""
     if rule.kind in ("integer", "year", "month"):
@@ -63,20 +54,29 @@ def text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
 
 
 def parse_sas_date(expr: pl.Expr) -> pl.Expr:
-    """Parse SNDS dates from text: SAS datetimes (``02Jan2007:22:12:17``) and common date forms."""
-    return pl.coalesce(
-        [
-            expr.str.to_datetime(fmt, strict=False).dt.date()
-            if ":" in fmt
-            else expr.str.to_date(fmt, strict=False)
-            for fmt in _DATE_FORMATS
-        ]
-    )
+    """Parse SNDS dates from text: SAS datetimes (``02Jan2007:22:12:17``) and common date forms.
+
+    Tries every known format on every value; :func:`validate_table` detects a file's format once
+    and parses with that one only.
+    """
+    return pl.coalesce([_parse_one(expr, fmt) for fmt in _DATE_FORMATS])
 
 
-def _parsed(rule: ColumnRule, raw: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr, list[tuple[pl.Expr, str]]]:
-    """Return (text, typed value, [(failure condition, reason)]) for one column."""
-    t = text(raw, dtype)
+TEXT = "__text_"
+"""Prefix of the trimmed-text copy of each raw column, computed once per row."""
+
+
+def _column_rule(
+    rule: ColumnRule, dtype: pl.DataType, date_format: str | None = None
+) -> tuple[pl.Expr, list[tuple[pl.Expr, str]]]:
+    """The typed value of one column and its [(failure condition, reason)].
+
+    The value is computed from the raw column (``rule.name``) and its trimmed text
+    (``__text_<name>``); the failure conditions read the text and the typed value (again under
+    ``rule.name``), so that :func:`validate_table` computes each once, in three steps.
+    ``date_format``: the format detected for a text date column; None tries every known format.
+    """
+    raw, t, v = pl.col(rule.name), pl.col(TEXT + rule.name), pl.col(rule.name)
     failures: list[tuple[pl.Expr, str]] = []
     kind = rule.kind
     if kind in ("integer", "year", "month"):
@@ -86,35 +86,36 @@ def _parsed(rule: ColumnRule, raw: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr
             value = pl.when(raw == raw.round(0)).then(raw.cast(pl.Int64, strict=False))
         else:
             value = t.cast(pl.Int64, strict=False)
-        failures.append((t.is_not_null() & value.is_null(), "not an integer"))
+        failures.append((t.is_not_null() & v.is_null(), "not an integer"))
         lo, hi = rule.minimum, rule.maximum
         if kind == "year":
             lo, hi = _YEAR_RANGE
         elif kind == "month":
             lo, hi = 1, 12
         if lo is not None:
-            failures.append((value < lo, f"below the minimum {lo}"))
+            failures.append((v < lo, f"below the minimum {lo}"))
         if hi is not None:
-            failures.append((value > hi, f"above the maximum {hi}"))
+            failures.append((v > hi, f"above the maximum {hi}"))
     elif kind == "date":
         if dtype == pl.Date:
             value = raw
         elif isinstance(dtype, pl.Datetime):
             value = raw.dt.date()
+        elif date_format is not None:
+            value = _parse_one(t, date_format)
         else:
             value = parse_sas_date(t)
-        failures.append((t.is_not_null() & value.is_null(), "not a date"))
+        failures.append((t.is_not_null() & v.is_null(), "not a date"))
     elif kind == "finess":
         value = pl.when(t.str.contains(r"^[0-9]{1,8}$")).then(t.str.zfill(9)).otherwise(t)
-        failures.append((value.is_not_null() & ~value.str.contains(rule.pattern), rule.pattern_label))
+        failures.append((v.is_not_null() & ~v.str.contains(rule.pattern), rule.pattern_label))
     elif kind == "rsa":
-        valid = t.str.contains(rule.pattern)
-        value = pl.when(valid).then(t.str.zfill(10)).otherwise(t)
-        failures.append((t.is_not_null() & ~valid, rule.pattern_label))
+        value = pl.when(t.str.contains(rule.pattern)).then(t.str.zfill(10)).otherwise(t)
+        failures.append((t.is_not_null() & ~t.str.contains(rule.pattern), rule.pattern_label))
     elif kind == "icd10":
         value = normalize_icd10(t)
-        known = value.is_in(list(codes("MS_CIM_V")))
-        failures.append((value.is_not_null() & ~known, "code absent from the French CIM-10"))
+        known = v.is_in(sorted(codes("MS_CIM_V")))
+        failures.append(((v.is_not_null() & ~known) | (t.is_not_null() & v.is_null()), "code absent from the French CIM-10"))
     else:  # string and return codes
         value = t
         if rule.max_length is not None:
@@ -134,7 +135,77 @@ def _parsed(rule: ColumnRule, raw: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr
             failures.append((t.is_not_null() & ~t.is_in(sorted(allowed)), f"not a code of {label}"))
     if rule.required_value:
         failures.append((t.is_null(), "missing value"))
-    return t, value, failures
+    return value, failures
+
+
+CHECKS = "_checks"
+"""Bit mask of the checks a row failed (0 for a row to load); decoded into reasons only for the
+quarantined rows, so that the valid path stays cheap."""
+
+
+@dataclass
+class ValidatedTable:
+    """One table file after validation.
+
+    ``typed`` holds every row with its typed values and :data:`CHECKS`; ``loaded`` and
+    ``quarantine`` are derived from it. :meth:`materialize` writes ``typed`` once to a private
+    workspace so that later reads do not parse the raw file again.
+    """
+
+    file: TableFile
+    raw: pl.LazyFrame
+    typed: pl.LazyFrame
+    reasons: tuple[str, ...]
+
+    @property
+    def loaded(self) -> pl.LazyFrame:
+        return self.typed.filter(pl.col(CHECKS) == 0).drop(CHECKS)
+
+    @property
+    def quarantine(self) -> pl.LazyFrame:
+        """The quarantined rows as they were read (every column, as text), with ``_reasons``."""
+        bad = self.typed.filter(pl.col(CHECKS) != 0).select(ROW, CHECKS)
+        decoded = pl.concat_list(
+            [pl.when((pl.col(CHECKS) & (1 << i)) != 0).then(pl.lit(why)) for i, why in enumerate(self.reasons)]
+        ).list.drop_nulls()
+        return (
+            self.raw.select(pl.all().cast(pl.String))
+            .with_columns(pl.col(ROW).cast(pl.UInt32))
+            .join(bad.with_columns(pl.col(ROW).cast(pl.UInt32)), on=ROW, how="inner", maintain_order="left")
+            .with_columns(decoded.alias(REASONS), pl.lit(self.file.label).alias(SOURCE))
+            .drop(CHECKS)
+        )
+
+    def materialize(self, folder: Path) -> ValidatedTable:
+        """Write the typed rows to ``folder`` (streaming) and return a table that reads them."""
+        path = folder / f"typed_{self.file.label}.parquet"
+        self.typed.sink_parquet(path)
+        return replace(self, typed=pl.scan_parquet(path))
+
+
+def detect_date_format(raw: pl.LazyFrame, column: str, sample: int = 2000) -> str | None:
+    """The date format most of the first non-empty values of a text column follow, or None."""
+    values = (
+        raw.select(text(pl.col(column), pl.String).alias("v"))
+        .filter(pl.col("v").is_not_null())
+        .head(sample)
+        .collect()
+        .get_column("v")
+    )
+    if values.is_empty():
+        return None
+    parsed = {fmt: _parse_one(pl.col("v"), fmt) for fmt in _DATE_FORMATS}
+    counts = pl.DataFrame({"v": values}).select(
+        [expr.is_not_null().sum().alias(fmt) for fmt, expr in parsed.items()]
+    ).row(0, named=True)
+    best = max(counts, key=lambda fmt: counts[fmt])
+    return best if counts[best] > 0 else None
+
+
+def _parse_one(expr: pl.Expr, fmt: str) -> pl.Expr:
+    if ":" in fmt:
+        return expr.str.to_datetime(fmt, strict=False).dt.date()
+    return expr.str.to_date(fmt, strict=False)
 
 
 def validate_table(
@@ -143,77 +214,82 @@ def validate_table(
     window: DateWindow,
     parent_keys: pl.LazyFrame | None = None,
 ) -> ValidatedTable:
-    """Type and check one raw table.
+    """Type and check one raw table (lazily).
 
-    ``parent_keys`` (ETA_NUM, RSA_NUM of the loaded stays of the same year) makes rows of D and UM
-    without a stay in B quarantined, as the schema's foreign key requires.
+    ``parent_keys`` (ETA_NUM, RSA_NUM of the loaded stays of the same year) quarantines rows of C,
+    D and UM without a stay in B, as the schema's foreign keys require.
     """
     schema = table_schema(tf.table)
     raw_schema = raw.collect_schema()
+    texts: list[pl.Expr] = []
     values: list[pl.Expr] = []
-    reasons: list[pl.Expr] = []
+    failures: list[tuple[pl.Expr, str]] = []
     for rule in schema.rules:
         if rule.name in raw_schema:
-            _, value, failures = _parsed(rule, pl.col(rule.name), raw_schema[rule.name])
+            dtype = raw_schema[rule.name]
+            date_format = None
+            if rule.kind == "date" and dtype == pl.String:
+                date_format = detect_date_format(raw, rule.name)
+            value, column_failures = _column_rule(rule, dtype, date_format)
+            texts.append(text(pl.col(rule.name), dtype).alias(TEXT + rule.name))
         else:  # optional column absent from this file
-            value, failures = pl.lit(None, dtype=kind_dtype(rule)), []
+            value, column_failures = pl.lit(None, dtype=kind_dtype(rule)), []
         values.append(value.alias(rule.name))
-        reasons.extend(pl.when(cond).then(pl.lit(f"{rule.name}: {why}")) for cond, why in failures)
+        failures.extend((cond, f"{rule.name}: {why}") for cond, why in column_failures)
+    row_failures = _row_checks(tf, window)
+    reasons = [why for _, why in failures] + [why for _, why in row_failures]
+    duplicate_bit = len(reasons)
+    reasons.append("duplicate primary key (ETA_NUM, RSA_NUM): an earlier row has it")
+    orphan_bit = len(reasons)
+    reasons.append(f"no loaded stay with this (ETA_NUM, RSA_NUM) in T_MCO{tf.label[5:7]}B")
+    if len(reasons) > 63:
+        raise ValueError(f"{tf.label}: too many checks ({len(reasons)}) for one bit mask")
 
-    typed = raw.select(
-        pl.col(ROW),
-        *values,
-        pl.concat_list(reasons).list.drop_nulls().alias(REASONS) if reasons else pl.lit([], pl.List(pl.String)).alias(REASONS),
+    typed = (
+        raw.with_columns(texts)
+        .with_columns(values)
+        .select(
+            pl.col(ROW),
+            *(pl.col(rule.name) for rule in schema.rules),
+            _mask(cond for cond, _ in failures).alias(CHECKS),
+        )
     )
-    typed = typed.with_columns(_row_checks(tf, window))
+    if row_failures:
+        start = len(failures)
+        row_mask = _mask((cond for cond, _ in row_failures), start)
+        typed = typed.with_columns(pl.col(CHECKS) | row_mask)
 
     if schema.primary_key:
-        ok = pl.col(REASONS).list.len() == 0
-        first = pl.col(ROW).min().over([*KEY, ok])
-        duplicate = ok & (pl.col(ROW) != first)
-        typed = typed.with_columns(
-            _add_reason(duplicate, "duplicate primary key (ETA_NUM, RSA_NUM): an earlier row has it")
-        )
+        ok = pl.col(CHECKS) == 0
+        duplicate = ok & (pl.col(ROW) != pl.col(ROW).min().over([*KEY, ok]))
+        typed = typed.with_columns(pl.col(CHECKS) | _mask([duplicate], duplicate_bit))
     if parent_keys is not None:
         parents = parent_keys.select(*KEY).unique().with_columns(pl.lit(True).alias("_has_stay"))
         typed = (
             typed.join(parents, on=list(KEY), how="left", maintain_order="left")
-            .with_columns(
-                _add_reason(
-                    pl.col("_has_stay").is_null(),
-                    f"no loaded stay with this (ETA_NUM, RSA_NUM) in T_MCO{tf.label[5:7]}B",
-                )
-            )
+            .with_columns(pl.col(CHECKS) | _mask([pl.col("_has_stay").is_null()], orphan_bit))
             .drop("_has_stay")
         )
+    return ValidatedTable(file=tf, raw=raw, typed=typed, reasons=tuple(reasons))
 
-    is_ok = pl.col(REASONS).list.len() == 0
-    loaded = typed.filter(is_ok).drop(REASONS)
-    bad_rows = typed.filter(~is_ok).select(ROW, REASONS)
-    quarantine = (
-        raw.select(pl.all().cast(pl.String))
-        .with_columns(pl.col(ROW).cast(pl.UInt32))
-        .join(bad_rows, on=ROW, how="inner", maintain_order="left")
-        .with_columns(pl.lit(tf.label).alias(SOURCE))
-    )
-    return ValidatedTable(file=tf, raw=raw, loaded=loaded, quarantine=quarantine)
+
+def _mask(conditions, start: int = 0) -> pl.Expr:
+    """An Int64 with bit ``start + i`` set where the i-th condition is true (null counts as false)."""
+    bits = [
+        pl.when(cond.fill_null(False)).then(pl.lit(1 << (start + i), pl.Int64)).otherwise(pl.lit(0, pl.Int64))
+        for i, cond in enumerate(conditions)
+    ]
+    if not bits:
+        return pl.lit(0, pl.Int64)
+    return pl.sum_horizontal(bits)
 
 
 def _chars(n: int) -> str:
     return f"{n} character" + ("s" if n > 1 else "")
 
 
-def _add_reason(condition: pl.Expr, reason: str) -> pl.Expr:
-    return (
-        pl.when(condition)
-        .then(pl.col(REASONS).list.concat(pl.lit([reason], pl.List(pl.String))))
-        .otherwise(pl.col(REASONS))
-        .alias(REASONS)
-    )
-
-
-def _row_checks(tf: TableFile, window: DateWindow) -> list[pl.Expr]:
-    """Checks that involve several columns of a row."""
+def _row_checks(tf: TableFile, window: DateWindow) -> list[tuple[pl.Expr, str]]:
+    """Checks that involve several columns of a row, on typed values."""
     if tf.table != "C":
         return []
     entry, exit_ = pl.col("EXE_SOI_DTD"), pl.col("EXE_SOI_DTF")
@@ -228,7 +304,4 @@ def _row_checks(tf: TableFile, window: DateWindow) -> list[pl.Expr]:
         checks.append(
             (exit_.dt.year() != tf.year, f"EXE_SOI_DTF: exit date outside {tf.year}, the year of {tf.label}")
         )
-    out = pl.col(REASONS)
-    for cond, why in checks:
-        out = pl.when(cond.fill_null(False)).then(out.list.concat(pl.lit([why], pl.List(pl.String)))).otherwise(out)
-    return [out.alias(REASONS)]
+    return checks

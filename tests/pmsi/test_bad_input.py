@@ -251,3 +251,64 @@ def test_cli_prints_a_message_not_a_traceback(tmp_path, setup, message):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr + result.stdout
     assert "Error:" in result.stderr and message in result.stderr
+
+
+def test_a_lone_dot_as_diagnosis_is_quarantined_not_emptied(tmp_path):
+    _world(tmp_path, DGN_PAL=".")
+    data = read_pmsi(tmp_path)
+    assert "DGN_PAL: code absent from the French CIM-10" in _reasons(data, "T_MCO22B")
+
+
+def test_unknown_exit_mode_code_of_the_nomenclature_loads(tmp_path):
+    _world(tmp_path, SOR_MOD="-1")
+    report = read_pmsi(tmp_path).report()
+    assert report.table("T_MCO22B").rows_quarantined == 0
+
+
+def test_linkage_row_without_a_stay_is_quarantined(tmp_path):
+    _world(tmp_path)
+    path = tmp_path / "T_MCO22C.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines, lines[1].replace("0000000001", "0000000077", 1)]) + "\n")
+    data = read_pmsi(tmp_path)
+    report = data.report()
+    assert "no loaded stay with this (ETA_NUM, RSA_NUM) in T_MCO22B" in _reasons(data, "T_MCO22C")
+    assert report.table("T_MCO22C").rows_loaded == 1 and report.balanced
+
+
+def test_cli_error_messages_keep_their_square_brackets(tmp_path):
+    _world(tmp_path)
+    path = tmp_path / "T_MCO22B.csv"
+    path.write_bytes(path.read_bytes().replace(b"01001", "0100é".encode("cp1252"), 1))
+    result = subprocess.run(
+        [sys.executable, "-m", "respop", "pmsi", "check", str(tmp_path)],
+        capture_output=True, text=True, env={"COLUMNS": "300"},
+    )
+    assert result.returncode == 2
+    assert "under [input]" in " ".join(result.stderr.split())
+
+
+def test_cli_out_with_a_ragged_csv_is_a_message_and_keeps_nothing_half_written(tmp_path):
+    pmsi = tmp_path / "pmsi"
+    _world(pmsi)
+    path = pmsi / "T_MCO22D.csv"
+    path.write_text(path.read_text() + "010000024;0000000001;E119;EXTRA\n")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "respop", "pmsi", "check", str(pmsi), "--out", str(out)],
+        capture_output=True, text=True, env={"COLUMNS": "300"},
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "line 3 has 4 fields" in " ".join(result.stderr.split())
+    assert not out.exists()
+
+
+def test_write_refuses_to_replace_a_folder_that_is_not_a_respop_output(tmp_path):
+    _world(tmp_path / "pmsi")
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.docx").write_text("years of work")
+    with pytest.raises(InputError, match="is not a respop output folder"):
+        read_pmsi(tmp_path / "pmsi").write(precious)
+    assert (precious / "thesis.docx").read_text() == "years of work"

@@ -230,7 +230,7 @@ def test_write_outputs_and_keep_previous_results_on_failure(tmp_path, monkeypatc
     assert pl.read_parquet(out / "staged" / "excluded_stays.parquet").height == sum(f.excluded for f in report.filters)
 
     # a failure during a second write leaves the first outputs as they were
-    def boom(self, progress=None):
+    def boom(self, progress=None, diagnoses=None):
         raise RuntimeError("interrupted")
 
     monkeypatch.setattr(type(data), "report", boom)
@@ -238,3 +238,15 @@ def test_write_outputs_and_keep_previous_results_on_failure(tmp_path, monkeypatc
         data.write(out)
     assert pl.read_parquet(out / "staged" / "stays.parquet").equals(staged)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_stays_with_unknown_identifiers_are_not_duplicates_of_each_other(tmp_path):
+    y = SndsYear(2022)
+    a = y.stay(c={"NIR_ANO_17": "xxxxxxxxxxxxxxxxx"})
+    b = y.stay(c={"NIR_ANO_17": "xxxxxxxxxxxxxxxxx"})
+    c = y.stay(c={"NIR_ANO_17": None})
+    d = y.stay(c={"NIR_ANO_17": None})
+    y.write(tmp_path, "csv")
+    data = read_pmsi(tmp_path, quality=QualityConfig(linkage=False))
+    assert sorted(data.stays.collect()["stay_key"]) == sorted([a, b, c, d])
+    assert data.report().filter("duplicate_stays").flagged == 0
