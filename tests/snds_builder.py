@@ -56,8 +56,8 @@ class SndsYear:
         c: dict | None = None,
         with_c: bool = True,
         **b,
-    ) -> str:
-        """Add a stay; return its canonical stay key. ``b`` overrides B columns, ``c`` C columns."""
+    ) -> int:
+        """Add a stay; return its canonical stay id. ``b`` overrides B columns, ``c`` C columns."""
         if rsa is None:
             rsa = f"{self._next_rsa:010d}"
             self._next_rsa += 1
@@ -71,7 +71,7 @@ class SndsYear:
             self.d.append({"ETA_NUM": eta, "RSA_NUM": rsa, "ASS_DGN": code})
         for rank, (dp, dr) in enumerate(units, start=1):
             self.um.append({"ETA_NUM": eta, "RSA_NUM": rsa, "DGN_PAL": dp, "DGN_REL": dr, "UM_ORD_NUM": str(rank)})
-        return f"{self.year}-{eta}-{rsa}"
+        return self.year * 1_000_000_000 + len(self.b)  # stay_id: year and row of the stay in B
 
     def frames(self, typed: bool) -> dict[str, pl.DataFrame]:
         out = {}

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from respop.pmsi.schema import KEY, RETURN_CODES
-from respop.pmsi.validate import ValidatedTable
+from respop.pmsi.files import ROW
+from respop.pmsi.schema import RETURN_CODES
+from respop.pmsi.validate import STAY_ROW, ValidatedTable
 
 POSITIONS = ("DP", "DR", "DAS", "UM_DP", "UM_DR")
 """Diagnosis positions: stay-level principal (DP) and related (DR) diagnoses, associated
@@ -18,7 +19,7 @@ diagnoses (DAS), and the principal and related diagnoses of each medical unit (U
 Position = pl.Enum(list(POSITIONS))
 
 STAY_SCHEMA: dict[str, pl.DataType] = {
-    "stay_key": pl.String,
+    "stay_id": pl.Int64,
     "source_year": pl.Int16,
     "hospital_id": pl.String,
     "rsa_num": pl.String,
@@ -44,7 +45,7 @@ STAY_SCHEMA: dict[str, pl.DataType] = {
 """Columns and types of the canonical stays (one row per stay)."""
 
 DIAGNOSIS_SCHEMA: dict[str, pl.DataType] = {
-    "stay_key": pl.String,
+    "stay_id": pl.Int64,
     "code": pl.String,
     "position": Position,
     "unit_rank": pl.Int16,
@@ -62,13 +63,14 @@ SESSION_CMD = "28"
 """GHM of CMD 28 are séances (dialysis, chemotherapy, radiotherapy sessions…)."""
 
 
-def stay_key(year_label: str) -> pl.Expr:
-    """Stay key ``<year>-<FINESS>-<RSA>``: RSA numbers are unique per hospital and exit year only."""
-    return pl.concat_str([pl.lit(year_label), pl.col("ETA_NUM"), pl.col("RSA_NUM")], separator="-")
+ROWS_PER_YEAR = 1_000_000_000
+"""Stay ids are ``exit year × 10⁹ + row of the stay in T_MCOaaB`` (year 0 for ``aa`` files)."""
 
 
-def _year_label(table: ValidatedTable) -> str:
-    return "aa" if table.file.year is None else str(table.file.year)
+def stay_id(year: int | None, row: str) -> pl.Expr:
+    """Stay id from the exit year and a B row number: compact, unique across years, and readable
+    (2022000000123 is row 123 of T_MCO22B). RSA numbers alone are unique per hospital and year only."""
+    return pl.lit((year or 0) * ROWS_PER_YEAR, pl.Int64) + pl.col(row).cast(pl.Int64)
 
 
 def build_stays(b: ValidatedTable, c: ValidatedTable) -> pl.LazyFrame:
@@ -79,17 +81,17 @@ def build_stays(b: ValidatedTable, c: ValidatedTable) -> pl.LazyFrame:
     """
     year = b.file.year
     linkage = c.loaded.select(
-        *KEY,
+        pl.col(STAY_ROW).alias(ROW),
         "NIR_ANO_17",
         "EXE_SOI_DTD",
         "EXE_SOI_DTF",
         pl.all_horizontal([pl.col(r).fill_null("0") == "0" for r in RETURN_CODES]).alias("_return_codes_ok"),
         pl.lit(True).alias("_linked"),
     )
-    stays = b.loaded.join(linkage, on=list(KEY), how="left", maintain_order="left")
+    stays = b.loaded.join(linkage, on=ROW, how="left", maintain_order="left")
     ghm = pl.col("GRG_GHM")
     return stays.select(
-        stay_key(_year_label(b)).alias("stay_key"),
+        stay_id(year, ROW).alias("stay_id"),
         pl.lit(year, pl.Int16).alias("source_year"),
         pl.col("ETA_NUM").alias("hospital_id"),
         pl.col("RSA_NUM").alias("rsa_num"),
@@ -122,27 +124,29 @@ def build_diagnoses(b: ValidatedTable, d: ValidatedTable, um: ValidatedTable) ->
     The same code repeated at one position of a stay (frequent for DAS in T_MCOaaD, or a unit DP
     shared by several units) is kept once, with the rank of its first medical unit.
     """
-    label = _year_label(b)
+    year = b.file.year
     no_rank = pl.lit(None, pl.Int16).alias("unit_rank")
-    parts = [
-        b.loaded.select(stay_key(label).alias("stay_key"), pl.col("DGN_PAL").alias("code"), pl.lit("DP").alias("position"), no_rank),
-        b.loaded.select(stay_key(label).alias("stay_key"), pl.col("DGN_REL").alias("code"), pl.lit("DR").alias("position"), no_rank),
-        d.loaded.select(stay_key(label).alias("stay_key"), pl.col("ASS_DGN").alias("code"), pl.lit("DAS").alias("position"), no_rank),
-    ]
-    for col, pos in (("DGN_PAL", "UM_DP"), ("DGN_REL", "UM_DR")):
-        parts.append(
-            um.loaded.select(
-                stay_key(label).alias("stay_key"),
-                pl.col(col).alias("code"),
-                pl.lit(pos).alias("position"),
-                pl.col("UM_ORD_NUM").cast(pl.Int16).alias("unit_rank"),
-            )
+
+    def part(table: ValidatedTable, row: str, column: str, position: str, rank: pl.Expr) -> pl.LazyFrame:
+        return table.loaded.select(
+            stay_id(year, row).alias("stay_id"),
+            pl.col(column).alias("code"),
+            pl.lit(position).cast(Position).alias("position"),
+            rank,
         )
+
+    um_rank = pl.col("UM_ORD_NUM").cast(pl.Int16).alias("unit_rank")
+    parts = [
+        part(b, ROW, "DGN_PAL", "DP", no_rank),
+        part(b, ROW, "DGN_REL", "DR", no_rank),
+        part(d, STAY_ROW, "ASS_DGN", "DAS", no_rank),
+        part(um, STAY_ROW, "DGN_PAL", "UM_DP", um_rank),
+        part(um, STAY_ROW, "DGN_REL", "UM_DR", um_rank),
+    ]
     return (
         pl.concat(parts, how="vertical")
         .filter(pl.col("code").is_not_null())
-        .with_columns(pl.col("position").cast(Position))
-        .group_by("stay_key", "position", "code")
+        .group_by("stay_id", "position", "code")
         .agg(pl.col("unit_rank").min())
         .select(list(DIAGNOSIS_SCHEMA))
     )

@@ -113,7 +113,7 @@ FILTERS: tuple[QualityFilter, ...] = (
         "duplicated stay",
         "The same stay sent twice under two RSA numbers: same patient, hospital, entry and exit "
         "dates and GHM as another stay not excluded by an earlier filter. The stay with the "
-        "smallest key is kept.",
+        "smallest stay_id (the first in the files) is kept.",
         lambda zones: pl.lit(False),  # computed in apply_filters: needs the earlier exclusions
     ),
 )
@@ -149,7 +149,7 @@ def apply_filters(stays: pl.LazyFrame, config: QualityConfig, zones: frozenset[s
     lf = lf.with_columns(
         (
             candidate
-            & (pl.col("stay_key") != pl.col("stay_key").min().over([*DUPLICATE_KEYS, "_excluded_before"]))
+            & (pl.col("stay_id") != pl.col("stay_id").min().over([*DUPLICATE_KEYS, "_excluded_before"]))
         )
         .fill_null(False)
         .alias(flag_column("duplicate_stays"))

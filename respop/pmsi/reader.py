@@ -22,7 +22,7 @@ import polars as pl
 from respop.config import InputConfig, QualityConfig
 from respop.errors import InputError
 from respop.pmsi.canonical import STAY_SCHEMA, build_diagnoses, build_stays
-from respop.pmsi.files import TableFile, Workspace, discover, locate_csv_problem, scan_table
+from respop.pmsi.files import ROW, TableFile, Workspace, discover, locate_csv_problem, scan_table
 from respop.pmsi.quality import EXCLUDED_BY, FILTERS, apply_filters, flag_column
 from respop.pmsi.report import FilterCount, PmsiReport, TableCount
 from respop.pmsi.schema import KEY, USED_COLUMNS
@@ -82,8 +82,8 @@ class PmsiData:
 
     @property
     def diagnoses(self) -> pl.LazyFrame:
-        kept = self.flagged_stays.filter(pl.col(EXCLUDED_BY).is_null()).select("stay_key")
-        return self.all_diagnoses.join(kept, on="stay_key", how="semi")
+        kept = self.flagged_stays.filter(pl.col(EXCLUDED_BY).is_null()).select("stay_id")
+        return self.all_diagnoses.join(kept, on="stay_id", how="semi")
 
     def quarantine(self, table: str | None = None) -> dict[str, pl.LazyFrame]:
         """Quarantined rows per source file label (``T_MCO22B``…), optionally of one table."""
@@ -207,11 +207,11 @@ def _build(
         raw = {t: scan_table(f, input.separator, input.encoding, workspace) for t, f in by_table.items()}
         with _reading(by_table["B"]):
             b = staged(validate_table(by_table["B"], raw["B"], window))
-        keys = b.loaded.select(*KEY)
+        parent = b.loaded.select(*KEY, ROW)
         others = []
         for table in ("C", "D", "UM"):
             with _reading(by_table[table]):
-                others.append(staged(validate_table(by_table[table], raw[table], window, parent_keys=keys)))
+                others.append(staged(validate_table(by_table[table], raw[table], window, parent=parent)))
         c, d, um = others
         tables += [b, c, d, um]
         stays.append(build_stays(b, c))

@@ -138,6 +138,9 @@ def _column_rule(
     return value, failures
 
 
+STAY_ROW = "_stay_row"
+"""In C, D and UM: the row of T_MCOaaB holding the stay the row belongs to."""
+
 CHECKS = "_checks"
 """Bit mask of the checks a row failed (0 for a row to load); decoded into reasons only for the
 quarantined rows, so that the valid path stays cheap."""
@@ -147,15 +150,31 @@ quarantined rows, so that the valid path stays cheap."""
 class ValidatedTable:
     """One table file after validation.
 
-    ``typed`` holds every row with its typed values and :data:`CHECKS`; ``loaded`` and
-    ``quarantine`` are derived from it. :meth:`materialize` writes ``typed`` once to a private
-    workspace so that later reads do not parse the raw file again.
+    ``checked`` holds every row with its typed values and :data:`CHECKS` (all checks but the
+    primary key's); ``typed`` adds the duplicate-key check; ``loaded`` and ``quarantine`` derive
+    from it. :meth:`materialize` writes ``checked`` once to a private workspace so that later
+    reads do not parse the raw file again.
     """
 
     file: TableFile
     raw: pl.LazyFrame
-    typed: pl.LazyFrame
+    checked: pl.LazyFrame
     reasons: tuple[str, ...]
+    duplicate_bit: int | None = None
+    duplicate_keys: pl.DataFrame | None = None
+
+    @property
+    def typed(self) -> pl.LazyFrame:
+        if self.duplicate_bit is None:
+            return self.checked
+        dups = self.duplicate_keys.lazy() if self.duplicate_keys is not None else _duplicate_keys(self.checked)
+        first = pl.col("_first_row")
+        duplicate = (pl.col(CHECKS) == 0) & first.is_not_null() & (pl.col(ROW) != first)
+        return (
+            self.checked.join(dups, on=list(KEY), how="left", maintain_order="left")
+            .with_columns(pl.col(CHECKS) | _mask([duplicate], self.duplicate_bit))
+            .drop("_first_row")
+        )
 
     @property
     def loaded(self) -> pl.LazyFrame:
@@ -177,10 +196,27 @@ class ValidatedTable:
         )
 
     def materialize(self, folder: Path) -> ValidatedTable:
-        """Write the typed rows to ``folder`` (streaming) and return a table that reads them."""
+        """Write the checked rows to ``folder`` (streaming) and return a table that reads them.
+
+        The keys held by more than one valid row (few) are found once and kept in memory."""
         path = folder / f"typed_{self.file.label}.parquet"
-        self.typed.sink_parquet(path)
-        return replace(self, typed=pl.scan_parquet(path))
+        self.checked.sink_parquet(path)
+        checked = pl.scan_parquet(path)
+        dups = None
+        if self.duplicate_bit is not None:
+            dups = _duplicate_keys(checked).collect(engine="streaming")
+        return replace(self, checked=checked, duplicate_keys=dups)
+
+
+def _duplicate_keys(checked: pl.LazyFrame) -> pl.LazyFrame:
+    """(ETA_NUM, RSA_NUM) held by several otherwise valid rows, with the first such row."""
+    return (
+        checked.filter(pl.col(CHECKS) == 0)
+        .group_by(*KEY)
+        .agg(pl.col(ROW).min().alias("_first_row"), pl.len().alias("_n"))
+        .filter(pl.col("_n") > 1)
+        .drop("_n")
+    )
 
 
 def detect_date_format(raw: pl.LazyFrame, column: str, sample: int = 2000) -> str | None:
@@ -212,12 +248,13 @@ def validate_table(
     tf: TableFile,
     raw: pl.LazyFrame,
     window: DateWindow,
-    parent_keys: pl.LazyFrame | None = None,
+    parent: pl.LazyFrame | None = None,
 ) -> ValidatedTable:
     """Type and check one raw table (lazily).
 
-    ``parent_keys`` (ETA_NUM, RSA_NUM of the loaded stays of the same year) quarantines rows of C,
-    D and UM without a stay in B, as the schema's foreign keys require.
+    ``parent`` (ETA_NUM, RSA_NUM and ``_row`` of the loaded stays of the same year, in B)
+    quarantines rows of C, D and UM without a stay in B, as the schema's foreign keys require,
+    and gives each row the B row of its stay (:data:`STAY_ROW`).
     """
     schema = table_schema(tf.table)
     raw_schema = raw.collect_schema()
@@ -259,18 +296,18 @@ def validate_table(
         row_mask = _mask((cond for cond, _ in row_failures), start)
         typed = typed.with_columns(pl.col(CHECKS) | row_mask)
 
-    if schema.primary_key:
-        ok = pl.col(CHECKS) == 0
-        duplicate = ok & (pl.col(ROW) != pl.col(ROW).min().over([*KEY, ok]))
-        typed = typed.with_columns(pl.col(CHECKS) | _mask([duplicate], duplicate_bit))
-    if parent_keys is not None:
-        parents = parent_keys.select(*KEY).unique().with_columns(pl.lit(True).alias("_has_stay"))
-        typed = (
-            typed.join(parents, on=list(KEY), how="left", maintain_order="left")
-            .with_columns(pl.col(CHECKS) | _mask([pl.col("_has_stay").is_null()], orphan_bit))
-            .drop("_has_stay")
+    if parent is not None:
+        stays = parent.select(*KEY, pl.col(ROW).alias(STAY_ROW))
+        typed = typed.join(stays, on=list(KEY), how="left", maintain_order="left").with_columns(
+            pl.col(CHECKS) | _mask([pl.col(STAY_ROW).is_null()], orphan_bit)
         )
-    return ValidatedTable(file=tf, raw=raw, typed=typed, reasons=tuple(reasons))
+    return ValidatedTable(
+        file=tf,
+        raw=raw,
+        checked=typed,
+        reasons=tuple(reasons),
+        duplicate_bit=duplicate_bit if schema.primary_key else None,
+    )
 
 
 def _mask(conditions, start: int = 0) -> pl.Expr:

@@ -72,20 +72,20 @@ def test_canonical_stays_are_exactly_the_tables(tmp_path, fmt_2021):
     # 2022 holds a Corsican hospital (2A…), which an SNDS integer column cannot hold: always CSV
     k1, k2, k3 = _two_years(tmp_path, fmt_2021, "csv")
     data = read_pmsi(tmp_path)
-    stays = data.stays.sort("stay_key").collect()
+    stays = data.stays.sort("stay_id").collect()
     expected = pl.DataFrame(
         [
-            dict(stay_key=k1, source_year=2021, hospital_id="010000024", rsa_num="0000000001",
+            dict(stay_id=k1, source_year=2021, hospital_id="010000024", rsa_num="0000000001",
                  patient_key="AAAAAAAAAAAAAAAA1", residence_zone="01053", residence_departement="01", age=74, sex=2,
                  entry_date=dt.date(2021, 1, 2), exit_date=dt.date(2021, 1, 14), length_of_stay=12,
                  entry_mode="8", provenance="5", via_emergency=True, exit_mode="9", died=True, ghm="05M09T",
                  stay_type=None, is_session=False, principal_diagnosis="I110", related_diagnosis=None),
-            dict(stay_key=k2, source_year=2021, hospital_id="010000024", rsa_num="0000000002",
+            dict(stay_id=k2, source_year=2021, hospital_id="010000024", rsa_num="0000000002",
                  patient_key="BBBBBBBBBBBBBBBB2", residence_zone="01004", residence_departement="01", age=0, sex=1,
                  entry_date=dt.date(2021, 2, 3), exit_date=dt.date(2021, 2, 3), length_of_stay=0,
                  entry_mode="N", provenance=None, via_emergency=False, exit_mode="8", died=False, ghm="10M13T",
                  stay_type=None, is_session=False, principal_diagnosis="E119", related_diagnosis=None),
-            dict(stay_key=k3, source_year=2022, hospital_id="2A0000014", rsa_num="0000000001",
+            dict(stay_id=k3, source_year=2022, hospital_id="2A0000014", rsa_num="0000000001",
                  patient_key="AAAAAAAAAAAAAAAA1", residence_zone="2A004", residence_departement="2A", age=75, sex=2,
                  entry_date=dt.date(2022, 12, 10), exit_date=dt.date(2022, 12, 14), length_of_stay=4,
                  entry_mode="7", provenance="1", via_emergency=False, exit_mode="8", died=False, ghm="05M09T",
@@ -95,7 +95,7 @@ def test_canonical_stays_are_exactly_the_tables(tmp_path, fmt_2021):
     )
     assert_frame_equal(stays, expected)
 
-    diagnoses = data.diagnoses.sort("stay_key", "position", "code").collect()
+    diagnoses = data.diagnoses.sort("stay_id", "position", "code").collect()
     expected_dx = pl.DataFrame(
         [
             (k1, "I110", "DP", None), (k1, "I500", "DAS", None), (k1, "E119", "DAS", None),
@@ -105,7 +105,7 @@ def test_canonical_stays_are_exactly_the_tables(tmp_path, fmt_2021):
         ],
         schema=DIAGNOSIS_SCHEMA,
         orient="row",
-    ).sort("stay_key", "position", "code")
+    ).sort("stay_id", "position", "code")
     assert_frame_equal(diagnoses, expected_dx)
 
     report = data.report()
@@ -122,7 +122,7 @@ def test_integer_finess_gets_its_leading_zero_back(tmp_path):
     assert pl.read_parquet(tmp_path / "T_MCO22B.parquet")["ETA_NUM"].dtype == pl.Int64
     data = read_pmsi(tmp_path)
     assert data.stays.collect()["hospital_id"].to_list() == ["010000024"]
-    assert data.diagnoses.filter(pl.col("position") == "DAS").collect()["stay_key"].to_list() == [key]
+    assert data.diagnoses.filter(pl.col("position") == "DAS").collect()["stay_id"].to_list() == [key]
 
 
 def test_years_option_reads_only_those_years(tmp_path):
@@ -160,7 +160,7 @@ def test_every_filtered_stay_is_counted_under_its_filter(tmp_path):
     keys = _filtered_world(tmp_path)
     data = read_pmsi(tmp_path)
     report = data.report()
-    excluded = dict(data.excluded_stays.select("stay_key", "excluded_by").collect().iter_rows())
+    excluded = dict(data.excluded_stays.select("stay_id", "excluded_by").collect().iter_rows())
     expected_by = {
         keys["linkage_return_code"]: "linkage",
         keys["linkage_no_c_row"]: "linkage",
@@ -186,20 +186,20 @@ def test_every_filtered_stay_is_counted_under_its_filter(tmp_path):
         "duplicate_stays": 1,
     }
     assert report.filter("error_ghm").flagged == 2  # the two-filter stay is flagged by both
-    assert sorted(data.stays.collect()["stay_key"]) == sorted([keys["clean"], keys["duplicate_original"]])
-    assert data.sessions.collect()["stay_key"].to_list() == [keys["session"]]
+    assert sorted(data.stays.collect()["stay_id"]) == sorted([keys["clean"], keys["duplicate_original"]])
+    assert data.sessions.collect()["stay_id"].to_list() == [keys["session"]]
     assert report.sessions_kept == 1
     assert report.stays_loaded == len(keys) and report.stays_kept == 2
     assert report.balanced
     # diagnoses follow their stays: none of an excluded stay
-    assert set(data.diagnoses.collect()["stay_key"]) == {keys["clean"], keys["duplicate_original"], keys["session"]}
+    assert set(data.diagnoses.collect()["stay_id"]) == {keys["clean"], keys["duplicate_original"], keys["session"]}
 
 
 def test_disabled_filters_keep_the_stays(tmp_path):
     keys = _filtered_world(tmp_path)
     quality = QualityConfig(error_ghm=False, residence_abroad=False, sessions_apart=False)
     data = read_pmsi(tmp_path, quality=quality)
-    kept = set(data.stays.collect()["stay_key"])
+    kept = set(data.stays.collect()["stay_id"])
     assert {keys["error_ghm"], keys["residence_abroad"], keys["session"]} <= kept
     report = data.report()
     assert report.filter("error_ghm").excluded == 0 and report.filter("error_ghm").flagged == 2
@@ -215,8 +215,8 @@ def test_zone_list_makes_unknown_zones_invalid(tmp_path):
     zones = tmp_path / "zones.csv"
     pl.DataFrame({"zone_code": ["01001", "01002"]}).write_csv(zones)
     data = read_pmsi(tmp_path / "pmsi", quality=QualityConfig(zones_file=zones))
-    assert data.stays.collect()["stay_key"].to_list() == [inside]
-    assert data.excluded_stays.collect()["stay_key"].to_list() == [outside]
+    assert data.stays.collect()["stay_id"].to_list() == [inside]
+    assert data.excluded_stays.collect()["stay_id"].to_list() == [outside]
 
 
 def test_write_outputs_and_keep_previous_results_on_failure(tmp_path, monkeypatch):
@@ -248,5 +248,5 @@ def test_stays_with_unknown_identifiers_are_not_duplicates_of_each_other(tmp_pat
     d = y.stay(c={"NIR_ANO_17": None})
     y.write(tmp_path, "csv")
     data = read_pmsi(tmp_path, quality=QualityConfig(linkage=False))
-    assert sorted(data.stays.collect()["stay_key"]) == sorted([a, b, c, d])
+    assert sorted(data.stays.collect()["stay_id"]) == sorted([a, b, c, d])
     assert data.report().filter("duplicate_stays").flagged == 0
