@@ -312,3 +312,27 @@ def test_write_refuses_to_replace_a_folder_that_is_not_a_respop_output(tmp_path)
     with pytest.raises(InputError, match="is not a respop output folder"):
         read_pmsi(tmp_path / "pmsi").write(precious)
     assert (precious / "thesis.docx").read_text() == "years of work"
+
+
+def test_typed_parquet_columns_are_checked_by_value(tmp_path):
+    import datetime as dt
+
+    y = SndsYear(2022)
+    y.stay(c={"NIR_ANO_17": "AAAAAAAAAAAAAAAA1"})
+    y.stay(c={"NIR_ANO_17": "AAAAAAAAAAAAAAAA2"})
+    y.write(tmp_path, "parquet")
+    b_path, c_path = tmp_path / "T_MCO22B.parquet", tmp_path / "T_MCO22C.parquet"
+    # AGE_ANN as floats (one not whole), dates as real Date and Datetime columns
+    pl.read_parquet(b_path).with_columns(pl.Series("AGE_ANN", [67.0, 67.5])).write_parquet(b_path)
+    pl.read_parquet(c_path).with_columns(
+        pl.Series("EXE_SOI_DTD", [dt.date(2022, 3, 1)] * 2),
+        pl.Series("EXE_SOI_DTF", [dt.datetime(2022, 3, 6, 12, 30)] * 2),
+    ).write_parquet(c_path)
+    data = read_pmsi(tmp_path)
+    report = data.report()
+    assert report.table("T_MCO22B").reasons == {"AGE_ANN: not an integer": 1}
+    # the C row of the quarantined stay follows it; the other C row, with typed dates, loads
+    assert report.table("T_MCO22C").reasons == {"no loaded stay with this (ETA_NUM, RSA_NUM) in T_MCO22B": 1}
+    stays = data.stays.collect()
+    assert stays["age"].to_list() == [67]
+    assert stays["exit_date"].to_list() == [dt.date(2022, 3, 6)]
