@@ -34,6 +34,8 @@ class InputConfig(_Section):
     @classmethod
     def _plausible_years(cls, years: list[int] | None) -> list[int] | None:
         if years is not None:
+            if not years:
+                raise ValueError("give at least one year, or leave the key out to read every year found")
             bad = [y for y in years if not 2005 <= y <= 2099]
             if bad:
                 raise ValueError(f"PMSI years must be between 2005 and 2099, got {bad}")

@@ -26,6 +26,7 @@ def test_demo_configuration_loads_and_resolves_paths():
         ("[input]\npmsi_directory = 'x'\n", ["unknown key 'input.pmsi_directory'", "'x'"]),
         ("[quality]\nlinkage = 'maybe'\n", ["key 'quality.linkage'", "'maybe'"]),
         ("[input]\nyears = [1999]\n", ["key 'input.years'", "between 2005 and 2099"]),
+        ("[input]\nyears = []\n", ["key 'input.years'", "at least one year"]),
         ("[input]\nseparator = ':'\n", ["key 'input.separator'", "':'"]),
         ("[quality]\nmin_date = 2020-01-01\nmax_date = 2019-01-01\n", ["max_date 2019-01-01 is before min_date"]),
         ("[quality\n", ["not a valid TOML file"]),

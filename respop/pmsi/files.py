@@ -96,7 +96,9 @@ def discover(
     if years is not None:
         absent = [y for y in years if y not in found]
         if absent:
-            have = sorted(str(y) for y in found if y is not None) or ["none"]
+            have = sorted(str(y) for y in found if y is not None) or [
+                "none; the files' names carry no year (T_MCOaa…)"
+            ]
             raise InputError(
                 f"no PMSI tables for year(s) {absent} (years present: {', '.join(have)})", folder
             )

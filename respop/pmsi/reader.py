@@ -53,8 +53,10 @@ class PmsiData:
     tables: list[ValidatedTable]
     flagged_stays: pl.LazyFrame
     all_diagnoses: pl.LazyFrame
+    raw: dict[int | None, dict[str, pl.LazyFrame]] = field(repr=False)
     workspace: Workspace = field(repr=False)
     is_staged: bool = False
+    _staged: PmsiData | None = field(default=None, repr=False)
 
     @property
     def years(self) -> list[int | None]:
@@ -98,7 +100,11 @@ class PmsiData:
         """Parse and check every file once into the private workspace; return data reading it."""
         if self.is_staged:
             return self
-        return _build(self.folder, self.files, self.input, self.quality, self.zones, self.workspace, progress)
+        if self._staged is None:
+            self._staged = _build(
+                self.folder, self.files, self.raw, self.input, self.quality, self.zones, self.workspace, progress
+            )
+        return self._staged
 
     def report(self, progress: Progress | None = None, diagnoses: pl.LazyFrame | None = None) -> PmsiReport:
         """Count every row: read, loaded and quarantined per file (with reasons), stays excluded
@@ -135,6 +141,8 @@ class PmsiData:
         """
         step = progress or (lambda _label: None)
         out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise InputError("exists and is a file, not a folder; choose another --out", out)
         if out.exists() and any(out.iterdir()) and not (out / "report.json").is_file():
             raise InputError("exists and is not a respop output folder; choose another --out", out)
         data = self.staged(progress)
@@ -176,12 +184,18 @@ def read_pmsi(
         raise InputError("no PMSI folder given (set input.pmsi_dir in the configuration)")
     files = discover(folder, input.years, input.format)
     zones = _load_zones(quality.zones_file) if quality.zones_file else None
-    return _build(Path(folder), files, input, quality, zones, Workspace(), progress=None, stage=False)
+    workspace = Workspace()
+    raw = {
+        year: {t: scan_table(f, input.separator, input.encoding, workspace) for t, f in by_table.items()}
+        for year, by_table in files.items()
+    }
+    return _build(Path(folder), files, raw, input, quality, zones, workspace, progress=None, stage=False)
 
 
 def _build(
     folder: Path,
     files: dict[int | None, dict[str, TableFile]],
+    raws: dict[int | None, dict[str, pl.LazyFrame]],
     input: InputConfig,
     quality: QualityConfig,
     zones: frozenset[str] | None,
@@ -204,7 +218,7 @@ def _build(
     stays, diagnoses = [], []
     for year, by_table in files.items():
         window = DateWindow(quality.min_date, quality.max_date or _default_max_date(year))
-        raw = {t: scan_table(f, input.separator, input.encoding, workspace) for t, f in by_table.items()}
+        raw = raws[year]
         with _reading(by_table["B"]):
             b = staged(validate_table(by_table["B"], raw["B"], window))
         parent = b.loaded.select(*KEY, ROW)
@@ -231,6 +245,7 @@ def _build(
         tables=tables,
         flagged_stays=flagged,
         all_diagnoses=pl.concat(diagnoses, how="vertical"),
+        raw=raws,
         workspace=workspace,
         is_staged=stage,
     )

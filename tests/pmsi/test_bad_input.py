@@ -336,3 +336,18 @@ def test_typed_parquet_columns_are_checked_by_value(tmp_path):
     stays = data.stays.collect()
     assert stays["age"].to_list() == [67]
     assert stays["exit_date"].to_list() == [dt.date(2022, 3, 6)]
+
+
+def test_out_pointing_at_a_file_is_a_clear_error(tmp_path):
+    _world(tmp_path / "pmsi")
+    target = tmp_path / "report.txt"
+    target.write_text("x")
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        read_pmsi(tmp_path / "pmsi").write(target)
+
+
+def test_staging_happens_once_per_data(tmp_path):
+    _world(tmp_path)
+    data = read_pmsi(tmp_path)
+    assert data.staged() is data.staged()
+    assert data.report().to_dict() == data.report().to_dict()
