@@ -1,0 +1,603 @@
+"""Benchmark of the PMSI input layer: ``read_pmsi(folder).report()`` and ``.write(out)``.
+
+    .venv/bin/python benchmarks/pmsi_read.py                        # 100k, 1M and 5M stays, Parquet
+    .venv/bin/python benchmarks/pmsi_read.py --sizes 100000 --format csv
+    .venv/bin/python benchmarks/pmsi_read.py --ref HEAD                # respop as committed
+
+For each size, SNDS-shaped tables T_MCO22B/C/D/UM for N stays of one exit year are generated
+(vectorised, seeded: the same N gives the same files) and cached under ``benchmarks/out/data/``.
+Three steps then run, each in a fresh Python process so that its peak memory is its own:
+
+- ``baseline``: the floor. One plain polars pass over the four files: every column is decoded
+  once (the sum of the byte lengths of all columns) and ``n_unique`` of the stay key is taken.
+- ``report``: ``read_pmsi(folder).report()``: validation, canonical model, quality filters, counts.
+- ``write``: ``read_pmsi(folder).write(tmp)``: staged Parquet, quarantines and report.json.
+
+Seconds are wall-clock time of the step inside the child (imports and interpreter start-up
+excluded), the best of ``--repeat`` runs. Peak RSS is the child's high-water mark (VmHWM from
+/proc/self/status, ``ru_maxrss`` elsewhere), interpreter and imports included. The ratio is the
+step's seconds over the baseline's. The header names the respop measured (commit, ``+dirty``
+when respop/ has uncommitted changes; ``--ref`` measures a commit exported apart, immune to
+edits during the run) and warns when other processes load the CPUs. Nothing here is asserted:
+see benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import io
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "benchmarks" / "out"
+DATA = OUT / "data"
+
+YEAR = 2022
+SEED = 20220101
+GENERATOR_VERSION = 1
+"""Bump when the generator changes: cached data sets of another version are regenerated."""
+
+DEFAULT_SIZES = (100_000, 1_000_000, 5_000_000)
+STEPS = ("baseline", "report", "write")
+REFERENCE = "pmeasyr (R, ATIH files): about 5 s to read 100,000 RSA records"
+REFERENCE_SOURCE = "published figures of the reference material (pmeasyr)"
+
+# Shares of the generated rows that exercise the quarantine and the quality filters.
+RATES = {
+    "bad_finess": 0.001,  # B: ETA_NUM that is not a FINESS number (its C, D, UM rows follow)
+    "bad_dp": 0.002,  # B: DGN_PAL absent from the CIM-10
+    "duplicate_key": 0.0005,  # B and C: (ETA_NUM, RSA_NUM) of another stay
+    "duplicate_stay": 0.001,  # a stay sent twice under two RSA numbers (duplicate_stays filter)
+    "no_linkage": 0.002,  # no row in C
+    "bad_date": 0.001,  # C: EXE_SOI_DTD or EXE_SOI_DTF unparseable
+    "return_code": 0.02,  # C: one of the seven return codes is 1
+    "fictitious_key": 0.001,  # C: NIR_ANO_17 = XXXXXXXXXXXXXXXXX
+    "bad_das": 0.002,  # D: ASS_DGN absent from the CIM-10
+    "bad_um_dp": 0.001,  # UM: DGN_PAL absent from the CIM-10
+    "orphan_das": 0.0005,  # D: row whose stay is not in B
+    "inter_hospital": 0.005,  # B: SEJ_TYP = B
+    "error_ghm": 0.002,  # B: GHM 90Z00Z
+    "sessions": 0.10,  # B: GHM of CMD 28 (séances)
+    "unknown_zone": 0.003,  # B: BDI_COD 99999
+    "abroad": 0.002,  # B: BDI_COD 99xxx
+}
+BAD_ICD = ("U999", "XX99", "I5O0", "A00.99", "R99X")
+BAD_DATES = ("31Feb2022:00:00:00", "00Xyz2022:10:00:00", "2022-13-45", "N/A")
+RETURN_CODES = ("NIR_RET", "NAI_RET", "SEX_RET", "SEJ_RET", "FHO_RET", "PMS_RET", "DAT_RET")
+STAYS_PER_PATIENT = 1.6
+DAS_PER_STAY = 5.0
+UNITS_PER_STAY = 1.3
+
+
+# --------------------------------------------------------------------------------------------
+# Generator
+# --------------------------------------------------------------------------------------------
+
+
+def generate(n: int, year: int = YEAR, seed: int = SEED) -> dict[str, "pl.DataFrame"]:
+    """SNDS PMSI MCO tables B, C, D and UM (all columns as strings) for ``n`` stays of ``year``.
+
+    Vectorised: numpy draws indices, polars gathers and formats strings; no Python loop per row.
+    """
+    import datetime as dt
+
+    import numpy as np
+    import polars as pl
+
+    from respop.pmsi.nomenclatures import cim10
+    from respop.pmsi.quality import legal_entity_duplicates
+
+    rng = np.random.default_rng([seed, n])
+
+    def share(rate: float, size: int = n) -> np.ndarray:
+        return rng.random(size) < rate
+
+    def pick(values: list[str] | pl.Series, idx: np.ndarray) -> pl.Series:
+        return pl.Series(values, dtype=pl.String).gather(idx)
+
+    def weighted(values: list[str], weights: list[float], size: int) -> pl.Series:
+        p = np.asarray(weights, dtype=float)
+        return pick(values, rng.choice(len(values), size=size, p=p / p.sum()))
+
+    def put(s: pl.Series, mask: np.ndarray, values: tuple[str, ...] | str) -> pl.Series:
+        """``s`` with the rows of ``mask`` replaced by ``values`` (drawn at random if several)."""
+        k = int(mask.sum())
+        if k == 0:
+            return s
+        vals = [values] if isinstance(values, str) else list(values)
+        new = pick(vals, rng.integers(0, len(vals), k))
+        return s.scatter(np.flatnonzero(mask), new)
+
+    # --- reference lists: ICD-10 codes (Zipf-like frequencies), zones, hospitals, GHM --------
+    icd = cim10()["code"].sort()
+    icd_p = 1.0 / np.arange(1, icd.len() + 1) ** 1.1
+    icd_p = icd_p[rng.permutation(icd.len())]
+    icd_p /= icd_p.sum()
+
+    def icd_codes(size: int) -> pl.Series:
+        return icd.gather(rng.choice(icd.len(), size=size, p=icd_p))
+
+    deps = [f"{d:02d}" for d in range(1, 96) if d != 20] + ["2A", "2B"]
+    zones_per_dep = 58  # ~5,600 PMSI geographic codes
+    zones = pl.Series([f"{d}{k:03d}" for d in deps for k in range(1, zones_per_dep + 1)])
+
+    n_hosp = n // 5000 + 10
+    hosp_dep = rng.integers(0, len(deps), n_hosp)
+    # one FINESS per hospital (a loop over hospitals, not rows): département + 7 digits
+    finess = [f"{deps[d]}{k:07d}" for d, k in zip(hosp_dep, rng.integers(0, 10**7, n_hosp), strict=True)]
+    finess[0] = sorted(legal_entity_duplicates())[0]  # one AP-HP/AP-HM/HCL geographic FINESS
+    finess = pl.Series(list(dict.fromkeys(finess)))  # unique
+    n_hosp = finess.len()
+    hosp_w = rng.lognormal(0.0, 1.0, n_hosp)
+    hosp_w[0] = hosp_w.min() / 4  # the legal-entity duplicate: a small share
+    hosp = rng.choice(n_hosp, size=n, p=hosp_w / hosp_w.sum())
+
+    cmds = [f"{c:02d}" for c in range(1, 28)]
+    ghm_catalog = pl.Series(
+        [
+            f"{c}{t}{r:02d}{lvl}"
+            for c in cmds
+            for t in "CKM"
+            for r in range(2, 16)
+            for lvl in ("1", "2", "3", "4", "J", "T")
+        ]
+    )
+    ghm_p = rng.pareto(1.5, ghm_catalog.len()) + 1e-3
+
+    # --- stays (B) ----------------------------------------------------------------------------
+    n_pat = max(1, round(n / STAYS_PER_PATIENT))
+    patient = np.concatenate([np.arange(n_pat), rng.integers(0, n_pat, n - n_pat)])
+    rng.shuffle(patient)
+    age = np.arange(101)  # two modes: the elderly, and births and young adults (maternity)
+    age_w = 1.0 + 2.0 * (age < 1) + 2.5 * np.exp(-(((age - 72) / 18.0) ** 2)) + 0.6 * np.exp(-(((age - 30) / 6.0) ** 2))
+    pat_age = rng.choice(101, size=n_pat, p=age_w / age_w.sum())
+    pat_sex = rng.integers(1, 3, n_pat)
+    alphabet = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", dtype=np.uint8)
+    keys = alphabet[rng.integers(0, 36, (n_pat, 17))]
+    pat_key = pl.Series(np.ascontiguousarray(keys).view("S17").ravel()).cast(pl.String)
+
+    is_session = share(RATES["sessions"])
+    los = np.where(
+        rng.random(n) < 0.4, 0, np.minimum(np.ceil(rng.lognormal(1.2, 0.9, n)), 365)
+    ).astype(np.int64)
+    los[is_session] = 0
+    exit_s = rng.integers(0, 365 * 86400, n)  # exit date and time within the year
+    entry_s = exit_s - los * 86400 - rng.integers(0, 12 * 3600, n)
+    entry_s = np.where(los == 0, np.minimum(entry_s + 11 * 3600, exit_s), entry_s)
+    zone_idx = np.where(
+        rng.random(n) < 0.8,
+        hosp_dep[hosp] * zones_per_dep + rng.integers(0, zones_per_dep, n),
+        rng.integers(0, zones.len(), n),
+    )
+    zone = zones.gather(zone_idx)
+    zone = put(zone, share(RATES["unknown_zone"]), "99999")
+    zone = put(zone, share(RATES["abroad"]), ("99134", "99109", "99350"))
+
+    ghm = ghm_catalog.gather(rng.choice(ghm_catalog.len(), size=n, p=ghm_p / ghm_p.sum()))
+    ghm = put(ghm, is_session, ("28Z04Z", "28Z07Z", "28Z11Z", "28Z17Z"))
+    ghm = put(ghm, share(RATES["error_ghm"]), ("90Z00Z", "90Z01Z"))
+
+    b = pl.DataFrame(
+        {
+            "ETA_NUM": finess.gather(hosp),
+            "RSA_NUM": pl.Series(rng.permutation(n) + 1).cast(pl.String).str.zfill(10),
+            "AGE_ANN": pl.Series(pat_age[patient]).cast(pl.String),
+            "COD_SEX": pl.Series(pat_sex[patient]).cast(pl.String),
+            "BDI_COD": zone,
+            "BDI_DEP": zone.str.slice(0, 2),
+            "DGN_PAL": put(icd_codes(n), share(RATES["bad_dp"]), BAD_ICD),
+            "DGN_REL": icd_codes(n).scatter(np.flatnonzero(rng.random(n) < 0.8), None),
+            "ENT_MOD": weighted(["8", "7", "6"], [0.85, 0.1, 0.05], n),
+            "ENT_PRV": weighted(["5", "1", ""], [0.3, 0.1, 0.6], n),
+            "SOR_MOD": weighted(["8", "9", "7"], [0.9, 0.02, 0.08], n),
+            "SEJ_NBJ": pl.Series(los).cast(pl.String),
+            "GRG_GHM": ghm,
+            "SEJ_TYP": put(weighted(["", "A"], [0.9, 0.1], n), share(RATES["inter_hospital"]), "B"),
+            "SOR_ANN": pl.repeat(str(year), n, eager=True),
+        }
+    )
+    start = pl.lit(dt.datetime(year, 1, 1))
+    dates = pl.DataFrame({"entry": entry_s, "exit": exit_s}).select(
+        (start + pl.duration(seconds=pl.col("entry"))).alias("entry"),
+        (start + pl.duration(seconds=pl.col("exit"))).alias("exit"),
+    )
+    b = b.with_columns(SOR_MOI=dates["exit"].dt.month().cast(pl.String).str.zfill(2))
+
+    # --- linkage (C): one row per stay ----------------------------------------------------------
+    c = pl.DataFrame(
+        {
+            "ETA_NUM": b["ETA_NUM"],
+            "RSA_NUM": b["RSA_NUM"],
+            "NIR_ANO_17": put(pat_key.gather(patient), share(RATES["fictitious_key"]), "XXXXXXXXXXXXXXXXX"),
+            "EXE_SOI_DTD": dates["entry"].dt.strftime("%d%b%Y:%H:%M:%S"),
+            "EXE_SOI_DTF": dates["exit"].dt.strftime("%d%b%Y:%H:%M:%S"),
+        }
+    )
+    c = c.with_columns(
+        put(c["EXE_SOI_DTD"], share(RATES["bad_date"] / 2), BAD_DATES),
+        put(c["EXE_SOI_DTF"], share(RATES["bad_date"] / 2), BAD_DATES),
+    )
+    bad_code = np.where(share(RATES["return_code"]), rng.integers(0, len(RETURN_CODES), n), -1)
+    c = c.with_columns(
+        pl.Series(code, np.where(bad_code == i, "1", "0")) for i, code in enumerate(RETURN_CODES)
+    )
+
+    # --- the same stay sent twice (new RSA), duplicated keys, bad FINESS -------------------------
+    dup = np.flatnonzero(share(RATES["duplicate_stay"]))
+    new_rsa = pl.Series(np.arange(n + 1, n + 1 + len(dup))).cast(pl.String).str.zfill(10)
+    b = pl.concat([b, b[dup].with_columns(RSA_NUM=new_rsa)])
+    c = pl.concat([c, c[dup].with_columns(RSA_NUM=new_rsa)])
+    rows = b.height
+
+    same_key = np.flatnonzero(share(RATES["duplicate_key"], rows))
+    other = rng.integers(0, rows, len(same_key))
+    eta, rsa = b["ETA_NUM"].clone(), b["RSA_NUM"].clone()
+    eta = eta.scatter(same_key, eta.gather(other))
+    rsa = rsa.scatter(same_key, rsa.gather(other))
+    bad_eta = share(RATES["bad_finess"], rows)
+    eta = put(eta, bad_eta, ("01000002X", "1234", "ABCDEFGHI", "0100000241"))
+    b = b.with_columns(ETA_NUM=eta, RSA_NUM=rsa)
+    c = c.with_columns(ETA_NUM=eta, RSA_NUM=rsa)
+    c = c.filter(pl.Series(~share(RATES["no_linkage"], rows)))
+
+    # --- associated diagnoses (D) ---------------------------------------------------------------
+    n_das = rng.poisson(DAS_PER_STAY, rows)
+    d_row = np.repeat(np.arange(rows), n_das)
+    d = pl.DataFrame(
+        {
+            "ETA_NUM": eta.gather(d_row),
+            "RSA_NUM": rsa.gather(d_row),
+            "ASS_DGN": put(icd_codes(len(d_row)), share(RATES["bad_das"], len(d_row)), BAD_ICD),
+        }
+    )
+    orphans = np.flatnonzero(share(RATES["orphan_das"], len(d_row)))
+    d = d.with_columns(
+        RSA_NUM=d["RSA_NUM"].scatter(
+            orphans, pl.Series(rng.integers(2 * n + 10, 9 * 10**9, len(orphans))).cast(pl.String).str.zfill(10)
+        )
+    )
+
+    # --- medical units (UM): the first unit's DP is the stay's DP ---------------------------------
+    n_units = 1 + rng.binomial(3, (UNITS_PER_STAY - 1) / 3, rows)
+    u_row = np.repeat(np.arange(rows), n_units)
+    first = np.repeat(np.cumsum(n_units) - n_units, n_units)
+    rank = np.arange(len(u_row)) - first + 1
+    um_dp = icd_codes(len(u_row))
+    um_dp = um_dp.scatter(np.flatnonzero(rank == 1), b["DGN_PAL"].gather(u_row[rank == 1]))
+    um = pl.DataFrame(
+        {
+            "ETA_NUM": eta.gather(u_row),
+            "RSA_NUM": rsa.gather(u_row),
+            "DGN_PAL": put(um_dp, share(RATES["bad_um_dp"], len(u_row)), BAD_ICD),
+            "DGN_REL": icd_codes(len(u_row)).scatter(np.flatnonzero(rng.random(len(u_row)) < 0.85), None),
+            "UM_ORD_NUM": pl.Series(rank).cast(pl.String),
+        }
+    )
+    return {"B": b, "C": c, "D": d, "UM": um}
+
+
+def dataset(n: int, fmt: str, log=print) -> Path:  # noqa: ANN001
+    """Folder of T_MCO22B/C/D/UM for ``n`` stays in ``fmt``, generated once and cached."""
+    folder = DATA / f"{fmt}-{n}"
+    stamp = folder / "dataset.json"
+    if stamp.is_file():
+        meta = json.loads(stamp.read_text())
+        if meta.get("generator_version") == GENERATOR_VERSION and meta.get("seed") == SEED:
+            return folder
+    log(f"generating {n:,} stays ({fmt}) in {folder.relative_to(ROOT)} …")
+    DATA.mkdir(parents=True, exist_ok=True)
+    # in a child process: the generator's memory is not held by this one
+    t0 = time.perf_counter()
+    result = _child(["generate", str(n), fmt, str(folder)])
+    log(f"  generated in {time.perf_counter() - t0:.1f} s: {result['rows']}")
+    return folder
+
+
+def _write_dataset(n: int, fmt: str, folder: Path) -> dict:
+    frames = generate(n)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    yy = f"{YEAR % 100:02d}"
+    try:
+        for table, df in frames.items():
+            path = tmp / f"T_MCO{yy}{table}.{fmt}"
+            if fmt == "parquet":
+                df.write_parquet(path)
+            else:
+                df.write_csv(path, separator=";")
+        rows = {t: df.height for t, df in frames.items()}
+        meta = {"stays": n, "format": fmt, "year": YEAR, "seed": SEED, "generator_version": GENERATOR_VERSION,
+                "rows": rows, "rates": RATES}
+        (tmp / "dataset.json").write_text(json.dumps(meta, indent=2))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"rows": rows}
+
+
+# --------------------------------------------------------------------------------------------
+# Steps (run in a child process)
+# --------------------------------------------------------------------------------------------
+
+
+def _baseline(folder: Path) -> dict:
+    """The floor: decode every column of the four files once, and count distinct stay keys."""
+    import polars as pl
+
+    out = {}
+    for path in sorted(p for p in folder.iterdir() if p.name.startswith("T_MCO")):
+        if path.suffix == ".csv":
+            lf = pl.scan_csv(path, separator=";", infer_schema=False)
+        else:
+            lf = pl.scan_parquet(path)
+        row = lf.select(
+            pl.len().alias("rows"),
+            pl.struct("ETA_NUM", "RSA_NUM").n_unique().alias("keys"),
+            pl.sum_horizontal(pl.all().cast(pl.String).str.len_bytes().sum()).alias("bytes"),
+        ).collect(engine="streaming").row(0, named=True)
+        out[path.stem] = row
+    return {"rows": sum(r["rows"] for r in out.values())}
+
+
+def _report(folder: Path) -> dict:
+    from respop.pmsi import read_pmsi
+
+    data = read_pmsi(folder)
+    try:
+        return _summary(data.report())
+    finally:
+        data.close()
+
+
+def _write(folder: Path) -> dict:
+    from respop.pmsi import read_pmsi
+
+    target = Path(tempfile.mkdtemp(prefix="write-", dir=OUT))
+    try:
+        data = read_pmsi(folder)
+        try:
+            summary = _summary(data.write(target / "pmsi"))
+        finally:
+            data.close()
+        summary["output_mb"] = sum(p.stat().st_size for p in target.rglob("*") if p.is_file()) / 1e6
+        return summary
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
+
+
+def _summary(report) -> dict:  # noqa: ANN001
+    return {
+        "rows": sum(t.rows_read for t in report.tables),
+        "quarantined": {t.label: t.rows_quarantined for t in report.tables},
+        "stays_loaded": report.stays_loaded,
+        "stays_kept": report.stays_kept,
+        "sessions_kept": report.sessions_kept,
+        "excluded": {f.name: f.excluded for f in report.filters},
+        "balanced": report.stays_balanced and all(t.balanced for t in report.tables),
+    }
+
+
+def _peak_rss_mb() -> float:
+    """High-water mark of this process's resident memory, in MB (10^6 bytes)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1e6 if sys.platform == "darwin" else rss * 1024 / 1e6
+
+
+def _child_main(args: list[str]) -> None:
+    step = args[0]
+    if step == "generate":
+        result = _write_dataset(int(args[1]), args[2], Path(args[3]))
+        print(json.dumps(result))
+        return
+    folder = Path(args[1])
+    import polars  # noqa: F401 - imports are not part of the measured time
+
+    if step != "baseline":
+        import respop.pmsi  # noqa: F401
+    rss_before = _peak_rss_mb()
+    t0 = time.perf_counter()
+    result = {"baseline": _baseline, "report": _report, "write": _write}[step](folder)
+    result["seconds"] = time.perf_counter() - t0
+    result["peak_rss_mb"] = _peak_rss_mb()
+    result["import_rss_mb"] = rss_before
+    result["respop"] = str(Path(sys.modules["respop"].__file__).resolve().parent) if "respop" in sys.modules else None
+    print(json.dumps(result))
+
+
+_SOURCE: Path | None = None
+"""With ``--ref``: the exported respop the children import instead of the working tree."""
+
+
+def _child(args: list[str]) -> dict:
+    env = dict(os.environ)
+    if _SOURCE is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_SOURCE), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        raise SystemExit(f"child {' '.join(args)} failed with exit code {proc.returncode}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------------------------
+# Driver
+# --------------------------------------------------------------------------------------------
+
+
+def _load() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def _export(ref: str) -> tuple[str, Path]:
+    """Export respop/ as of the git revision ``ref`` to benchmarks/out/src/<commit>/ (once)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", f"{ref}^{{commit}}"], cwd=ROOT, capture_output=True,
+                                text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise SystemExit(f"--ref {ref}: not a git revision of {ROOT} ({exc})") from None
+    dest = OUT / "src" / commit
+    if not (dest / "respop" / "__init__.py").is_file():
+        tmp = Path(tempfile.mkdtemp(prefix=f".{commit}.", dir=OUT))
+        archive = subprocess.run(["git", "archive", "--format=tar", commit, "respop"], cwd=ROOT,
+                                 capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            try:
+                tar.extractall(tmp, filter="data")
+            except TypeError:  # Python < 3.11.4: no extraction filters (our own archive anyway)
+                tar.extractall(tmp)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(tmp, dest)
+    return commit, dest
+
+
+def _code_version() -> str:
+    """The commit measured, marked ``+dirty`` when respop/ has uncommitted changes."""
+    spec = importlib.util.find_spec("respop")
+    package = Path(spec.origin).resolve().parent if spec and spec.origin else None
+    if package != ROOT / "respop":
+        return f"from {package}"  # e.g. PYTHONPATH pointing at another copy
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "respop"], cwd=ROOT, capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "(no git)"
+    return commit + ("+dirty" if dirty else "")
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s.replace("_", "")) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes must be integers separated by commas, got {text!r}") from None
+    if not sizes or any(s < 1000 for s in sizes):
+        raise argparse.ArgumentTypeError("sizes must be at least 1000 stays")
+    return sizes
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        _child_main(argv[1:])
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=_sizes, default=list(DEFAULT_SIZES),
+                        help="numbers of stays, comma-separated (default 100000,1000000,5000000)")
+    parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    parser.add_argument("--steps", default=",".join(STEPS),
+                        help=f"steps to run, comma-separated (default {','.join(STEPS)}; the baseline always runs)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per step; the fastest is kept (default 1)")
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument("--ref", help="measure respop as committed at this git revision (e.g. HEAD), exported "
+                        "to benchmarks/out/src/, instead of the working tree")
+    opts = parser.parse_args(argv)
+    asked = [s.strip() for s in opts.steps.split(",") if s.strip()]
+    unknown = [s for s in asked if s not in STEPS]
+    if unknown:
+        parser.error(f"unknown step(s) {', '.join(unknown)}; choose among {', '.join(STEPS)}")
+    steps = ["baseline", *[s for s in STEPS[1:] if s in asked]]
+    global _SOURCE
+    if opts.ref:
+        commit, _SOURCE = _export(opts.ref)
+        code = f"{commit} (exported by --ref {opts.ref})"
+    else:
+        code = _code_version()
+
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.width = max(console.width, 100)  # the table is never folded, even in a pipe
+    import polars as pl
+
+    console.print(
+        f"respop {code}, polars {pl.__version__}, {os.cpu_count()} CPU(s), format {opts.format}, exit year {YEAR}"
+    )
+    load_start = _load()
+    if load_start is not None and load_start > 0.5:
+        console.print(f"[yellow]load average {load_start:.1f} before the start: other processes share the CPUs[/]")
+    results = []
+    for n in opts.sizes:
+        folder = dataset(n, opts.format, log=console.print)
+        meta = json.loads((folder / "dataset.json").read_text())
+        size_mb = sum(p.stat().st_size for p in folder.glob("T_MCO*")) / 1e6
+        rows = sum(meta["rows"].values())
+        for step in steps:
+            runs = []
+            for _ in range(opts.repeat):
+                run = _child([step, str(folder)])
+                if _SOURCE is not None and run.get("respop") and not run["respop"].startswith(str(_SOURCE)):
+                    raise SystemExit(f"the child imported respop from {run['respop']}, not from {_SOURCE}")
+                console.print(f"  {n:>10,} stays  {step:<8} {run['seconds']:8.2f} s  {run['peak_rss_mb']:8,.0f} MB")
+                runs.append(run)
+            best = min(runs, key=lambda r: r["seconds"])
+            best["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+            results.append({"stays": n, "rows": rows, "file_mb": size_mb, "step": step, "table_rows": meta["rows"], **best})
+
+    table = Table(title=f"PMSI input layer ({opts.format}, best of {opts.repeat})")
+    for col in ("stays", "rows B+C+D+UM", "files MB", "step", "seconds", "peak RSS MB", "× baseline", "stays/s"):
+        table.add_column(col, justify="left" if col == "step" else "right")
+    for r in results:
+        base = next(b for b in results if b["stays"] == r["stays"] and b["step"] == "baseline")
+        table.add_row(
+            f"{r['stays']:,}", f"{r['rows']:,}", f"{r['file_mb']:,.0f}", r["step"], f"{r['seconds']:.2f}",
+            f"{r['peak_rss_mb']:,.0f}", f"{r['seconds'] / base['seconds']:.1f}", f"{r['stays'] / r['seconds']:,.0f}",
+        )
+    console.print(table)
+    idle = [r["import_rss_mb"] for r in results]
+    console.print(
+        f"Peak RSS includes the interpreter and imports ({min(idle):,.0f}–{max(idle):,.0f} MB before the step). "
+        "Seconds exclude start-up and imports."
+    )
+    for r in results:
+        if r["step"] == "report":
+            q = sum(r["quarantined"].values())
+            ok = "balanced" if r["balanced"] else "NOT BALANCED"
+            console.print(
+                f"{r['stays']:>10,} stays: {r['stays_loaded']:,} loaded, {r['stays_kept']:,} kept, "
+                f"{r['sessions_kept']:,} séances, {q:,} rows quarantined ({ok})"
+            )
+    console.print(f"Reference ({REFERENCE_SOURCE}): {REFERENCE}.")
+    load_end = _load()
+    if load_end is not None:
+        console.print(f"Load average (1 min) at the start {load_start:.1f}, at the end {load_end:.1f}.")
+    if opts.json:
+        opts.json.parent.mkdir(parents=True, exist_ok=True)
+        opts.json.write_text(json.dumps(
+            {"code": code, "load_average": [load_start, load_end], "format": opts.format, "polars": pl.__version__, "cpus": os.cpu_count(), "results": results},
+            indent=2,
+        ))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
