@@ -112,6 +112,43 @@ def pmsi_check(
         raise typer.Exit(code=1)
 
 
+@app.command("synth")
+def synth(
+    profile: Annotated[str, typer.Option(help="tiny, demo, national, or a profile file.")] = "demo",
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")] = 1,
+    years: Annotated[Optional[str], typer.Option(help="Exit years, e.g. 2019-2023 (default: the profile's).")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder (pmsi/, reference/, truth/).")] = Path("output/synthetic"),
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    report: Annotated[bool, typer.Option("--report", help="Print generated figures beside the published ones.")] = False,
+) -> None:
+    """Generate synthetic PMSI-shaped data (SNDS tables) with its ground truth."""
+    from respop.synth import generate, load_profile
+    from respop.synth.calibration import calibration
+
+    if fmt not in ("parquet", "csv"):
+        raise RespopError(f"--format: expected parquet or csv, got {fmt!r}")
+    prof = load_profile(profile)
+    year_list = _parse_years(years) or prof.years
+    with progress_steps(None, f"generating the {prof.name} world") as step:
+        result = generate(prof, seed, out, year_list, fmt, step)
+    console.print(
+        f"{prof.name}: {result.persons:,} persons, "
+        + ", ".join(f"{y}: {n:,} stays" for y, n in result.stays.items())
+        + f" → {escape(str(out))}"
+    )
+    if report:
+        from rich.table import Table
+
+        table = Table(title=f"Calibration, {year_list[-1]}: generated beside published", title_justify="left")
+        for col in ("figure", "generated", "published", "difference"):
+            table.add_column(col, justify="left" if col == "figure" else "right")
+        for fig in calibration(out, year_list[-1]):
+            fmt_value = "{:.1f}" if fig.published > 1 else ("{:.3f}" if fig.published > 0.1 else "{:.2%}")
+            table.add_row(fig.label, fmt_value.format(fig.generated), fmt_value.format(fig.published),
+                          f"{fig.relative_difference:+.1%}")
+        console.print(table)
+
+
 @app.command("version")
 def version() -> None:
     """Print respop's version."""

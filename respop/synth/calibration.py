@@ -1,0 +1,74 @@
+"""Generated figures beside the published ones (``respop synth --report``).
+
+Published figures (../shared/reference/published-figures.md): about 0.28 MCO stays per inhabitant
+a year (18.9 million stays in 2022, 68 million inhabitants), heart-failure hospitalisation 339.3
+per 100,000 adults a year (Santé publique France 2022: adults hospitalised for heart failure),
+heart-failure prevalence 2.6% of adults, treated diabetes about 5-6% of the population.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+PUBLISHED = {
+    "stays_per_inhabitant": (0.28, "MCO stays per inhabitant a year (ATIH, DREES)"),
+    "hf_hospitalised_per_100k_adults": (339.3, "adults hospitalised for heart failure per 100,000 adults (SpF 2022)"),
+    "hf_prevalence_adults": (0.026, "heart-failure prevalence among adults (SpF 2022)"),
+    "diabetes_prevalence": (0.055, "diabetes prevalence in the population (SpF, about 5-6%)"),
+}
+
+
+@dataclass
+class Figure:
+    name: str
+    label: str
+    generated: float
+    published: float
+
+    @property
+    def relative_difference(self) -> float:
+        return self.generated / self.published - 1
+
+
+def calibration(out: str | Path, year: int) -> list[Figure]:
+    """The four calibration figures of ``year`` from a generated folder's truth."""
+    truth = Path(out) / "truth"
+    residence = pl.scan_parquet(truth / "residence*.parquet").filter(pl.col("year") == year)
+    persons = pl.scan_parquet(truth / "persons*.parquet")
+    people = residence.join(persons, on="person_key").with_columns((year - pl.col("birth_year")).alias("age"))
+    counts = people.select(
+        pl.len().alias("population"),
+        (pl.col("age") >= 18).sum().alias("adults"),
+        (pl.col("diabetes_type") > 0).sum().alias("diabetes"),
+    ).collect()
+    severity = pl.scan_parquet(truth / "severity*.parquet").filter(pl.col("year") == year)
+    hf_adults = (
+        severity.filter(pl.col("hf_stage") > 0)
+        .join(persons.select("person_key", "birth_year"), on="person_key")
+        .filter(year - pl.col("birth_year") >= 18)
+        .select(pl.len())
+        .collect()
+        .item()
+    )
+    stays = pl.scan_parquet(truth / "stays*.parquet").filter(pl.col("year") == year)
+    n_stays = stays.filter((pl.col("kind") != "session") & (pl.col("fault") != "duplicate_stays").fill_null(True)).select(pl.len()).collect().item()
+    hf_hosp = (
+        stays.filter(
+            (pl.col("age") >= 18)
+            & ((pl.col("kind") == "heart_failure") | ((pl.col("kind") == "death") & pl.col("principal_diagnosis").str.starts_with("I50")))
+        )
+        .select(pl.col("patient_key").n_unique())
+        .collect()
+        .item()
+    )
+    population, adults, diabetes = counts.row(0)
+    generated = {
+        "stays_per_inhabitant": n_stays / population,
+        "hf_hospitalised_per_100k_adults": hf_hosp / adults * 100_000,
+        "hf_prevalence_adults": hf_adults / adults,
+        "diabetes_prevalence": diabetes / population,
+    }
+    return [Figure(name, PUBLISHED[name][1], generated[name], PUBLISHED[name][0]) for name in PUBLISHED]

@@ -1,0 +1,335 @@
+"""``respop synth``: generate a synthetic PMSI-shaped world with its ground truth.
+
+Writes, under the output folder:
+
+- ``pmsi/T_MCO{yy}B|C|D|UM.parquet`` (or ``.csv``) per exit year, as the SNDS delivers them; for
+  worlds simulated in several chunks, each table is a folder of Parquet parts;
+- ``reference/``: zones (GeoParquet), population, hospitals, towns;
+- ``truth/``: what the pipeline must recover and never reads: planted territories, persons
+  (disease status and onset, death), residence per year, severity per year, moves, and one row
+  per emitted stay with the data-quality fault planted in it, if any.
+
+Persons are simulated in chunks of zones (``profile.chunk_persons``) so that memory stays bounded
+at national scale; moves stay within a chunk.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from respop.synth.geography import World, hospital_choice, make_world, write_reference, write_truth
+from respop.synth.people import COMPLICATIONS, People, advance, births, concat, initial_people
+from respop.synth.profiles import Profile
+from respop.synth.stays import StayFrame, make_stays
+
+Progress = Callable[[str], None]
+
+FAULTS = {
+    "linkage": 0.02,
+    "error_ghm": 0.002,
+    "invalid_residence": 0.003,
+    "residence_abroad": 0.0015,
+    "inter_hospital_services": 0.003,
+    "duplicate_stays": 0.002,
+}
+"""Share of stays given each data-quality fault, one fault per stay at most (the foundation's
+quality filters of the same names must catch them)."""
+RETURN_CODES = ("NIR_RET", "NAI_RET", "SEX_RET", "SEJ_RET", "FHO_RET", "PMS_RET", "DAT_RET")
+ABROAD_CODES = np.array(["99134", "99109", "99131", "99127", "99350"])
+"""Residence abroad: 99 + INSEE country code (Spain, Germany, Belgium, Italy, Morocco)."""
+
+
+@dataclass
+class SynthResult:
+    out: Path
+    years: list[int]
+    persons: int
+    stays: dict[int, int]
+
+
+def generate(
+    profile: Profile,
+    seed: int,
+    out: str | Path,
+    years: list[int] | None = None,
+    fmt: str = "parquet",
+    progress: Progress | None = None,
+) -> SynthResult:
+    """Generate the world of ``profile`` for ``years`` (default: the profile's) under ``out``."""
+    step = progress or (lambda _label: None)
+    years = sorted(years or profile.years)
+    out = Path(out)
+    rng = np.random.default_rng(seed)
+    step("building the geography")
+    world = make_world(profile.geography, rng)
+    choice = hospital_choice(world, profile.geography)
+    cum_choice = np.cumsum(choice, axis=1)
+    for sub in ("pmsi", "reference", "truth"):
+        if (out / sub).exists():
+            shutil.rmtree(out / sub)
+        (out / sub).mkdir(parents=True)
+    write_reference(world, out / "reference")
+    write_truth(world, out / "truth")
+
+    zone_codes = world.zones["zone_code"].to_numpy()
+    zone_index = {z: i for i, z in enumerate(zone_codes)}
+    chunks = _zone_chunks(world, profile.chunk_persons)
+    stays_per_year: dict[int, int] = {y: 0 for y in years}
+    persons = 0
+    for c, chunk_zones in enumerate(chunks):
+        crng = np.random.default_rng([seed, c])
+        pop = world.population.filter(pl.col("zone_code").is_in(zone_codes[chunk_zones].tolist()))
+        people = initial_people(crng, pop, zone_index, years[0])
+        neighbours = _neighbours(world, zone_index, set(chunk_zones.tolist()))
+        weights = np.zeros(len(zone_codes))
+        weights[chunk_zones] = world.zones["population"].to_numpy()[chunk_zones]
+        weights /= weights.sum()
+        truth_rows: dict[str, list[pl.DataFrame]] = {"residence": [], "severity": [], "moves": [], "stays": []}
+        for year in years:
+            step(f"simulating {year} (chunk {c + 1}/{len(chunks)})")
+            alive_at_start = people.alive.copy()
+            events = advance(crng, people, year, neighbours, weights)
+            frame = make_stays(crng, people, year, alive_at_start, events.new_hf)
+            tables, truth_stays = _to_snds(crng, frame, people, world, cum_choice, year, c)
+            _write_tables(tables, out / "pmsi", year, c, len(chunks) > 1, fmt)
+            stays_per_year[year] += truth_stays.height
+            truth_rows["stays"].append(truth_stays)
+            truth_rows["residence"].append(_residence(people, alive_at_start, zone_codes, year))
+            truth_rows["severity"].append(_severity(people, alive_at_start, year))
+            truth_rows["moves"].append(
+                pl.DataFrame({"person_key": people.key[events.moved], "year": year,
+                              "from_zone": zone_codes[events.moved_from], "to_zone": zone_codes[people.zone[events.moved]]},
+                             schema={"person_key": pl.String, "year": pl.Int16, "from_zone": pl.String, "to_zone": pl.String})
+            )
+            people = concat(people, births(crng, people, len(zone_codes), year))
+        persons += len(people)
+        suffix = f"-{c:03d}" if len(chunks) > 1 else ""
+        for name, frames in truth_rows.items():
+            pl.concat(frames).write_parquet(out / "truth" / f"{name}{suffix}.parquet")
+        _persons(people).write_parquet(out / "truth" / f"persons{suffix}.parquet")
+    return SynthResult(out=out, years=years, persons=persons, stays=stays_per_year)
+
+
+def _zone_chunks(world: World, chunk_persons: int) -> list[np.ndarray]:
+    """Groups of consecutive zones (by code, so by département) of about ``chunk_persons`` people."""
+    pops = world.zones["population"].to_numpy()
+    order = np.argsort(world.zones["zone_code"].to_numpy())
+    chunks, current, total = [], [], 0
+    for i in order:
+        current.append(i)
+        total += pops[i]
+        if total >= chunk_persons:
+            chunks.append(np.array(current))
+            current, total = [], 0
+    if current:
+        chunks.append(np.array(current))
+    return chunks
+
+
+def _neighbours(world: World, zone_index: dict[str, int], allowed: set[int]) -> list[np.ndarray]:
+    out: list[list[int]] = [[] for _ in zone_index]
+    for a, b in world.adjacency.select("zone_code", "neighbour_code").iter_rows():
+        i, j = zone_index[a], zone_index[b]
+        if i in allowed and j in allowed:
+            out[i].append(j)
+    return [np.array(v, dtype=np.int64) for v in out]
+
+
+def _sample_hospitals(rng: np.random.Generator, cum_choice: np.ndarray, zones: np.ndarray) -> np.ndarray:
+    u = rng.random(len(zones))
+    hospital = np.empty(len(zones), dtype=np.int64)
+    order = np.argsort(zones, kind="stable")
+    bounds = np.flatnonzero(np.diff(zones[order])) + 1
+    for group in np.split(order, bounds):
+        if len(group):
+            row = cum_choice[zones[group[0]]]
+            hospital[group] = np.minimum(np.searchsorted(row, u[group] * row[-1]), len(row) - 1)
+    return hospital
+
+
+def _sas(dates: pl.Expr) -> pl.Expr:
+    """SAS datetime text, as SNDS exports give it: 02JAN2022:00:00:00."""
+    return dates.dt.strftime("%d%b%Y:00:00:00").str.to_uppercase()
+
+
+def _to_snds(
+    rng: np.random.Generator, frame: StayFrame, people: People, world: World, cum_choice: np.ndarray, year: int, chunk: int
+) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
+    """SNDS tables B, C, D, UM of one year's stays, with planted faults, and the truth per row."""
+    t = frame.table
+    n = t.height
+    person = t["person"].to_numpy()
+    zone = people.zone[person]
+    hospital = _sample_hospitals(rng, cum_choice, zone)
+    hospitals = world.hospitals
+    # two stays of one person in one hospital with the same dates and GHM would be duplicates in
+    # the PMSI's sense: keep the first (rare: séances on the same day)
+    keep = (
+        t.with_columns(pl.Series("h", hospital))
+        .with_row_index("i")
+        .unique(subset=["person", "h", "entry_date", "exit_date", "ghm"], keep="first", maintain_order=True)["i"]
+        .to_numpy()
+    )
+    t, person, zone, hospital = t[keep], person[keep], zone[keep], hospital[keep]
+    n = t.height
+    emergency_ok = hospitals["has_emergency"].to_numpy()[hospital]
+    zone_code = world.zones["zone_code"].to_numpy()[zone]
+
+    # one fault per stay at most
+    fault = np.full(n, None, dtype=object)
+    u = rng.random(n)
+    edge = 0.0
+    for name, share in FAULTS.items():
+        fault[(u >= edge) & (u < edge + share)] = name
+        edge += share
+    residence = zone_code.astype(object)
+    bad_res = fault == "invalid_residence"
+    residence[bad_res] = rng.choice(np.array([None, "99999", "1X"], dtype=object), size=int(bad_res.sum()))
+    abroad = fault == "residence_abroad"
+    residence[abroad] = rng.choice(ABROAD_CODES, size=int(abroad.sum()))
+    ghm = np.where(fault == "error_ghm", "90Z00Z", t["ghm"].to_numpy())
+    sej_typ = np.where(fault == "inter_hospital_services", "B", None).astype(object)
+    ret_col = rng.integers(0, len(RETURN_CODES), size=n)
+
+    stays = t.with_columns(
+        pl.Series("hospital_id", hospitals["hospital_id"].to_numpy()[hospital]),
+        pl.Series("patient_key", people.key[person]),
+        pl.Series("sex", people.sex[person]),
+        pl.Series("residence_zone", residence.tolist(), dtype=pl.String),
+        pl.Series("true_zone", zone_code),
+        pl.Series("ghm_written", ghm),
+        pl.Series("stay_type", sej_typ.tolist(), dtype=pl.String),
+        pl.Series("provenance", np.where(t["via_emergency"].to_numpy() & emergency_ok, "5", None).tolist(), dtype=pl.String),
+        pl.Series("fault", fault.tolist(), dtype=pl.String),
+        pl.Series("ret_col", ret_col),
+    )
+    # duplicated stays: a second copy under another RSA number
+    dups = stays.filter(pl.col("fault") == "duplicate_stays").with_columns(pl.lit(None, pl.String).alias("fault"))
+    stays = pl.concat([stays.with_columns(pl.when(pl.col("fault") == "duplicate_stays").then(None).otherwise(pl.col("fault")).alias("fault")),
+                       dups.with_columns(pl.lit("duplicate_stays").alias("fault"))])
+    stays = stays.with_columns(
+        (pl.lit(chunk * 100_000_000, pl.Int64) + pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("hospital_id"))
+        .cast(pl.String).str.zfill(10).alias("rsa_num"),
+        pl.col("ghm_written").alias("ghm"),
+    )
+    dx = frame.diagnoses.join(stays.select("stay", "hospital_id", "rsa_num"), on="stay")
+    dr = dx.filter(pl.col("position") == "DR").group_by("stay").agg(pl.col("code").first().alias("related_diagnosis"))
+    stays = stays.join(dr, on="stay", how="left")
+
+    b = stays.select(
+        pl.col("hospital_id").alias("ETA_NUM"),
+        pl.col("rsa_num").alias("RSA_NUM"),
+        pl.col("age").cast(pl.String).alias("AGE_ANN"),
+        pl.col("sex").cast(pl.String).alias("COD_SEX"),
+        pl.col("residence_zone").alias("BDI_COD"),
+        pl.col("residence_zone").str.slice(0, 2).alias("BDI_DEP"),
+        pl.col("principal_diagnosis").alias("DGN_PAL"),
+        pl.col("related_diagnosis").alias("DGN_REL"),
+        pl.lit("8").alias("ENT_MOD"),
+        pl.col("provenance").alias("ENT_PRV"),
+        pl.col("exit_mode").alias("SOR_MOD"),
+        pl.when(pl.col("kind") != "session").then(pl.col("length_of_stay").cast(pl.String)).alias("SEJ_NBJ"),
+        pl.col("ghm").alias("GRG_GHM"),
+        pl.col("stay_type").alias("SEJ_TYP"),
+        pl.lit(str(year)).alias("SOR_ANN"),
+        pl.col("exit_date").dt.month().cast(pl.String).str.zfill(2).alias("SOR_MOI"),
+    )
+    c = stays.select(
+        pl.col("hospital_id").alias("ETA_NUM"),
+        pl.col("rsa_num").alias("RSA_NUM"),
+        pl.col("patient_key").alias("NIR_ANO_17"),
+        _sas(pl.col("entry_date")).alias("EXE_SOI_DTD"),
+        _sas(pl.col("exit_date")).alias("EXE_SOI_DTF"),
+        *[
+            pl.when((pl.col("fault") == "linkage") & (pl.col("ret_col") == i)).then(pl.lit("1")).otherwise(pl.lit("0")).alias(code)
+            for i, code in enumerate(RETURN_CODES)
+        ],
+    )
+    d = dx.filter(pl.col("position") == "DAS").select(
+        pl.col("hospital_id").alias("ETA_NUM"), pl.col("rsa_num").alias("RSA_NUM"), pl.col("code").alias("ASS_DGN")
+    )
+    um = (
+        dx.filter(pl.col("position").str.starts_with("UM_DP"))
+        .with_columns(pl.when(pl.col("position") == "UM_DP").then(1).otherwise(2).alias("rank"))
+        .sort("hospital_id", "rsa_num", "rank")
+        .select(
+            pl.col("hospital_id").alias("ETA_NUM"),
+            pl.col("rsa_num").alias("RSA_NUM"),
+            pl.col("code").alias("DGN_PAL"),
+            pl.lit(None, pl.String).alias("DGN_REL"),
+            pl.col("rank").cast(pl.String).alias("UM_ORD_NUM"),
+        )
+    )
+    truth = stays.select(
+        pl.lit(year, pl.Int16).alias("year"),
+        "hospital_id",
+        "rsa_num",
+        "patient_key",
+        "kind",
+        "fault",
+        "residence_zone",
+        "true_zone",
+        "age",
+        "sex",
+        "entry_date",
+        "exit_date",
+        pl.when(pl.col("kind") != "session").then(pl.col("length_of_stay")).alias("length_of_stay"),
+        (pl.col("provenance") == "5").fill_null(False).alias("via_emergency"),
+        (pl.col("exit_mode") == "9").alias("died"),
+        "ghm",
+        "principal_diagnosis",
+        "related_diagnosis",
+    )
+    return {"B": b, "C": c, "D": d, "UM": um}, truth
+
+
+def _write_tables(tables: dict[str, pl.DataFrame], folder: Path, year: int, chunk: int, parts: bool, fmt: str) -> None:
+    yy = f"{year % 100:02d}"
+    for name, df in tables.items():
+        if parts:
+            target = folder / f"T_MCO{yy}{name}"
+            target.mkdir(exist_ok=True)
+            df.write_parquet(target / f"part-{chunk:03d}.parquet")
+        elif fmt == "csv":
+            df.write_csv(folder / f"T_MCO{yy}{name}.csv", separator=";")
+        else:
+            df.write_parquet(folder / f"T_MCO{yy}{name}.parquet")
+
+
+def _residence(people: People, alive: np.ndarray, zone_codes: np.ndarray, year: int) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"person_key": people.key[alive], "year": np.full(int(alive.sum()), year, dtype=np.int16), "zone_code": zone_codes[people.zone[alive]]}
+    )
+
+
+def _severity(people: People, alive: np.ndarray, year: int) -> pl.DataFrame:
+    ill = alive & ((people.diabetes_type > 0) | (people.hf_stage > 0))
+    data = {
+        "person_key": people.key[ill],
+        "year": np.full(int(ill.sum()), year, dtype=np.int16),
+        "diabetes_type": people.diabetes_type[ill],
+        "hf_stage": people.hf_stage[ill],
+    }
+    for j, name in enumerate(COMPLICATIONS):
+        data[f"complication_{name}"] = people.complications[ill, j]
+    return pl.DataFrame(data)
+
+
+def _persons(people: People) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "person_key": people.key,
+            "sex": people.sex,
+            "birth_year": people.birth_year.astype(np.int16),
+            "death_date": people.death_date,
+            "diabetes_type": people.diabetes_type,
+            "diabetes_onset": people.diabetes_onset,
+            "hf_onset": people.hf_onset,
+        }
+    )

@@ -1,0 +1,225 @@
+"""Persons of the synthetic world and their true yearly states (vectorised with numpy).
+
+Each person has a 17-character pseudonymous key, a sex, a birth year, a zone of residence per
+year (a few percent move each year, mostly to a neighbouring zone), a death date or none, and
+the two target diseases: type 2 (and some type 1) diabetes with complications, and heart failure
+with a severity stage that drives decompensations. Diabetes raises the risk of heart failure.
+
+Rates are rough published orders of magnitude (see ``synthetic_data/README.md``); the calibration
+report (``respop synth --report``) compares what comes out with the published figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from respop.synth.profiles import AGE_BANDS
+
+KEY_ALPHABET = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", dtype=np.uint8)
+
+# Prevalence at the start and yearly incidence, by age (5-year bands from 0 to 100).
+_AGES = np.arange(0, 105, 5)
+T2D_PREVALENCE = 0.72 * np.interp(np.arange(105), _AGES, [0, 0, 0, 0.001, 0.002, 0.004, 0.008, 0.015, 0.03, 0.05, 0.07, 0.095, 0.12, 0.14, 0.16, 0.17, 0.17, 0.16, 0.15, 0.14, 0.13])
+"""Share of people with type 2 diabetes by age at the start (overall about 5.5%)."""
+T1D_PREVALENCE = 0.003
+"""Type 1 diabetes: about 0.3% of the population, from childhood."""
+HF_PREVALENCE = 1.15 * np.interp(np.arange(105), _AGES, [0, 0, 0, 0, 0.0003, 0.0005, 0.0008, 0.0012, 0.002, 0.003, 0.004, 0.007, 0.012, 0.02, 0.035, 0.055, 0.085, 0.12, 0.16, 0.2, 0.22])
+"""Share of people with heart failure by age at the start, before the diabetes effect."""
+HF_DIABETES_RISK = 2.0
+"""Relative risk of heart failure with diabetes."""
+T2D_INCIDENCE_RATIO = 1 / 10
+"""Yearly incidence ≈ prevalence at that age / 10 (keeps the prevalence steady with deaths)."""
+HF_INCIDENCE_RATIO = 1 / 6.5
+MOVE_RATE = 0.035
+"""Share of people moving home each year; 70% of moves go to a neighbouring zone."""
+BIRTH_RATE = 0.011
+
+# Annual probability of death: Gompertz in age, raised by the diseases.
+def _mortality(age: np.ndarray) -> np.ndarray:
+    return np.clip(np.exp(-10.2 + 0.092 * age), 0.0002, 0.45)
+
+
+HF_MORTALITY = {1: 1.8, 2: 3.0, 3: 5.0}
+"""Mortality multiplier by heart-failure stage (1 stable, 2 symptomatic, 3 advanced)."""
+DIABETES_MORTALITY = 1.4
+HF_PROGRESSION = 0.18
+"""Yearly probability of moving up one heart-failure stage."""
+COMPLICATIONS = ("kidney", "eye", "foot", "cardiovascular")
+COMPLICATION_INCIDENCE = {"kidney": 0.02, "eye": 0.025, "foot": 0.012, "cardiovascular": 0.025}
+"""Yearly probability that a person with diabetes acquires each complication."""
+
+
+def person_keys(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` random 17-character keys (A-Z, 0-9), as a numpy array of str."""
+    codes = KEY_ALPHABET[rng.integers(0, len(KEY_ALPHABET), size=(n, 17))]
+    return np.ascontiguousarray(codes).view("S17").ravel().astype("U17")
+
+
+@dataclass
+class People:
+    """The persons of one chunk, with their state in the current year (arrays of equal length)."""
+
+    key: np.ndarray
+    sex: np.ndarray  # int8: 1 male, 2 female
+    birth_year: np.ndarray
+    zone: np.ndarray  # index into the world's zones
+    alive: np.ndarray  # bool
+    death_date: np.ndarray  # datetime64[D], NaT when alive
+    diabetes_type: np.ndarray  # 0 none, 1, 2
+    diabetes_onset: np.ndarray  # datetime64[D]
+    hf_stage: np.ndarray  # 0 none, 1..3
+    hf_onset: np.ndarray
+    complications: np.ndarray  # (n, 4) bool, COMPLICATIONS order
+
+    def __len__(self) -> int:
+        return len(self.key)
+
+    def age(self, year: int) -> np.ndarray:
+        return year - self.birth_year
+
+
+def _band_ages(rng: np.random.Generator, bands: np.ndarray) -> np.ndarray:
+    start = np.array([int(AGE_BANDS[b][:2]) for b in range(len(AGE_BANDS))])[bands]
+    width = np.where(bands == len(AGE_BANDS) - 1, 15, 5)
+    return start + (rng.random(len(bands)) * width).astype(np.int64)
+
+
+def _dates_in_year(rng: np.random.Generator, year: int, n: int) -> np.ndarray:
+    start = np.datetime64(f"{year}-01-01")
+    days = 366 if year % 4 == 0 else 365
+    return start + rng.integers(0, days, size=n).astype("timedelta64[D]")
+
+
+def initial_people(rng: np.random.Generator, population: pl.DataFrame, zone_index: dict[str, int], year: int) -> People:
+    """The persons living in the chunk's zones at the start of ``year``, with prevalent diseases."""
+    band_of = {label: i for i, label in enumerate(AGE_BANDS)}
+    counts = population["population"].to_numpy()
+    zone = np.repeat(np.array([zone_index[z] for z in population["zone_code"]]), counts)
+    sex = np.repeat(population["sex"].to_numpy().astype(np.int8), counts)
+    bands = np.repeat(np.array([band_of[b] for b in population["age_band"]]), counts)
+    age = _band_ages(rng, bands)
+    n = len(zone)
+    nat = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
+    dtype = np.zeros(n, dtype=np.int8)
+    t1 = rng.random(n) < T1D_PREVALENCE * (age >= 2)
+    t2 = ~t1 & (rng.random(n) < T2D_PREVALENCE[np.minimum(age, 104)])
+    dtype[t1], dtype[t2] = 1, 2
+    d_onset = nat.copy()
+    has_d = dtype > 0
+    years_with = np.minimum(rng.exponential(8, size=n).astype(np.int64), np.maximum(age - 1, 0))
+    d_onset[has_d] = _dates_in_year(rng, year - 1, n)[has_d] - (years_with[has_d] * 365).astype("timedelta64[D]")
+    hf_risk = HF_PREVALENCE[np.minimum(age, 104)] * np.where(has_d, HF_DIABETES_RISK, 1.0)
+    hf = rng.random(n) < hf_risk
+    stage = np.where(hf, rng.choice([1, 2, 3], size=n, p=[0.5, 0.35, 0.15]), 0).astype(np.int8)
+    hf_onset = nat.copy()
+    hf_years = np.minimum(rng.exponential(3, size=n).astype(np.int64), np.maximum(age - 18, 0))
+    hf_onset[hf] = _dates_in_year(rng, year - 1, n)[hf] - (hf_years[hf] * 365).astype("timedelta64[D]")
+    comp = (rng.random((n, len(COMPLICATIONS))) < 0.12) & has_d[:, None]
+    return People(
+        key=person_keys(rng, n),
+        sex=sex,
+        birth_year=year - age,
+        zone=zone,
+        alive=np.ones(n, dtype=bool),
+        death_date=nat,
+        diabetes_type=dtype,
+        diabetes_onset=d_onset,
+        hf_stage=stage,
+        hf_onset=hf_onset,
+        complications=comp,
+    )
+
+
+def concat(a: People, b: People) -> People:
+    return People(**{f: np.concatenate([getattr(a, f), getattr(b, f)]) for f in a.__dataclass_fields__})
+
+
+def births(rng: np.random.Generator, people: People, n_zones: int, year: int) -> People:
+    """Newborns of ``year``, in proportion to each zone's living population."""
+    living = np.bincount(people.zone[people.alive], minlength=n_zones)
+    n_born = rng.poisson(living * BIRTH_RATE)
+    n = int(n_born.sum())
+    nat = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
+    return People(
+        key=person_keys(rng, n),
+        sex=rng.choice(np.array([1, 2], dtype=np.int8), size=n, p=[0.512, 0.488]),
+        birth_year=np.full(n, year),
+        zone=np.repeat(np.arange(n_zones), n_born),
+        alive=np.ones(n, dtype=bool),
+        death_date=nat,
+        diabetes_type=np.zeros(n, dtype=np.int8),
+        diabetes_onset=nat.copy(),
+        hf_stage=np.zeros(n, dtype=np.int8),
+        hf_onset=nat.copy(),
+        complications=np.zeros((n, len(COMPLICATIONS)), dtype=bool),
+    )
+
+
+@dataclass
+class YearEvents:
+    """What happened to the persons during one year (indices into People)."""
+
+    moved: np.ndarray  # indices of persons who moved
+    moved_from: np.ndarray
+    new_diabetes: np.ndarray
+    new_hf: np.ndarray
+    died: np.ndarray
+
+
+def advance(
+    rng: np.random.Generator,
+    people: People,
+    year: int,
+    neighbours: list[np.ndarray],
+    zone_weights: np.ndarray,
+) -> YearEvents:
+    """Simulate ``year`` in place: moves (at the start of the year), new cases, progression, deaths.
+
+    ``neighbours[i]``: zone indices adjacent to zone i; ``zone_weights``: where long moves go.
+    """
+    n = len(people)
+    alive = people.alive.copy()
+    age = people.age(year)
+    # moves
+    moving = alive & (rng.random(n) < MOVE_RATE)
+    idx = np.flatnonzero(moving)
+    origin = people.zone[idx].copy()
+    near = rng.random(len(idx)) < 0.7
+    dest = rng.choice(len(zone_weights), size=len(idx), p=zone_weights)
+    for k in np.flatnonzero(near):  # loop over movers only (a few percent)
+        options = neighbours[origin[k]]
+        if len(options):
+            dest[k] = options[rng.integers(len(options))]
+    changed = dest != origin
+    idx, origin, dest = idx[changed], origin[changed], dest[changed]
+    people.zone[idx] = dest
+    # new diabetes (type 2)
+    at_risk = alive & (people.diabetes_type == 0)
+    p_d = T2D_PREVALENCE[np.clip(age, 0, 104)] * T2D_INCIDENCE_RATIO
+    new_d = np.flatnonzero(at_risk & (rng.random(n) < p_d))
+    people.diabetes_type[new_d] = 2
+    people.diabetes_onset[new_d] = _dates_in_year(rng, year, len(new_d))
+    has_d = people.diabetes_type > 0
+    # complications
+    for j, name in enumerate(COMPLICATIONS):
+        people.complications[:, j] |= alive & has_d & (rng.random(n) < COMPLICATION_INCIDENCE[name])
+    # heart failure: incidence and progression
+    at_risk = alive & (people.hf_stage == 0) & (age >= 18)
+    p_hf = HF_PREVALENCE[np.clip(age, 0, 104)] * HF_INCIDENCE_RATIO * np.where(has_d, HF_DIABETES_RISK, 1.0)
+    new_hf = np.flatnonzero(at_risk & (rng.random(n) < p_hf))
+    progress = alive & (people.hf_stage > 0) & (people.hf_stage < 3) & (rng.random(n) < HF_PROGRESSION)
+    people.hf_stage[progress] += 1
+    people.hf_stage[new_hf] = 1
+    people.hf_onset[new_hf] = _dates_in_year(rng, year, len(new_hf))
+    # deaths
+    risk = _mortality(age.astype(float))
+    for stage, mult in HF_MORTALITY.items():
+        risk = np.where(people.hf_stage == stage, risk * mult, risk)
+    risk = np.where(has_d, risk * DIABETES_MORTALITY, risk)
+    died = np.flatnonzero(alive & (rng.random(n) < np.clip(risk, 0, 0.9)))
+    people.alive[died] = False
+    people.death_date[died] = _dates_in_year(rng, year, len(died))
+    return YearEvents(moved=idx, moved_from=origin, new_diabetes=new_d, new_hf=new_hf, died=died)

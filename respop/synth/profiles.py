@@ -1,0 +1,88 @@
+"""Profiles of synthetic PMSI-shaped worlds (``synthetic_data/<name>.toml``).
+
+A profile fixes the size of the world (region, zones, population, hospitals, planted health
+territories) and the rates of the simulation. ``tiny`` is for tests, ``demo`` is one region of
+about 300,000 inhabitants, ``national`` is France-sized.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from respop.config import explain_validation_error
+from respop.errors import ConfigError
+
+PROFILES_DIR = Path(__file__).resolve().parents[2] / "synthetic_data"
+"""Where the shipped profiles live (the repository's ``synthetic_data/`` folder)."""
+
+AGE_BANDS: tuple[str, ...] = tuple(f"{a:02d}-{a + 4:02d}" for a in range(0, 85, 5)) + ("85+",)
+"""Five-year age bands of the population tables: 00-04 … 80-84, 85+."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GeographyProfile(_Section):
+    """The region: a rectangle tiled by zones grouped in départements, with planted territories."""
+
+    width_km: float = Field(gt=0)
+    height_km: float = Field(gt=0)
+    zones: int = Field(ge=4, description="number of PMSI geographic zones")
+    departements: int = Field(ge=1)
+    first_departement: int = Field(1, ge=1, le=95, description="code of the first département")
+    territories: int = Field(ge=1, description="planted health territories, one hub hospital each")
+    population: int = Field(ge=1000)
+    min_zone_population: int = Field(1000, ge=1, description="ATIH: each zone has at least 1,000 inhabitants")
+    chu: int = Field(1, ge=0, description="university hospitals (CHU), referral centres of the region")
+    local_hospitals_per_territory: float = Field(1.0, ge=0, description="small public hospitals besides the hub")
+    private_clinics_per_territory: float = Field(1.0, ge=0)
+    distance_decay_km: float = Field(15.0, gt=0, description="gravity model: scale of exp(-distance/scale)")
+    territory_loyalty: float = Field(3.0, ge=1, description="gravity model: attraction multiplier of the own territory's hospitals")
+    chu_referral_share: float = Field(0.08, ge=0, le=1, description="share of stays referred to a CHU whatever the distance")
+    far_stay_share: float = Field(0.02, ge=0, le=1, description="share of stays in a hospital chosen at random (holidays, work)")
+
+    @model_validator(mode="after")
+    def _sizes(self) -> GeographyProfile:
+        if self.departements > self.zones:
+            raise ValueError(f"departements ({self.departements}) > zones ({self.zones})")
+        if self.territories > self.zones:
+            raise ValueError(f"territories ({self.territories}) > zones ({self.zones})")
+        if self.population < self.zones * self.min_zone_population:
+            raise ValueError(
+                f"population {self.population} cannot give {self.zones} zones of at least "
+                f"{self.min_zone_population} inhabitants"
+            )
+        last = self.first_departement + self.departements - 1
+        if self.first_departement <= 20 <= last:
+            last += 1  # 20 is skipped (Corsica is 2A and 2B)
+        if last > 95:
+            raise ValueError("département codes would go past 95")
+        return self
+
+
+class Profile(_Section):
+    name: str
+    description: str = ""
+    years: list[int] = Field(default_factory=lambda: [2019, 2020, 2021, 2022, 2023])
+    chunk_persons: int = Field(2_000_000, ge=1000, description="persons simulated per chunk (bounded memory)")
+    geography: GeographyProfile
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """Load a shipped profile by name (``tiny``, ``demo``, ``national``) or a profile file."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROFILES_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
+        raise ConfigError(f"synthetic-data profile not found: {name_or_path} (shipped: {', '.join(shipped)})")
+    try:
+        return Profile.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not a valid TOML file: {exc}") from None
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: invalid profile:\n{explain_validation_error(exc)}") from None

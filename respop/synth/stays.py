@@ -1,0 +1,284 @@
+"""Hospital stays caused by the persons' states, coded as the PMSI codes them.
+
+For one year and one chunk of persons: background stays of the general population, heart-failure
+decompensations, diabetes stays (complications), in-hospital deaths and séances; each gets a
+hospital (gravity model of :func:`respop.synth.geography.hospital_choice`), dates, length of stay,
+entry and exit modes, a GHM-like code, and diagnoses at the positions the PMSI uses (DP, DR, DAS,
+unit-level DP/DR), with coding noise (diabetes only as an associated diagnosis or not coded at
+all, the InVS rule's second branch for heart failure, near-miss codes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from respop.synth.people import COMPLICATIONS, People
+
+# --- rates -----------------------------------------------------------------------------------
+
+_AGE_POINTS = [0, 1, 5, 15, 25, 45, 55, 65, 75, 85, 100]
+_BG_MALE = [0.30, 0.10, 0.07, 0.10, 0.11, 0.17, 0.24, 0.36, 0.52, 0.62, 0.62]
+_BG_FEMALE = [0.26, 0.08, 0.06, 0.17, 0.24, 0.18, 0.21, 0.30, 0.45, 0.55, 0.55]
+"""Background MCO stays per person-year by age (women: pregnancies at 15–44)."""
+BACKGROUND_SCALE = 1.08
+"""Calibration: scales the background rates so that all stays give about 0.28 per inhabitant."""
+HF_STAYS = {1: 0.017, 2: 0.05, 3: 0.17}
+"""Heart-failure stays per person-year by stage (decompensations)."""
+HF_FIRST_STAY = 0.40
+"""Share of new heart-failure cases hospitalised for it in the year of onset."""
+DIABETES_STAYS_BASE, DIABETES_STAYS_PER_COMPLICATION = 0.04, 0.12
+IN_HOSPITAL_DEATH = 0.55
+"""Share of deaths that happen in an MCO hospital."""
+CHEMO = (0.004, 6)  # share of people aged 40+ on chemotherapy, séances a year
+DIALYSIS = (0.06, 12)  # share of diabetics with kidney disease on dialysis, séances (monthly) a year
+
+# --- codes (all in the French CIM-10; checked by the tests) ----------------------------------
+
+HF_DP = (("I500", 0.55), ("I501", 0.25), ("I509", 0.20))
+HF_BRANCH_B_DP = ("I110", "I130", "I132", "J81", "K761")
+"""InVS/Santé publique France rule, second branch: these DP with I50 as DR or DAS."""
+HF_NEAR_MISS_DP = ("R060", "I119", "J189")
+"""A heart-failure stay whose coding misses I50: the case-finding rule cannot see it."""
+HF_CODING = (0.80, 0.15, 0.05)  # branch A (DP I50), branch B, near miss
+DIABETES_DAS_CODED = 0.72
+"""Share of a diabetic's stays where the diabetes is coded (as DAS)."""
+DIABETES_UNSPECIFIED = 0.10
+"""Share of coded diabetes written E14 (unspecified) instead of E10/E11."""
+T2_DAS = ("E119", "E118", "E117")
+T1_DAS = ("E109", "E108")
+COMPLICATION_STAY = {
+    "kidney": ("N083", "E112"),
+    "eye": ("H360", "E113"),
+    "foot": ("L97", "E115"),
+    "cardiovascular": ("I251", "E115"),
+}
+"""DP of a diabetes complication stay and the diabetes code put as DAS (E11 for type 2)."""
+UNCOMPLICATED_DIABETES_DP = ("E110", "E111", "E119")
+BACKGROUND_DP = (
+    ("K802", "07", 6), ("K359", "06", 4), ("S7200", "08", 4), ("M170", "08", 6), ("I480", "05", 5),
+    ("J189", "04", 6), ("N390", "11", 5), ("H251", "02", 8), ("C509", "09", 3), ("R074", "05", 5),
+    ("G459", "01", 3), ("K297", "06", 4), ("I639", "01", 3), ("A099", "06", 4), ("C189", "06", 2),
+    ("F100", "20", 3), ("S0600", "01", 2), ("I214", "05", 3), ("K590", "06", 2), ("R55", "05", 3),
+    ("E86", "10", 2), ("I10", "05", 2), ("J449", "04", 4), ("N184", "11", 2),
+)
+"""Background principal diagnoses: (code, CMD, weight)."""
+DELIVERY = ("O800", "14")
+NEAR_MISS_DAS = ("R739", "O244")
+"""Codes near diabetes that are not diabetes (hyperglycaemia, gestational diabetes)."""
+COMORBIDITY_DAS = ("I10", "J449", "N183", "E669", "I480")
+
+CMD = {"I": "05", "J": "04", "K": "06", "E": "10", "N": "11", "H": "02", "L": "09", "R": "23"}
+
+
+@dataclass
+class StayFrame:
+    """Stays of one year (arrays), before SNDS formatting."""
+
+    table: pl.DataFrame  # one row per stay (see ``make_stays``)
+    diagnoses: pl.DataFrame  # stay, code, position (DR/DAS/UM_DP/UM_DR; DP is on the stay)
+
+
+def _background_rate(age: np.ndarray, sex: np.ndarray) -> np.ndarray:
+    male = np.interp(age, _AGE_POINTS, _BG_MALE)
+    female = np.interp(age, _AGE_POINTS, _BG_FEMALE)
+    return np.where(sex == 1, male, female) * BACKGROUND_SCALE
+
+
+def _pick(rng: np.random.Generator, options, n: int) -> np.ndarray:
+    if options and isinstance(options[0], tuple):
+        codes = np.array([o[0] for o in options])
+        weights = np.array([o[-1] for o in options], dtype=float)
+        return rng.choice(codes, size=n, p=weights / weights.sum())
+    return rng.choice(np.array(options), size=n)
+
+
+def make_stays(
+    rng: np.random.Generator,
+    people: People,
+    year: int,
+    alive_at_start: np.ndarray,
+    new_hf: np.ndarray,
+) -> StayFrame:
+    """The stays of ``year`` for the persons alive at its start (``alive_at_start``, bool)."""
+    idx = np.flatnonzero(alive_at_start)
+    age = people.age(year)[idx]
+    sex = people.sex[idx]
+    has_d = people.diabetes_type[idx] > 0
+    stage = people.hf_stage[idx]
+    parts: list[dict[str, np.ndarray]] = []
+
+    def add(person: np.ndarray, kind: str, dp: np.ndarray, cmd: np.ndarray, los_mean: float, emergency: float):
+        n = len(person)
+        if n == 0:
+            return
+        ambulatory = rng.random(n) < (0.35 if kind == "background" else 0.05)
+        los = np.where(ambulatory, 0, 1 + rng.geometric(1 / max(los_mean, 1.01), size=n))
+        parts.append(
+            dict(
+                person=person,
+                kind=np.full(n, kind),
+                dp=dp,
+                cmd=cmd,
+                los=los.astype(np.int64),
+                emergency=rng.random(n) < emergency,
+            )
+        )
+
+    # background stays (more for people with the diseases)
+    rate = _background_rate(age, sex) * np.where(has_d, 1.4, 1.0) * np.where(stage > 0, 1.3, 1.0)
+    n_bg = rng.poisson(rate)
+    who = np.repeat(idx, n_bg)
+    dp = _pick(rng, BACKGROUND_DP, len(who))
+    cmd_of = {c: m for c, m, _ in BACKGROUND_DP}
+    cmd = np.array([cmd_of[c] for c in dp]) if len(dp) else np.array([], dtype=str)
+    women = people.sex[who] == 2
+    wage = people.age(year)[who]
+    delivery = women & (wage >= 18) & (wage <= 44) & (rng.random(len(who)) < 0.35)
+    dp = np.where(delivery, DELIVERY[0], dp)
+    cmd = np.where(delivery, DELIVERY[1], cmd)
+    add(who, "background", dp, cmd, 4.0, 0.22)
+
+    # heart failure decompensations
+    lam = np.select([stage == 1, stage == 2, stage == 3], [HF_STAYS[1], HF_STAYS[2], HF_STAYS[3]], 0.0)
+    first = np.isin(idx, new_hf) & (rng.random(len(idx)) < HF_FIRST_STAY)
+    n_hf = rng.poisson(lam) + first
+    who = np.repeat(idx, n_hf)
+    add(who, "heart_failure", _pick(rng, HF_DP, len(who)), np.full(len(who), "05"), 8.0, 0.65)
+
+    # diabetes stays
+    n_comp = people.complications[idx].sum(axis=1)
+    n_d = rng.poisson(np.where(has_d, DIABETES_STAYS_BASE + DIABETES_STAYS_PER_COMPLICATION * n_comp, 0))
+    who = np.repeat(idx, n_d)
+    comps = people.complications[who]
+    choice = np.full(len(who), -1)
+    for k in range(len(who)):  # a few per thousand persons: pick one of the person's complications
+        options = np.flatnonzero(comps[k])
+        if len(options):
+            choice[k] = options[rng.integers(len(options))]
+    dp = _pick(rng, UNCOMPLICATED_DIABETES_DP, len(who))
+    for j, name in enumerate(COMPLICATIONS):
+        dp = np.where(choice == j, COMPLICATION_STAY[name][0], dp)
+    add(who, "diabetes", dp, np.array([CMD.get(c[0], "10") for c in dp], dtype="U2"), 5.0, 0.3)
+
+    # séances (kept apart by the quality filters): chemotherapy and dialysis
+    chemo = idx[(age >= 40) & (rng.random(len(idx)) < CHEMO[0])]
+    dial = idx[has_d & people.complications[idx, 0] & (rng.random(len(idx)) < DIALYSIS[0])]
+    for who_s, n_s, code in ((chemo, CHEMO[1], "Z511"), (dial, DIALYSIS[1], "Z491")):
+        who_s = np.repeat(who_s, n_s)
+        n = len(who_s)
+        if n:
+            parts.append(dict(person=who_s, kind=np.full(n, "session"), dp=np.full(n, code),
+                              cmd=np.full(n, "28"), los=np.zeros(n, dtype=np.int64), emergency=np.zeros(n, bool)))
+
+    # in-hospital deaths: the terminal stay
+    died = idx[(~np.isnat(people.death_date[idx])) & (people.death_date[idx].astype("datetime64[Y]").astype(int) + 1970 == year)]
+    died = died[rng.random(len(died)) < IN_HOSPITAL_DEATH]
+    hf_death = (people.hf_stage[died] >= 2) & (rng.random(len(died)) < 0.5)
+    dp = np.where(hf_death, "I500", _pick(rng, BACKGROUND_DP, len(died)) if len(died) else np.array([], dtype=str))
+    cmd = np.where(hf_death, "05", np.array([cmd_of.get(c, "05") for c in dp], dtype="U2") if len(dp) else dp)
+    add(died, "death", dp.astype("U5"), cmd.astype("U2"), 9.0, 0.7)
+
+    cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
+    return _dates_and_codes(rng, people, year, cols)
+
+
+def _dates_and_codes(rng: np.random.Generator, people: People, year: int, cols: dict) -> StayFrame:
+    person = cols["person"]
+    n = len(person)
+    kind = cols["kind"]
+    start = np.datetime64(f"{year}-01-01")
+    end = np.datetime64(f"{year}-12-31")
+    los = cols["los"]
+    death = people.death_date[person]
+    is_death = kind == "death"
+    exit_ = start + rng.integers(0, 365, size=n).astype("timedelta64[D]")
+    # no stay after death; the terminal stay ends on the day of death
+    last_day = np.where(np.isnat(death), end, death)
+    exit_ = np.where(is_death | (exit_ > last_day), last_day, exit_)
+    entry = exit_ - los.astype("timedelta64[D]")
+    entry = np.maximum(entry, start - np.timedelta64(60, "D"))
+    los = (exit_ - entry).astype(np.int64)
+    age = np.maximum((year - people.birth_year[person]) - (entry < start), 0)
+    exit_mode = np.where(is_death, "9", np.where(rng.random(n) < 0.04, "7", "8"))
+    session = kind == "session"
+    exit_mode = np.where(session, "8", exit_mode)
+    surgical = np.isin(cols["cmd"], ["06", "07", "08", "02", "09"]) & (rng.random(n) < 0.6)
+    level = np.where(session, "Z", np.where(los == 0, "J", rng.choice(np.array(["1", "2", "3", "4"]), size=n, p=[0.5, 0.3, 0.15, 0.05])))
+    number = rng.integers(1, 30, size=n)
+    ghm = np.char.add(np.char.add(np.char.add(cols["cmd"].astype("U2"), np.where(session, "Z", np.where(surgical, "C", "M"))),
+                                  np.char.zfill(number.astype(str), 2)), level)
+    ghm = np.where(kind == "heart_failure", np.char.add("05M09", np.where(los == 0, "J", level)), ghm)
+    ghm = np.where(session & (cols["dp"] == "Z511"), "28Z07Z", np.where(session, "28Z04Z", ghm))
+
+    stay = np.arange(n)
+    dp = cols["dp"].astype("U6")
+    # coding of heart-failure stays: branch B and near misses
+    hf = kind == "heart_failure"
+    branch = rng.choice(3, size=n, p=HF_CODING)
+    b_branch = hf & (branch == 1)
+    miss = hf & (branch == 2)
+    dp = np.where(b_branch, rng.choice(np.array(HF_BRANCH_B_DP), size=n), dp)
+    dp = np.where(miss, rng.choice(np.array(HF_NEAR_MISS_DP), size=n), dp)
+    dx_stay, dx_code, dx_pos = [], [], []
+
+    def put(mask: np.ndarray, codes: np.ndarray, position: str) -> None:
+        dx_stay.append(stay[mask])
+        dx_code.append(np.asarray(codes)[mask] if np.ndim(codes) else np.full(mask.sum(), codes))
+        dx_pos.append(np.full(mask.sum(), position))
+
+    hf_code = rng.choice(np.array(["I500", "I501", "I509"]), size=n)
+    as_dr = rng.random(n) < 0.3
+    put(b_branch & as_dr, hf_code, "DR")
+    put(b_branch & ~as_dr, hf_code, "DAS")
+    # heart failure known in other stays of the person: DAS I50 (sometimes)
+    person_hf = people.hf_stage[person] > 0
+    put(person_hf & ~hf & ~session & (rng.random(n) < 0.5), hf_code, "DAS")
+    # diabetes as DAS, with its type, unspecified or not coded at all
+    dtype = people.diabetes_type[person]
+    coded = (dtype > 0) & ~session & (rng.random(n) < DIABETES_DAS_CODED)
+    d_code = np.where(dtype == 1, rng.choice(np.array(T1_DAS), size=n), rng.choice(np.array(T2_DAS), size=n))
+    d_code = np.where(rng.random(n) < DIABETES_UNSPECIFIED, "E149", d_code)
+    comp_stay = (kind == "diabetes") & ~np.isin(dp, np.array(UNCOMPLICATED_DIABETES_DP))
+    comp_das = {v[0]: v[1] for v in COMPLICATION_STAY.values()}
+    comp_code = np.array([comp_das.get(c, "E119") for c in dp], dtype="U6") if n else dp
+    comp_code = np.where(dtype == 1, np.char.replace(comp_code, "E11", "E10"), comp_code)
+    put(comp_stay, comp_code, "DAS")
+    put(coded & ~comp_stay & (kind != "diabetes"), d_code, "DAS")
+    # kidney disease and other comorbidities
+    kidney = people.complications[person, 0]
+    put(kidney & ~session & (rng.random(n) < 0.6), rng.choice(np.array(["N183", "N184", "N185"]), size=n), "DAS")
+    put(~session & (rng.random(n) < 0.25), rng.choice(np.array(COMORBIDITY_DAS), size=n), "DAS")
+    # near-miss codes of diabetes for people without it
+    put((dtype == 0) & ~session & (rng.random(n) < 0.004), np.full(n, NEAR_MISS_DAS[0]), "DAS")
+    put((dp == DELIVERY[0]) & (rng.random(n) < 0.08), np.full(n, NEAR_MISS_DAS[1]), "DAS")
+    # medical units: the first unit's DP is the stay's DP; a second unit for some stays
+    put(np.ones(n, dtype=bool), dp, "UM_DP")
+    two_units = ~session & (los > 2) & (rng.random(n) < 0.2)
+    put(two_units, np.where(hf | b_branch, hf_code, dp), "UM_DP2")
+
+    table = pl.DataFrame(
+        {
+            "stay": stay,
+            "person": person,
+            "kind": kind,
+            "entry_date": entry.astype("datetime64[D]"),
+            "exit_date": exit_.astype("datetime64[D]"),
+            "length_of_stay": los,
+            "age": age,
+            "via_emergency": cols["emergency"],
+            "exit_mode": exit_mode,
+            "ghm": ghm,
+            "principal_diagnosis": dp,
+        }
+    )
+    diagnoses = pl.DataFrame(
+        {
+            "stay": np.concatenate(dx_stay),
+            "code": np.concatenate(dx_code).astype(str),
+            "position": np.concatenate(dx_pos),
+        }
+    )
+    return StayFrame(table=table, diagnoses=diagnoses)
