@@ -19,10 +19,13 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
+	$(BIN)/respop synth --profile demo --seed 1 --out output/demo/data --report
 	$(BIN)/respop pmsi check --config territories/demo.toml --out output/demo/pmsi-check
+	$(BIN)/respop pmsi check respop/data/snds/synthetic
 	@echo
-	@echo "Done. The report above accounts for every row of the Health Data Hub's synthetic PMSI sample."
-	@echo "Private outputs (staged tables, quarantine, report.json): output/demo/pmsi-check"
+	@echo "Done. The demo world (300,000 inhabitants, 2019-2023) is in output/demo/data;"
+	@echo "the first report accounts for every row of its SNDS tables, the second for every row of"
+	@echo "the Health Data Hub's own synthetic sample. Private outputs: output/demo/pmsi-check"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto

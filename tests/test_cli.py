@@ -16,16 +16,22 @@ def respop(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     )
 
 
-def test_pmsi_check_on_the_demo_configuration(tmp_path):
-    out = tmp_path / "check"
-    result = respop("pmsi", "check", "--config", "territories/demo.toml", "--out", str(out))
+def test_synth_then_pmsi_check_with_a_configuration(tmp_path):
+    data = tmp_path / "data"
+    result = respop("synth", "--profile", "tiny", "--seed", "2", "--years", "2022-2023", "--out", str(data), "--report")
     assert result.returncode == 0, result.stderr
-    assert "T_MCOaaB" in result.stdout and "every row is accounted for" in result.stdout
+    assert "persons" in result.stdout and "Calibration" in result.stdout
+    config = tmp_path / "territory.toml"
+    config.write_text(f'[input]\npmsi_dir = "data/pmsi"\n[quality]\nzones_file = "data/reference/zones.parquet"\n')
+    out = tmp_path / "check"
+    result = respop("pmsi", "check", "--config", str(config), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "T_MCO23B" in result.stdout and "every row is accounted for" in result.stdout
     report = json.loads((out / "report.json").read_text())
-    assert report["balanced"] is True
-    assert sorted(p.name for p in (out / "quarantine").iterdir()) == [
-        "T_MCOaaB.parquet", "T_MCOaaC.parquet", "T_MCOaaD.parquet", "T_MCOaaUM.parquet"
-    ]
+    assert report["balanced"] is True and report["stays_kept"] > 0
+    assert sorted(p.name for p in (out / "quarantine").iterdir()) == sorted(
+        f"T_MCO{yy}{t}.parquet" for yy in ("22", "23") for t in ("B", "C", "D", "UM")
+    )
 
 
 def test_pmsi_check_json_output():

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_demo_configuration_loads_and_resolves_paths():
     cfg = load_config(ROOT / "territories" / "demo.toml")
     assert cfg.name == "demo"
-    assert cfg.input.pmsi_dir == (ROOT / "respop" / "data" / "snds" / "synthetic").resolve()
+    assert cfg.input.pmsi_dir == (ROOT / "output" / "demo" / "data" / "pmsi").resolve()
+    assert cfg.quality.zones_file == (ROOT / "output" / "demo" / "data" / "reference" / "zones.parquet").resolve()
     assert cfg.quality.min_date == dt.date(2005, 1, 1)
 
 

@@ -72,3 +72,15 @@ def test_generation_is_deterministic(tmp_path):
         assert pl.read_parquet(tmp_path / "a" / "pmsi" / f"T_MCO22{table}.parquet").equals(
             pl.read_parquet(tmp_path / "b" / "pmsi" / f"T_MCO22{table}.parquet")
         )
+
+
+def test_demo_is_calibrated_to_the_published_figures(tmp_path):
+    from respop.synth.calibration import calibration
+
+    generate(load_profile("demo"), seed=11, out=tmp_path, years=[2021, 2022, 2023])
+    figures = calibration(tmp_path, 2023)
+    assert {f.name for f in figures} == {
+        "stays_per_inhabitant", "hf_hospitalised_per_100k_adults", "hf_prevalence_adults", "diabetes_prevalence"
+    }
+    for f in figures:
+        assert abs(f.relative_difference) < 0.10, f
