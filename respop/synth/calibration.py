@@ -37,17 +37,14 @@ def calibration(out: str | Path, year: int) -> list[Figure]:
     """The four calibration figures of ``year`` from a generated folder's truth."""
     truth = Path(out) / "truth"
     residence = pl.scan_parquet(truth / "residence*.parquet").filter(pl.col("year") == year)
-    persons = pl.scan_parquet(truth / "persons*.parquet")
+    persons = pl.scan_parquet(truth / "persons*.parquet").select("person_key", "birth_year")
     people = residence.join(persons, on="person_key").with_columns((year - pl.col("birth_year")).alias("age"))
-    counts = people.select(
-        pl.len().alias("population"),
-        (pl.col("age") >= 18).sum().alias("adults"),
-        (pl.col("diabetes_type") > 0).sum().alias("diabetes"),
-    ).collect()
+    counts = people.select(pl.len().alias("population"), (pl.col("age") >= 18).sum().alias("adults")).collect()
     severity = pl.scan_parquet(truth / "severity*.parquet").filter(pl.col("year") == year)
+    diabetes = severity.filter(pl.col("diabetes_type") > 0).select(pl.len()).collect().item()
     hf_adults = (
         severity.filter(pl.col("hf_stage") > 0)
-        .join(persons.select("person_key", "birth_year"), on="person_key")
+        .join(persons, on="person_key")
         .filter(year - pl.col("birth_year") >= 18)
         .select(pl.len())
         .collect()
@@ -64,7 +61,7 @@ def calibration(out: str | Path, year: int) -> list[Figure]:
         .collect()
         .item()
     )
-    population, adults, diabetes = counts.row(0)
+    population, adults = counts.row(0)
     generated = {
         "stays_per_inhabitant": n_stays / population,
         "hf_hospitalised_per_100k_adults": hf_hosp / adults * 100_000,

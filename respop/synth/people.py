@@ -28,11 +28,16 @@ T1D_PREVALENCE = 0.003
 """Type 1 diabetes: about 0.3% of the population, from childhood."""
 HF_PREVALENCE = 1.15 * np.interp(np.arange(105), _AGES, [0, 0, 0, 0, 0.0003, 0.0005, 0.0008, 0.0012, 0.002, 0.003, 0.004, 0.007, 0.012, 0.02, 0.035, 0.055, 0.085, 0.12, 0.16, 0.2, 0.22])
 """Share of people with heart failure by age at the start, before the diabetes effect."""
+DIABETES_TARGET = 0.052
+"""Diabetes (types 1 and 2) in the population at the start: Santé publique France, about 5-6%."""
+HF_TARGET_ADULTS = 0.023
+"""Heart failure among adults at the start of the first year; with the year's new cases, about
+the 2.6% of adults of Santé publique France 2022."""
 HF_DIABETES_RISK = 2.0
 """Relative risk of heart failure with diabetes."""
-T2D_INCIDENCE_RATIO = 1 / 10
-"""Yearly incidence ≈ prevalence at that age / 10 (keeps the prevalence steady with deaths)."""
-HF_INCIDENCE_RATIO = 1 / 6.5
+T2D_INCIDENCE_RATIO = 1 / 15
+"""Yearly incidence ≈ prevalence at that age / 15 (keeps the prevalence steady with deaths)."""
+HF_INCIDENCE_RATIO = 1 / 5
 MOVE_RATE = 0.035
 """Share of people moving home each year; 70% of moves go to a neighbouring zone."""
 BIRTH_RATE = 0.011
@@ -73,6 +78,8 @@ class People:
     hf_stage: np.ndarray  # 0 none, 1..3
     hf_onset: np.ndarray
     complications: np.ndarray  # (n, 4) bool, COMPLICATIONS order
+    t2d_scale: float = 1.0  # calibration of the age-specific rates to this population's ages
+    hf_scale: float = 1.0
 
     def __len__(self) -> int:
         return len(self.key)
@@ -105,15 +112,20 @@ def initial_people(rng: np.random.Generator, population: pl.DataFrame, zone_inde
     nat = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
     dtype = np.zeros(n, dtype=np.int8)
     t1 = rng.random(n) < T1D_PREVALENCE * (age >= 2)
-    t2 = ~t1 & (rng.random(n) < T2D_PREVALENCE[np.minimum(age, 104)])
+    # scale the age-specific rates so that the targets hold whatever the population's ages
+    t2d_scale = (DIABETES_TARGET - T1D_PREVALENCE) * n / max(T2D_PREVALENCE[np.minimum(age, 104)].sum(), 1e-9)
+    t2 = ~t1 & (rng.random(n) < t2d_scale * T2D_PREVALENCE[np.minimum(age, 104)])
     dtype[t1], dtype[t2] = 1, 2
     d_onset = nat.copy()
     has_d = dtype > 0
     years_with = np.minimum(rng.exponential(8, size=n).astype(np.int64), np.maximum(age - 1, 0))
     d_onset[has_d] = _dates_in_year(rng, year - 1, n)[has_d] - (years_with[has_d] * 365).astype("timedelta64[D]")
     hf_risk = HF_PREVALENCE[np.minimum(age, 104)] * np.where(has_d, HF_DIABETES_RISK, 1.0)
+    adults = age >= 18
+    hf_scale = HF_TARGET_ADULTS * adults.sum() / max(hf_risk[adults].sum(), 1e-9)
+    hf_risk = hf_risk * hf_scale
     hf = rng.random(n) < hf_risk
-    stage = np.where(hf, rng.choice([1, 2, 3], size=n, p=[0.5, 0.35, 0.15]), 0).astype(np.int8)
+    stage = np.where(hf, rng.choice([1, 2, 3], size=n, p=[0.65, 0.27, 0.08]), 0).astype(np.int8)
     hf_onset = nat.copy()
     hf_years = np.minimum(rng.exponential(3, size=n).astype(np.int64), np.maximum(age - 18, 0))
     hf_onset[hf] = _dates_in_year(rng, year - 1, n)[hf] - (hf_years[hf] * 365).astype("timedelta64[D]")
@@ -130,11 +142,15 @@ def initial_people(rng: np.random.Generator, population: pl.DataFrame, zone_inde
         hf_stage=stage,
         hf_onset=hf_onset,
         complications=comp,
+        t2d_scale=t2d_scale,
+        hf_scale=hf_scale,
     )
 
 
 def concat(a: People, b: People) -> People:
-    return People(**{f: np.concatenate([getattr(a, f), getattr(b, f)]) for f in a.__dataclass_fields__})
+    """Persons of ``a`` then ``b``; the calibration scales are ``a``'s."""
+    arrays = {f: np.concatenate([getattr(a, f), getattr(b, f)]) for f in a.__dataclass_fields__ if not f.endswith("_scale")}
+    return People(**arrays, t2d_scale=a.t2d_scale, hf_scale=a.hf_scale)
 
 
 def births(rng: np.random.Generator, people: People, n_zones: int, year: int) -> People:
@@ -198,7 +214,7 @@ def advance(
     people.zone[idx] = dest
     # new diabetes (type 2)
     at_risk = alive & (people.diabetes_type == 0)
-    p_d = T2D_PREVALENCE[np.clip(age, 0, 104)] * T2D_INCIDENCE_RATIO
+    p_d = people.t2d_scale * T2D_PREVALENCE[np.clip(age, 0, 104)] * T2D_INCIDENCE_RATIO
     new_d = np.flatnonzero(at_risk & (rng.random(n) < p_d))
     people.diabetes_type[new_d] = 2
     people.diabetes_onset[new_d] = _dates_in_year(rng, year, len(new_d))
@@ -208,7 +224,7 @@ def advance(
         people.complications[:, j] |= alive & has_d & (rng.random(n) < COMPLICATION_INCIDENCE[name])
     # heart failure: incidence and progression
     at_risk = alive & (people.hf_stage == 0) & (age >= 18)
-    p_hf = HF_PREVALENCE[np.clip(age, 0, 104)] * HF_INCIDENCE_RATIO * np.where(has_d, HF_DIABETES_RISK, 1.0)
+    p_hf = people.hf_scale * HF_PREVALENCE[np.clip(age, 0, 104)] * HF_INCIDENCE_RATIO * np.where(has_d, HF_DIABETES_RISK, 1.0)
     new_hf = np.flatnonzero(at_risk & (rng.random(n) < p_hf))
     progress = alive & (people.hf_stage > 0) & (people.hf_stage < 3) & (rng.random(n) < HF_PROGRESSION)
     people.hf_stage[progress] += 1
