@@ -9,6 +9,7 @@ from __future__ import annotations
 import polars as pl
 
 from respop.pmsi.files import ROW
+from respop.pmsi.nomenclatures import codes
 from respop.pmsi.schema import RETURN_CODES
 from respop.pmsi.validate import STAY_ROW, ValidatedTable
 
@@ -136,17 +137,30 @@ def build_diagnoses(b: ValidatedTable, d: ValidatedTable, um: ValidatedTable) ->
         )
 
     um_rank = pl.col("UM_ORD_NUM").cast(pl.Int16).alias("unit_rank")
+    key = ["stay_id", "position", "code"]
+    # DP and DR are one per stay: no de-duplication needed. DAS and unit diagnoses are
+    # de-duplicated on codes cast to an Enum of the CIM-10 (every loaded code is in it), which
+    # hashes much faster than strings.
+    cim = pl.Enum(sorted(codes("MS_CIM_V")))
+
+    def dedupe(lf: pl.LazyFrame) -> pl.LazyFrame:
+        return (
+            lf.filter(pl.col("code").is_not_null())
+            .with_columns(pl.col("code").cast(cim))
+            .group_by(key)
+            .agg(pl.col("unit_rank").min())
+            .with_columns(pl.col("code").cast(pl.String))
+        )
+
     parts = [
-        part(b, ROW, "DGN_PAL", "DP", no_rank),
-        part(b, ROW, "DGN_REL", "DR", no_rank),
-        part(d, STAY_ROW, "ASS_DGN", "DAS", no_rank),
-        part(um, STAY_ROW, "DGN_PAL", "UM_DP", um_rank),
-        part(um, STAY_ROW, "DGN_REL", "UM_DR", um_rank),
+        part(b, ROW, "DGN_PAL", "DP", no_rank).filter(pl.col("code").is_not_null()),
+        part(b, ROW, "DGN_REL", "DR", no_rank).filter(pl.col("code").is_not_null()),
+        dedupe(part(d, STAY_ROW, "ASS_DGN", "DAS", no_rank)),
+        dedupe(
+            pl.concat(
+                [part(um, STAY_ROW, "DGN_PAL", "UM_DP", um_rank), part(um, STAY_ROW, "DGN_REL", "UM_DR", um_rank)],
+                how="vertical",
+            )
+        ),
     ]
-    return (
-        pl.concat(parts, how="vertical")
-        .filter(pl.col("code").is_not_null())
-        .group_by("stay_id", "position", "code")
-        .agg(pl.col("unit_rank").min())
-        .select(list(DIAGNOSIS_SCHEMA))
-    )
+    return pl.concat([p.select(list(DIAGNOSIS_SCHEMA)) for p in parts], how="vertical")

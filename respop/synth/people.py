@@ -125,7 +125,7 @@ def initial_people(rng: np.random.Generator, population: pl.DataFrame, zone_inde
     hf_scale = HF_TARGET_ADULTS * adults.sum() / max(hf_risk[adults].sum(), 1e-9)
     hf_risk = hf_risk * hf_scale
     hf = rng.random(n) < hf_risk
-    stage = np.where(hf, rng.choice([1, 2, 3], size=n, p=[0.65, 0.27, 0.08]), 0).astype(np.int8)
+    stage = np.where(hf, rng.choice([1, 2, 3], size=n, p=[0.72, 0.22, 0.06]), 0).astype(np.int8)
     hf_onset = nat.copy()
     hf_years = np.minimum(rng.exponential(3, size=n).astype(np.int64), np.maximum(age - 18, 0))
     hf_onset[hf] = _dates_in_year(rng, year - 1, n)[hf] - (hf_years[hf] * 365).astype("timedelta64[D]")

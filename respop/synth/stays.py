@@ -25,7 +25,7 @@ _BG_FEMALE = [0.26, 0.08, 0.06, 0.17, 0.24, 0.18, 0.21, 0.30, 0.45, 0.55, 0.55]
 """Background MCO stays per person-year by age (women: pregnancies at 15–44)."""
 BACKGROUND_SCALE = 1.08
 """Calibration: scales the background rates so that all stays give about 0.28 per inhabitant."""
-HF_STAYS = {1: 0.02, 2: 0.057, 3: 0.19}
+HF_STAYS = {1: 0.021, 2: 0.06, 3: 0.20}
 """Heart-failure stays per person-year by stage (decompensations)."""
 HF_FIRST_STAY = 0.40
 """Share of new heart-failure cases hospitalised for it in the year of onset."""
