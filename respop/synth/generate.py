@@ -209,10 +209,13 @@ def _to_snds(
         pl.Series("fault", fault.tolist(), dtype=pl.String),
         pl.Series("ret_col", ret_col),
     )
-    # duplicated stays: a second copy under another RSA number
-    dups = stays.filter(pl.col("fault") == "duplicate_stays").with_columns(pl.lit(None, pl.String).alias("fault"))
-    stays = pl.concat([stays.with_columns(pl.when(pl.col("fault") == "duplicate_stays").then(None).otherwise(pl.col("fault")).alias("fault")),
-                       dups.with_columns(pl.lit("duplicate_stays").alias("fault"))])
+    # duplicated stays: the stay drawn for the fault is written twice; the original is clean, the
+    # copy (under another RSA number, later in the file) carries the fault
+    copies = stays.filter(pl.col("fault") == "duplicate_stays")
+    originals = stays.with_columns(
+        pl.when(pl.col("fault") != "duplicate_stays").then(pl.col("fault")).alias("fault")
+    )
+    stays = pl.concat([originals, copies])
     stays = stays.with_columns(
         (pl.lit(chunk * 100_000_000, pl.Int64) + pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("hospital_id"))
         .cast(pl.String).str.zfill(10).alias("rsa_num"),
