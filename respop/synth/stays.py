@@ -68,7 +68,14 @@ BACKGROUND_DP = (
 DELIVERY = ("O800", "14")
 NEAR_MISS_DAS = ("R739", "O244")
 """Codes near diabetes that are not diabetes (hyperglycaemia, gestational diabetes)."""
-COMORBIDITY_DAS = ("I10", "J449", "N183", "E669", "I480")
+COMORBIDITY_DAS = (
+    "I10", "E669", "E785", "J449", "F171", "Z921", "I480", "E039", "K219", "G473", "F329", "D649",
+    "E876", "R296", "Z966", "Z950", "N390", "F101", "E6600", "B962", "R402", "Z515", "L899", "I739",
+)
+"""Frequent associated diagnoses (neither diabetes nor heart failure)."""
+DAS_PER_STAY = 2.6
+"""Mean number of such associated diagnoses per stay: with the disease codes, about 5 diagnoses
+per stay in all positions, as in the national PMSI (about 100 million a year for 19 million stays)."""
 
 CMD = {"I": "05", "J": "04", "K": "06", "E": "10", "N": "11", "H": "02", "L": "09", "R": "23"}
 
@@ -250,7 +257,11 @@ def _dates_and_codes(rng: np.random.Generator, people: People, year: int, cols: 
     # kidney disease and other comorbidities
     kidney = people.complications[person, 0]
     put(kidney & ~session & (rng.random(n) < 0.6), rng.choice(np.array(["N183", "N184", "N185"]), size=n), "DAS")
-    put(~session & (rng.random(n) < 0.25), rng.choice(np.array(COMORBIDITY_DAS), size=n), "DAS")
+    n_das = np.where(session, 0, rng.poisson(DAS_PER_STAY, size=n))
+    extra = np.repeat(stay, n_das)
+    dx_stay.append(extra)
+    dx_code.append(rng.choice(np.array(COMORBIDITY_DAS), size=len(extra)))
+    dx_pos.append(np.full(len(extra), "DAS"))
     # near-miss codes of diabetes for people without it
     put((dtype == 0) & ~session & (rng.random(n) < 0.004), np.full(n, NEAR_MISS_DAS[0]), "DAS")
     put((dp == DELIVERY[0]) & (rng.random(n) < 0.08), np.full(n, NEAR_MISS_DAS[1]), "DAS")
