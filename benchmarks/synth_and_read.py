@@ -70,7 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default="demo,national", help="comma-separated: demo, national")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=160)
     table = Table(title="Synthetic data: generate, then read with respop.pmsi", title_justify="left")
     for col in ("case", "step", "rows", "seconds", "rows/s", "peak RSS MB", "× baseline", "notes"):
         table.add_column(col, justify="left" if col in ("case", "step", "notes") else "right")
