@@ -25,6 +25,9 @@ class InputConfig(_Section):
     """Where the PMSI tables are and how to read them."""
 
     pmsi_dir: Path | None = Field(None, description="folder holding T_MCOaaB/C/D/UM files")
+    reference_dir: Path | None = Field(
+        None, description="folder with zones.parquet (GeoParquet), population.parquet, hospitals.parquet"
+    )
     format: Literal["auto", "csv", "parquet"] = "auto"
     years: list[int] | None = Field(None, description="exit years to read; all found if absent")
     separator: Literal["auto", ",", ";", "\t", "|"] = "auto"
@@ -66,13 +69,55 @@ class QualityConfig(_Section):
         return self
 
 
+class TerritoriesConfig(_Section):
+    """How the health territories are built (see docs/territories.md)."""
+
+    departements: list[str] | None = Field(None, description="scope: these départements (codes such as '29', '2A')")
+    zones: list[str] | None = Field(None, description="scope: these zones; neither key means every zone of the reference")
+    method: Literal["plurality", "leiden"] = "leiden"
+    min_population: int = Field(0, ge=0, description="every territory has at least this many inhabitants")
+    target_count: int | None = Field(None, ge=1, description="leiden: number of territories to aim for")
+    resolution: float = Field(1.0, gt=0, description="leiden: resolution when no target_count is given")
+    seed: int = 0
+    hospital_grouping: str = Field("establishment", description="establishment, town, or a CSV/Parquet table (hospital_id, group)")
+    years: list[int] | None = Field(None, description="exit years of the flows; all years read if absent")
+    adults_only: bool = False
+    diagnosis_prefixes: list[str] | None = Field(None, description="only stays whose principal diagnosis starts so, e.g. ['I50']")
+    stay_kind: Literal["all", "medical", "surgical"] = "all"
+    pins: dict[str, str] = Field(
+        default_factory=dict,
+        description="manual pins: zone → a zone whose territory it must join, e.g. {'29004' = '29019'}",
+    )
+    territory_of_interest: str | None = Field(
+        None, description="zone code inside the territory the rest of the pipeline works on"
+    )
+
+    @model_validator(mode="after")
+    def _scope(self) -> TerritoriesConfig:
+        if self.departements is not None and self.zones is not None:
+            raise ValueError("give departements or zones as the scope, not both")
+        return self
+
+
+class OutputConfig(_Section):
+    dir: Path = Field(Path("output/run"), description="the run's output folder (private: holds patient keys)")
+
+
+class StoreConfig(_Section):
+    url: str = Field("sqlite:///output/respop.sqlite", description="SQLAlchemy URL of the results store")
+
+
 class Config(_Section):
     """A territory's configuration file."""
 
     name: str = "respop"
     description: str = ""
+    diseases: list[Literal["diabetes", "heart_failure"]] = ["diabetes", "heart_failure"]
     input: InputConfig = InputConfig()
     quality: QualityConfig = QualityConfig()
+    territories: TerritoriesConfig = TerritoriesConfig()
+    output: OutputConfig = OutputConfig()
+    store: StoreConfig = StoreConfig()
 
 
 def load_config(path: str | Path) -> Config:
@@ -109,11 +154,16 @@ def _resolve_paths(config: Config, base: Path) -> Config:
             return p
         return (base / p).resolve()
 
+    grouping = config.territories.hospital_grouping
+    if grouping not in ("establishment", "town"):
+        grouping = str(resolve(Path(grouping)))
     return config.model_copy(
         update={
-            "input": config.input.model_copy(update={"pmsi_dir": resolve(config.input.pmsi_dir)}),
-            "quality": config.quality.model_copy(
-                update={"zones_file": resolve(config.quality.zones_file)}
+            "input": config.input.model_copy(
+                update={"pmsi_dir": resolve(config.input.pmsi_dir), "reference_dir": resolve(config.input.reference_dir)}
             ),
+            "quality": config.quality.model_copy(update={"zones_file": resolve(config.quality.zones_file)}),
+            "territories": config.territories.model_copy(update={"hospital_grouping": grouping}),
+            "output": config.output.model_copy(update={"dir": resolve(config.output.dir)}),
         }
     )

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +18,7 @@ import polars as pl
 
 from respop.config import InputConfig, QualityConfig
 from respop.errors import InputError
+from respop.fsutil import atomic_folder
 from respop.pmsi.canonical import STAY_SCHEMA, build_diagnoses, build_stays
 from respop.pmsi.files import ROW, TableFile, Workspace, discover, locate_csv_problem, scan_table
 from respop.pmsi.quality import EXCLUDED_BY, FILTERS, apply_filters, flag_column
@@ -146,7 +144,7 @@ class PmsiData:
         if out.exists() and any(out.iterdir()) and not (out / "report.json").is_file():
             raise InputError("exists and is not a respop output folder; choose another --out", out)
         data = self.staged(progress)
-        with _atomic_folder(out) as tmp:
+        with atomic_folder(out) as tmp:
             (tmp / "staged").mkdir()
             (tmp / "quarantine").mkdir()
             for name in ("stays", "sessions", "diagnoses", "excluded_stays"):
@@ -359,23 +357,3 @@ def _count_stays(flagged: pl.LazyFrame, quality: QualityConfig) -> dict:
         "sessions": int(sessions),
         "filters": filters,
     }
-
-
-@contextmanager
-def _atomic_folder(target: Path) -> Iterator[Path]:
-    """Yield a temporary sibling folder; on success it replaces ``target``, on failure it is removed."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
