@@ -149,6 +149,140 @@ def synth(
         console.print(table)
 
 
+territories_app = typer.Typer(help="Health territories from hospital-stay flows.", no_args_is_help=True)
+app.add_typer(territories_app, name="territories")
+
+NEW_TERRITORY = """# Territory configuration written by `respop territories new {name}`.
+# Review every value, then run: respop territories build territories/{name}.toml
+name = "{name}"
+description = "Territoire {name}"
+diseases = ["diabetes", "heart_failure"]
+
+[input]
+pmsi_dir = "../data/pmsi"            # SNDS tables T_MCOaaB/C/D/UM, relative to this file
+reference_dir = "../data/reference"  # zones.parquet (GeoParquet), population.parquet, hospitals.parquet
+# years = [2019, 2020, 2021, 2022, 2023]
+
+[quality]
+# the quality filters of docs/pmsi.md are all on by default
+
+[territories]
+{scope}
+method = "leiden"            # leiden (flows + spatial constraints) or plurality (Dartmouth baseline)
+min_population = 30000       # every territory has at least this many inhabitants
+# target_count = 5           # leiden: number of territories to aim for
+hospital_grouping = "establishment"   # establishment, town, or a table (hospital_id, group) such as the GHT
+adults_only = false
+# pins = {{ "29004" = "29019" }}   # zone 29004 joins the territory of zone 29019 (expert review)
+# territory_of_interest = "29019"  # a zone of the territory the rest of the pipeline works on
+
+[output]
+dir = "../output/{name}"
+
+[store]
+url = "sqlite:///output/{name}/respop.sqlite"
+"""
+
+
+@territories_app.command("new")
+def territories_new(
+    name: Annotated[str, typer.Argument(help="Name of the new territory (file territories/NAME.toml).")],
+    departements: Annotated[Optional[str], typer.Option(help="Départements in scope, e.g. 29,56.")] = None,
+    folder: Annotated[Path, typer.Option(help="Where to write the file.")] = Path("territories"),
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented starting configuration for a new territory."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise RespopError(f"territory name {name!r}: use letters, digits, - and _ only")
+    path = folder / f"{name}.toml"
+    if path.exists() and not force:
+        raise RespopError(f"{path} already exists (use --force to overwrite)")
+    if departements:
+        deps = [d.strip().upper().zfill(2) for d in departements.split(",") if d.strip()]
+        bad = [d for d in deps if not re.fullmatch(r"[0-9]{2}|2[AB]|97[0-9]", d)]
+        if bad:
+            raise RespopError(f"--departements: not département codes: {', '.join(bad)}")
+        scope = "departements = [" + ", ".join(f'"{d}"' for d in deps) + "]   # the scope"
+    else:
+        scope = '# departements = ["29", "56"]   # the scope; zones = [...] for a list of zones; neither: every zone'
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(NEW_TERRITORY.format(name=name, scope=scope), encoding="utf-8")
+    load_config(path)  # the template must stay valid
+    console.print(f"Written {escape(str(path))}. Edit it, then: respop territories build {escape(str(path))}")
+
+
+def _territory_inputs(config_path: Path, step):
+    from respop.delineation.run import load_reference, make_problem
+    from respop.pmsi import read_pmsi
+
+    cfg = load_config(config_path)
+    step("reading the reference tables")
+    reference = load_reference(cfg)
+    step("reading the PMSI stays")
+    data = read_pmsi(None, cfg.input, cfg.quality)
+    try:
+        step("counting zone → hospital flows")
+        problem = make_problem(cfg, data.stays, reference)
+    finally:
+        data.close()
+    return cfg, reference, problem
+
+
+@territories_app.command("build")
+def territories_build(
+    config: Annotated[Path, typer.Argument(help="Territory configuration (TOML).")],
+) -> None:
+    """Build the territories of a configuration, write them and print their metrics."""
+    from rich.table import Table
+
+    from respop.delineation.run import build
+
+    with progress_steps(5, "building territories") as step:
+        cfg, reference, problem = _territory_inputs(config, step)
+        step(f"fitting {cfg.territories.method}")
+        result = build(cfg, problem, reference)
+    table = Table(title=f"Territoires ({result.method.name}) — {len(result.names)} territoires", title_justify="left")
+    for col in ("id", "territoire", "population", "zones", "établissements", "LI", "MSI", "compacité"):
+        table.add_column(col, justify="left" if col == "territoire" else "right")
+    for row in result.metrics.sort("territory_id").iter_rows(named=True):
+        table.add_row(str(row["territory_id"]), escape(row["territory_name"]), f"{row['population']:,}", str(row["zones"]),
+                      str(row["hospitals"]), f"{row['localization_index']:.2f}", f"{row['market_share_index']:.2f}",
+                      f"{row['compactness']:.2f}")
+    console.print(table)
+    o = result.overall
+    console.print(f"LI moyen {o['mean_li']:.2f} (min {o['min_li']:.2f}), MSI moyen {o['mean_msi']:.2f}, modularité {o['modularity']:.3f}")
+    if result.fragile.height:
+        console.print(f"{result.fragile.height} zone(s) fragile(s) à revoir (second territoire proche) : fragile_zones.csv")
+    console.print(f"Map: {escape(str(result.paths.get('map', '')))}")
+    console.print(f"Outputs: {escape(str(cfg.output.dir / 'territories'))}")
+
+
+@territories_app.command("compare")
+def territories_compare(
+    config: Annotated[Path, typer.Argument(help="Territory configuration (TOML).")],
+    methods: Annotated[str, typer.Option(help="Methods to compare, comma-separated.")] = "plurality,leiden",
+) -> None:
+    """Run several delineation methods on the same flows and print one table."""
+    from rich.table import Table
+
+    from respop.delineation.run import METHODS, compare
+
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    unknown = [m for m in names if m not in METHODS]
+    if unknown:
+        raise RespopError(f"--methods: unknown {', '.join(unknown)} (known: {', '.join(METHODS)})")
+    with progress_steps(3 + len(names), "comparing methods") as step:
+        cfg, reference, problem = _territory_inputs(config, step)
+        rows = compare(cfg, problem, reference, names)
+    table = Table(title="Delineation methods on the same flows", title_justify="left")
+    for col in ("method", "territories", "mean LI", "min LI", "mean MSI", "compactness", "modularity", "min population", "seconds"):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for r in rows:
+        table.add_row(r["method"], str(r["territories"]), f"{r['mean_li']:.3f}", f"{r['min_li']:.3f}", f"{r['mean_msi']:.3f}",
+                      f"{r['mean_compactness']:.2f}", f"{r['modularity']:.3f}", f"{r['min_population']:,}", f"{r['seconds']:.1f}")
+    console.print(table)
+
+
 @app.command("version")
 def version() -> None:
     """Print respop's version."""

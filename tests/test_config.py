@@ -31,6 +31,10 @@ def test_demo_configuration_loads_and_resolves_paths():
         ("[input]\nseparator = ':'\n", ["key 'input.separator'", "':'"]),
         ("[quality]\nmin_date = 2020-01-01\nmax_date = 2019-01-01\n", ["max_date 2019-01-01 is before min_date"]),
         ("[quality\n", ["not a valid TOML file"]),
+        ("[territories]\nmethode = 'leiden'\n", ["unknown key 'territories.methode'"]),
+        ("[territories]\nmethod = 'kmeans'\n", ["key 'territories.method'", "'kmeans'"]),
+        ("[territories]\ndepartements = ['29']\nzones = ['29001']\n", ["not both"]),
+        ("diseases = ['asthma']\n", ["key 'diseases.0'", "'asthma'"]),
     ],
 )
 def test_invalid_configuration_names_file_key_and_value(tmp_path, text, pieces):
