@@ -129,11 +129,13 @@ def synth(
         raise RespopError(f"--format: expected parquet or csv, got {fmt!r}")
     prof = load_profile(profile)
     year_list = _parse_years(years) or prof.years
-    with progress_steps(None, f"generating the {prof.name} world") as step:
+    chunks = max(1, -(-prof.geography.population // prof.chunk_persons))
+    with progress_steps(1 + len(year_list) * chunks, f"generating the {prof.name} world") as step:
         result = generate(prof, seed, out, year_list, fmt, step)
     console.print(
-        f"{prof.name}: {result.persons:,} persons, "
-        + ", ".join(f"{y}: {n:,} stays" for y, n in result.stays.items())
+        f"{prof.name}: {result.persons:,} persons simulated (the living, the dead and the newborns); rows of "
+        "T_MCOaaB (stays and séances, planted duplicates included): "
+        + ", ".join(f"{y}: {n:,}" for y, n in result.stays.items())
         + f" → {escape(str(out))}"
     )
     if report:

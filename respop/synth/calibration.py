@@ -15,7 +15,7 @@ import polars as pl
 
 PUBLISHED = {
     "stays_per_inhabitant": (0.28, "MCO stays per inhabitant a year (ATIH, DREES)"),
-    "hf_hospitalised_per_100k_adults": (339.3, "adults hospitalised for heart failure per 100,000 adults (SpF 2022)"),
+    "hf_hospitalised_per_100k_adults": (339.3, "adults hospitalised for heart failure per 100,000 adults, SpF rule on coded stays (SpF 2022)"),
     "hf_prevalence_adults": (0.026, "heart-failure prevalence among adults (SpF 2022)"),
     "diabetes_prevalence": (0.055, "diabetes prevalence in the population (SpF, about 5-6%)"),
 }
@@ -52,15 +52,7 @@ def calibration(out: str | Path, year: int) -> list[Figure]:
     )
     stays = pl.scan_parquet(truth / "stays*.parquet").filter(pl.col("year") == year)
     n_stays = stays.filter((pl.col("kind") != "session") & (pl.col("fault") != "duplicate_stays").fill_null(True)).select(pl.len()).collect(engine="streaming").item()
-    hf_hosp = (
-        stays.filter(
-            (pl.col("age") >= 18)
-            & ((pl.col("kind") == "heart_failure") | ((pl.col("kind") == "death") & pl.col("principal_diagnosis").str.starts_with("I50")))
-        )
-        .select(pl.col("patient_key").n_unique())
-        .collect(engine="streaming")
-        .item()
-    )
+    hf_hosp = hf_hospitalised_adults(Path(out) / "pmsi", year)
     population, adults = counts.row(0)
     generated = {
         "stays_per_inhabitant": n_stays / population,
@@ -69,3 +61,38 @@ def calibration(out: str | Path, year: int) -> list[Figure]:
         "diabetes_prevalence": diabetes / population,
     }
     return [Figure(name, PUBLISHED[name][1], generated[name], PUBLISHED[name][0]) for name in PUBLISHED]
+
+
+HF_RULE_DP = ("I110", "I130", "I132", "I139", "K761", "J81")
+"""Santé publique France rule (Pérel et al. 2012): DP I50, or one of these DP with I50 as DR or DAS."""
+
+
+def _scan(folder: Path, label: str) -> pl.LazyFrame:
+    for candidate in (folder / f"{label}.parquet", folder / f"{label}.csv"):
+        if candidate.is_file():
+            if candidate.suffix == ".csv":
+                return pl.scan_csv(candidate, separator=";", infer_schema=False)
+            return pl.scan_parquet(candidate)
+    return pl.scan_parquet(str(folder / label / "*.parquet"))
+
+
+def hf_hospitalised_adults(pmsi: Path, year: int) -> int:
+    """Adults hospitalised for heart failure in ``year``, as Santé publique France counts them:
+    the rule applied to the coded diagnoses of the SNDS tables (not to the simulation's truth),
+    counting distinct patients with a usable key."""
+    yy = f"{year % 100:02d}"
+    b = _scan(pmsi, f"T_MCO{yy}B").select("ETA_NUM", "RSA_NUM", "AGE_ANN", "DGN_PAL", "DGN_REL")
+    c = _scan(pmsi, f"T_MCO{yy}C").select("ETA_NUM", "RSA_NUM", "NIR_ANO_17")
+    das_i50 = (
+        _scan(pmsi, f"T_MCO{yy}D").filter(pl.col("ASS_DGN").str.starts_with("I50"))
+        .select("ETA_NUM", "RSA_NUM").unique().with_columns(pl.lit(True).alias("das_i50"))
+    )
+    stays = b.join(das_i50, on=["ETA_NUM", "RSA_NUM"], how="left").join(c, on=["ETA_NUM", "RSA_NUM"])
+    i50_elsewhere = pl.col("DGN_REL").str.starts_with("I50").fill_null(False) | pl.col("das_i50").fill_null(False)
+    rule = pl.col("DGN_PAL").str.starts_with("I50") | (pl.col("DGN_PAL").is_in(list(HF_RULE_DP)) & i50_elsewhere)
+    return (
+        stays.filter(rule & (pl.col("AGE_ANN").cast(pl.Int32) >= 18))
+        .select(pl.col("NIR_ANO_17").n_unique())
+        .collect(engine="streaming")
+        .item()
+    )

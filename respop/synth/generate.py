@@ -15,7 +15,6 @@ at national scale; moves stay within a chunk.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from respop.errors import RespopError
+from respop.fsutil import atomic_folder
+from respop.pmsi.schema import RETURN_CODES
 from respop.synth.geography import World, hospital_choice, make_world, write_reference, write_truth
 from respop.synth.people import COMPLICATIONS, People, advance, births, concat, initial_people
 from respop.synth.profiles import Profile
@@ -40,7 +42,8 @@ FAULTS = {
 }
 """Share of stays given each data-quality fault, one fault per stay at most (the foundation's
 quality filters of the same names must catch them)."""
-RETURN_CODES = ("NIR_RET", "NAI_RET", "SEX_RET", "SEJ_RET", "FHO_RET", "PMS_RET", "DAT_RET")
+MARKER = ".respop-synth"
+"""File marking a folder as a ``respop synth`` output, which a new run may replace."""
 ABROAD_CODES = np.array(["99134", "99109", "99131", "99127", "99350"])
 """Residence abroad: 99 + INSEE country code (Spain, Germany, Belgium, Italy, Morocco)."""
 
@@ -61,25 +64,43 @@ def generate(
     fmt: str = "parquet",
     progress: Progress | None = None,
 ) -> SynthResult:
-    """Generate the world of ``profile`` for ``years`` (default: the profile's) under ``out``."""
+    """Generate the world of ``profile`` for ``years`` (default: the profile's) under ``out``.
+
+    ``out`` must be absent, empty, or an earlier ``respop synth`` output (it holds the marker file
+    ``.respop-synth``); it is replaced only once everything is written.
+    """
     step = progress or (lambda _label: None)
     years = sorted(years or profile.years)
+    if len(set(years)) != len(years) or years != list(range(years[0], years[0] + len(years))):
+        raise RespopError(f"years must be consecutive and distinct, got {years}")
     out = Path(out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file())):
+        raise RespopError(f"{out} exists and is not a respop synth output; choose another --out")
     rng = np.random.default_rng(seed)
     step("building the geography")
     world = make_world(profile.geography, rng)
+    chunks = _zone_chunks(world, profile.chunk_persons)
+    if fmt == "csv" and len(chunks) > 1:
+        raise RespopError(
+            f"the {profile.name} world is simulated in {len(chunks)} chunks and written as Parquet parts; "
+            "CSV output is for worlds of one chunk (tiny, demo)"
+        )
+    with atomic_folder(out) as tmp:
+        result = _simulate(profile, seed, world, chunks, years, tmp, fmt, step)
+        (tmp / MARKER).write_text(f"respop synth --profile {profile.name} --seed {seed}\n", encoding="utf-8")
+    return SynthResult(out=out, years=years, persons=result[0], stays=result[1])
+
+
+def _simulate(profile, seed, world, chunks, years, out, fmt, step) -> tuple[int, dict[int, int]]:
     choice = hospital_choice(world, profile.geography)
     cum_choice = np.cumsum(choice, axis=1)
     for sub in ("pmsi", "reference", "truth"):
-        if (out / sub).exists():
-            shutil.rmtree(out / sub)
         (out / sub).mkdir(parents=True)
     write_reference(world, out / "reference")
     write_truth(world, out / "truth")
 
     zone_codes = world.zones["zone_code"].to_numpy()
     zone_index = {z: i for i, z in enumerate(zone_codes)}
-    chunks = _zone_chunks(world, profile.chunk_persons)
     stays_per_year: dict[int, int] = {y: 0 for y in years}
     persons = 0
     for c, chunk_zones in enumerate(chunks):
@@ -93,6 +114,8 @@ def generate(
         truth_rows: dict[str, list[pl.DataFrame]] = {"residence": [], "severity": [], "moves": [], "stays": []}
         for year in years:
             step(f"simulating {year} (chunk {c + 1}/{len(chunks)})")
+            if year != years[0]:  # the first year's infants are in the starting population
+                people = concat(people, births(crng, people, len(zone_codes), year))
             alive_at_start = people.alive.copy()
             events = advance(crng, people, year, neighbours, weights)
             frame = make_stays(crng, people, year, alive_at_start, events.new_hf)
@@ -107,13 +130,12 @@ def generate(
                               "from_zone": zone_codes[events.moved_from], "to_zone": zone_codes[people.zone[events.moved]]},
                              schema={"person_key": pl.String, "year": pl.Int16, "from_zone": pl.String, "to_zone": pl.String})
             )
-            people = concat(people, births(crng, people, len(zone_codes), year))
         persons += len(people)
         suffix = f"-{c:03d}" if len(chunks) > 1 else ""
         for name, frames in truth_rows.items():
             pl.concat(frames).write_parquet(out / "truth" / f"{name}{suffix}.parquet")
         _persons(people).write_parquet(out / "truth" / f"persons{suffix}.parquet")
-    return SynthResult(out=out, years=years, persons=persons, stays=stays_per_year)
+    return persons, stays_per_year
 
 
 def _zone_chunks(world: World, chunk_persons: int) -> list[np.ndarray]:
@@ -216,14 +238,25 @@ def _to_snds(
         pl.when(pl.col("fault") != "duplicate_stays").then(pl.col("fault")).alias("fault")
     )
     stays = pl.concat([originals, copies])
+    # number and write the stays in hospital and exit-date order, ties at random, so that the row
+    # order says nothing of the kind of stay or of the planted faults
+    stays = stays.with_columns(pl.Series("_shuffle", rng.random(stays.height))).sort("hospital_id", "exit_date", "_shuffle").drop("_shuffle")
     stays = stays.with_columns(
         (pl.lit(chunk * 100_000_000, pl.Int64) + pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("hospital_id"))
         .cast(pl.String).str.zfill(10).alias("rsa_num"),
         pl.col("ghm_written").alias("ghm"),
     )
-    dx = frame.diagnoses.join(stays.select("stay", "hospital_id", "rsa_num"), on="stay")
+    # of the two copies of a duplicated stay, the one later in the file is the duplicate
+    pair = pl.col("stay").is_duplicated()
+    stays = stays.with_columns(
+        pl.when(pair)
+        .then(pl.when(pl.col("rsa_num") == pl.col("rsa_num").max().over("stay")).then(pl.lit("duplicate_stays")))
+        .otherwise(pl.col("fault"))
+        .alias("fault")
+    )
+    dx = frame.diagnoses.join(stays.select("stay", "hospital_id", "rsa_num"), on="stay", maintain_order="right")
     dr = dx.filter(pl.col("position") == "DR").group_by("stay").agg(pl.col("code").first().alias("related_diagnosis"))
-    stays = stays.join(dr, on="stay", how="left")
+    stays = stays.join(dr, on="stay", how="left", maintain_order="left")
 
     b = stays.select(
         pl.col("hospital_id").alias("ETA_NUM"),

@@ -238,4 +238,8 @@ def advance(
     died = np.flatnonzero(alive & (rng.random(n) < np.clip(risk, 0, 0.9)))
     people.alive[died] = False
     people.death_date[died] = _dates_in_year(rng, year, len(died))
+    # a disease that started this year started before the death
+    for onset in (people.hf_onset, people.diabetes_onset):
+        late = ~np.isnat(onset[died]) & (onset[died] > people.death_date[died])
+        onset[died[late]] = people.death_date[died[late]]
     return YearEvents(moved=idx, moved_from=origin, new_diabetes=new_d, new_hf=new_hf, died=died)

@@ -25,9 +25,9 @@ _BG_FEMALE = [0.26, 0.08, 0.06, 0.17, 0.24, 0.18, 0.21, 0.30, 0.45, 0.55, 0.55]
 """Background MCO stays per person-year by age (women: pregnancies at 15–44)."""
 BACKGROUND_SCALE = 1.08
 """Calibration: scales the background rates so that all stays give about 0.28 per inhabitant."""
-HF_STAYS = {1: 0.021, 2: 0.06, 3: 0.20}
+HF_STAYS = {1: 0.024, 2: 0.068, 3: 0.225}
 """Heart-failure stays per person-year by stage (decompensations)."""
-HF_FIRST_STAY = 0.40
+HF_FIRST_STAY = 0.45
 """Share of new heart-failure cases hospitalised for it in the year of onset."""
 DIABETES_STAYS_BASE, DIABETES_STAYS_PER_COMPLICATION = 0.04, 0.12
 IN_HOSPITAL_DEATH = 0.55
@@ -94,6 +94,15 @@ def _background_rate(age: np.ndarray, sex: np.ndarray) -> np.ndarray:
     return np.where(sex == 1, male, female) * BACKGROUND_SCALE
 
 
+def _share_of_year_alive(people: People, idx: np.ndarray, year: int) -> np.ndarray:
+    """Fraction of ``year`` each person lives (1 for those who do not die in it)."""
+    death = people.death_date[idx]
+    start = np.datetime64(f"{year}-01-01")
+    days = (np.datetime64(f"{year + 1}-01-01") - start).astype(np.int64)
+    lived = np.where(np.isnat(death), days, (death - start).astype(np.int64) + 1)
+    return np.clip(lived / days, 0.0, 1.0)
+
+
 def _pick(rng: np.random.Generator, options, n: int) -> np.ndarray:
     if options and isinstance(options[0], tuple):
         codes = np.array([o[0] for o in options])
@@ -135,7 +144,8 @@ def make_stays(
         )
 
     # background stays (more for people with the diseases)
-    rate = _background_rate(age, sex) * np.where(has_d, 1.4, 1.0) * np.where(stage > 0, 1.3, 1.0)
+    alive = _share_of_year_alive(people, idx, year)
+    rate = _background_rate(age, sex) * np.where(has_d, 1.4, 1.0) * np.where(stage > 0, 1.3, 1.0) * alive
     n_bg = rng.poisson(rate)
     who = np.repeat(idx, n_bg)
     dp = _pick(rng, BACKGROUND_DP, len(who))
@@ -151,13 +161,13 @@ def make_stays(
     # heart failure decompensations
     lam = np.select([stage == 1, stage == 2, stage == 3], [HF_STAYS[1], HF_STAYS[2], HF_STAYS[3]], 0.0)
     first = np.isin(idx, new_hf) & (rng.random(len(idx)) < HF_FIRST_STAY)
-    n_hf = rng.poisson(lam) + first
+    n_hf = rng.poisson(lam * alive) + first
     who = np.repeat(idx, n_hf)
     add(who, "heart_failure", _pick(rng, HF_DP, len(who)), np.full(len(who), "05"), 8.0, 0.65)
 
     # diabetes stays
     n_comp = people.complications[idx].sum(axis=1)
-    n_d = rng.poisson(np.where(has_d, DIABETES_STAYS_BASE + DIABETES_STAYS_PER_COMPLICATION * n_comp, 0))
+    n_d = rng.poisson(np.where(has_d, DIABETES_STAYS_BASE + DIABETES_STAYS_PER_COMPLICATION * n_comp, 0) * alive)
     who = np.repeat(idx, n_d)
     comps = people.complications[who]
     choice = np.full(len(who), -1)
@@ -201,10 +211,16 @@ def _dates_and_codes(rng: np.random.Generator, people: People, year: int, cols: 
     los = cols["los"]
     death = people.death_date[person]
     is_death = kind == "death"
-    exit_ = start + rng.integers(0, 365, size=n).astype("timedelta64[D]")
-    # no stay after death; the terminal stay ends on the day of death
+    # exit dates uniform over the days the person is alive and, for a disease stay of a new case,
+    # after its onset; the terminal stay ends on the day of death
     last_day = np.where(np.isnat(death), end, death)
-    exit_ = np.where(is_death | (exit_ > last_day), last_day, exit_)
+    first_day = np.full(n, start)
+    for disease, onset in (("heart_failure", people.hf_onset[person]), ("diabetes", people.diabetes_onset[person])):
+        new_case = (kind == disease) & ~np.isnat(onset) & (onset >= start)
+        first_day = np.where(new_case, np.minimum(onset, last_day), first_day)
+    span = (last_day - first_day).astype(np.int64) + 1
+    exit_ = first_day + (rng.random(n) * span).astype(np.int64).astype("timedelta64[D]")
+    exit_ = np.where(is_death, last_day, exit_)
     entry = exit_ - los.astype("timedelta64[D]")
     entry = np.maximum(entry, start - np.timedelta64(60, "D"))
     los = (exit_ - entry).astype(np.int64)
@@ -241,10 +257,10 @@ def _dates_and_codes(rng: np.random.Generator, people: People, year: int, cols: 
     put(b_branch & as_dr, hf_code, "DR")
     put(b_branch & ~as_dr, hf_code, "DAS")
     # heart failure known in other stays of the person: DAS I50 (sometimes)
-    person_hf = people.hf_stage[person] > 0
+    person_hf = (people.hf_stage[person] > 0) & (people.hf_onset[person] <= exit_)
     put(person_hf & ~hf & ~session & (rng.random(n) < 0.5), hf_code, "DAS")
     # diabetes as DAS, with its type, unspecified or not coded at all
-    dtype = people.diabetes_type[person]
+    dtype = np.where(people.diabetes_onset[person] <= exit_, people.diabetes_type[person], 0)
     coded = (dtype > 0) & ~session & (rng.random(n) < DIABETES_DAS_CODED)
     d_code = np.where(dtype == 1, rng.choice(np.array(T1_DAS), size=n), rng.choice(np.array(T2_DAS), size=n))
     d_code = np.where(rng.random(n) < DIABETES_UNSPECIFIED, "E149", d_code)
@@ -268,7 +284,7 @@ def _dates_and_codes(rng: np.random.Generator, people: People, year: int, cols: 
     # medical units: the first unit's DP is the stay's DP; a second unit for some stays
     put(np.ones(n, dtype=bool), dp, "UM_DP")
     two_units = ~session & (los > 2) & (rng.random(n) < 0.2)
-    put(two_units, np.where(hf | b_branch, hf_code, dp), "UM_DP2")
+    put(two_units, np.where(hf & ~miss, hf_code, dp), "UM_DP2")
 
     table = pl.DataFrame(
         {

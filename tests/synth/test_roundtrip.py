@@ -87,3 +87,37 @@ def test_demo_is_calibrated_to_the_published_figures(tmp_path):
     # checked on the national profile (respop synth --report; see benchmarks/README.md).
     for f in figures:
         assert abs(f.relative_difference) < 0.15, f
+
+
+def test_synth_never_replaces_a_folder_it_did_not_write(tmp_path):
+    from respop.errors import RespopError
+
+    precious = tmp_path / "extract"
+    (precious / "pmsi").mkdir(parents=True)
+    (precious / "pmsi" / "T_MCO22B.csv").write_text("real data")
+    with pytest.raises(RespopError, match="not a respop synth output"):
+        generate(load_profile("tiny"), seed=1, out=precious, years=[2022])
+    assert (precious / "pmsi" / "T_MCO22B.csv").read_text() == "real data"
+    generate(load_profile("tiny"), seed=1, out=tmp_path / "synth", years=[2022])
+    generate(load_profile("tiny"), seed=2, out=tmp_path / "synth", years=[2022])  # its own output: replaced
+
+
+@pytest.mark.parametrize("years", [[2021, 2021], [2021, 2023]])
+def test_years_must_be_consecutive_and_distinct(tmp_path, years):
+    from respop.errors import RespopError
+
+    with pytest.raises(RespopError, match="consecutive and distinct"):
+        generate(load_profile("tiny"), seed=1, out=tmp_path, years=years)
+
+
+def test_no_stay_after_death_and_disease_stays_after_onset(tiny):
+    result, _, truth = tiny
+    persons = pl.read_parquet(result.out / "truth" / "persons.parquet").rename({"person_key": "patient_key"})
+    stays = truth.join(persons, on="patient_key", how="left")
+    assert stays.filter(pl.col("exit_date") > pl.col("death_date")).height == 0
+    assert stays.filter((pl.col("kind") == "heart_failure") & (pl.col("exit_date") < pl.col("hf_onset"))).height == 0
+    assert stays.filter((pl.col("kind") == "diabetes") & (pl.col("exit_date") < pl.col("diabetes_onset"))).height == 0
+    assert persons.filter(pl.col("hf_onset") > pl.col("death_date")).height == 0
+    # only the terminal stay ends in hospital on the day of death
+    on_death_day = stays.filter((pl.col("exit_date") == pl.col("death_date")) & ~pl.col("died"))
+    assert on_death_day.height < 0.01 * stays.height
