@@ -63,9 +63,16 @@ class Delineation(ABC):
     """
 
     name: str = "base"
+    min_population: float = 0
+    """Minimum population of a territory, checked after fitting (methods set it from a parameter)."""
 
     def fit(self, problem: FlowProblem) -> Delineation:
+        """Fit, check the guarantees (:func:`respop.delineation.guarantees.check`, raising
+        :class:`DelineationError` naming the zones), then number the territories."""
+        from respop.delineation.guarantees import check
+
         raw = self._fit(problem)
+        check(raw, problem, self.min_population)
         self.assignment_, self.main_group_ = finalize(raw, problem)
         return self
 

@@ -1,0 +1,191 @@
+"""Build the territories of a configuration: ``respop territories build`` and ``compare``.
+
+Reads the reference tables (zones, population, hospitals) and the canonical stays, builds the
+flow problem on the configured scope, fits the method, applies the manual pins, checks the
+guarantees, and writes the outputs (zone → territory, dissolved polygons with metrics, metrics
+table, fragile zones, map) atomically under ``<output.dir>/territories``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import polars as pl
+
+from respop.config import Config
+from respop.delineation import guarantees
+from respop.delineation.base import Delineation, DelineationError, FlowProblem, finalize
+from respop.delineation.flows import build_problem
+from respop.delineation.leiden import Leiden
+from respop.delineation.metrics import fragile_zones, overall_metrics, territory_metrics
+from respop.delineation.outputs import territory_names, write_outputs
+from respop.delineation.plurality import Plurality
+from respop.errors import ConfigError, InputError
+from respop.fsutil import atomic_folder
+
+Progress = Callable[[str], None]
+METHODS: dict[str, type[Delineation]] = {"plurality": Plurality, "leiden": Leiden}
+
+
+@dataclass
+class Reference:
+    zones: gpd.GeoDataFrame
+    population: pl.DataFrame
+    hospitals: pl.DataFrame
+
+
+def load_reference(config: Config) -> Reference:
+    """zones.parquet (GeoParquet), population.parquet and hospitals.parquet of input.reference_dir."""
+    folder = config.input.reference_dir
+    if folder is None:
+        raise ConfigError("input.reference_dir is not set: the folder of zones.parquet, population.parquet, hospitals.parquet")
+    needed = {
+        "zones.parquet": ("zone_code", "geometry"),
+        "population.parquet": ("zone_code", "population"),
+        "hospitals.parquet": ("hospital_id", "zone_code", "town"),
+    }
+    for name, columns in needed.items():
+        path = folder / name
+        if not path.is_file():
+            raise InputError("reference table not found", path)
+        present = pl.read_parquet_schema(path).names()
+        missing = [c for c in columns if c not in present]
+        if missing:
+            raise InputError(f"reference table lacks the column(s) {', '.join(missing)}", path, column=missing[0])
+    return Reference(
+        zones=gpd.read_parquet(folder / "zones.parquet"),
+        population=pl.read_parquet(folder / "population.parquet"),
+        hospitals=pl.read_parquet(folder / "hospitals.parquet"),
+    )
+
+
+def scope(config: Config, zones: gpd.GeoDataFrame) -> list[str]:
+    """The zone codes in scope; unknown départements or zones are a ConfigError naming them."""
+    t = config.territories
+    codes = zones["zone_code"].astype(str)
+    if t.zones is not None:
+        unknown = sorted(set(t.zones) - set(codes))
+        if unknown:
+            raise ConfigError(f"territories.zones: unknown zone(s) {', '.join(unknown)}")
+        return sorted(t.zones)
+    if t.departements is not None:
+        deps = codes.str[:2]
+        unknown = sorted(set(t.departements) - set(deps))
+        if unknown:
+            raise ConfigError(f"territories.departements: no zone in département(s) {', '.join(unknown)}")
+        return sorted(codes[deps.isin(t.departements)])
+    return sorted(codes)
+
+
+def make_problem(config: Config, stays: pl.LazyFrame, reference: Reference) -> FlowProblem:
+    t = config.territories
+    grouping = t.hospital_grouping if t.hospital_grouping in ("establishment", "town") else Path(t.hospital_grouping)
+    return build_problem(
+        stays,
+        reference.zones,
+        reference.population,
+        reference.hospitals,
+        grouping=grouping,
+        scope=scope(config, reference.zones),
+        years=t.years,
+        adults_only=t.adults_only,
+        diagnosis_prefixes=t.diagnosis_prefixes,
+        kind=t.stay_kind,
+    )
+
+
+def make_method(config: Config, name: str | None = None) -> Delineation:
+    t = config.territories
+    name = name or t.method
+    if name == "leiden":
+        return Leiden(resolution=t.resolution, target_count=t.target_count, min_population=t.min_population, seed=t.seed)
+    if name == "plurality":
+        return Plurality(min_population=t.min_population)
+    raise ConfigError(f"unknown delineation method {name!r} (known: {', '.join(METHODS)})")
+
+
+def apply_pins(method: Delineation, pins: dict[str, str], problem: FlowProblem) -> None:
+    """Move each pinned zone to the territory of its anchor zone, then re-check contiguity.
+
+    A pin naming an unknown zone, or one that leaves a territory in pieces, is a ConfigError that
+    says which zone and why."""
+    if not pins:
+        return
+    known = set(problem.zone_codes)
+    for zone, anchor in pins.items():
+        for code, role in ((zone, "pinned zone"), (anchor, "anchor zone")):
+            if code not in known:
+                raise ConfigError(f"territories.pins: {role} {code} is not a zone of the scope")
+    target = dict(method.assignment_.iter_rows())
+    moved = method.assignment_.with_columns(
+        pl.col("zone_code").replace_strict({z: target[a] for z, a in pins.items()}, default=pl.col("territory_id"), return_dtype=pl.Int32).alias("territory_id")
+    )
+    try:
+        guarantees.check(moved, problem, 0)
+    except DelineationError as exc:
+        raise ConfigError(f"territories.pins break a territory ({exc}); pin neighbouring zones together or change the anchor") from None
+    method.assignment_, method.main_group_ = finalize(moved, problem)
+
+
+@dataclass
+class BuildResult:
+    method: Delineation
+    problem: FlowProblem
+    names: pl.DataFrame
+    metrics: pl.DataFrame
+    overall: dict
+    fragile: pl.DataFrame
+    seconds: float
+    paths: dict[str, Path]
+
+
+def fit(config: Config, problem: FlowProblem, name: str | None = None) -> tuple[Delineation, float]:
+    method = make_method(config, name)
+    start = time.perf_counter()
+    method.fit(problem)
+    return method, time.perf_counter() - start
+
+
+def build(config: Config, problem: FlowProblem, reference: Reference, write: bool = True) -> BuildResult:
+    """Fit the configured method, apply the pins, check, measure and (optionally) write."""
+    method, seconds = fit(config, problem)
+    apply_pins(method, config.territories.pins, problem)
+    guarantees.check(method.assignment_, problem, config.territories.min_population)
+    zones = reference.zones[reference.zones["zone_code"].isin(problem.zone_codes)]
+    metrics = territory_metrics(method.assignment_, problem, zones)
+    names = territory_names(method.assignment_, method.main_group_, problem)
+    paths: dict[str, Path] = {}
+    if write:
+        target = config.output.dir / "territories"
+        with atomic_folder(target) as tmp:
+            # write_outputs writes into <folder>/territories: flatten it into the staging folder
+            written = write_outputs(tmp, method.assignment_, method.main_group_, problem, zones, method.name)
+            for path in (tmp / "territories").iterdir():
+                path.rename(tmp / path.name)
+            (tmp / "territories").rmdir()
+        paths = {key: target / Path(path).name for key, path in written.items()}
+    return BuildResult(
+        method=method,
+        problem=problem,
+        names=names,
+        metrics=metrics.join(names, on="territory_id"),
+        overall=overall_metrics(method.assignment_, problem, zones),
+        fragile=fragile_zones(method.assignment_, problem),
+        seconds=seconds,
+        paths=paths,
+    )
+
+
+def compare(config: Config, problem: FlowProblem, reference: Reference, methods: list[str]) -> list[dict]:
+    """Fit each method on the same flows; one row of overall metrics per method."""
+    zones = reference.zones[reference.zones["zone_code"].isin(problem.zone_codes)]
+    rows = []
+    for name in methods:
+        method, seconds = fit(config, problem, name)
+        row = {"method": name, **overall_metrics(method.assignment_, problem, zones), "seconds": seconds}
+        rows.append(row)
+    return rows
