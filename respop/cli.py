@@ -255,6 +255,8 @@ def territories_build(
     console.print(f"LI moyen {o['mean_li']:.2f} (min {o['min_li']:.2f}), MSI moyen {o['mean_msi']:.2f}, modularité {o['modularity']:.3f}")
     if result.fragile.height:
         console.print(f"{result.fragile.height} zone(s) fragile(s) à revoir (second territoire proche) : fragile_zones.csv")
+    if result.selected:
+        console.print(f"Territoire d'intérêt : {escape(result.selected['territory_name'])} ({len(result.selected['zones'])} zones)")
     console.print(f"Map: {escape(str(result.paths.get('map', '')))}")
     console.print(f"Outputs: {escape(str(cfg.output.dir / 'territories'))}")
 

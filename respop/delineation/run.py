@@ -8,6 +8,7 @@ table, fragile zones, map) atomically under ``<output.dir>/territories``.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -141,6 +142,7 @@ class BuildResult:
     fragile: pl.DataFrame
     seconds: float
     paths: dict[str, Path]
+    selected: dict | None = None
 
 
 def fit(config: Config, problem: FlowProblem, name: str | None = None) -> tuple[Delineation, float]:
@@ -158,6 +160,7 @@ def build(config: Config, problem: FlowProblem, reference: Reference, write: boo
     zones = reference.zones[reference.zones["zone_code"].isin(problem.zone_codes)]
     metrics = territory_metrics(method.assignment_, problem, zones)
     names = territory_names(method.assignment_, method.main_group_, problem)
+    selected = selected_territory(config, method.assignment_, names)
     paths: dict[str, Path] = {}
     if write:
         target = config.output.dir / "territories"
@@ -167,6 +170,9 @@ def build(config: Config, problem: FlowProblem, reference: Reference, write: boo
             for path in (tmp / "territories").iterdir():
                 path.rename(tmp / path.name)
             (tmp / "territories").rmdir()
+            if selected is not None:
+                (tmp / "selected.json").write_text(json.dumps(selected, ensure_ascii=False, indent=2), encoding="utf-8")
+                written["selected"] = tmp / "selected.json"
         paths = {key: target / Path(path).name for key, path in written.items()}
     return BuildResult(
         method=method,
@@ -177,7 +183,23 @@ def build(config: Config, problem: FlowProblem, reference: Reference, write: boo
         fragile=fragile_zones(method.assignment_, problem),
         seconds=seconds,
         paths=paths,
+        selected=selected,
     )
+
+
+def selected_territory(config: Config, assignment: pl.DataFrame, names: pl.DataFrame) -> dict | None:
+    """The territory of interest (the one holding ``territories.territory_of_interest``), which the
+    later stages work on; written to ``selected.json``."""
+    zone = config.territories.territory_of_interest
+    if zone is None:
+        return None
+    row = assignment.filter(pl.col("zone_code") == zone)
+    if row.is_empty():
+        raise ConfigError(f"territories.territory_of_interest: {zone} is not a zone of the scope")
+    territory = int(row["territory_id"][0])
+    name = names.filter(pl.col("territory_id") == territory)["territory_name"][0]
+    zones = assignment.filter(pl.col("territory_id") == territory)["zone_code"].to_list()
+    return {"territory_id": territory, "territory_name": name, "anchor_zone": zone, "zones": zones}
 
 
 def compare(config: Config, problem: FlowProblem, reference: Reference, methods: list[str]) -> list[dict]:
