@@ -25,6 +25,9 @@ class InputConfig(_Section):
     """Where the PMSI tables are and how to read them."""
 
     pmsi_dir: Path | None = Field(None, description="folder holding T_MCOaaB/C/D/UM files")
+    workspace_dir: Path | None = Field(
+        None, description="private folder for temporary patient-level files (default: the system's temporary folder)"
+    )
     reference_dir: Path | None = Field(
         None, description="folder with zones.parquet (GeoParquet), population.parquet, hospitals.parquet"
     )
@@ -160,7 +163,11 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     return config.model_copy(
         update={
             "input": config.input.model_copy(
-                update={"pmsi_dir": resolve(config.input.pmsi_dir), "reference_dir": resolve(config.input.reference_dir)}
+                update={
+                    "pmsi_dir": resolve(config.input.pmsi_dir),
+                    "reference_dir": resolve(config.input.reference_dir),
+                    "workspace_dir": resolve(config.input.workspace_dir),
+                }
             ),
             "quality": config.quality.model_copy(update={"zones_file": resolve(config.quality.zones_file)}),
             "territories": config.territories.model_copy(update={"hospital_grouping": grouping}),

@@ -126,18 +126,23 @@ def discover(
 
 
 class Workspace:
-    """A private temporary folder for transcoded copies of non-UTF-8 CSV files.
+    """A private temporary folder: transcoded copies of non-UTF-8 CSV files and the staged
+    (validated) tables. It holds patient-level data: put it in the secure area with
+    ``input.workspace_dir`` (default: the system's temporary folder).
 
     It lives as long as the object (lazy frames read from it until they are collected) and is
     removed by :meth:`close` or when the object is garbage-collected.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, base: Path | None = None) -> None:
+        self._base = base
         self._dir: tempfile.TemporaryDirectory | None = None
 
     def path(self) -> Path:
         if self._dir is None:
-            self._dir = tempfile.TemporaryDirectory(prefix="respop-")
+            if self._base is not None:
+                self._base.mkdir(parents=True, exist_ok=True)
+            self._dir = tempfile.TemporaryDirectory(prefix="respop-", dir=self._base)
         return Path(self._dir.name)
 
     def close(self) -> None:

@@ -182,7 +182,7 @@ def read_pmsi(
         raise InputError("no PMSI folder given (set input.pmsi_dir in the configuration)")
     files = discover(folder, input.years, input.format)
     zones = _load_zones(quality.zones_file) if quality.zones_file else None
-    workspace = Workspace()
+    workspace = Workspace(input.workspace_dir)
     raw = {
         year: {t: scan_table(f, input.separator, input.encoding, workspace) for t, f in by_table.items()}
         for year, by_table in files.items()

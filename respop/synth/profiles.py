@@ -61,6 +61,10 @@ class GeographyProfile(_Section):
             last += 1  # 20 is skipped (Corsica is 2A and 2B)
         if last > 95:
             raise ValueError("département codes would go past 95")
+        if self.zones > 998 * self.departements:
+            raise ValueError(f"{self.zones} zones cannot fit in {self.departements} départements of at most 998 zones")
+        if self.chu_referral_share + self.far_stay_share > 1:
+            raise ValueError("chu_referral_share + far_stay_share exceeds 1")
         return self
 
 

@@ -250,3 +250,14 @@ def test_stays_with_unknown_identifiers_are_not_duplicates_of_each_other(tmp_pat
     data = read_pmsi(tmp_path, quality=QualityConfig(linkage=False))
     assert sorted(data.stays.collect()["stay_id"]) == sorted([a, b, c, d])
     assert data.report().filter("duplicate_stays").flagged == 0
+
+
+def test_workspace_goes_where_the_configuration_says(tmp_path):
+    _two_years(tmp_path / "pmsi")
+    private = tmp_path / "secure" / "work"
+    data = read_pmsi(tmp_path / "pmsi", InputConfig(workspace_dir=private))
+    data.report()
+    staged = list(private.glob("respop-*/typed_*.parquet"))
+    assert len(staged) == 8
+    data.close()
+    assert list(private.iterdir()) == []
