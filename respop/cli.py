@@ -230,6 +230,10 @@ def _territory_inputs(config_path: Path, step):
     return cfg, reference, problem
 
 
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
 @territories_app.command("build")
 def territories_build(
     config: Annotated[Path, typer.Argument(help="Territory configuration (TOML).")],
@@ -248,7 +252,7 @@ def territories_build(
         table.add_column(col, justify="left" if col == "territoire" else "right")
     for row in result.metrics.sort("territory_id").iter_rows(named=True):
         table.add_row(str(row["territory_id"]), escape(row["territory_name"]), f"{row['population']:,}", str(row["zones"]),
-                      str(row["hospitals"]), f"{row['localization_index']:.2f}", f"{row['market_share_index']:.2f}",
+                      str(row["hospitals"]), _fmt(row["localization_index"]), _fmt(row["market_share_index"]),
                       f"{row['compactness']:.2f}")
     console.print(table)
     o = result.overall

@@ -103,7 +103,9 @@ class TerritoriesConfig(_Section):
 
 
 class OutputConfig(_Section):
-    dir: Path = Field(Path("output/run"), description="the run's output folder (private: holds patient keys)")
+    dir: Path | None = Field(
+        None, description="the run's output folder (private: holds patient keys); default output/<name> in the current folder"
+    )
 
 
 class StoreConfig(_Section):
@@ -171,6 +173,8 @@ def _resolve_paths(config: Config, base: Path) -> Config:
             ),
             "quality": config.quality.model_copy(update={"zones_file": resolve(config.quality.zones_file)}),
             "territories": config.territories.model_copy(update={"hospital_grouping": grouping}),
-            "output": config.output.model_copy(update={"dir": resolve(config.output.dir)}),
+            "output": config.output.model_copy(
+                update={"dir": resolve(config.output.dir) if config.output.dir else (Path("output") / config.name).resolve()}
+            ),
         }
     )

@@ -60,7 +60,11 @@ def flows(
 
 
 def rook_adjacency(zones: gpd.GeoDataFrame) -> pl.DataFrame:
-    """zone_code, neighbour_code for zones sharing a border (both directions)."""
+    """zone_code, neighbour_code for zones sharing a border (both directions).
+
+    Border lengths are measured in metres: zones in longitude/latitude are projected first."""
+    if zones.crs is not None and zones.crs.is_geographic:
+        zones = zones.to_crs(zones.estimate_utm_crs())
     geoms = zones.geometry.values
     tree = shapely.STRtree(geoms)
     left, right = tree.query(geoms, predicate="intersects")
@@ -80,7 +84,7 @@ def hospital_grouping(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(hospital_id → group) and the groups' table (group, zone_code, name).
 
-    ``establishment``: each hospital is its own group, named by its name; ``town``: hospitals of
+    ``establishment``: each hospital is its own group, named by its town; ``town``: hospitals of
     one town form a group, located at the zone of its first hospital (by id); a path: a CSV or
     Parquet table with hospital_id and group, for a grouping such as the GHT."""
     if how == "establishment":

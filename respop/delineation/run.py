@@ -74,11 +74,12 @@ def scope(config: Config, zones: gpd.GeoDataFrame) -> list[str]:
             raise ConfigError(f"territories.zones: unknown zone(s) {', '.join(unknown)}")
         return sorted(t.zones)
     if t.departements is not None:
-        deps = codes.str[:2]
-        unknown = sorted(set(t.departements) - set(deps))
+        # PMSI zone codes start with their département: 29xxx, 2Axxx, 971xx
+        inside = {dep: codes[codes.str.startswith(dep)] for dep in t.departements}
+        unknown = sorted(dep for dep, zones_in in inside.items() if zones_in.empty)
         if unknown:
             raise ConfigError(f"territories.departements: no zone in département(s) {', '.join(unknown)}")
-        return sorted(codes[deps.isin(t.departements)])
+        return sorted({z for zones_in in inside.values() for z in zones_in})
     return sorted(codes)
 
 
@@ -109,7 +110,7 @@ def make_method(config: Config, name: str | None = None) -> Delineation:
     raise ConfigError(f"unknown delineation method {name!r} (known: {', '.join(METHODS)})")
 
 
-def apply_pins(method: Delineation, pins: dict[str, str], problem: FlowProblem) -> None:
+def apply_pins(method: Delineation, pins: dict[str, str], problem: FlowProblem, min_population: int = 0) -> None:
     """Move each pinned zone to the territory of its anchor zone, then re-check contiguity.
 
     A pin naming an unknown zone, or one that leaves a territory in pieces, is a ConfigError that
@@ -126,7 +127,7 @@ def apply_pins(method: Delineation, pins: dict[str, str], problem: FlowProblem) 
         pl.col("zone_code").replace_strict({z: target[a] for z, a in pins.items()}, default=pl.col("territory_id"), return_dtype=pl.Int32).alias("territory_id")
     )
     try:
-        guarantees.check(moved, problem, 0)
+        guarantees.check(moved, problem, min_population)
     except DelineationError as exc:
         raise ConfigError(f"territories.pins break a territory ({exc}); pin neighbouring zones together or change the anchor") from None
     method.assignment_, method.main_group_ = finalize(moved, problem)
@@ -155,7 +156,7 @@ def fit(config: Config, problem: FlowProblem, name: str | None = None) -> tuple[
 def build(config: Config, problem: FlowProblem, reference: Reference, write: bool = True) -> BuildResult:
     """Fit the configured method, apply the pins, check, measure and (optionally) write."""
     method, seconds = fit(config, problem)
-    apply_pins(method, config.territories.pins, problem)
+    apply_pins(method, config.territories.pins, problem, config.territories.min_population)
     guarantees.check(method.assignment_, problem, config.territories.min_population)
     zones = reference.zones[reference.zones["zone_code"].isin(problem.zone_codes)]
     metrics = territory_metrics(method.assignment_, problem, zones)

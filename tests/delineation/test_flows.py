@@ -76,3 +76,24 @@ def test_territories_new_writes_a_valid_commented_file(tmp_path):
         capture_output=True, text=True, env={"COLUMNS": "200"},
     )
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_rook_adjacency_in_degrees_is_measured_in_metres():
+    boxes = [shapely.box(x, 48.0, x + 0.05, 48.05) for x in (2.0, 2.05, 2.1)]
+    zones = gpd.GeoDataFrame({"zone_code": ["a", "b", "c"]}, geometry=boxes, crs=4326)
+    assert set(rook_adjacency(zones).iter_rows()) == {("a", "b"), ("b", "a"), ("b", "c"), ("c", "b")}
+
+
+def test_scope_by_departement_takes_corsica_and_overseas_codes():
+    from respop.config import Config, TerritoriesConfig
+    from respop.delineation.run import scope
+    from respop.errors import ConfigError
+
+    zones = gpd.GeoDataFrame({"zone_code": ["2A004", "2B001", "97101", "97201", "29001"]},
+                             geometry=[shapely.box(i, 0, i + 1, 1) for i in range(5)], crs=2154)
+    config = Config(territories=TerritoriesConfig(departements=["2A", "971"]))
+    assert scope(config, zones) == ["2A004", "97101"]
+    import pytest
+
+    with pytest.raises(ConfigError, match="no zone in département"):
+        scope(Config(territories=TerritoriesConfig(departements=["56"])), zones)
