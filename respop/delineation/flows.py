@@ -14,14 +14,13 @@ from typing import Literal
 
 import geopandas as gpd
 import polars as pl
-import shapely
+import numpy as np
 
 from respop.delineation.base import FlowProblem
 from respop.errors import InputError
+from respop.geo import rook_pairs
 
 Kind = Literal["all", "medical", "surgical"]
-MIN_SHARED_BORDER_M = 1.0
-"""Two zones are neighbours when their polygons share more than this length of border (rook)."""
 
 
 def flows(
@@ -65,15 +64,9 @@ def rook_adjacency(zones: gpd.GeoDataFrame) -> pl.DataFrame:
     Border lengths are measured in metres: zones in longitude/latitude are projected first."""
     if zones.crs is not None and zones.crs.is_geographic:
         zones = zones.to_crs(zones.estimate_utm_crs())
-    geoms = zones.geometry.values
-    tree = shapely.STRtree(geoms)
-    left, right = tree.query(geoms, predicate="intersects")
-    keep = left < right
-    left, right = left[keep], right[keep]
-    shared = shapely.length(shapely.intersection(geoms[left], geoms[right]))
-    touching = shared > MIN_SHARED_BORDER_M
+    left, right = rook_pairs(np.asarray(zones.geometry.values))
     codes = zones["zone_code"].to_numpy()
-    a, b = codes[left[touching]], codes[right[touching]]
+    a, b = codes[left], codes[right]
     return pl.DataFrame({"zone_code": list(a) + list(b), "neighbour_code": list(b) + list(a)}).sort(
         "zone_code", "neighbour_code"
     )

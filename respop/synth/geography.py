@@ -34,6 +34,7 @@ import shapely
 from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
 
+from respop.geo import rook_pairs
 from respop.resources import data_path
 from respop.synth.profiles import AGE_BANDS, GeographyProfile
 
@@ -84,9 +85,6 @@ EMERGENCY_PROBABILITY: dict[str, float] = {"CHU": 1.0, "CH": 1.0, "local": 0.75,
 
 CHU_REFERRAL_DECAY_FACTOR = 4.0
 """Referrals to a CHU decay with distance on a scale this many times ``distance_decay_km``."""
-
-MIN_SHARED_BORDER_M = 1.0
-"""Two zones are neighbours (rook contiguity) when their shared border is longer than this."""
 
 KINDS: tuple[str, ...] = ("CHU", "CH", "local", "private")
 """Kinds of hospitals."""
@@ -393,13 +391,7 @@ def make_world(profile: GeographyProfile, rng: np.random.Generator) -> World:
     area = shapely.area(cells)
 
     # Rook contiguity: pairs of cells sharing a border of positive length.
-    tree = shapely.STRtree(cells)
-    left, right = tree.query(cells, predicate="intersects")
-    keep = left < right
-    left, right = left[keep], right[keep]
-    shared = shapely.length(shapely.intersection(cells[left], cells[right]))
-    keep = shared > MIN_SHARED_BORDER_M
-    left, right = left[keep], right[keep]
+    left, right = rook_pairs(cells)
     length_km = np.hypot(*(centroid[left] - centroid[right]).T) / 1000.0
     graph = sparse.coo_matrix((length_km, (left, right)), shape=(n, n)).tocsr()
     graph = (graph + graph.T).tocsr()
