@@ -24,6 +24,8 @@ import polars as pl
 
 from respop.errors import RespopError
 from respop.fsutil import atomic_folder
+from respop.pmsi.canonical import DEATH_EXIT_MODE, EMERGENCY_PROVENANCE
+from respop.pmsi.quality import UNKNOWN_ZONE
 from respop.pmsi.schema import RETURN_CODES
 from respop.synth.geography import World, hospital_choice, make_world, write_reference, write_truth
 from respop.synth.people import COMPLICATIONS, People, advance, births, concat, initial_people
@@ -212,7 +214,7 @@ def _to_snds(
         edge += share
     residence = zone_code.astype(object)
     bad_res = fault == "invalid_residence"
-    residence[bad_res] = rng.choice(np.array([None, "99999", "1X"], dtype=object), size=int(bad_res.sum()))
+    residence[bad_res] = rng.choice(np.array([None, UNKNOWN_ZONE, "1X"], dtype=object), size=int(bad_res.sum()))
     abroad = fault == "residence_abroad"
     residence[abroad] = rng.choice(ABROAD_CODES, size=int(abroad.sum()))
     ghm = np.where(fault == "error_ghm", "90Z00Z", t["ghm"].to_numpy())
@@ -227,7 +229,7 @@ def _to_snds(
         pl.Series("true_zone", zone_code),
         pl.Series("ghm_written", ghm),
         pl.Series("stay_type", sej_typ.tolist(), dtype=pl.String),
-        pl.Series("provenance", np.where(t["via_emergency"].to_numpy() & emergency_ok, "5", None).tolist(), dtype=pl.String),
+        pl.Series("provenance", np.where(t["via_emergency"].to_numpy() & emergency_ok, EMERGENCY_PROVENANCE, None).tolist(), dtype=pl.String),
         pl.Series("fault", fault.tolist(), dtype=pl.String),
         pl.Series("ret_col", ret_col),
     )
@@ -316,8 +318,8 @@ def _to_snds(
         "entry_date",
         "exit_date",
         pl.when(pl.col("kind") != "session").then(pl.col("length_of_stay")).alias("length_of_stay"),
-        (pl.col("provenance") == "5").fill_null(False).alias("via_emergency"),
-        (pl.col("exit_mode") == "9").alias("died"),
+        (pl.col("provenance") == EMERGENCY_PROVENANCE).fill_null(False).alias("via_emergency"),
+        (pl.col("exit_mode") == DEATH_EXIT_MODE).alias("died"),
         "ghm",
         "principal_diagnosis",
         "related_diagnosis",

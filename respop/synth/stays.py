@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from respop.pmsi.canonical import DEATH_EXIT_MODE
 from respop.synth.people import COMPLICATIONS, People
 
 # --- rates -----------------------------------------------------------------------------------
@@ -225,7 +226,7 @@ def _dates_and_codes(rng: np.random.Generator, people: People, year: int, cols: 
     entry = np.maximum(entry, start - np.timedelta64(60, "D"))
     los = (exit_ - entry).astype(np.int64)
     age = np.maximum((year - people.birth_year[person]) - (entry < start), 0)
-    exit_mode = np.where(is_death, "9", np.where(rng.random(n) < 0.04, "7", "8"))
+    exit_mode = np.where(is_death, DEATH_EXIT_MODE, np.where(rng.random(n) < 0.04, "7", "8"))
     session = kind == "session"
     exit_mode = np.where(session, "8", exit_mode)
     surgical = np.isin(cols["cmd"], ["06", "07", "08", "02", "09"]) & (rng.random(n) < 0.6)
