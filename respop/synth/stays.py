@@ -104,6 +104,14 @@ def _share_of_year_alive(people: People, idx: np.ndarray, year: int) -> np.ndarr
     return np.clip(lived / days, 0.0, 1.0)
 
 
+def _lookup(keys: np.ndarray, mapping: dict[str, str], default: str) -> np.ndarray:
+    """``mapping[key]`` for every key (``default`` when absent), vectorised over the array."""
+    if len(keys) == 0:
+        return np.array([], dtype=str)
+    values = pl.Series(np.asarray(keys, dtype=str)).replace_strict(mapping, default=default, return_dtype=pl.String)
+    return values.to_numpy().astype(str)
+
+
 def _pick(rng: np.random.Generator, options, n: int) -> np.ndarray:
     if options and isinstance(options[0], tuple):
         codes = np.array([o[0] for o in options])
@@ -151,7 +159,7 @@ def make_stays(
     who = np.repeat(idx, n_bg)
     dp = _pick(rng, BACKGROUND_DP, len(who))
     cmd_of = {c: m for c, m, _ in BACKGROUND_DP}
-    cmd = np.array([cmd_of[c] for c in dp]) if len(dp) else np.array([], dtype=str)
+    cmd = _lookup(dp, cmd_of, "05")
     women = people.sex[who] == 2
     wage = people.age(year)[who]
     delivery = women & (wage >= 18) & (wage <= 44) & (rng.random(len(who)) < 0.35)
@@ -179,7 +187,7 @@ def make_stays(
     dp = _pick(rng, UNCOMPLICATED_DIABETES_DP, len(who))
     for j, name in enumerate(COMPLICATIONS):
         dp = np.where(choice == j, COMPLICATION_STAY[name][0], dp)
-    add(who, "diabetes", dp, np.array([CMD.get(c[0], "10") for c in dp], dtype="U2"), 5.0, 0.3)
+    add(who, "diabetes", dp, _lookup(np.char.ljust(dp, 1).astype("U1"), CMD, "10"), 5.0, 0.3)
 
     # séances (kept apart by the quality filters): chemotherapy and dialysis
     chemo = idx[(age >= 40) & (rng.random(len(idx)) < CHEMO[0])]
@@ -196,7 +204,7 @@ def make_stays(
     died = died[rng.random(len(died)) < IN_HOSPITAL_DEATH]
     hf_death = (people.hf_stage[died] >= 2) & (rng.random(len(died)) < 0.5)
     dp = np.where(hf_death, "I500", _pick(rng, BACKGROUND_DP, len(died)) if len(died) else np.array([], dtype=str))
-    cmd = np.where(hf_death, "05", np.array([cmd_of.get(c, "05") for c in dp], dtype="U2") if len(dp) else dp)
+    cmd = np.where(hf_death, "05", _lookup(dp, cmd_of, "05"))
     add(died, "death", dp.astype("U5"), cmd.astype("U2"), 9.0, 0.7)
 
     cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
@@ -267,7 +275,7 @@ def _dates_and_codes(rng: np.random.Generator, people: People, year: int, cols: 
     d_code = np.where(rng.random(n) < DIABETES_UNSPECIFIED, "E149", d_code)
     comp_stay = (kind == "diabetes") & ~np.isin(dp, np.array(UNCOMPLICATED_DIABETES_DP))
     comp_das = {v[0]: v[1] for v in COMPLICATION_STAY.values()}
-    comp_code = np.array([comp_das.get(c, "E119") for c in dp], dtype="U6") if n else dp
+    comp_code = _lookup(dp, comp_das, "E119").astype("U6")
     comp_code = np.where(dtype == 1, np.char.replace(comp_code, "E11", "E10"), comp_code)
     put(comp_stay, comp_code, "DAS")
     put(coded & ~comp_stay & (kind != "diabetes"), d_code, "DAS")
