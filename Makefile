@@ -24,11 +24,15 @@ demo: $(STAMP)
 	$(BIN)/respop pmsi check respop/data/snds/synthetic
 	$(BIN)/respop territories compare territories/demo.toml
 	$(BIN)/respop territories build territories/demo.toml
+	$(BIN)/respop cases run territories/demo.toml
+	$(BIN)/respop cases validate territories/demo.toml
 	@echo
 	@echo "Done. The demo world (300,000 inhabitants, 2019-2023) is in output/demo/data;"
 	@echo "the first report accounts for every row of its SNDS tables, the second for every row of"
 	@echo "the Health Data Hub's own synthetic sample. Private outputs: output/demo/pmsi-check"
 	@echo "Territories of the demo region: output/demo/run/territories (map: output/demo/run/territories/map.png)"
+	@echo "Cases, residence and prevalence/incidence: output/demo/run/cases (cases.parquet is private);"
+	@echo "their validation against the truth: output/demo/run/validation/cases.json"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto

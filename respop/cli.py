@@ -291,6 +291,126 @@ def territories_compare(
     console.print(table)
 
 
+cases_app = typer.Typer(help="Case finding: diabetes and heart failure from the stays, by residence.", no_args_is_help=True)
+app.add_typer(cases_app, name="cases")
+
+
+def _pct(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:.{digits}%}"
+
+
+@cases_app.command("run")
+def cases_run(
+    config: Annotated[Path, typer.Argument(help="Territory configuration (TOML).")],
+) -> None:
+    """Find the cases of every configured disease; write cases, residence and indicators."""
+    import polars as pl
+    from rich.table import Table
+
+    from respop.case_finding.run import run_cases, steps
+
+    cfg = load_config(config)
+    with progress_steps(steps(cfg), "case finding") as step:
+        result = run_cases(cfg, step)
+    from respop.case_finding.spec import load_specs
+
+    area = result.indicators.filter(pl.col("level") == "area")
+    for spec in load_specs(list(cfg.diseases), cfg.cases.algorithms_dir):
+        labels = {"all": "Ensemble", **{t.name: t.label for t in spec.subtypes.types}}
+        order = list(labels)
+        table = Table(title=f"{spec.algorithm.name} : cas repérés dans la région (résidence)", title_justify="left")
+        for col in ("année", "", "cas", "incidents", "prévalence", "prév. std"):
+            table.add_column(col, justify="left" if col == "" else "right")
+        rows = area.filter(pl.col("disease") == spec.disease).sort(
+            "year", pl.col("subtype").replace_strict({k: i for i, k in enumerate(order)}, default=len(order))
+        )
+        incomplete = False
+        for row in rows.iter_rows(named=True):
+            year = str(row["year"]) if row["complete_history"] else f"{row['year']}*"
+            incomplete |= not row["complete_history"]
+            table.add_row(year if row["subtype"] == "all" else "", escape(labels.get(row["subtype"], row["subtype"])),
+                          _fr_int(row["cases"]), _fr_int(row["incident_cases"]), _per100k(row["prevalence_crude"]),
+                          _per100k(row["prevalence_std"]))
+        console.print(table)
+        if incomplete:
+            before = "l'année précédente" if spec.window.lookback_years == 1 else f"les {spec.window.lookback_years} années précédentes"
+            console.print(f"* historique incomplet : les données ne couvrent pas {before} ; prévalence et incidence sous-estimées.")
+    outside = result.indicators.filter((pl.col("level") == "area") & (pl.col("subtype") == "all"))["cases_outside"].sum()
+    if outside:
+        console.print(f"{outside:,} case-years live in zones outside the population table (left out of the rates).")
+    if not result.summary["territories"]:
+        console.print("No territories yet (respop territories build): cases carry their zone only.")
+    console.print(f"Outputs: {escape(str(result.out))} (cases.parquet holds patient keys: keep it in the secure area)")
+
+
+def _per100k(value: float | None) -> str:
+    """A rate per 100,000 as a French percentage (``2,05 %``)."""
+    return "–" if value is None else f"{value / 1000:.2f}".replace(".", ",") + "\u00a0%"
+
+
+def _fr_int(value: int) -> str:
+    """An integer the French way (``6 150``, narrow no-break space)."""
+    return f"{value:,}".replace(",", "\u202f")
+
+
+@cases_app.command("validate")
+def cases_validate(
+    config: Annotated[Path, typer.Argument(help="Territory configuration (TOML) of a synthetic run.")],
+    truth: Annotated[Optional[Path], typer.Option(help="Truth folder of the synthetic data (default: truth/ beside input.pmsi_dir).")] = None,
+) -> None:
+    """Compare the cases of the last `respop cases run` with the truth of synthetic data."""
+    import polars as pl
+    from rich.table import Table
+
+    from respop.case_finding.run import zone_territory
+    from respop.case_finding.spec import load_specs
+    from respop.case_finding.validation import PUBLISHED_HF_RATE, truth_folder, validate
+
+    cfg = load_config(config)
+    path = cfg.output.dir / "cases" / "cases.parquet"
+    if not path.is_file():
+        raise RespopError(f"{path} not found: run `respop cases run {config}` first")
+    folder = truth_folder(cfg.input.pmsi_dir, truth)
+    specs = load_specs(list(cfg.diseases), cfg.cases.algorithms_dir)
+    with progress_steps(None, "comparing with the truth"):
+        results = validate(pl.read_parquet(path), specs, folder, zone_territory(cfg))
+    metrics = [
+        ("true cases (alive, with the disease)", lambda r: f"{r.true_cases:,}"),
+        ("sensitivity: all true cases", lambda r: _pct(r.sensitivity)),
+        ("  … hospitalised in the window", lambda r: _pct(r.sensitivity_hospitalised)),
+        ("  … with a stay caused by the disease", lambda r: _pct(r.sensitivity_disease_stay)),
+        ("detected cases", lambda r: f"{r.detected:,}"),
+        ("positive predictive value", lambda r: _pct(r.ppv)),
+        ("detected, died out of hospital before", lambda r: f"{r.detected_dead:,}"),
+        ("sub-type agrees with the truth", lambda r: _pct(r.subtype_agreement)),
+        ("residence zone = true zone", lambda r: _pct(r.residence_accuracy)),
+        ("territory = true zone's territory", lambda r: _pct(r.territory_accuracy)),
+        ("  … people who moved in the window", lambda r: _pct(r.movers_accuracy)),
+        (f"adults hospitalised /100,000 (pub. {PUBLISHED_HF_RATE})",
+         lambda r: "–" if r.hf_rate_per_100k_adults is None else f"{r.hf_rate_per_100k_adults:.1f}"),
+    ]
+    for spec in specs:
+        mine = [r for r in results if r.disease == spec.disease]
+        table = Table(title=f"{spec.disease}: validation against the truth (synthetic data)", title_justify="left")
+        table.add_column("")
+        for r in mine:
+            table.add_column(str(r.index_year), justify="right")
+        for label, value in metrics:
+            if label.startswith("adults") and spec.disease != "heart_failure":
+                continue
+            table.add_row(label, *[value(r) for r in mine])
+        console.print(table)
+    console.print(
+        "Hospital data alone see only people who were hospitalised; 'died out of hospital before' are detected people "
+        "whose death the PMSI cannot record (the SNDS referential does). Movers: the residence comes from the stays of "
+        "the whole window (cases.residence, cases.residence_years)."
+    )
+    out = cfg.output.dir / "validation"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cases.json").write_text(json.dumps([r.to_dict() for r in results], indent=2), encoding="utf-8")
+    console.print(f"Written {escape(str(out / 'cases.json'))}")
+
+
 @app.command("version")
 def version() -> None:
     """Print respop's version."""

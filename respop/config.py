@@ -102,6 +102,33 @@ class TerritoriesConfig(_Section):
         return self
 
 
+class CasesConfig(_Section):
+    """Case finding (see docs/case_finding.md)."""
+
+    years: list[int] | None = Field(None, description="index years; every year read if absent")
+    residence: Literal["modal", "latest"] = Field("modal", description="how the zone of residence is chosen from the stays")
+    residence_years: int | None = Field(
+        None, ge=0, le=20, description="years before the index year whose stays give the residence (default: the algorithm's look-back)"
+    )
+    reference_population: str = Field(
+        "population",
+        description="standard population of the standardised rates: population (the reference_dir table summed over zones), esp2013, or a CSV file (age_band, population[, sex])",
+    )
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="level of the confidence intervals")
+    algorithms_dir: Path | None = Field(None, description="folder of <disease>.toml specs (default: the shipped algorithms/)")
+
+    @field_validator("years")
+    @classmethod
+    def _years(cls, years: list[int] | None) -> list[int] | None:
+        if years is not None:
+            if not years:
+                raise ValueError("give at least one index year, or leave the key out for every year read")
+            bad = [y for y in years if not 2005 <= y <= 2099]
+            if bad:
+                raise ValueError(f"index years must be between 2005 and 2099, got {bad}")
+        return years
+
+
 class OutputConfig(_Section):
     dir: Path | None = Field(
         None, description="the run's output folder (private: holds patient keys); default output/<name> in the current folder"
@@ -121,6 +148,7 @@ class Config(_Section):
     input: InputConfig = InputConfig()
     quality: QualityConfig = QualityConfig()
     territories: TerritoriesConfig = TerritoriesConfig()
+    cases: CasesConfig = CasesConfig()
     output: OutputConfig = OutputConfig()
     store: StoreConfig = StoreConfig()
 
@@ -162,6 +190,9 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     grouping = config.territories.hospital_grouping
     if grouping not in ("establishment", "town"):
         grouping = str(resolve(Path(grouping)))
+    reference = config.cases.reference_population
+    if reference not in ("population", "esp2013"):
+        reference = str(resolve(Path(reference)))
     return config.model_copy(
         update={
             "input": config.input.model_copy(
@@ -173,6 +204,12 @@ def _resolve_paths(config: Config, base: Path) -> Config:
             ),
             "quality": config.quality.model_copy(update={"zones_file": resolve(config.quality.zones_file)}),
             "territories": config.territories.model_copy(update={"hospital_grouping": grouping}),
+            "cases": config.cases.model_copy(
+                update={
+                    "algorithms_dir": resolve(config.cases.algorithms_dir),
+                    "reference_population": reference,
+                }
+            ),
             "output": config.output.model_copy(
                 update={"dir": resolve(config.output.dir) if config.output.dir else (Path("output") / config.name).resolve()}
             ),

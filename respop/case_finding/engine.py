@@ -128,6 +128,13 @@ def qualifying_stays(spec: AlgorithmSpec, stays: pl.LazyFrame, diagnoses: pl.Laz
     )
 
 
+def stays_only(stays: pl.LazyFrame) -> pl.LazyFrame:
+    """The stays without séances (which are not stays: docs/case_finding.md), whatever the caller passed."""
+    if "is_session" in stays.collect_schema().names():
+        return stays.filter(~pl.col("is_session").fill_null(False))
+    return stays
+
+
 def _order() -> pl.Expr:
     return pl.col("exit_date").cast(pl.Int64) * ORDER_DAYS + pl.col("stay_id")
 
@@ -168,6 +175,7 @@ def find_cases(
     """
     if not index_years:
         raise ValueError("no index year")
+    stays = stays_only(stays)
     if first_year is None:
         first_year = stays.select(pl.col("exit_date").dt.year().min()).collect(engine="streaming").item()
     lookback = spec.window.lookback_years
@@ -274,6 +282,7 @@ def attach_residence(
         raise ValueError(f"residence method must be one of {RESIDENCE_METHODS}, got {method!r}")
     if lookback_years < 0:
         raise ValueError(f"lookback_years must be at least 0, got {lookback_years}")
+    stays = stays_only(stays)
     keys = cases.select("patient_key", "index_year")
     patients = keys.select("patient_key").unique()
     index_years = keys.select("index_year").unique()
@@ -316,5 +325,5 @@ def attach_residence(
     out = out.join(territory, on="residence_zone", how="left", maintain_order="left")
     return out.with_columns(
         (pl.col("_n_zone") / pl.col("residence_stays")).alias("residence_share"),
-        pl.col("residence_stays").cast(pl.Int32),
+        pl.col("residence_stays").fill_null(0).cast(pl.Int32),
     ).select(*cases.collect_schema().names(), *RESIDENCE_SCHEMA).cast(RESIDENCE_SCHEMA)

@@ -207,15 +207,14 @@ class AlgorithmSpec(_Model):
     subtypes: Subtypes
     strata: dict | None = Field(None, description="risk strata (read by respop.strata)")
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> AlgorithmSpec:
-        names = [b.name for b in self.branches]
-        if len(set(names)) != len(names):
-            raise ValueError(f"branch names must be unique, got {names}")
-        ex = [e.name for e in self.exclude_stays]
-        if len(set(ex)) != len(ex):
-            raise ValueError(f"exclude_stays names must be unique, got {ex}")
-        return self
+    @field_validator("branches", "exclude_stays")
+    @classmethod
+    def _unique_names(cls, items: list) -> list:
+        names = [item.name for item in items]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"names must be unique; listed more than once: {twice}")
+        return items
 
     @property
     def disease(self) -> str:

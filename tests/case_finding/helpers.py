@@ -90,25 +90,12 @@ def check_residence(
     lookback_years: int,
     method: str,
     zone_territory: pl.DataFrame | None = None,
-    strict_empty_count: bool = False,
 ) -> pl.DataFrame:
     """Engine vs reference for ``attach_residence``: the engine on its own cases, the reference on
-    its own (already shown equal); returns the engine's rows.
-
-    A row whose window holds no stay with a zone: the reference says ``residence_stays`` = 0 (a
-    count); null is tolerated here unless ``strict_empty_count``, so that this one open reading is
-    checked by one test only (test_engine_vs_reference.py::test_no_zoned_stay_in_the_window)."""
+    its own (already shown equal); returns the engine's rows."""
     from respop.case_finding.engine import attach_residence
 
     got = attach_residence(cases.lazy(), stays.lazy(), lookback_years, method=method, zone_territory=zone_territory).collect()
-    if not strict_empty_count and "residence_stays" in got.columns and "residence_zone" in got.columns:
-        got = got.with_columns(
-            pl.when(pl.col("residence_zone").is_null() & pl.col("residence_stays").is_null())
-            .then(pl.lit(0, pl.Int32))
-            .otherwise(pl.col("residence_stays"))
-            .cast(got.schema["residence_stays"])
-            .alias("residence_stays")
-        )
     ref_pd = reference_residence(
         expected_cases.to_pandas(),
         stays.to_pandas(),

@@ -151,7 +151,7 @@ def test_no_zoned_stay_in_the_window(tiny, results):
     reference — a count of nothing is 0, not unknown)."""
     stays, _, zone_territory = tiny
     got, expected = results["heart_failure"]
-    with_res = check_residence(got, expected, stays, 0, "modal", zone_territory, strict_empty_count=True)
+    with_res = check_residence(got, expected, stays, 0, "modal", zone_territory)
     empty = with_res.filter(pl.col("residence_zone").is_null())
     assert empty.height > 0
     assert empty["residence_share"].null_count() == empty.height

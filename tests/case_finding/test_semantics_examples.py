@@ -175,7 +175,7 @@ def test_residence_modal_tie_and_latest(method, zone, share):
     )
     got, expected = check_cases(spec(lookback=1), stays, diagnoses, [2022])
     territories = pl.DataFrame({"zone_code": ["01002", "01003"], "territory_id": [2, 3], "territory_name": ["B", "C"]})
-    res = check_residence(got, expected, stays, 1, method, territories, strict_empty_count=True)
+    res = check_residence(got, expected, stays, 1, method, territories)
     r = row(res, 2022)
     assert (r["residence_zone"], r["residence_stays"]) == (zone, 5)
     assert r["residence_share"] == pytest.approx(share)
@@ -194,5 +194,5 @@ def test_seances_are_not_used():
     )
     got, expected = check_cases(spec(lookback=1), stays, diagnoses, [2021, 2022], first_year=2021)
     assert got["patient_key"].to_list() == ["P", "P"]
-    res = check_residence(got, expected, stays, 1, "latest", strict_empty_count=True)
+    res = check_residence(got, expected, stays, 1, "latest")
     assert set(res["residence_zone"]) == {"01001"}
