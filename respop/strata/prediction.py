@@ -1,0 +1,684 @@
+"""Who will move up: probability of a more severe stratum or an in-hospital death in N + 1.
+
+For each person-year of a disease (a case in year N, alive at the end of N), the **target** is 1
+when the same patient is, in N + 1, a case of the same disease in a **higher** stratum
+(``stratum_level`` greater than in N) or died in hospital in N + 1 (``died_in_year`` of N + 1),
+and 0 when they are a case in N + 1 in the same or a lower stratum and did not die. Person-years
+with no row in N + 1 (**no longer seen**: no longer a case, moved away, or died outside hospital,
+which the PMSI does not see) have no target: :func:`labelled` drops them (or keeps them with a
+null label on request) and :func:`evaluate` counts them (``not_seen_next_year``) without
+training or testing on them. The model is therefore conditional on still being followed in N + 1.
+
+**Features** (the features of N, docs/strata.md): by default every column of
+:data:`KNOWN_FEATURES` present in the data, plus ``age``, ``female`` (``sex == 2``) and
+``stratum_level`` (the stratum as an ordered number, not one-hot: the levels are ordered by
+severity). Booleans count as 0/1; missing values are NaN (handled natively by gradient boosting,
+imputed by the median plus a missing indicator in the logistic baseline).
+
+**Models** (:class:`UpstratumModel`, a scikit-learn classifier):
+
+- ``gradient_boosting``: :class:`~sklearn.ensemble.HistGradientBoostingClassifier` with
+  learning_rate 0.05, at most 300 iterations, 15 leaves per tree, 40 person-years per leaf, L2
+  regularisation 1, and early stopping on a stratified 15 % validation fraction (20 iterations
+  without improvement of the log loss) when there are at least 1,000 person-years and 20 of each
+  outcome (otherwise all the iterations are run). No class weights: the probabilities stay
+  calibrated.
+- ``logistic``: ``Pipeline(SimpleImputer(median, missing indicator), StandardScaler,
+  LogisticRegression(max_iter=1000))``, the transparent baseline.
+
+**Temporal validation** (:func:`evaluate`): trained on the person-years N ≤ last_year − 2, tested
+on N = last_year − 1 (whose targets come from last_year). Metrics on the test year: AUC, Brier
+score, the Brier score of a model that knows only the prevalence (the training prevalence given
+to everyone), log loss; calibration by deciles of predicted risk; permutation importance of the
+gradient boosting features (AUC drop); AUC per sex and per age group (< 75, ≥ 75) for the model
+card's fairness note.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import polars as pl
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.inspection import permutation_importance
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils import check_array, column_or_1d
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted
+
+from respop.errors import InputError
+
+KNOWN_FEATURES: tuple[str, ...] = (
+    "disease_stays_12m",
+    "disease_emergency_stays_12m",
+    "disease_bed_days_12m",
+    "days_since_disease_stay",
+    "stays_12m",
+    "emergency_stays_12m",
+    "bed_days_12m",
+    "other_disease",
+    "kidney",
+    "dialysis",
+    "eye",
+    "foot",
+    "cardiovascular",
+    "ckd",
+    "copd",
+    "readmissions_30d",
+)
+"""Feature columns of ``person_strata`` used by default when present (docs/strata.md)."""
+
+BASE_FEATURES: tuple[str, ...] = ("age", "female", "stratum_level")
+"""Always used by default: age, the female indicator (from ``sex``: 1 male, 2 female), the level."""
+
+KINDS: tuple[str, ...] = ("gradient_boosting", "logistic")
+"""The two models: gradient boosting and the logistic baseline."""
+
+LABEL_COLUMNS: tuple[str, ...] = ("patient_key", "disease", "year", "stratum_level", "died_in_year")
+"""Columns :func:`labelled` needs."""
+
+ADDED_COLUMNS: tuple[str, ...] = ("next_stratum_level", "died_next_year", "seen_next_year", "label")
+"""Columns :func:`labelled` adds."""
+
+N_BINS = 10
+"""Calibration bins: deciles of predicted risk."""
+
+AGE_CUT = 75
+"""Age groups of the fairness note: below 75 and 75 or more."""
+
+MIN_GROUP_CLASS = 10
+"""A subgroup AUC is computed when the group has at least this many of each outcome."""
+
+IMPORTANCE_REPEATS = 5
+"""Repeats of the permutation importance."""
+
+
+# --------------------------------------------------------------------------------------------
+# Target
+# --------------------------------------------------------------------------------------------
+
+
+def _require(person_strata: pl.DataFrame, columns: Sequence[str]) -> None:
+    missing = [c for c in columns if c not in person_strata.columns]
+    if missing:
+        raise InputError(f"person_strata lacks the column(s) {', '.join(missing)}", column=missing[0])
+
+
+def labelled(person_strata: pl.DataFrame, last_year: int, *, keep_unseen: bool = False) -> pl.DataFrame:
+    """The person-years that have a target, with the target ``label``.
+
+    Rows: the person-years with year N < ``last_year`` and not ``died_in_year`` (people who died in
+    N are not followed). Added columns: ``next_stratum_level`` (Int8, the level in N + 1),
+    ``died_next_year`` (Boolean, in-hospital death in N + 1), ``seen_next_year`` (Boolean, a row of
+    the same patient and disease in N + 1) and ``label`` (Int8): 1 if the level of N + 1 is higher
+    or the person died in hospital in N + 1, 0 if they are seen in N + 1 at the same or a lower
+    level without dying. Person-years not seen in N + 1 are dropped, or kept with a null label
+    (and the other added columns null / False) when ``keep_unseen``. A null ``died_in_year`` counts
+    as no death. Sorted by disease, year and patient_key.
+    """
+    _require(person_strata, LABEL_COLUMNS)
+    keys = ["patient_key", "disease", "year"]
+    ps = person_strata.drop([c for c in ADDED_COLUMNS if c in person_strata.columns]).with_columns(
+        pl.col("year").cast(pl.Int16),
+        pl.col("stratum_level").cast(pl.Int8),
+    )
+    duplicated = ps.select(pl.struct(keys).is_duplicated().sum()).item()
+    if duplicated:
+        raise InputError(
+            f"person_strata has {duplicated} rows sharing a patient_key, disease and year "
+            "(one row per person-year expected)"
+        )
+    died = pl.col("died_in_year").fill_null(False)
+    following = ps.filter(pl.col("year") <= last_year).select(
+        "patient_key",
+        "disease",
+        (pl.col("year") - 1).cast(pl.Int16).alias("year"),
+        pl.col("stratum_level").alias("next_stratum_level"),
+        died.alias("died_next_year"),
+        pl.lit(True).alias("seen_next_year"),
+    )
+    current = ps.filter((pl.col("year") < last_year) & ~died)
+    out = current.join(following, on=keys, how="left").with_columns(
+        pl.col("seen_next_year").fill_null(False),
+    ).with_columns(
+        pl.when(~pl.col("seen_next_year"))
+        .then(None)
+        .when(pl.col("died_next_year") | (pl.col("next_stratum_level") > pl.col("stratum_level")))
+        .then(1)
+        .otherwise(0)
+        .cast(pl.Int8)
+        .alias("label")
+    )
+    if not keep_unseen:
+        out = out.filter(pl.col("seen_next_year"))
+    return out.sort(keys)
+
+
+# --------------------------------------------------------------------------------------------
+# Features
+# --------------------------------------------------------------------------------------------
+
+
+def default_features(columns: Sequence[str]) -> list[str]:
+    """The default features for a table with these columns: age, female, stratum_level (when
+    ``age``, ``sex`` or ``female``, ``stratum_level`` are present), then :data:`KNOWN_FEATURES`
+    present."""
+    present = set(columns)
+    base = [f for f in BASE_FEATURES if f in present or (f == "female" and "sex" in present)]
+    return [*base, *(f for f in KNOWN_FEATURES if f in present)]
+
+
+def _as_table(X):
+    """A pandas or polars frame unchanged; anything else validated as a 2-D float array."""
+    if isinstance(X, (pd.DataFrame, pl.DataFrame)):
+        return X
+    return check_array(X, dtype=np.float64, ensure_all_finite="allow-nan")
+
+
+def _columns(X) -> list[str]:
+    if isinstance(X, (pd.DataFrame, pl.DataFrame)):
+        return [str(c) for c in X.columns]
+    return [f"x{i}" for i in range(np.asarray(X).shape[1])]
+
+
+def design_matrix(X, features: Sequence[str]) -> np.ndarray:
+    """The features of ``X`` (pandas or polars frame, or a 2-D array whose columns are named
+    ``x0``, ``x1``, …) as a float matrix in the order of ``features``; booleans 0/1, missing NaN.
+    ``female`` is derived from ``sex`` (2 → 1, 1 → 0) when ``X`` has no ``female`` column."""
+    if isinstance(X, pl.DataFrame):
+        X = X.select([c for c in X.columns if c in set(features) or c == "sex"]).to_pandas()
+    elif not isinstance(X, pd.DataFrame):
+        array = _as_table(X)
+        X = pd.DataFrame(array, columns=_columns(array))
+    lookup = {str(c): c for c in X.columns}
+    columns = []
+    for name in features:
+        if name in lookup:
+            series = X[lookup[name]]
+        elif name == "female" and "sex" in lookup:
+            sex = pd.Series(X[lookup["sex"]].to_numpy(dtype="float64", na_value=np.nan))
+            series = pd.Series(np.where(sex.isna(), np.nan, (sex == 2).astype("float64")))
+        else:
+            raise InputError(f"the feature {name!r} is not a column of the data", column=name)
+        try:
+            columns.append(series.to_numpy(dtype="float64", na_value=np.nan))
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"the feature {name!r} is not numeric or boolean ({exc})", column=name) from exc
+    if not columns:
+        return np.empty((len(X), 0))
+    return np.column_stack(columns)
+
+
+# --------------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------------
+
+
+class UpstratumModel(ClassifierMixin, BaseEstimator):
+    """Probability of moving to a higher stratum or dying in hospital next year.
+
+    ``kind``: ``"gradient_boosting"`` or ``"logistic"``; ``features``: the columns used (default:
+    :func:`default_features` of the training table; every column of a table without any of them
+    and of a plain array, whose columns are named ``x0``, ``x1``, …). The other parameters tune
+    the gradient boosting (``learning_rate``, ``max_iter``, ``max_leaf_nodes``, ``min_samples_leaf``,
+    ``l2_regularization``, ``early_stopping``: ``"auto"`` = on when at least 1,000 person-years and
+    20 of each outcome, ``validation_fraction``, ``n_iter_no_change``) or the logistic regression
+    (``C``). ``random_state`` seeds the boosting's validation split.
+
+    Fitted attributes: ``model_`` (the scikit-learn estimator), ``features_`` (the feature names,
+    in the order of the model's columns), ``classes_`` (the two outcomes, sorted),
+    ``n_features_in_`` (``len(features_)``), ``n_iter_`` (iterations of the boosting or the solver).
+    Binary only. Plain arrays are validated as scikit-learn does (finite or NaN floats, 2-D).
+    """
+
+    def __init__(
+        self,
+        kind: str = "gradient_boosting",
+        features: Sequence[str] | None = None,
+        random_state: int = 0,
+        *,
+        learning_rate: float = 0.05,
+        max_iter: int = 300,
+        max_leaf_nodes: int = 15,
+        min_samples_leaf: int = 40,
+        l2_regularization: float = 1.0,
+        early_stopping: bool | str = "auto",
+        validation_fraction: float = 0.15,
+        n_iter_no_change: int = 20,
+        C: float = 1.0,
+    ):
+        self.kind = kind
+        self.features = features
+        self.random_state = random_state
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_samples_leaf = min_samples_leaf
+        self.l2_regularization = l2_regularization
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.C = C
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # binary: moves up (or dies) or not
+        tags.input_tags.allow_nan = True
+        return tags
+
+    def _estimator(self, y: np.ndarray):
+        if self.kind == "gradient_boosting":
+            early = self.early_stopping
+            if early == "auto":
+                early = len(y) >= 1000 and min(int(y.sum()), int(len(y) - y.sum())) >= 20
+            return HistGradientBoostingClassifier(
+                learning_rate=self.learning_rate,
+                max_iter=self.max_iter,
+                max_leaf_nodes=self.max_leaf_nodes,
+                min_samples_leaf=self.min_samples_leaf,
+                l2_regularization=self.l2_regularization,
+                early_stopping=bool(early),
+                validation_fraction=self.validation_fraction,
+                n_iter_no_change=self.n_iter_no_change,
+                scoring="loss",
+                random_state=self.random_state,
+            )
+        if self.kind == "logistic":
+            return Pipeline([
+                ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
+                ("scale", StandardScaler()),
+                ("logistic", LogisticRegression(C=self.C, max_iter=1000)),
+            ])
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+
+    def fit(self, X, y) -> UpstratumModel:
+        """Fit on the person-years ``X`` (a table with the feature columns; other columns ignored)
+        and their targets ``y`` (two distinct values, e.g. 0/1)."""
+        if y is None:
+            raise ValueError("UpstratumModel requires y to be passed, but the target y is None")
+        X = _as_table(X)
+        if self.features is not None:
+            features = list(self.features)
+        else:
+            # a table: its known features; a plain array or a table without any: every column
+            features = default_features(_columns(X)) or _columns(X)
+        if not features:
+            raise InputError("no feature column found in the data (see the features table of docs/strata.md)")
+        design = design_matrix(X, features)
+        y = column_or_1d(y, warn=True)
+        if len(y) != design.shape[0]:
+            raise ValueError(f"X has {design.shape[0]} rows but y has {len(y)}")
+        check_classification_targets(y)
+        if type_of_target(y) != "binary":
+            raise ValueError(
+                f"Only binary classification is supported: y must hold two outcomes (e.g. 0 and 1), "
+                f"got a {type_of_target(y)} target"
+            )
+        classes = np.unique(y)
+        if len(classes) != 2:
+            raise ValueError(f"y has only one class ({classes.tolist()}): both outcomes are needed (e.g. 0 and 1)")
+        target = (y == classes[1]).astype(np.int64)
+        model = self._estimator(target)
+        model.fit(design, target)
+        self.model_ = model
+        self.features_ = features
+        self.classes_ = classes
+        self.n_features_in_ = len(features)
+        final = model[-1] if isinstance(model, Pipeline) else model
+        self.n_iter_ = int(np.max(final.n_iter_))
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        """(n, 2): probabilities of ``classes_[0]`` (stays) and ``classes_[1]`` (moves up or dies)."""
+        check_is_fitted(self, "model_")
+        X = _as_table(X)
+        if not isinstance(X, (pd.DataFrame, pl.DataFrame)) and X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but UpstratumModel is expecting {self.n_features_in_} features as input"
+            )
+        p = self.model_.predict_proba(design_matrix(X, self.features_))[:, 1]
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X) -> np.ndarray:
+        """The more probable outcome (threshold 0.5)."""
+        check_is_fitted(self, "model_")
+        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(np.int64)]
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PredictionReport:
+    """Temporal validation of the two models for one disease (:func:`evaluate`).
+
+    ``metrics``: model, auc, brier, brier_reference (Brier score of the training prevalence given
+    to everyone), log_loss. ``calibration``: model, bin (1–10, deciles of predicted risk on the
+    test year), n, mean_predicted, observed_rate. ``importance``: feature, importance (mean drop of
+    the test AUC when the feature is permuted, gradient boosting), importance_std. ``subgroups``:
+    model, group (``sex`` / ``age``), value (``male``, ``female``, ``< 75``, ``≥ 75``), n,
+    positives, auc (null when fewer than :data:`MIN_GROUP_CLASS` of either outcome).
+    ``not_seen_next_year``: person-years of the training and test years (alive at the end of N)
+    with no row in N + 1, excluded from both.
+    """
+
+    disease: str
+    train_years: list[int]
+    test_year: int
+    n_train: int
+    n_test: int
+    positives_train: int
+    positives_test: int
+    not_seen_next_year: int
+    metrics: pl.DataFrame
+    calibration: pl.DataFrame
+    importance: pl.DataFrame
+    subgroups: pl.DataFrame = field(default_factory=pl.DataFrame)
+    features: list[str] = field(default_factory=list)
+    synthetic: bool = False
+
+    def metrics_dict(self) -> dict:
+        """The headline numbers as plain Python (for ``metrics.json``)."""
+        return {
+            "disease": self.disease,
+            "train_years": list(self.train_years),
+            "test_year": self.test_year,
+            "n_train": self.n_train,
+            "n_test": self.n_test,
+            "positives_train": self.positives_train,
+            "positives_test": self.positives_test,
+            "not_seen_next_year": self.not_seen_next_year,
+            "models": {row.pop("model"): row for row in self.metrics.to_dicts()},
+        }
+
+    def model_card(self) -> str:
+        """A short Markdown model card (English)."""
+        return _model_card(self)
+
+
+def calibration_table(y: np.ndarray, p: np.ndarray, model: str, n_bins: int = N_BINS) -> pl.DataFrame:
+    """Calibration by deciles of predicted risk: bin (1 = lowest risk), n, mean_predicted,
+    observed_rate. Bins are equal-sized (sizes differ by at most one) by the rank of the predicted
+    risk, ties broken by row order, so that tied predictions do not empty a bin."""
+    order = np.argsort(p, kind="stable")
+    ranks = np.empty(len(p), dtype=np.int64)
+    ranks[order] = np.arange(len(p))
+    bins = (ranks * n_bins) // max(len(p), 1) + 1
+    return (
+        pl.DataFrame({"bin": bins.astype(np.int8), "p": p.astype(np.float64), "y": y.astype(np.float64)})
+        .group_by("bin")
+        .agg(
+            pl.len().cast(pl.Int64).alias("n"),
+            pl.col("p").mean().alias("mean_predicted"),
+            pl.col("y").mean().alias("observed_rate"),
+        )
+        .sort("bin")
+        .select(pl.lit(model).alias("model"), "bin", "n", "mean_predicted", "observed_rate")
+    )
+
+
+def _auc_or_none(y: np.ndarray, p: np.ndarray) -> float | None:
+    positives = int(y.sum())
+    if positives < MIN_GROUP_CLASS or len(y) - positives < MIN_GROUP_CLASS:
+        return None
+    return float(roc_auc_score(y, p))
+
+
+def evaluate(
+    person_strata: pl.DataFrame,
+    disease: str,
+    last_year: int,
+    random_state: int = 0,
+    *,
+    features: Sequence[str] | None = None,
+    synthetic: bool = False,
+) -> PredictionReport:
+    """Temporal validation of gradient boosting and the logistic baseline for ``disease``.
+
+    Trains on the labelled person-years N ≤ ``last_year`` − 2, tests on N = ``last_year`` − 1.
+    ``features``: default :func:`default_features` of ``person_strata``. ``synthetic``: say in the
+    model card that the data are synthetic. Raises :class:`InputError` when the disease has fewer
+    than two years with a following year, or a set lacks either outcome.
+    """
+    _require(person_strata, LABEL_COLUMNS)
+    rows = person_strata.filter(pl.col("disease") == disease)
+    all_labelled = labelled(rows, last_year, keep_unseen=True)
+    test_year = last_year - 1
+    seen = all_labelled.filter(pl.col("seen_next_year"))
+    years = sorted(seen["year"].unique().to_list())
+    train_years = [y for y in years if y <= last_year - 2]
+    if test_year not in years or not train_years:
+        raise InputError(
+            f"prediction needs at least three years of data for {disease} (training on the years up to "
+            f"{last_year - 2}, testing on {test_year} with its outcome in {last_year}); "
+            f"years with a following year: {years or 'none'}"
+        )
+    not_seen = all_labelled.filter(~pl.col("seen_next_year") & (pl.col("year") <= test_year)).height
+    train = seen.filter(pl.col("year") <= last_year - 2)
+    test = seen.filter(pl.col("year") == test_year)
+    y_train = train["label"].to_numpy().astype(np.int64)
+    y_test = test["label"].to_numpy().astype(np.int64)
+    for name, y in (("training", y_train), ("test", y_test)):
+        if y.min() == y.max():
+            raise InputError(
+                f"prediction for {disease}: the {name} person-years all have the same outcome "
+                f"({'moved up or died' if y[0] else 'did not move up'}); both are needed"
+            )
+    feature_names = list(features) if features is not None else default_features(rows.columns)
+    X_train = pd.DataFrame(design_matrix(train, feature_names), columns=feature_names)
+    X_test = pd.DataFrame(design_matrix(test, feature_names), columns=feature_names)
+
+    prevalence = float(y_train.mean())
+    brier_reference = float(brier_score_loss(y_test, np.full(len(y_test), prevalence)))
+    metric_rows, calibrations, predictions, fitted = [], [], {}, {}
+    for kind in KINDS:
+        model = UpstratumModel(kind=kind, features=feature_names, random_state=random_state).fit(X_train, y_train)
+        p = model.predict_proba(X_test)[:, 1]
+        fitted[kind], predictions[kind] = model, p
+        metric_rows.append({
+            "model": kind,
+            "auc": float(roc_auc_score(y_test, p)),
+            "brier": float(brier_score_loss(y_test, p)),
+            "brier_reference": brier_reference,
+            "log_loss": float(log_loss(y_test, p, labels=[0, 1])),
+        })
+        calibrations.append(calibration_table(y_test, p, kind))
+
+    result = permutation_importance(
+        fitted["gradient_boosting"], X_test, y_test, scoring="roc_auc",
+        n_repeats=IMPORTANCE_REPEATS, random_state=random_state,
+    )
+    importance = pl.DataFrame({
+        "feature": feature_names,
+        "importance": result.importances_mean.astype(np.float64),
+        "importance_std": result.importances_std.astype(np.float64),
+    }).sort("importance", descending=True, maintain_order=True)
+
+    groups: list[tuple[str, str, np.ndarray]] = []
+    if "sex" in test.columns:
+        sex = test["sex"].to_numpy()
+        groups += [("sex", "male", sex == 1), ("sex", "female", sex == 2)]
+    if "age" in test.columns:
+        age = test["age"].cast(pl.Float64).to_numpy()
+        groups += [("age", f"< {AGE_CUT}", age < AGE_CUT), ("age", f"≥ {AGE_CUT}", age >= AGE_CUT)]
+    subgroup_rows = [
+        {
+            "model": kind, "group": group, "value": value, "n": int(mask.sum()),
+            "positives": int(y_test[mask].sum()), "auc": _auc_or_none(y_test[mask], predictions[kind][mask]),
+        }
+        for kind in KINDS for group, value, mask in groups
+    ]
+    subgroups = pl.DataFrame(subgroup_rows, schema={
+        "model": pl.String, "group": pl.String, "value": pl.String, "n": pl.Int64,
+        "positives": pl.Int64, "auc": pl.Float64,
+    })
+
+    return PredictionReport(
+        disease=disease,
+        train_years=train_years,
+        test_year=test_year,
+        n_train=train.height,
+        n_test=test.height,
+        positives_train=int(y_train.sum()),
+        positives_test=int(y_test.sum()),
+        not_seen_next_year=not_seen,
+        metrics=pl.DataFrame(metric_rows, schema={
+            "model": pl.String, "auc": pl.Float64, "brier": pl.Float64,
+            "brier_reference": pl.Float64, "log_loss": pl.Float64,
+        }),
+        calibration=pl.concat(calibrations),
+        importance=importance,
+        subgroups=subgroups,
+        features=feature_names,
+        synthetic=synthetic,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Model card
+# --------------------------------------------------------------------------------------------
+
+_MODEL_NAMES = {"gradient_boosting": "Gradient boosting", "logistic": "Logistic regression (baseline)"}
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _model_card(r: PredictionReport) -> str:
+    years = ", ".join(str(y) for y in r.train_years)
+    lines = [
+        f"# Model card — moving up a stratum ({r.disease})",
+        "",
+        "## Intended use",
+        "",
+        f"Estimates, for each person followed for {r.disease} in a year N, the probability of moving to a "
+        "more severe stratum or dying in hospital in N + 1. Intended for **planning in réunions cliniques**: "
+        "sizing the groups of people whose care should be anticipated, comparing territories and strata. "
+        "It must **never drive an individual decision without a clinician** who knows the patient; it is "
+        "not a diagnostic or triage tool.",
+        "",
+        "## Data",
+        "",
+        f"- Training: person-years of {years} (outcomes in the following years); test: {r.test_year} "
+        f"(outcomes in {r.test_year + 1}), a temporal validation.",
+        f"- {r.n_train} training person-years ({r.positives_train} moved up or died, "
+        f"{_pct(r.positives_train, r.n_train)}); {r.n_test} test person-years ({r.positives_test}, "
+        f"{_pct(r.positives_test, r.n_test)}).",
+        f"- {r.not_seen_next_year} person-years of these years were **not seen in the following year** "
+        "(no longer a case, moved away, or died outside hospital) and were excluded from training and testing.",
+        "- People who died in hospital in N are not followed from N.",
+        "",
+        "## Target",
+        "",
+        "1 when the person is, in N + 1, in a higher stratum of the same disease (a greater `stratum_level`) "
+        "or died in hospital in N + 1; 0 when they are in the same or a lower stratum and did not die.",
+        "",
+        "## Features (year N)",
+        "",
+        ", ".join(f"`{f}`" for f in r.features) + ". Booleans count as 0/1; `female` is `sex == 2`; "
+        "the stratum enters as its level (ordered).",
+        "",
+        "## Models",
+        "",
+        "- Gradient boosting: scikit-learn HistGradientBoostingClassifier (learning rate 0.05, up to 300 "
+        "iterations, early stopping on a 15 % validation fraction from 1,000 person-years, 15 leaves, "
+        "40 person-years per leaf).",
+        "- Logistic regression baseline: median imputation, standardisation, L2-penalised logistic regression.",
+        "",
+        f"## Metrics (test year {r.test_year})",
+        "",
+        "| model | AUC | Brier score | Brier score, prevalence only | log loss |",
+        "|---|---|---|---|---|",
+    ]
+    for row in r.metrics.iter_rows(named=True):
+        lines.append(
+            f"| {_MODEL_NAMES.get(row['model'], row['model'])} | {_fmt(row['auc'])} | {_fmt(row['brier'])} | "
+            f"{_fmt(row['brier_reference'])} | {_fmt(row['log_loss'])} |"
+        )
+    lines += [
+        "",
+        "AUC: probability that a person who moved up or died was given a higher risk than one who did not "
+        "(0.5 = chance). Brier score: mean squared error of the probabilities (lower is better); the reference "
+        "gives everyone the training prevalence.",
+        "",
+        "## Calibration (deciles of predicted risk, test year)",
+        "",
+    ]
+    for kind in KINDS:
+        cal = r.calibration.filter(pl.col("model") == kind)
+        if cal.is_empty():
+            continue
+        gap = (cal["mean_predicted"] - cal["observed_rate"]).abs()
+        low, high = cal.row(0, named=True), cal.row(-1, named=True)
+        lines.append(
+            f"- {_MODEL_NAMES.get(kind, kind)}: lowest decile predicted {_pct_f(low['mean_predicted'])}, "
+            f"observed {_pct_f(low['observed_rate'])}; highest decile predicted {_pct_f(high['mean_predicted'])}, "
+            f"observed {_pct_f(high['observed_rate'])}; largest gap over the deciles "
+            f"{_fmt(100 * float(gap.max()), 1)} points."
+        )
+    if not r.importance.is_empty():
+        top = r.importance.head(5)
+        lines += [
+            "",
+            "## Most influential features (gradient boosting, permutation importance: drop of the test AUC)",
+            "",
+            *(f"- `{row['feature']}`: {_fmt(row['importance'])}" for row in top.iter_rows(named=True)),
+        ]
+    lines += [
+        "",
+        "## Fairness",
+        "",
+        f"AUC per sex and per age group (< {AGE_CUT}, ≥ {AGE_CUT}) on the test year; n/a when a group has fewer "
+        f"than {MIN_GROUP_CLASS} people with either outcome.",
+        "",
+        "| model | group | n | moved up or died | AUC |",
+        "|---|---|---|---|---|",
+    ]
+    for row in r.subgroups.iter_rows(named=True):
+        lines.append(
+            f"| {_MODEL_NAMES.get(row['model'], row['model'])} | {row['group']} {row['value']} | {row['n']} | "
+            f"{row['positives']} | {_fmt(row['auc'])} |"
+        )
+    if r.subgroups.is_empty():
+        lines.append("| — | no sex or age column | | | |")
+    lines += [
+        "",
+        "A lower AUC in a group means the ranking is less reliable there; the probabilities should then be "
+        "read with more caution for that group.",
+        "",
+        "## Limitations",
+        "",
+        "- PMSI only (short-stay hospital discharges): no primary care, drugs, laboratory results or "
+        "social data; the strata and the target only see what reaches hospital.",
+        "- Deaths outside hospital are not seen: such people count as *not seen next year* and are "
+        "excluded, so the target undercounts deaths and the model is conditional on still being followed.",
+        "- The strata are rules on the same features, so part of the signal is mechanical (a person near a "
+        "threshold moves up easily).",
+        f"- One test year ({r.test_year}): performance may drift with coding practices and care organisation; "
+        "re-validate every year.",
+    ]
+    if r.synthetic:
+        lines.append(
+            "- **The data are synthetic** (generated by respop): the metrics show that the pipeline works, "
+            "not how well the model would predict on real patients."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _pct(k: int, n: int) -> str:
+    return f"{100 * k / n:.1f} %" if n else "n/a"
+
+
+def _pct_f(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f} %"

@@ -1,0 +1,361 @@
+"""Prediction of moving up a stratum: the target, the estimator, the temporal validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy.stats import spearmanr
+from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
+from threadpoolctl import threadpool_limits
+
+from respop.errors import InputError
+from respop.strata.prediction import (
+    KNOWN_FEATURES,
+    UpstratumModel,
+    calibration_table,
+    default_features,
+    design_matrix,
+    evaluate,
+    labelled,
+)
+
+SCHEMA = {
+    "patient_key": pl.String,
+    "disease": pl.String,
+    "year": pl.Int16,
+    "stratum": pl.String,
+    "stratum_level": pl.Int8,
+    "age": pl.Int16,
+    "sex": pl.Int8,
+    "died_in_year": pl.Boolean,
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_openmp_thread():
+    """Gradient boosting's OpenMP threads slow down by an order of magnitude on a busy machine
+    (e.g. pytest -n): one thread keeps these small fits fast and predictable."""
+    with threadpool_limits(limits=1, user_api="openmp"):
+        yield
+
+
+def rows(data: list[tuple]) -> pl.DataFrame:
+    """(patient_key, year, stratum_level, died_in_year) → a person_strata table (diabetes)."""
+    return pl.DataFrame(
+        [
+            {"patient_key": k, "disease": "diabetes", "year": y, "stratum": f"s{lv}", "stratum_level": lv,
+             "age": 70, "sex": 1, "died_in_year": d}
+            for k, y, lv, d in data
+        ],
+        schema=SCHEMA,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# labelled
+# --------------------------------------------------------------------------------------------
+
+
+HAND_MADE = [
+    ("up", 2020, 1, False), ("up", 2021, 2, False),
+    ("same", 2020, 2, False), ("same", 2021, 2, False),
+    ("down", 2020, 3, False), ("down", 2021, 1, False),
+    ("died_next", 2020, 2, False), ("died_next", 2021, 1, True),   # died in N+1, lower level: still 1
+    ("unseen", 2020, 2, False),                                    # no row in 2021
+    ("died_now", 2020, 3, True), ("died_now", 2021, 3, False),     # died in N: not followed
+    ("last", 2022, 1, False),                                      # last year: no N+1
+    ("gap", 2019, 1, False), ("gap", 2021, 3, False),              # 2019 → 2020 unseen, 2021 → 2022 unseen
+]
+
+
+def test_labelled_hand_made_rows():
+    out = labelled(rows(HAND_MADE), last_year=2022)
+    got = {(r["patient_key"], r["year"]): r["label"] for r in out.iter_rows(named=True)}
+    assert got == {
+        ("up", 2020): 1,          # higher level in N+1
+        ("same", 2020): 0,        # same level
+        ("down", 2020): 0,        # lower level
+        ("died_next", 2020): 1,   # in-hospital death in N+1, whatever the level
+    }
+    assert out["label"].dtype == pl.Int8
+    assert out.filter(pl.col("patient_key") == "up")["next_stratum_level"].to_list() == [2]
+    assert set(out.columns) >= {*SCHEMA, "next_stratum_level", "died_next_year", "seen_next_year", "label"}
+
+
+def test_labelled_keep_unseen_counts_the_not_seen():
+    out = labelled(rows(HAND_MADE), last_year=2022, keep_unseen=True)
+    unseen = out.filter(~pl.col("seen_next_year"))
+    assert sorted(zip(unseen["patient_key"], unseen["year"])) == [
+        ("died_now", 2021), ("down", 2021), ("gap", 2019), ("gap", 2021), ("same", 2021), ("unseen", 2020),
+        ("up", 2021),
+    ]
+    assert unseen["label"].null_count() == unseen.height
+    # died in N and the last year are never rows
+    assert out.filter(pl.col("patient_key") == "died_now")["year"].to_list() == [2021]
+    assert out.filter(pl.col("year") >= 2022).is_empty()
+    assert out.filter(pl.col("patient_key") == "died_next").height == 1  # 2021 row died: not followed
+
+
+def test_labelled_respects_last_year_and_disease():
+    data = rows([("a", 2020, 1, False), ("a", 2021, 2, False), ("a", 2022, 3, False)])
+    hf = data.with_columns(pl.lit("heart_failure").alias("disease"), pl.lit(1, pl.Int8).alias("stratum_level"))
+    both = pl.concat([data, hf.filter(pl.col("year") == 2021)])
+    out = labelled(both, last_year=2021)
+    # last_year 2021: only 2020 is labelled, from 2021; the heart-failure row of 2021 has no 2020 row
+    assert out.select("disease", "year", "label").rows() == [("diabetes", 2020, 1)]
+
+
+def test_labelled_errors():
+    with pytest.raises(InputError, match="stratum_level"):
+        labelled(rows(HAND_MADE).drop("stratum_level"), 2022)
+    with pytest.raises(InputError, match="one row per person-year"):
+        labelled(rows([("a", 2020, 1, False), ("a", 2020, 2, False)]), 2022)
+
+
+# --------------------------------------------------------------------------------------------
+# Simulated person-years with a known logistic truth
+# --------------------------------------------------------------------------------------------
+
+YEARS = (2019, 2020, 2021, 2022)
+N_FIRST, N_NEW = 2200, 700
+
+
+def true_logit(age, female, level, disease_stays, emergency, ckd, cardio, bed_days):
+    return (
+        -2.2 + 0.045 * (age - 70) - 0.3 * female + 0.5 * (level - 2) + 0.55 * disease_stays
+        + 0.6 * emergency + 0.9 * ckd + 0.5 * cardio + 0.015 * bed_days
+    )
+
+
+def simulate(seed: int = 1) -> pl.DataFrame:
+    """Person-years of one disease over :data:`YEARS`: each row's features are drawn, its target is
+    drawn from :func:`true_logit`, and the next year's row (level up or death when 1, same or lower
+    level when 0, absent for 10 % at random) carries it. ``p_true`` is the true probability."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    carry_keys = np.array([], dtype=object)
+    carry = {"age": np.array([], dtype=int), "sex": np.array([], dtype=int), "level": np.array([], dtype=int),
+             "died": np.array([], dtype=bool)}
+    next_id = 0
+    for year in YEARS:
+        n_new = N_FIRST if year == YEARS[0] else N_NEW
+        keys = np.concatenate([carry_keys, np.array([f"p{next_id + i:06d}" for i in range(n_new)], dtype=object)])
+        next_id += n_new
+        age = np.concatenate([carry["age"] + 1, rng.integers(45, 95, n_new)])
+        sex = np.concatenate([carry["sex"], rng.integers(1, 3, n_new)])
+        level = np.concatenate([carry["level"], rng.integers(1, 4, n_new)])
+        died = np.concatenate([carry["died"], np.zeros(n_new, dtype=bool)])
+        n = len(keys)
+        disease_stays = rng.poisson(0.3 + 0.3 * level)
+        emergency = rng.binomial(disease_stays, 0.4)
+        bed_days = rng.poisson(4 * disease_stays)
+        ckd = rng.random(n) < 0.2
+        cardio = rng.random(n) < 0.3
+        eye = rng.random(n) < 0.15  # noise
+        p = 1 / (1 + np.exp(-true_logit(age, sex == 2, level, disease_stays, emergency, ckd, cardio, bed_days)))
+        label = rng.random(n) < p
+        frames.append(pl.DataFrame({
+            "patient_key": keys.astype(str), "disease": "diabetes", "year": year,
+            "stratum": [f"s{v}" for v in level], "stratum_level": level, "age": age, "sex": sex,
+            "died_in_year": died, "disease_stays_12m": disease_stays, "disease_emergency_stays_12m": emergency,
+            "disease_bed_days_12m": bed_days, "ckd": ckd, "cardiovascular": cardio, "eye": eye, "p_true": p,
+        }, schema_overrides={**SCHEMA, "disease_stays_12m": pl.Int32, "disease_emergency_stays_12m": pl.Int32,
+                             "disease_bed_days_12m": pl.Int32}))
+        # next year: people alive at the end of the year, 90 % seen again
+        follow = ~died & (rng.random(n) < 0.9)
+        up_possible = level < 3
+        goes_up = label & up_possible & (rng.random(n) < 0.8)
+        dies = label & ~goes_up
+        down = ~label & (level > 1) & (rng.random(n) < 0.2)
+        new_level = np.where(goes_up, level + 1, np.where(down, level - 1, level))
+        carry_keys = keys[follow]
+        carry = {"age": age[follow], "sex": sex[follow], "level": new_level[follow], "died": dies[follow]}
+    return pl.concat(frames)
+
+
+@pytest.fixture(scope="module")
+def simulated() -> pl.DataFrame:
+    return simulate()
+
+
+@pytest.fixture(scope="module")
+def report(simulated):
+    return evaluate(simulated, "diabetes", last_year=2022, random_state=0, synthetic=True)
+
+
+def test_simulated_targets_follow_the_truth(simulated):
+    lab = labelled(simulated, 2022)
+    # the simulated target is drawn from p_true: the mean label matches the mean probability
+    assert abs(lab["label"].mean() - lab["p_true"].mean()) < 0.02
+
+
+def test_evaluate_counts_and_years(report, simulated):
+    all_lab = labelled(simulated, 2022, keep_unseen=True)
+    assert report.train_years == [2019, 2020]
+    assert report.test_year == 2021
+    assert report.n_train == all_lab.filter(pl.col("seen_next_year") & (pl.col("year") <= 2020)).height
+    assert report.n_test == all_lab.filter(pl.col("seen_next_year") & (pl.col("year") == 2021)).height
+    assert report.not_seen_next_year == all_lab.filter(~pl.col("seen_next_year")).height > 0
+    assert 0 < report.positives_test < report.n_test
+    assert "p_true" not in report.features
+    assert {"age", "female", "stratum_level", "ckd", "eye"} <= set(report.features)
+
+
+def test_both_models_discriminate_close_to_the_truth(report, simulated):
+    test = labelled(simulated, 2022).filter(pl.col("year") == 2021)
+    true_auc = roc_auc_score(test["label"].to_numpy(), test["p_true"].to_numpy())
+    metrics = {row["model"]: row for row in report.metrics.iter_rows(named=True)}
+    assert set(metrics) == {"gradient_boosting", "logistic"}
+    for row in metrics.values():
+        assert row["auc"] > 0.75
+        assert abs(row["auc"] - true_auc) < 0.04, (row["auc"], true_auc)
+        assert row["brier"] < row["brier_reference"]
+        assert 0 < row["log_loss"] < 1
+
+
+def test_calibration_deciles(report):
+    for model in ("gradient_boosting", "logistic"):
+        cal = report.calibration.filter(pl.col("model") == model)
+        assert cal["bin"].to_list() == list(range(1, 11))
+        assert cal["n"].sum() == report.n_test
+        assert cal["n"].max() - cal["n"].min() <= 1
+        assert spearmanr(cal["bin"], cal["observed_rate"]).statistic > 0.8
+        assert cal["observed_rate"][-1] > 3 * cal["observed_rate"][0]
+        assert (cal["mean_predicted"] - cal["observed_rate"]).abs().max() < 0.12
+
+
+def test_importance_finds_the_signal(report):
+    imp = report.importance
+    assert set(imp.columns) >= {"feature", "importance"}
+    assert imp.height == len(report.features)
+    top = imp.head(4)["feature"].to_list()
+    assert "age" in top
+    value = dict(zip(imp["feature"], imp["importance"]))
+    assert value["eye"] < value["age"] and value["eye"] < value["disease_stays_12m"]
+
+
+def test_subgroups_and_model_card(report):
+    sub = report.subgroups
+    assert set(sub["value"]) == {"male", "female", "< 75", "≥ 75"}
+    assert sub["auc"].null_count() == 0
+    card = report.model_card()
+    for row in report.metrics.iter_rows(named=True):
+        assert f"{row['auc']:.3f}" in card
+        assert f"{row['brier']:.3f}" in card
+    for word in ("réunions cliniques", "clinician", "Calibration", "Fairness", "Limitations", "synthetic",
+                 "outside hospital", "2019, 2020", str(report.not_seen_next_year)):
+        assert word in card
+    assert report.metrics_dict()["models"]["logistic"]["auc"] == report.metrics.filter(
+        pl.col("model") == "logistic")["auc"].item()
+
+
+def test_evaluate_needs_three_years(simulated):
+    two_years = simulated.filter(pl.col("year") >= 2021)
+    with pytest.raises(InputError, match="at least three years"):
+        evaluate(two_years, "diabetes", last_year=2022)
+    with pytest.raises(InputError, match="at least three years"):
+        evaluate(simulated, "heart_failure", last_year=2022)
+
+
+def test_evaluate_needs_both_outcomes():
+    data = rows([(f"k{i}", y, 1, False) for i in range(30) for y in (2019, 2020, 2021, 2022)])
+    with pytest.raises(InputError, match="same outcome"):
+        evaluate(data, "diabetes", last_year=2022)
+
+
+# --------------------------------------------------------------------------------------------
+# The estimator
+# --------------------------------------------------------------------------------------------
+
+
+def test_clone_get_params_set_params():
+    model = UpstratumModel(kind="logistic", features=("age", "female"), random_state=3, max_iter=50)
+    params = model.get_params()
+    assert params["kind"] == "logistic"
+    assert params["features"] == ("age", "female")
+    assert params["random_state"] == 3 and params["max_iter"] == 50
+    copy = clone(model)
+    assert copy is not model and copy.get_params() == params
+    assert copy.set_params(kind="gradient_boosting", C=0.5) is copy
+    assert copy.kind == "gradient_boosting" and copy.C == 0.5 and model.kind == "logistic"
+    assert not hasattr(copy, "model_")
+
+
+def test_fit_predict_on_pandas_and_polars(simulated):
+    lab = labelled(simulated, 2022)
+    train, test = lab.filter(pl.col("year") <= 2020), lab.filter(pl.col("year") == 2021)
+    for kind in ("gradient_boosting", "logistic"):
+        model = UpstratumModel(kind=kind).fit(train.to_pandas(), train["label"].to_numpy())
+        assert model.features_ == default_features(train.columns)
+        assert model.n_features_in_ == len(model.features_)
+        assert model.classes_.tolist() == [0, 1]
+        proba = model.predict_proba(test.to_pandas())
+        assert proba.shape == (test.height, 2)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+        np.testing.assert_allclose(model.predict_proba(test), proba)  # a polars frame works too
+        assert set(np.unique(model.predict(test))) <= {0, 1}
+        fitted_copy = clone(model)
+        assert not hasattr(fitted_copy, "model_")
+
+
+def test_default_features_and_design_matrix():
+    columns = ["patient_key", "year", "stratum", "stratum_level", "age", "sex", "ckd", "stays_12m", "p_true"]
+    assert default_features(columns) == ["age", "female", "stratum_level", "stays_12m", "ckd"]
+    assert all(f in KNOWN_FEATURES for f in default_features(columns)[3:])
+    frame = pl.DataFrame({"age": [70, None], "sex": [2, 1], "ckd": [True, None]},
+                         schema={"age": pl.Int16, "sex": pl.Int8, "ckd": pl.Boolean})
+    m = design_matrix(frame, ["age", "female", "ckd"])
+    np.testing.assert_array_equal(np.isnan(m), [[False, False, False], [True, False, True]])
+    assert m[0].tolist() == [70.0, 1.0, 1.0] and m[1, 1] == 0.0
+    m2 = design_matrix(frame.to_pandas(), ["age", "female", "ckd"])
+    np.testing.assert_array_equal(np.nan_to_num(m, nan=-1), np.nan_to_num(m2, nan=-1))
+    with pytest.raises(InputError, match="dialysis"):
+        design_matrix(frame, ["dialysis"])
+
+
+def test_missing_values_are_handled_by_both_models():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=600)
+    y = (rng.random(600) < 1 / (1 + np.exp(-2 * x))).astype(int)
+    hidden = rng.random(600) < 0.3
+    X = pl.DataFrame({"days_since_disease_stay": [None if h else v for h, v in zip(hidden, x)]},
+                     schema={"days_since_disease_stay": pl.Float64})
+    for kind in ("gradient_boosting", "logistic"):
+        p = UpstratumModel(kind=kind).fit(X, y).predict_proba(X)[:, 1]
+        assert np.isfinite(p).all()
+        assert roc_auc_score(y, p) > 0.7
+
+
+def test_fit_rejects_bad_input():
+    X = np.zeros((10, 2))
+    with pytest.raises(ValueError, match="only one class"):
+        UpstratumModel(kind="logistic").fit(X, np.zeros(10))
+    with pytest.raises(ValueError, match="binary"):
+        UpstratumModel(kind="logistic").fit(X, np.arange(10) % 3)
+    with pytest.raises(ValueError, match="expecting 2 features"):
+        UpstratumModel(kind="logistic").fit(X, np.arange(10) % 2).predict_proba(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="kind"):
+        UpstratumModel(kind="forest").fit(X, np.arange(10) % 2)
+
+
+def test_calibration_table_equal_bins_with_ties():
+    p = np.r_[np.zeros(50), np.full(50, 0.5)]
+    y = np.r_[np.zeros(50), np.ones(50)]
+    cal = calibration_table(y, p, "m")
+    assert cal["bin"].to_list() == list(range(1, 11))
+    assert cal["n"].to_list() == [10] * 10
+    assert cal["observed_rate"].to_list() == [0.0] * 5 + [1.0] * 5
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.SkipTestWarning", "ignore::RuntimeWarning")
+@pytest.mark.parametrize("model", [
+    UpstratumModel(kind="logistic"),
+    UpstratumModel(kind="gradient_boosting", max_iter=20),
+], ids=["logistic", "gradient_boosting"])
+def test_scikit_learn_estimator_checks(model):
+    from sklearn.utils.estimator_checks import check_estimator
+
+    failed = [r for r in check_estimator(model, on_fail=None) if r["status"] == "failed"]
+    assert not failed, [(r["check_name"], str(r["exception"])[:200]) for r in failed]
