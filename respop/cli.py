@@ -411,6 +411,77 @@ def cases_validate(
     console.print(f"Written {escape(str(out / 'cases.json'))}")
 
 
+strata_app = typer.Typer(help="Risk strata: clinical profiles, care use, trajectories, survival, prediction.", no_args_is_help=True)
+app.add_typer(strata_app, name="strata")
+
+
+@strata_app.command("run")
+def strata_run(
+    config: Annotated[Path, typer.Argument(help="Territory configuration (TOML); `respop cases run` must have run.")],
+) -> None:
+    """Sort the cases into strata; write care use, transitions, survival and the prediction."""
+    import polars as pl
+    from rich.table import Table
+
+    from respop.strata.run import run_strata, steps, strata_specs
+
+    cfg = load_config(config)
+    with progress_steps(steps(cfg), "risk strata") as step:
+        result = run_strata(cfg, step)
+    ps = result.person_strata
+    last = int(ps["year"].max())
+    for spec in strata_specs(cfg):
+        mine = ps.filter((pl.col("disease") == spec.disease) & (pl.col("year") == last))
+        counts = dict(mine.group_by("stratum").len().iter_rows())
+        table = Table(title=f"{spec.algorithm.name} : strates {last} (de la plus sévère à la moins sévère)", title_justify="left")
+        for col in ("strate", "personnes", "part", "séjours / pers.", "urgences / pers.", "décès hosp."):
+            table.add_column(col, justify="left" if col == "strate" else "right")
+        for level in spec.strata.levels:
+            rows = mine.filter(pl.col("stratum") == level.name)
+            n = counts.get(level.name, 0)
+            table.add_row(
+                escape(level.label), _fr_int(n), _fr_pct(n / mine.height if mine.height else None),
+                _fr_dec(rows["stays_12m"].mean()), _fr_dec(rows["emergency_stays_12m"].mean()), _fr_int(int(rows["died_in_year"].sum())),
+            )
+        console.print(table)
+    console.print(f"Outputs: {escape(str(result.out))} (person_strata.parquet holds patient keys: keep it in the secure area)")
+
+
+def _fr_pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}".replace(".", ",").replace("%", "\u00a0%")
+
+
+def _fr_dec(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}".replace(".", ",")
+
+
+@strata_app.command("validate")
+def strata_validate(
+    config: Annotated[Path, typer.Argument(help="Territory configuration (TOML); `respop strata run` must have run.")],
+) -> None:
+    """Check the strata of the last run: one stratum per person-year, transitions, survival order, prediction."""
+    from rich.table import Table
+
+    from respop.strata.validation import check_strata
+
+    cfg = load_config(config)
+    checks, tables = check_strata(cfg)
+    for title, frame in tables:
+        table = Table(title=title, title_justify="left")
+        for col in frame.columns:
+            table.add_column(col, justify="right" if frame[col].dtype.is_numeric() else "left")
+        for row in frame.iter_rows():
+            table.add_row(*[("–" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row])
+        console.print(table)
+    failed = 0
+    for check in checks:
+        mark = "[green]OK[/]" if check.ok else ("[yellow]n/a[/]" if check.ok is None else "[bold red]FAILED[/]")
+        console.print(f"{mark} {escape(check.label)}: {escape(check.detail)}")
+        failed += check.ok is False
+    if failed:
+        raise typer.Exit(code=1)
+
+
 @app.command("version")
 def version() -> None:
     """Print respop's version."""

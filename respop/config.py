@@ -169,12 +169,18 @@ def load_config(path: str | Path) -> Config:
     return _resolve_paths(config, path.parent)
 
 
+LOCATED = "located error: key '"
+"""Start of a validator's message that names its own key (a check across several keys)."""
+
+
 def explain_validation_error(exc: ValidationError) -> str:
     """One line per problem: the key (dotted path), what is wrong, and the value given."""
     lines = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
+        if LOCATED in err["msg"]:
+            lines.append("  - key '" + err["msg"].split(LOCATED, 1)[1])
+        elif err["type"] == "extra_forbidden":
             lines.append(f"  - unknown key '{key}' (value {err['input']!r})")
         else:
             lines.append(f"  - key '{key}': {err['msg']} (value {err['input']!r})")

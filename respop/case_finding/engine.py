@@ -182,7 +182,9 @@ def find_cases(
     subtype_names = [name for name, _ in spec.subtype_criteria()]
     n_branches = len(spec.branches)
 
-    qualifying = qualifying_stays(spec, stays, diagnoses)
+    # only the stays of the windows are read (deaths look at every year before)
+    in_windows = pl.col("exit_date").dt.year().is_between(min(index_years) - lookback, max(index_years))
+    qualifying = qualifying_stays(spec, stays.filter(in_windows), diagnoses)
     per_year = qualifying.group_by("patient_key", "year").agg(
         pl.len().cast(pl.Int32).alias("n"),
         pl.col("exit_date").min().alias("first"),
@@ -265,7 +267,7 @@ def _subtype(spec: AlgorithmSpec) -> pl.Expr:
 
 
 def attach_residence(
-    cases: pl.LazyFrame,
+    cases: pl.LazyFrame | pl.DataFrame,
     stays: pl.LazyFrame,
     lookback_years: int,
     method: str = "modal",
@@ -276,22 +278,30 @@ def attach_residence(
     The zone comes from all the patient's ``stays`` exiting in the years N − ``lookback_years`` … N
     with a residence zone: the zone on most of them (``modal``; ties: the zone whose latest stay is
     the latest) or the zone of the latest (``latest``). ``zone_territory`` (zone_code,
-    territory_id, territory_name) gives the territory.
+    territory_id, territory_name) gives the territory. ``cases`` is collected first (it is read
+    several times); the stays are read lazily, only for the years of the windows.
     """
     if method not in RESIDENCE_METHODS:
         raise ValueError(f"residence method must be one of {RESIDENCE_METHODS}, got {method!r}")
     if lookback_years < 0:
         raise ValueError(f"lookback_years must be at least 0, got {lookback_years}")
     stays = stays_only(stays)
-    keys = cases.select("patient_key", "index_year")
-    patients = keys.select("patient_key").unique()
-    index_years = keys.select("index_year").unique()
+    # the cases are computed once here (they are read three times below)
+    cases = (cases.collect(engine="streaming") if isinstance(cases, pl.LazyFrame) else cases).lazy()
+    keys = cases.select("patient_key", "index_year").collect()
+    patients = keys.select("patient_key").unique().lazy()
+    index_years = keys.select("index_year").unique().lazy()
+    lo, hi = (keys["index_year"].min(), keys["index_year"].max()) if keys.height else (0, 0)
+    year = pl.col("exit_date").dt.year()
     per_zone_year = (
         stays.filter(
-            pl.col("patient_key").is_not_null() & pl.col("residence_zone").is_not_null() & pl.col("exit_date").is_not_null()
+            pl.col("patient_key").is_not_null()
+            & pl.col("residence_zone").is_not_null()
+            & pl.col("exit_date").is_not_null()
+            & year.is_between(int(lo) - lookback_years, int(hi))
         )
         .join(patients, on="patient_key", how="semi")
-        .group_by("patient_key", pl.col("exit_date").dt.year().cast(pl.Int16).alias("year"), "residence_zone")
+        .group_by("patient_key", year.cast(pl.Int16).alias("year"), "residence_zone")
         .agg(pl.len().cast(pl.Int32).alias("n"), _order().max().alias("last_order"))
     )
     windows = index_years.join(
@@ -299,7 +309,7 @@ def attach_residence(
     ).select("index_year", (pl.col("index_year") - pl.col("offset")).cast(pl.Int16).alias("year"))
     per_zone = (
         per_zone_year.join(windows, on="year", how="inner")
-        .join(keys, on=["patient_key", "index_year"], how="semi")
+        .join(keys.lazy(), on=["patient_key", "index_year"], how="semi")
         .group_by("patient_key", "index_year", "residence_zone")
         .agg(pl.col("n").sum().alias("n"), pl.col("last_order").max().alias("last_order"))
     )

@@ -33,6 +33,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from respop.errors import ConfigError
+from respop.strata.spec import StrataSpec
 
 POSITIONS = ("DP", "DR", "DAS", "UM_DP", "UM_DR")
 """Diagnosis positions of the canonical diagnoses (see respop.pmsi.canonical)."""
@@ -205,7 +206,7 @@ class AlgorithmSpec(_Model):
     branches: list[Branch] = Field(min_length=1)
     exclude_stays: list[NamedCriterion] = Field(default_factory=list)
     subtypes: Subtypes
-    strata: dict | None = Field(None, description="risk strata (read by respop.strata)")
+    strata: StrataSpec | None = Field(None, description="risk strata (docs/strata.md)")
 
     @field_validator("branches", "exclude_stays")
     @classmethod
@@ -260,11 +261,26 @@ def load_spec(path: str | Path) -> AlgorithmSpec:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not a valid TOML file: {exc}") from None
     try:
-        return AlgorithmSpec.model_validate(raw)
+        spec = AlgorithmSpec.model_validate(raw)
     except ValidationError as exc:
         from respop.config import explain_validation_error
 
         raise ConfigError(f"{path}: invalid algorithm spec:\n{explain_validation_error(exc)}") from None
+    if spec.strata is not None:
+        from respop.strata.conditions import ConditionError, check
+        from respop.strata.features import known_features
+
+        known = known_features(path.parent)
+        for i, level in enumerate(spec.strata.levels):
+            if level.condition is not None:
+                try:
+                    check(level.condition, known)
+                except ConditionError as exc:
+                    raise ConfigError(
+                        f"{path}: invalid algorithm spec:\n  - key 'strata.levels.{i}.when' ({level.name}): {exc} "
+                        f"(value {level.when!r})"
+                    ) from None
+    return spec
 
 
 def spec_path(disease: str, folder: str | Path | None = None) -> Path:

@@ -90,13 +90,13 @@ def test_shipped_features():
 def test_when_on_the_last_level(tmp_path):
     text = edited(DIABETES, 'name = "sans_complication"', 'name = "sans_complication"\nwhen = "age >= 0"')
     path, message = load_error(tmp_path, text)
-    assert_names(message, path, "strata.levels", "sans_complication", "age >= 0")
+    assert_names(message, path, "strata.levels.3.when", "sans_complication", "age >= 0")
     assert "when" in message
 
 
 def test_missing_when_on_a_middle_level(tmp_path):
     path, message = load_error(tmp_path, edited(DIABETES, COMPLICATION_WHEN + "\n", ""))
-    assert_names(message, path, "strata.levels", "complication")
+    assert_names(message, path, "strata.levels.2.when", "complication")
     assert "when" in message
 
 

@@ -1,0 +1,117 @@
+"""Stratum conditions: small boolean expressions on features, parsed once, compiled per engine.
+
+``"disease_stays_12m >= 2 or (ckd and age >= 80)"`` is parsed with Python's own parser (``ast``,
+``mode="eval"``) into a tiny tree of :class:`Node` objects; only comparisons, ``and``, ``or``,
+``not``, parentheses, numbers, ``true``/``false`` and feature names are accepted. The tree is
+engine-neutral: :func:`to_polars` compiles it to a polars expression (a Spark target can compile
+the same tree).
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+import polars as pl
+
+OPERATORS = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "==", ast.NotEq: "!="}
+
+
+class ConditionError(ValueError):
+    """A condition that is not valid (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Node:
+    """``op`` is one of: and, or, not, cmp, feature, const. ``args`` are child nodes; for ``cmp``,
+    ``args`` = (left, right) and ``value`` the operator; for ``feature`` / ``const``, ``value``."""
+
+    op: str
+    args: tuple[Node, ...] = ()
+    value: object = None
+
+    def features(self) -> set[str]:
+        if self.op == "feature":
+            return {str(self.value)}
+        out: set[str] = set()
+        for a in self.args:
+            out |= a.features()
+        return out
+
+
+def parse(text: str) -> Node:
+    """Parse a condition; :class:`ConditionError` on anything outside the small language."""
+    if not text or not text.strip():
+        raise ConditionError("empty condition")
+    source = " ".join(text.split())
+    # true/false in lower case, as TOML and clinicians write them
+    try:
+        tree = ast.parse(source, mode="eval")
+    except SyntaxError as exc:
+        raise ConditionError(f"not a valid condition: {exc.msg} in {source!r}") from None
+    return _convert(tree.body, source)
+
+
+def _convert(node: ast.AST, source: str) -> Node:
+    if isinstance(node, ast.BoolOp):
+        op = "and" if isinstance(node.op, ast.And) else "or"
+        return Node(op, tuple(_convert(v, source) for v in node.values))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        return Node("not", (_convert(node.operand, source),))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
+        value = node.operand.value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return Node("const", value=-value)
+    if isinstance(node, ast.Compare):
+        parts = [node.left, *node.comparators]
+        pairs = []
+        for left, op, right in zip(parts, node.ops, parts[1:], strict=False):
+            if type(op) not in OPERATORS:
+                raise ConditionError(f"operator not allowed in {source!r}: use >, >=, <, <=, == or !=")
+            pairs.append(Node("cmp", (_convert(left, source), _convert(right, source)), OPERATORS[type(op)]))
+        return pairs[0] if len(pairs) == 1 else Node("and", tuple(pairs))
+    if isinstance(node, ast.Name):
+        if node.id in ("true", "True"):
+            return Node("const", value=True)
+        if node.id in ("false", "False"):
+            return Node("const", value=False)
+        return Node("feature", value=node.id)
+    if isinstance(node, ast.Constant) and isinstance(node.value, (bool, int, float)):
+        return Node("const", value=node.value)
+    raise ConditionError(
+        f"{ast.unparse(node)!r} is not allowed in {source!r}: write comparisons of features with numbers, "
+        "joined by and / or / not"
+    )
+
+
+def check(node: Node, known: set[str]) -> None:
+    """Every feature named must be known."""
+    unknown = sorted(node.features() - known)
+    if unknown:
+        raise ConditionError(f"unknown feature(s) {unknown}; known: {sorted(known)}")
+
+
+def to_polars(node: Node) -> pl.Expr:
+    """The condition as a polars boolean expression (nulls count as false)."""
+    return _polars(node).fill_null(False)
+
+
+def _polars(node: Node) -> pl.Expr:
+    if node.op == "feature":
+        return pl.col(str(node.value))
+    if node.op == "const":
+        return pl.lit(node.value)
+    if node.op == "not":
+        return ~_polars(node.args[0]).fill_null(False)
+    if node.op in ("and", "or"):
+        exprs = [_polars(a).fill_null(False) for a in node.args]
+        return pl.all_horizontal(exprs) if node.op == "and" else pl.any_horizontal(exprs)
+    left, right = (_polars(a) for a in node.args)
+    return {
+        ">": left > right,
+        ">=": left >= right,
+        "<": left < right,
+        "<=": left <= right,
+        "==": left == right,
+        "!=": left != right,
+    }[str(node.value)]
