@@ -52,7 +52,7 @@ class DiseaseValidation:
     subtype_agree: int
     residence_checked: int
     residence_correct: int
-    territory_correct: int
+    territory_correct: int | None
     movers_checked: int
     movers_correct: int
     adults: int
@@ -84,7 +84,7 @@ class DiseaseValidation:
 
     @property
     def territory_accuracy(self) -> float | None:
-        return _ratio(self.territory_correct, self.residence_checked)
+        return None if self.territory_correct is None else _ratio(self.territory_correct, self.residence_checked)
 
     @property
     def movers_accuracy(self) -> float | None:
@@ -232,7 +232,7 @@ def validate(cases: pl.DataFrame, specs: list[AlgorithmSpec], truth: Path, zone_
                     subtype_agree=count(agree),
                     residence_checked=int(res["n"]),
                     residence_correct=int(res["ok"]),
-                    territory_correct=int(res["territory_ok"]) if territory is not None else 0,
+                    territory_correct=int(res["territory_ok"]) if territory is not None else None,
                     movers_checked=int(mov["n"]),
                     movers_correct=int(mov["ok"]),
                     adults=adults,

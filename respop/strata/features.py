@@ -22,6 +22,7 @@ from respop.errors import ConfigError
 COMPUTED: dict[str, str] = {
     "age": "age in the year",
     "disease_stays_12m": "qualifying stays of the disease exiting in the year",
+    "disease_stays_window": "qualifying stays over the case's look-back window (the year included)",
     "disease_emergency_stays_12m": "… of them admitted through the emergency department",
     "disease_bed_days_12m": "length of stay summed over the disease's stays of the year",
     "days_since_disease_stay": "days from the latest qualifying stay's exit to 31 December",
@@ -84,6 +85,12 @@ def load_features(folder: str | Path | None = None) -> FeaturesSpec:
     return spec
 
 
+def model_features(features: FeaturesSpec) -> list[str]:
+    """The columns of the person strata a prediction model may use (features and 30-day
+    re-hospitalisations; not the deaths of the year, which are outcomes)."""
+    return [*COMPUTED, *features.names(), "readmissions_30d"]
+
+
 def known_features(folder: str | Path | None = None) -> set[str]:
     return set(COMPUTED) | set(load_features(folder).names())
 
@@ -115,6 +122,7 @@ def compute_features(
         "sex",
         "age",
         pl.col("stays_in_index_year").cast(pl.Int32).alias("disease_stays_12m"),
+        pl.col("qualifying_stays").cast(pl.Int32).alias("disease_stays_window"),
         (pl.date(pl.col("index_year").cast(pl.Int32), 12, 31) - pl.col("last_stay_date")).dt.total_days().cast(pl.Int32).alias("days_since_disease_stay"),
         "died_in_year",
     )

@@ -56,25 +56,15 @@ from sklearn.utils.validation import check_is_fitted
 
 from respop.errors import InputError
 
-KNOWN_FEATURES: tuple[str, ...] = (
-    "disease_stays_12m",
-    "disease_emergency_stays_12m",
-    "disease_bed_days_12m",
-    "days_since_disease_stay",
-    "stays_12m",
-    "emergency_stays_12m",
-    "bed_days_12m",
-    "other_disease",
-    "kidney",
-    "dialysis",
-    "eye",
-    "foot",
-    "cardiovascular",
-    "ckd",
-    "copd",
-    "readmissions_30d",
-)
-"""Feature columns of ``person_strata`` used by default when present (docs/strata.md)."""
+def _known_features() -> tuple[str, ...]:
+    from respop.strata.features import COMPUTED, load_features
+
+    return (*(n for n in COMPUTED if n != "age"), *load_features().names(), "readmissions_30d")
+
+
+KNOWN_FEATURES: tuple[str, ...] = _known_features()
+"""Feature columns of ``person_strata`` used by default when present: the features of
+respop.strata.features (computed and shipped code features) and the 30-day re-hospitalisations."""
 
 BASE_FEATURES: tuple[str, ...] = ("age", "female", "stratum_level")
 """Always used by default: age, the female indicator (from ``sex``: 1 male, 2 female), the level."""

@@ -22,7 +22,7 @@ from respop.config import Config
 from respop.errors import ConfigError, InputError
 from respop.fsutil import atomic_folder
 from respop.strata.engine import assign, care_use, death_years, outcome_events, transitions
-from respop.strata.features import OUTCOMES, compute_features, load_features
+from respop.strata.features import OUTCOMES, compute_features, load_features, model_features
 
 Progress = Callable[[str], None]
 COMORBIDITIES = ("ckd", "copd", "other_disease")
@@ -98,7 +98,10 @@ def run_strata(config: Config, progress: Progress | None = None) -> StrataResult
     reports = {}
     for spec in specs:
         step(f"prediction for {spec.algorithm.name.lower()}")
-        reports[spec.disease] = evaluate(person_strata, spec.disease, last_year)
+        reports[spec.disease] = evaluate(
+            person_strata, spec.disease, last_year, features=["female", "stratum_level", *model_features(features)],
+            synthetic=_synthetic(config),
+        )
     summary = _summary(config, specs, person_strata, moves, surv, reports, last_date, time.perf_counter() - started)
     step("writing the outputs")
     out = config.output.dir / "strata"
@@ -120,6 +123,12 @@ def run_strata(config: Config, progress: Progress | None = None) -> StrataResult
             (folder / "model_card.md").write_text(report.model_card(), encoding="utf-8")
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
     return StrataResult(out=out, person_strata=person_strata, summary=summary)
+
+
+def _synthetic(config: Config) -> bool:
+    """The PMSI folder was written by ``respop synth`` (the model card then says so)."""
+    folder = config.input.pmsi_dir
+    return folder is not None and (folder.parent / ".respop-synth").is_file()
 
 
 def _summary(config, specs, person_strata, moves, surv, reports, last_date, seconds) -> dict:

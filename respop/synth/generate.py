@@ -114,13 +114,17 @@ def _simulate(profile, seed, world, chunks, years, out, fmt, step) -> tuple[int,
         weights[chunk_zones] = world.zones["population"].to_numpy()[chunk_zones]
         weights /= weights.sum()
         truth_rows: dict[str, list[pl.DataFrame]] = {"residence": [], "severity": [], "moves": [], "stays": []}
+        hf_stay = np.zeros(len(people), dtype=bool)
         for year in years:
             step(f"simulating {year} (chunk {c + 1}/{len(chunks)})")
             if year != years[0]:  # the first year's infants are in the starting population
                 people = concat(people, births(crng, people, len(zone_codes), year))
+                hf_stay = np.concatenate([hf_stay, np.zeros(len(people) - len(hf_stay), dtype=bool)])
             alive_at_start = people.alive.copy()
-            events = advance(crng, people, year, neighbours, weights)
+            events = advance(crng, people, year, neighbours, weights, hf_stay)
             frame = make_stays(crng, people, year, alive_at_start, events.new_hf)
+            hf_stay = np.zeros(len(people), dtype=bool)
+            hf_stay[frame.table.filter(pl.col("kind") == "heart_failure")["person"].to_numpy()] = True
             tables, truth_stays = _to_snds(crng, frame, people, world, cum_choice, year, c)
             _write_tables(tables, out / "pmsi", year, c, len(chunks) > 1, fmt)
             stays_per_year[year] += truth_stays.height

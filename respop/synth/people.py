@@ -47,11 +47,17 @@ def _mortality(age: np.ndarray) -> np.ndarray:
     return np.clip(np.exp(-10.2 + 0.092 * age), 0.0002, 0.45)
 
 
-HF_MORTALITY = {1: 1.8, 2: 3.0, 3: 5.0}
+HF_MORTALITY = {1: 1.5, 2: 3.0, 3: 6.0}
 """Mortality multiplier by heart-failure stage (1 stable, 2 symptomatic, 3 advanced)."""
+COMPLICATION_MORTALITY = {"kidney": 1.6, "eye": 1.0, "foot": 1.8, "cardiovascular": 1.5}
+"""Mortality multipliers of the diabetes complications (chronic kidney disease, diabetic foot and
+atheromatous disease roughly double mortality in cohort studies; retinopathy alone does not)."""
 DIABETES_MORTALITY = 1.4
-HF_PROGRESSION = 0.18
-"""Yearly probability of moving up one heart-failure stage."""
+HF_PROGRESSION = 0.10
+"""Yearly probability of moving up one heart-failure stage, without a decompensation."""
+HF_PROGRESSION_AFTER_STAY = 0.45
+"""… the year after a heart-failure stay: decompensations mark (and drive) progression, so that
+people hospitalised for heart failure are at higher risk afterwards, as in cohorts."""
 COMPLICATIONS = ("kidney", "eye", "foot", "cardiovascular")
 COMPLICATION_INCIDENCE = {"kidney": 0.02, "eye": 0.025, "foot": 0.012, "cardiovascular": 0.025}
 """Yearly probability that a person with diabetes acquires each complication."""
@@ -191,10 +197,12 @@ def advance(
     year: int,
     neighbours: list[np.ndarray],
     zone_weights: np.ndarray,
+    hf_stay_last_year: np.ndarray | None = None,
 ) -> YearEvents:
     """Simulate ``year`` in place: moves (at the start of the year), new cases, progression, deaths.
 
-    ``neighbours[i]``: zone indices adjacent to zone i; ``zone_weights``: where long moves go.
+    ``neighbours[i]``: zone indices adjacent to zone i; ``zone_weights``: where long moves go;
+    ``hf_stay_last_year`` (bool per person): hospitalised for heart failure the year before.
     """
     n = len(people)
     alive = people.alive.copy()
@@ -226,8 +234,12 @@ def advance(
     at_risk = alive & (people.hf_stage == 0) & (age >= 18)
     p_hf = people.hf_scale * HF_PREVALENCE[np.clip(age, 0, 104)] * HF_INCIDENCE_RATIO * np.where(has_d, HF_DIABETES_RISK, 1.0)
     new_hf = np.flatnonzero(at_risk & (rng.random(n) < p_hf))
-    progress = alive & (people.hf_stage > 0) & (people.hf_stage < 3) & (rng.random(n) < HF_PROGRESSION)
+    recent = hf_stay_last_year if hf_stay_last_year is not None else np.zeros(n, dtype=bool)
+    p_progress = np.where(recent, HF_PROGRESSION_AFTER_STAY, HF_PROGRESSION)
+    progress = alive & (people.hf_stage > 0) & (people.hf_stage < 3) & (rng.random(n) < p_progress)
     people.hf_stage[progress] += 1
+    # a decompensation leaves at least symptomatic heart failure
+    people.hf_stage[alive & recent & (people.hf_stage == 1)] = 2
     people.hf_stage[new_hf] = 1
     people.hf_onset[new_hf] = _dates_in_year(rng, year, len(new_hf))
     # deaths
@@ -235,6 +247,8 @@ def advance(
     for stage, mult in HF_MORTALITY.items():
         risk = np.where(people.hf_stage == stage, risk * mult, risk)
     risk = np.where(has_d, risk * DIABETES_MORTALITY, risk)
+    for j, name in enumerate(COMPLICATIONS):
+        risk = np.where(people.complications[:, j], risk * COMPLICATION_MORTALITY[name], risk)
     died = np.flatnonzero(alive & (rng.random(n) < np.clip(risk, 0, 0.9)))
     people.alive[died] = False
     people.death_date[died] = _dates_in_year(rng, year, len(died))

@@ -26,11 +26,19 @@ _BG_FEMALE = [0.26, 0.08, 0.06, 0.17, 0.24, 0.18, 0.21, 0.30, 0.45, 0.55, 0.55]
 """Background MCO stays per person-year by age (women: pregnancies at 15–44)."""
 BACKGROUND_SCALE = 1.08
 """Calibration: scales the background rates so that all stays give about 0.28 per inhabitant."""
-HF_STAYS = {1: 0.024, 2: 0.068, 3: 0.225}
-"""Heart-failure stays per person-year by stage (decompensations)."""
+HF_STAYS = {1: 0.01, 2: 0.07, 3: 0.55}
+"""Heart-failure stays per person-year by stage (decompensations): advanced heart failure is
+re-hospitalised often (about a third of patients within a year of an HF stay), stable heart
+failure rarely; kidney disease raises the rate (``HF_KIDNEY``)."""
+HF_KIDNEY = 1.5
 HF_FIRST_STAY = 0.45
 """Share of new heart-failure cases hospitalised for it in the year of onset."""
-DIABETES_STAYS_BASE, DIABETES_STAYS_PER_COMPLICATION = 0.04, 0.12
+DIABETES_STAYS_BASE = 0.04
+DIABETES_STAYS_PER_COMPLICATION = {"kidney": 0.15, "eye": 0.06, "foot": 0.25, "cardiovascular": 0.12}
+"""Diabetes stays per person-year added by each complication (the diabetic foot is the most
+hospitalised complication)."""
+BACKGROUND_PER_COMPLICATION = 0.15
+"""Background stays of a diabetic rise by this share per complication (comorbid burden)."""
 IN_HOSPITAL_DEATH = 0.55
 """Share of deaths that happen in an MCO hospital."""
 CHEMO = (0.004, 6)  # share of people aged 40+ on chemotherapy, séances a year
@@ -154,7 +162,11 @@ def make_stays(
 
     # background stays (more for people with the diseases)
     alive = _share_of_year_alive(people, idx, year)
-    rate = _background_rate(age, sex) * np.where(has_d, 1.4, 1.0) * np.where(stage > 0, 1.3, 1.0) * alive
+    n_comp = people.complications[idx].sum(axis=1)
+    rate = (
+        _background_rate(age, sex) * np.where(has_d, 1.4 * (1 + BACKGROUND_PER_COMPLICATION * n_comp), 1.0)
+        * np.where(stage > 0, 1.3, 1.0) * alive
+    )
     n_bg = rng.poisson(rate)
     who = np.repeat(idx, n_bg)
     dp = _pick(rng, BACKGROUND_DP, len(who))
@@ -169,14 +181,15 @@ def make_stays(
 
     # heart failure decompensations
     lam = np.select([stage == 1, stage == 2, stage == 3], [HF_STAYS[1], HF_STAYS[2], HF_STAYS[3]], 0.0)
+    lam = lam * np.where(people.complications[idx, 0], HF_KIDNEY, 1.0)
     first = np.isin(idx, new_hf) & (rng.random(len(idx)) < HF_FIRST_STAY)
     n_hf = rng.poisson(lam * alive) + first
     who = np.repeat(idx, n_hf)
     add(who, "heart_failure", _pick(rng, HF_DP, len(who)), np.full(len(who), "05"), 8.0, 0.65)
 
     # diabetes stays
-    n_comp = people.complications[idx].sum(axis=1)
-    n_d = rng.poisson(np.where(has_d, DIABETES_STAYS_BASE + DIABETES_STAYS_PER_COMPLICATION * n_comp, 0) * alive)
+    per_comp = people.complications[idx] @ np.array([DIABETES_STAYS_PER_COMPLICATION[c] for c in COMPLICATIONS])
+    n_d = rng.poisson(np.where(has_d, DIABETES_STAYS_BASE + per_comp, 0) * alive)
     who = np.repeat(idx, n_d)
     comps = people.complications[who]
     choice = np.full(len(who), -1)

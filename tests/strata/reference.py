@@ -59,6 +59,7 @@ from tests.case_finding.reference import criterion_holds
 COMPUTED = [
     "age",
     "disease_stays_12m",
+    "disease_stays_window",
     "disease_emergency_stays_12m",
     "disease_bed_days_12m",
     "days_since_disease_stay",
@@ -241,6 +242,7 @@ def reference_features(
             "sex": _int(case.get("sex")),
             "age": _int(case.get("age")),
             "disease_stays_12m": len(quals_n),
+            "disease_stays_window": len([s for s in quals if n - spec.window.lookback_years <= s["year"] <= n]),
             "disease_emergency_stays_12m": sum(s["via_emergency"] for s in quals_n),
             "disease_bed_days_12m": sum(s["length_of_stay"] for s in quals_n),
             "days_since_disease_stay": (end - up_to_n[-1]["exit_date"]).days if up_to_n else None,

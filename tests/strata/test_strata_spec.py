@@ -59,7 +59,7 @@ def assert_names(message: str, path: Path, key: str, *values: str) -> None:
     ("disease", "names"),
     [
         ("diabetes", ["instable", "complication_grave", "complication", "sans_complication"]),
-        ("heart_failure", ["instable", "hospitalise_annee", "chronique_fragile", "chronique_stable"]),
+        ("heart_failure", ["instable", "hospitalise_annee", "chronique_recente", "chronique_ancienne"]),
     ],
 )
 def test_shipped_specs_load_with_four_levels(disease, names):
