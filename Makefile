@@ -26,6 +26,8 @@ demo: $(STAMP)
 	$(BIN)/respop territories build territories/demo.toml
 	$(BIN)/respop cases run territories/demo.toml
 	$(BIN)/respop cases validate territories/demo.toml
+	$(BIN)/respop strata run territories/demo.toml
+	-$(BIN)/respop strata validate territories/demo.toml
 	@echo
 	@echo "Done. The demo world (300,000 inhabitants, 2019-2023) is in output/demo/data;"
 	@echo "the first report accounts for every row of its SNDS tables, the second for every row of"
@@ -33,6 +35,8 @@ demo: $(STAMP)
 	@echo "Territories of the demo region: output/demo/run/territories (map: output/demo/run/territories/map.png)"
 	@echo "Cases, residence and prevalence/incidence: output/demo/run/cases (cases.parquet is private);"
 	@echo "their validation against the truth: output/demo/run/validation/cases.json"
+	@echo "Risk strata, care use, transitions, survival and prediction: output/demo/run/strata"
+	@echo "(strata validate reports its checks; a failed check is shown, not hidden: see docs/strata.md)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto
