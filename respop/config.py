@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -19,6 +19,16 @@ from respop.errors import ConfigError
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_years(years: list[int] | None, what: str, absent: str) -> list[int] | None:
+    if years is not None:
+        if not years:
+            raise ValueError(f"give at least one year, or leave the key out {absent}")
+        bad = [y for y in years if not 2005 <= y <= 2099]
+        if bad:
+            raise ValueError(f"{what} must be between 2005 and 2099, got {bad}")
+    return years
 
 
 class InputConfig(_Section):
@@ -39,13 +49,7 @@ class InputConfig(_Section):
     @field_validator("years")
     @classmethod
     def _plausible_years(cls, years: list[int] | None) -> list[int] | None:
-        if years is not None:
-            if not years:
-                raise ValueError("give at least one year, or leave the key out to read every year found")
-            bad = [y for y in years if not 2005 <= y <= 2099]
-            if bad:
-                raise ValueError(f"PMSI years must be between 2005 and 2099, got {bad}")
-        return years
+        return _check_years(years, "PMSI years", "to read every year found")
 
 
 class QualityConfig(_Section):
@@ -120,13 +124,7 @@ class CasesConfig(_Section):
     @field_validator("years")
     @classmethod
     def _years(cls, years: list[int] | None) -> list[int] | None:
-        if years is not None:
-            if not years:
-                raise ValueError("give at least one index year, or leave the key out for every year read")
-            bad = [y for y in years if not 2005 <= y <= 2099]
-            if bad:
-                raise ValueError(f"index years must be between 2005 and 2099, got {bad}")
-        return years
+        return _check_years(years, "index years", "for every year read")
 
 
 class OutputConfig(_Section):
@@ -153,20 +151,29 @@ class Config(_Section):
     store: StoreConfig = StoreConfig()
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a TOML configuration; relative paths become relative to its folder."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_toml_model(path: str | Path, model: type[M], what: str) -> M:
+    """Read a TOML file and validate it as ``model``; every problem is a :class:`ConfigError`
+    naming the file (and, for invalid content, each key and value). ``what``: e.g. "configuration"."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"configuration file not found: {path}")
+        raise ConfigError(f"{what} not found: {path}")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not a valid TOML file: {exc}") from None
     try:
-        config = Config.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: invalid configuration:\n{explain_validation_error(exc)}") from None
-    return _resolve_paths(config, path.parent)
+        raise ConfigError(f"{path}: invalid {what.removesuffix(' file')}:\n{explain_validation_error(exc)}") from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML configuration; relative paths become relative to its folder."""
+    config = load_toml_model(path, Config, "configuration file")
+    return _resolve_paths(config, Path(path).parent)
 
 
 LOCATED = "located error: key '"

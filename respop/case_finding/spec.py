@@ -25,12 +25,11 @@ Semantics (docs/case_finding.md gives the long version):
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from respop.errors import ConfigError
 from respop.strata.spec import StrataSpec
@@ -253,19 +252,10 @@ class AlgorithmSpec(_Model):
 
 def load_spec(path: str | Path) -> AlgorithmSpec:
     """Read and validate an algorithm spec; errors name the file, the key and the value."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"algorithm spec not found: {path}")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not a valid TOML file: {exc}") from None
-    try:
-        spec = AlgorithmSpec.model_validate(raw)
-    except ValidationError as exc:
-        from respop.config import explain_validation_error
+    from respop.config import load_toml_model
 
-        raise ConfigError(f"{path}: invalid algorithm spec:\n{explain_validation_error(exc)}") from None
+    path = Path(path)
+    spec = load_toml_model(path, AlgorithmSpec, "algorithm spec")
     if spec.strata is not None:
         from respop.strata.conditions import ConditionError, check
         from respop.strata.features import known_features

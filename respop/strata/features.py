@@ -9,11 +9,10 @@ clinicians extend without touching Python. Adding a computed feature: one entry 
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import polars as pl
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from respop.case_finding.engine import prefix_match, criterion_expr, qualifying_stays, stays_only
 from respop.case_finding.spec import ALGORITHMS_DIR, AlgorithmSpec, Criterion, MAX_LOOKBACK_YEARS, _Model
@@ -66,15 +65,9 @@ def load_features(folder: str | Path | None = None) -> FeaturesSpec:
         path = ALGORITHMS_DIR / "features.toml"
     if not path.is_file():
         return FeaturesSpec()
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        spec = FeaturesSpec.model_validate(raw)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not a valid TOML file: {exc}") from None
-    except ValidationError as exc:
-        from respop.config import explain_validation_error
+    from respop.config import load_toml_model
 
-        raise ConfigError(f"{path}: invalid features file:\n{explain_validation_error(exc)}") from None
+    spec = load_toml_model(path, FeaturesSpec, "features file")
     for name in spec.codes:
         if name in COMPUTED or name in OUTCOMES:
             raise ConfigError(f"{path}: key 'codes.{name}': a computed feature already has this name; choose another")
