@@ -249,18 +249,18 @@ def _subtype(spec: AlgorithmSpec) -> pl.Expr:
         now = next(t.name for t in subtypes.types if t.when == "index_year")
         before = next(t.name for t in subtypes.types if t.when == "before_index_year")
         return pl.when(pl.col("stays_in_index_year") > 0).then(pl.lit(now)).otherwise(pl.lit(before))
-    # by codes: most stays, then the latest stay, then the first listed (strict comparisons keep
-    # the earlier type on a full tie)
-    best_name: pl.Expr = pl.lit(None, pl.String)
-    best_n: pl.Expr = pl.lit(0, pl.Int32)
-    best_last: pl.Expr = pl.lit(-1, pl.Int64)
-    for k, (name, _) in enumerate(spec.subtype_criteria()):
-        count, last = pl.col(f"_tn{k}"), pl.col(f"_tl{k}").fill_null(-1)
-        better = (count > best_n) | ((count == best_n) & (count > 0) & (last > best_last))
-        best_name = pl.when(better).then(pl.lit(name)).otherwise(best_name)
-        best_n = pl.when(better).then(count).otherwise(best_n)
-        best_last = pl.when(better).then(last).otherwise(best_last)
-    return best_name.fill_null(pl.lit(subtypes.default))
+    # by codes: most stays, then the latest stay, then the first listed
+    names = [name for name, _ in spec.subtype_criteria()]
+    if not names:  # only a default type
+        return pl.lit(subtypes.default)
+    counts = [pl.col(f"_tn{k}") for k in range(len(names))]
+    lasts = [pl.col(f"_tl{k}").fill_null(-1) for k in range(len(names))]
+    most = pl.max_horizontal(counts)
+    latest = pl.max_horizontal([pl.when(c == most).then(last) for c, last in zip(counts, lasts, strict=True)])
+    chosen: pl.Expr = pl.lit(None, pl.String)
+    for name, c, last in reversed(list(zip(names, counts, lasts, strict=True))):
+        chosen = pl.when((c == most) & (c > 0) & (last == latest)).then(pl.lit(name)).otherwise(chosen)
+    return chosen.fill_null(pl.lit(subtypes.default))
 
 
 # --- residence -------------------------------------------------------------------------------

@@ -40,12 +40,21 @@ def assign(spec: AlgorithmSpec, features: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def outcome_events(spec: AlgorithmSpec, stays: pl.LazyFrame, diagnoses: pl.LazyFrame) -> pl.LazyFrame:
-    """Entry dates of the disease's qualifying stays and dates of in-hospital deaths, per patient."""
+def qualifying_ids(spec: AlgorithmSpec, stays: pl.LazyFrame, diagnoses: pl.LazyFrame) -> pl.LazyFrame:
+    """``stay_id`` of the disease's qualifying stays (séances excluded): computed once, used by the
+    features and the events."""
+    return qualifying_stays(spec, stays_only(stays), diagnoses).select("stay_id")
+
+
+def outcome_events(
+    spec: AlgorithmSpec, stays: pl.LazyFrame, diagnoses: pl.LazyFrame, qualifying: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
+    """Entry dates of the disease's qualifying stays and dates of in-hospital deaths, per patient.
+    ``qualifying``: the qualifying stay ids when already computed (:func:`qualifying_ids`)."""
     kept = stays_only(stays)
+    ids = qualifying if qualifying is not None else qualifying_ids(spec, kept, diagnoses)
     disease_stays = (
-        qualifying_stays(spec, kept, diagnoses)
-        .select("stay_id")
+        ids
         .join(kept.select("stay_id", "patient_key", "entry_date"), on="stay_id")
         .select("patient_key", pl.col("entry_date").alias("date"), pl.lit("disease_stay").alias("kind"))
     )

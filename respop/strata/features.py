@@ -99,9 +99,12 @@ def compute_features(
     stays: pl.LazyFrame,
     diagnoses: pl.LazyFrame,
     features: FeaturesSpec,
+    qualifying: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """One row per case-year of ``spec``'s disease (``cases`` of respop.case_finding, every disease):
-    identity, residence, every feature and the outcomes of the year."""
+    identity, residence, every feature and the outcomes of the year. ``qualifying``: the ids
+    (``stay_id``) of the disease's qualifying stays when already computed (see
+    :func:`respop.strata.engine.qualifying_ids`)."""
     disease = spec.disease
     other = OTHER[disease]
     mine = cases.filter(pl.col("is_case") & (pl.col("disease") == disease))
@@ -128,9 +131,9 @@ def compute_features(
         pl.col("via_emergency").sum().cast(pl.Int32).alias("emergency_stays_12m"),
         pl.col("length_of_stay").sum().cast(pl.Int32).alias("bed_days_12m"),
     )
+    ids = qualifying if qualifying is not None else qualifying_stays(spec, theirs, diagnoses).select("stay_id")
     qualifying = (
-        qualifying_stays(spec, theirs, diagnoses)
-        .select("stay_id")
+        ids
         .join(theirs.select("stay_id", "patient_key", "entry_date", "exit_date", "_stay_year", "via_emergency", "length_of_stay"), on="stay_id")
         .sort("patient_key", "entry_date", "exit_date", "stay_id")
         .with_columns(

@@ -21,7 +21,7 @@ from respop.case_finding.spec import AlgorithmSpec, load_specs
 from respop.config import Config
 from respop.errors import ConfigError, InputError
 from respop.fsutil import atomic_folder
-from respop.strata.engine import assign, care_use, death_years, outcome_events, transitions
+from respop.strata.engine import assign, care_use, death_years, outcome_events, qualifying_ids, transitions
 from respop.strata.features import OUTCOMES, compute_features, load_features, model_features
 
 Progress = Callable[[str], None]
@@ -80,9 +80,10 @@ def run_strata(config: Config, progress: Progress | None = None) -> StrataResult
         last_date = min(last_date, dt.date(last_year, 12, 31))
         for spec in specs:
             step(f"strata of {spec.algorithm.name.lower()}")
-            frames.append(_collect(assign(spec, compute_features(spec, cases, staged.stays, staged.diagnoses, features)), spec.disease))
+            ids = _collect(qualifying_ids(spec, staged.stays, staged.diagnoses), spec.disease).lazy()
+            frames.append(_collect(assign(spec, compute_features(spec, cases, staged.stays, staged.diagnoses, features, ids)), spec.disease))
             step(f"events of {spec.algorithm.name.lower()}")
-            events.append(_collect(outcome_events(spec, staged.stays, staged.diagnoses), spec.disease))
+            events.append(_collect(outcome_events(spec, staged.stays, staged.diagnoses, ids), spec.disease))
         deaths = _collect(death_years(staged.stays), "deaths")
     finally:
         data.close()
