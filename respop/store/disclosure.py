@@ -1,0 +1,195 @@
+"""Disclosure control: small-cell suppression with complementary (secondary) suppression.
+
+The one place where counts are made safe to leave the pipeline (the store, the boards). Rule of
+the Health Data Hub and of the SNDS secure-access centre: no count of 1 to 10 people (or stays) is
+published, and a masked cell must not be recoverable from the totals or from neighbouring cells.
+
+A table is given with its **additive relations** (equations): a group of cells whose counts sum to
+a total cell of the same table, e.g. the strata of a zone summing to its ``all`` row, or the zones
+of a territory summing to the territory. :func:`suppress`:
+
+1. **primary**: masks every cell whose count is between 1 and ``threshold - 1`` (zero counts are
+   published: a zero discloses no one; ``mask_zeros=True`` masks them too);
+2. **secondary**: while an equation has exactly one masked member (the total included), that
+   member could be recovered by subtraction: the smallest unmasked non-zero member of the
+   equation is masked too (ties: the first in the table's order), or the total when no such member
+   remains. Repeated until every equation has zero or at least two masked members.
+
+3. **audit**: "at least two per relation" rules out recovery by one subtraction, not by combining
+   several relations (a masked cell on a "bridge" between two groups of masked cells is fixed by
+   the others). :func:`recoverable` finds such cells exactly, by linear algebra on each connected
+   group of masked cells (a cell is determined when it is zero on the null space of the relations
+   restricted to the masked cells); one more cell of one of its relations is then masked, and
+   steps 2–3 repeat until no masked cell is determined.
+
+Rates are masked wherever a count they are built on is masked (:func:`mask_rates`). The loops run
+over the cells of an aggregated table and its relations (thousands), never over people.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+THRESHOLD = 11
+"""Counts below this (1 to 10) are never published."""
+
+
+@dataclass(frozen=True)
+class Relation:
+    """Cells of ``parts`` (row indices) sum to the cell ``total`` (row index)."""
+
+    total: int
+    parts: tuple[int, ...]
+
+
+def relations_from_keys(table: pl.DataFrame, by: Sequence[str], over: str, total_value: str) -> list[Relation]:
+    """Relations of a table where, within each group of ``by``, the rows whose ``over`` is not
+    ``total_value`` sum to the row whose ``over`` is ``total_value`` (e.g. strata → ``all``)."""
+    indexed = table.with_row_index("_i").select("_i", *by, over)
+    totals = indexed.filter(pl.col(over) == total_value).select(*by, pl.col("_i").alias("_total"))
+    parts = indexed.filter(pl.col(over) != total_value).group_by(by, maintain_order=True).agg(pl.col("_i").alias("_parts"))
+    joined = totals.join(parts, on=list(by), how="inner", nulls_equal=True)
+    return [Relation(int(t), tuple(int(p) for p in ps)) for t, ps in joined.select("_total", "_parts").iter_rows()]
+
+
+def relations_from_mapping(
+    table: pl.DataFrame, child: pl.Expr, parent: pl.Expr, same: Sequence[str]
+) -> list[Relation]:
+    """Relations where the rows selected by ``child`` sum, per parent key and ``same`` columns, to
+    the row selected by ``parent`` with that key. ``child`` and ``parent`` are expressions giving
+    the parent key of a child row and the key of a parent row (null for other rows); e.g. zones
+    (child: their territory id) summing to territories (parent: the territory id)."""
+    indexed = table.with_row_index("_i").with_columns(child.alias("_child_of"), parent.alias("_parent_key"))
+    children = (
+        indexed.filter(pl.col("_child_of").is_not_null())
+        .group_by("_child_of", *same, maintain_order=True)
+        .agg(pl.col("_i").alias("_parts"))
+    )
+    parents = indexed.filter(pl.col("_parent_key").is_not_null()).select(
+        pl.col("_parent_key").alias("_child_of"), *same, pl.col("_i").alias("_total")
+    )
+    joined = parents.join(children, on=["_child_of", *same], how="inner", nulls_equal=True)
+    return [Relation(int(t), tuple(int(p) for p in ps)) for t, ps in joined.select("_total", "_parts").iter_rows()]
+
+
+def suppress(
+    counts: Sequence[int | None],
+    relations: Sequence[Relation],
+    threshold: int = THRESHOLD,
+    mask_zeros: bool = False,
+) -> list[bool]:
+    """Which cells to mask (True) for a column of ``counts`` and its additive ``relations``."""
+    n = len(counts)
+    values = [0 if c is None else int(c) for c in counts]
+    masked = [(1 <= v < threshold) or (mask_zeros and v == 0) for v in values]
+    # every relation as one list of members, the total last
+    members = [(*r.parts, r.total) for r in relations]
+    for r in relations:
+        if not 0 <= r.total < n or any(not 0 <= p < n for p in r.parts):
+            raise ValueError(f"relation {r} refers to a row outside the table ({n} rows)")
+    of_cell: list[list[int]] = [[] for _ in range(n)]
+    for k, m in enumerate(members):
+        for cell in m:
+            of_cell[cell].append(k)
+    while True:
+        _complete_pairs(masked, values, members, of_cell)
+        exposed = recoverable(masked, relations)
+        if not exposed:
+            return masked
+        cell = exposed[0]
+        for k in of_cell[cell]:
+            extra = _complement(members[k], masked, values)
+            if extra is not None:
+                masked[extra] = True
+                break
+        else:  # nothing left to mask around it (cannot happen with consistent relations)
+            return masked
+
+
+def _complement(member: tuple[int, ...], masked: list[bool], values: list[int]) -> int | None:
+    """The cell of a relation to mask next: its smallest unmasked non-zero part, else its total,
+    else an unmasked zero part."""
+    parts, total = member[:-1], member[-1]
+    candidates = [c for c in parts if not masked[c] and values[c] > 0]
+    if candidates:
+        return min(candidates, key=lambda c: (values[c], c))
+    if not masked[total]:
+        return total
+    zeros = [c for c in parts if not masked[c]]
+    return zeros[0] if zeros else None
+
+
+def _complete_pairs(masked: list[bool], values: list[int], members: list[tuple[int, ...]], of_cell: list[list[int]]) -> None:
+    """Step 2: no relation with exactly one masked member."""
+    pending = [k for k, m in enumerate(members) if sum(masked[c] for c in m) == 1]
+    while pending:
+        k = pending.pop()
+        m = members[k]
+        if sum(masked[c] for c in m) != 1:
+            continue
+        cell = _complement(m, masked, values)
+        if cell is None:
+            continue
+        masked[cell] = True
+        pending.extend(j for j in of_cell[cell] if sum(masked[c] for c in members[j]) == 1)
+
+
+def recoverable(masked: Sequence[bool], relations: Sequence[Relation], tolerance: float = 1e-9) -> list[int]:
+    """Masked cells whose value the published cells and the relations determine exactly."""
+    cells = [i for i, m in enumerate(masked) if m]
+    if not cells:
+        return []
+    parent = {c: c for c in cells}
+
+    def find(c: int) -> int:
+        while parent[c] != c:
+            parent[c] = parent[parent[c]]
+            c = parent[c]
+        return c
+
+    rows = []
+    for r in relations:
+        row = {p: 1.0 for p in r.parts if masked[p]}
+        if masked[r.total]:
+            row[r.total] = row.get(r.total, 0.0) - 1.0
+        row = {c: v for c, v in row.items() if v != 0.0}
+        if row:
+            rows.append(row)
+            first = next(iter(row))
+            for c in row:
+                parent[find(c)] = find(first)
+    groups: dict[int, list[int]] = {}
+    for c in cells:
+        groups.setdefault(find(c), []).append(c)
+    out = []
+    for group in groups.values():
+        index = {c: k for k, c in enumerate(group)}
+        local = [row for row in rows if next(iter(row)) in index]
+        if not local:
+            continue
+        a = np.zeros((len(local), len(group)))
+        for i, row in enumerate(local):
+            for c, v in row.items():
+                a[i, index[c]] = v
+        # null space of a: a cell is determined when every null-space vector is zero there
+        _, s, vt = np.linalg.svd(a)
+        rank = int((s > tolerance * max(1.0, s[0] if len(s) else 1.0)).sum())
+        null = vt[rank:]
+        for c in group:
+            if null.shape[0] == 0 or np.all(np.abs(null[:, index[c]]) < 1e-8):
+                out.append(c)
+    return sorted(out)
+
+
+def mask_rates(table: pl.DataFrame, masks: dict[str, str], rates: dict[str, Sequence[str]]) -> pl.DataFrame:
+    """Null the ``rates`` columns built on a masked count: ``masks`` maps a count column to its
+    boolean mask column; ``rates`` maps a count column to the rate columns built on it."""
+    return table.with_columns(
+        pl.when(pl.col(masks[count])).then(None).otherwise(pl.col(r)).alias(r)
+        for count, cols in rates.items()
+        for r in cols
+    )
