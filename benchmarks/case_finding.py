@@ -98,8 +98,9 @@ def prepare(data: Path, profile: str, console: Console) -> list[int]:
     return years
 
 
-def run(step: str, data: Path, years: list[int]) -> dict:
-    proc = subprocess.run([sys.executable, "-c", CHILD, step, str(data), json.dumps(years)], capture_output=True, text=True, cwd=ROOT)
+def run(step: str, data: Path, years: list[int], child: str = CHILD) -> dict:
+    """Run one step of ``child`` (a script taking step, data folder, years) in a fresh process."""
+    proc = subprocess.run([sys.executable, "-c", child, step, str(data), json.dumps(years)], capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         raise SystemExit(f"{step} failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -28,7 +27,8 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from case_finding import DEFAULT_DATA, ROOT, prepare  # noqa: E402
+from case_finding import DEFAULT_DATA, prepare  # noqa: E402
+from case_finding import run as run_child  # noqa: E402
 
 CHILD = r"""
 import datetime as dt, json, sys, time
@@ -94,13 +94,6 @@ print(json.dumps({"timings": timings, "peak_mb": peak, **counts}))
 """
 
 
-def run(step: str, data: Path, years: list[int]) -> dict:
-    proc = subprocess.run([sys.executable, "-c", CHILD, step, str(data), json.dumps(years)], capture_output=True, text=True, cwd=ROOT)
-    if proc.returncode != 0:
-        raise SystemExit(f"{step} failed:\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -113,7 +106,7 @@ def main() -> None:
     results = {}
     for step in ["floor", "strata", *(["full"] if args.full else [])]:
         console.print(f"{step}…")
-        results[step] = run(step, args.data, years)
+        results[step] = run_child(step, args.data, years, CHILD)
     floor = results["floor"]["timings"]["floor"]
     table = Table(title=f"Stratification, {args.profile} data {years[0]}–{years[-1]}", title_justify="left")
     for col in ("run", "stage", "seconds", "× floor", "peak RSS MB (run)", "notes"):

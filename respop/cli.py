@@ -308,11 +308,11 @@ def cases_run(
     from rich.table import Table
 
     from respop.case_finding.run import run_cases, steps
+    from respop.case_finding.spec import load_specs
 
     cfg = load_config(config)
     with progress_steps(steps(cfg), "case finding") as step:
         result = run_cases(cfg, step)
-    from respop.case_finding.spec import load_specs
 
     area = result.indicators.filter(pl.col("level") == "area")
     for spec in load_specs(list(cfg.diseases), cfg.cases.algorithms_dir):

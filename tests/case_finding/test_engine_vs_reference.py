@@ -8,25 +8,16 @@ import polars as pl
 import pytest
 
 from respop.case_finding.spec import AlgorithmSpec, load_spec, spec_path
-from respop.pmsi import read_pmsi
-from respop.synth import generate, load_profile
+from tests.conftest import TINY_YEARS
 from tests.case_finding.helpers import check_cases, check_residence
 from tests.case_finding.reference import CASE_SCHEMA, reference_cases, to_polars
 
-YEARS = [2021, 2022, 2023]  # the years of the tiny profile
+YEARS = TINY_YEARS
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tiny_cases")
-    result = generate(load_profile("tiny"), seed=7, out=out)
-    assert result.years == YEARS
-    data = read_pmsi(out / "pmsi").staged()
-    stays = data.stays.collect()
-    diagnoses = data.diagnoses.collect()
-    zone_territory = pl.read_parquet(out / "truth" / "zone_territory.parquet")
-    yield stays, diagnoses, zone_territory
-    data.close()
+def tiny(tiny_canonical):
+    return tiny_canonical
 
 
 def variant(disease: str, **changes) -> AlgorithmSpec:

@@ -10,10 +10,9 @@ from polars.testing import assert_frame_equal
 
 from respop.case_finding import attach_residence, find_cases
 from respop.case_finding.spec import ALGORITHMS_DIR, load_spec, spec_path
-from respop.pmsi import read_pmsi
 from respop.strata.engine import assign, care_use, death_years, transitions
 from respop.strata.features import compute_features, load_features
-from respop.synth import generate, load_profile
+from tests.conftest import TINY_YEARS
 from tests.strata.reference import (
     ALL,
     CARE_USE_SUMS,
@@ -33,7 +32,7 @@ from tests.strata.reference import (
 )
 from tests.strata.reference import to_polars as ref_to_polars
 
-YEARS = [2021, 2022, 2023]  # the years of the tiny profile
+YEARS = TINY_YEARS
 LAST_YEAR = YEARS[-1]
 DISEASES = ["diabetes", "heart_failure"]
 KEYS = ["patient_key", "disease", "year"]
@@ -66,16 +65,8 @@ PERSON_SCHEMA: dict[str, pl.DataType] = {
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tiny_strata")
-    result = generate(load_profile("tiny"), seed=7, out=out)
-    assert result.years == YEARS
-    data = read_pmsi(out / "pmsi").staged()
-    stays = data.stays.collect()
-    diagnoses = data.diagnoses.collect()
-    zone_territory = pl.read_parquet(out / "truth" / "zone_territory.parquet")
-    yield stays, diagnoses, zone_territory
-    data.close()
+def tiny(tiny_canonical):
+    return tiny_canonical
 
 
 @pytest.fixture(scope="module")
