@@ -182,7 +182,10 @@ adults_only = false
 dir = "../output/{name}"
 
 [store]
-url = "sqlite:///output/{name}/respop.sqlite"
+url = "sqlite:///../output/{name}/respop.sqlite"   # relative to this file; or postgresql+psycopg://…
+
+[dashboard]
+access = "public"     # or "password" with password_hash (respop dashboard hash-password)
 """
 
 

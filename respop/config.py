@@ -134,7 +134,43 @@ class OutputConfig(_Section):
 
 
 class StoreConfig(_Section):
-    url: str = Field("sqlite:///output/respop.sqlite", description="SQLAlchemy URL of the results store")
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the results store; default: SQLite file respop.sqlite in output.dir. "
+        "A relative SQLite path is resolved against the configuration file's folder",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL ({exc})") from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(f"the store is SQLite or PostgreSQL, got {url.get_backend_name()!r}")
+        return value
+
+
+class DashboardConfig(_Section):
+    access: Literal["public", "password"] = Field(
+        "public", description="public: anyone who reaches the board; password: asks for the password first"
+    )
+    password_hash: str | None = Field(
+        None, description="scrypt hash of the board's password, made by `respop dashboard hash-password`"
+    )
+    meeting_mode: bool = Field(False, description="open the board in meeting mode (large type) by default")
+
+    @model_validator(mode="after")
+    def _password(self) -> "DashboardConfig":
+        if self.access == "password" and not self.password_hash:
+            raise ValueError("access = 'password' needs password_hash (respop dashboard hash-password)")
+        return self
 
 
 class Config(_Section):
@@ -149,6 +185,7 @@ class Config(_Section):
     cases: CasesConfig = CasesConfig()
     output: OutputConfig = OutputConfig()
     store: StoreConfig = StoreConfig()
+    dashboard: DashboardConfig = DashboardConfig()
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -206,6 +243,7 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     reference = config.cases.reference_population
     if reference not in ("population", "esp2013"):
         reference = str(resolve(Path(reference)))
+    output_dir = resolve(config.output.dir) if config.output.dir else (Path("output") / config.name).resolve()
     return config.model_copy(
         update={
             "input": config.input.model_copy(
@@ -223,8 +261,22 @@ def _resolve_paths(config: Config, base: Path) -> Config:
                     "reference_population": reference,
                 }
             ),
-            "output": config.output.model_copy(
-                update={"dir": resolve(config.output.dir) if config.output.dir else (Path("output") / config.name).resolve()}
-            ),
+            "output": config.output.model_copy(update={"dir": output_dir}),
+            "store": config.store.model_copy(update={"url": _store_url(config.store.url, base, output_dir)}),
         }
     )
+
+
+def _store_url(url: str | None, base: Path, output_dir: Path) -> str:
+    """The store's URL with a relative SQLite path resolved against ``base``; default: SQLite file
+    ``respop.sqlite`` in the output folder."""
+    from sqlalchemy.engine import make_url
+
+    if url is None:
+        return f"sqlite:///{(output_dir / 'respop.sqlite').as_posix()}"
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() == "sqlite" and database and database != ":memory:" and not database.startswith("file:"):
+        if not Path(database).is_absolute():
+            return parsed.set(database=str((base / database).resolve())).render_as_string(hide_password=False)
+    return url

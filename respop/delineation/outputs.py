@@ -326,7 +326,7 @@ def write_outputs(
     method_name: str,
 ) -> dict[str, Path]:
     """Write the territory outputs under ``folder/territories/`` and return their paths, keyed
-    zone_territory, territories, metrics, fragile_zones, map."""
+    zone_territory, territories, metrics, fragile_zones, map, flows."""
     out = Path(folder) / "territories"
     out.mkdir(parents=True, exist_ok=True)
     assignment = assignment.select(pl.col("zone_code").cast(pl.String), pl.col("territory_id").cast(pl.Int32))
@@ -339,10 +339,19 @@ def write_outputs(
         "metrics": out / "metrics.csv",
         "fragile_zones": out / "fragile_zones.csv",
         "map": out / "map.png",
+        "flows": out / "flows.parquet",
     }
 
     zone_territory = assignment.join(names, on="territory_id", how="left").sort("zone_code")
     zone_territory.write_parquet(paths["zone_territory"])
+    # the flows the territories were built from (zone → hospital group stay counts, aggregated):
+    # the store publishes them per territory of residence, small counts masked
+    problem.flows.join(
+        problem.groups.select("group", pl.col("zone_code").alias("group_zone"), pl.col("name").alias("group_name")),
+        on="group", how="left",
+    ).select("zone_code", "group", "group_name", "group_zone", "stays").sort("zone_code", "group").write_parquet(
+        paths["flows"]
+    )
 
     dissolved = dissolve_territories(assignment, zones_gdf)
     table = metrics.to_pandas()

@@ -81,11 +81,18 @@ def suppress(
     relations: Sequence[Relation],
     threshold: int = THRESHOLD,
     mask_zeros: bool = False,
+    forced: Sequence[bool] | None = None,
 ) -> list[bool]:
-    """Which cells to mask (True) for a column of ``counts`` and its additive ``relations``."""
+    """Which cells to mask (True) for a column of ``counts`` and its additive ``relations``.
+    ``forced``: cells masked whatever their count (e.g. every measure of a group whose number of
+    people is masked); complementary suppression then protects them like the small ones."""
     n = len(counts)
     values = [0 if c is None else int(c) for c in counts]
     masked = [(1 <= v < threshold) or (mask_zeros and v == 0) for v in values]
+    if forced is not None:
+        if len(forced) != n:
+            raise ValueError(f"forced has {len(forced)} cells, the table {n}")
+        masked = [m or bool(f) for m, f in zip(masked, forced)]
     # every relation as one list of members, the total last
     members = [(*r.parts, r.total) for r in relations]
     for r in relations:
@@ -183,6 +190,48 @@ def recoverable(masked: Sequence[bool], relations: Sequence[Relation], tolerance
             if null.shape[0] == 0 or np.all(np.abs(null[:, index[c]]) < 1e-8):
                 out.append(c)
     return sorted(out)
+
+
+def exact_relations(values: Sequence[int | None], relations: Sequence[Relation]) -> list[Relation]:
+    """The relations that hold exactly on ``values`` (a relation that does not hold cannot be used
+    to recover a cell; keeping it would only mask more)."""
+    vals = [0 if v is None else int(v) for v in values]
+    return [r for r in relations if vals[r.total] == sum(vals[p] for p in r.parts)]
+
+
+def protect(
+    table: pl.DataFrame,
+    counts: Sequence[str],
+    relations: Sequence[Relation] = (),
+    rates: dict[str, Sequence[str]] | None = None,
+    whole_row: str | None = None,
+    threshold: int = THRESHOLD,
+) -> pl.DataFrame:
+    """The table as it may be published: every column of ``counts`` suppressed (primary,
+    complementary, audited) over the same row ``relations``, masked counts set to null, and every
+    rate of ``rates`` (count column → rate columns built on it) null where its count is masked.
+    ``whole_row``: a count column (e.g. ``people``) whose mask masks every other count and rate of
+    the row (measures of a group of fewer than 11 people are not published)."""
+    rates = rates or {}
+    order = ([whole_row] if whole_row else []) + [c for c in counts if c != whole_row]
+    masks: dict[str, list[bool]] = {}
+    for column in order:
+        values = table[column].to_list()
+        usable = exact_relations(values, relations)
+        forced = masks.get(whole_row) if whole_row and column != whole_row else None
+        masks[column] = suppress(values, usable, threshold=threshold, forced=forced)
+    out = table.with_columns(
+        pl.when(pl.Series(masks[c], dtype=pl.Boolean)).then(None).otherwise(pl.col(c)).alias(c) for c in order
+    )
+    rate_masks = {c: list(masks[c]) for c in order}
+    if whole_row:
+        for c in rates:
+            rate_masks[c] = [a or b for a, b in zip(rate_masks.get(c, masks[whole_row]), masks[whole_row])]
+    return out.with_columns(
+        pl.when(pl.Series(rate_masks[c], dtype=pl.Boolean)).then(None).otherwise(pl.col(r)).alias(r)
+        for c, cols in rates.items()
+        for r in cols
+    )
 
 
 def mask_rates(table: pl.DataFrame, masks: dict[str, str], rates: dict[str, Sequence[str]]) -> pl.DataFrame:

@@ -68,7 +68,7 @@ def test_outputs_are_written_and_read_back(tmp_path):
     main_group = pl.DataFrame({"territory_id": [1, 2], "group": ["G1", "G2"]},
                               schema={"territory_id": pl.Int32, "group": pl.String})
     paths = write_outputs(tmp_path, grid_assignment(), main_group, problem, zones, "plurality")
-    assert set(paths) == {"zone_territory", "territories", "metrics", "fragile_zones", "map"}
+    assert set(paths) == {"zone_territory", "territories", "metrics", "fragile_zones", "map", "flows"}
     assert all(p.parent == tmp_path / "territories" and p.is_file() for p in paths.values())
 
     zt = pl.read_parquet(paths["zone_territory"])

@@ -38,8 +38,10 @@ def test_build_writes_every_output_and_covers_every_zone(world):
     result = build(config, problem, reference)
     folder = config.output.dir / "territories"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "fragile_zones.csv", "map.png", "metrics.csv", "territories.parquet", "zone_territory.parquet"
+        "flows.parquet", "fragile_zones.csv", "map.png", "metrics.csv", "territories.parquet", "zone_territory.parquet"
     ]
+    flows = pl.read_parquet(folder / "flows.parquet")
+    assert flows["stays"].sum() == problem.flows["stays"].sum()
     zt = pl.read_parquet(folder / "zone_territory.parquet")
     assert sorted(zt["zone_code"]) == sorted(problem.zone_codes)
     assert zt["territory_id"].n_unique() == len(result.names) == 3

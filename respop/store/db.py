@@ -1,0 +1,221 @@
+"""The results store: SQLite (default, embedded) or PostgreSQL, through SQLAlchemy 2.
+
+:meth:`Store.write` writes a :class:`~respop.store.publish.Publication` as **one transaction**:
+the run's row is first recorded as ``running`` (committed on its own, so that an interrupted run
+can be seen), then every result row and the ``succeeded`` status are committed together. A run
+that fails is marked ``failed`` with its error and has no result row; a run killed in the middle
+of its write leaves its row ``running`` and nothing else — the database rolls the transaction back.
+Readers only ever see runs that ``succeeded``; earlier runs stay readable by their ``run_id``.
+
+The schema is created and upgraded by the Alembic migrations shipped in
+``respop/store/migrations`` (:meth:`Store.upgrade`, run before every write).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import polars as pl
+from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, LargeBinary, String, Text, create_engine, event, func, insert, select, update
+from sqlalchemy.engine import make_url
+
+from respop.errors import ConfigError
+from respop.store import schema
+from respop.store.publish import Publication
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+BATCH = 5_000
+PAUSE_ENV = "RESPOP_STORE_TEST_PAUSE"
+"""Tests only: seconds to sleep inside the write transaction, after the first table (to kill the
+process there and check that the previous results are intact)."""
+
+
+def polars_schema(table) -> dict[str, pl.DataType]:
+    """The polars types of a table's columns (``run_id`` included when present)."""
+    out: dict[str, pl.DataType] = {}
+    for column in table.columns:
+        kind = column.type
+        if isinstance(kind, Boolean):
+            dtype = pl.Boolean
+        elif isinstance(kind, Integer):
+            dtype = pl.Int64
+        elif isinstance(kind, Float):
+            dtype = pl.Float64
+        elif isinstance(kind, LargeBinary):
+            dtype = pl.Binary
+        elif isinstance(kind, DateTime):
+            dtype = pl.Datetime("us")
+        elif isinstance(kind, (String, Text)):
+            dtype = pl.String
+        else:
+            dtype = pl.Object
+        out[column.name] = dtype
+    return out
+
+
+def _engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")  # boards read while a run writes
+            cursor.close()
+
+        return engine
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:  # the driver is missing
+        raise ConfigError(
+            f"the store URL needs the database driver {exc.name!r}: pip install 'respop[postgres]'"
+        ) from None
+
+
+class Store:
+    """A results store at ``url`` (SQLAlchemy URL)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = _engine(url)
+
+    def __repr__(self) -> str:
+        return f"Store({make_url(self.url).render_as_string(hide_password=True)!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def upgrade(self) -> None:
+        """Create or upgrade the schema to the latest migration (Alembic)."""
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "head")
+
+    def revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def write(self, publication: Publication) -> int:
+        """Write one run; returns its ``run_id``. All or nothing (module docstring)."""
+        self.upgrade()
+        run = publication.run
+        fields = {c.name for c in schema.runs.columns}
+        with self.engine.begin() as connection:
+            run_id = connection.execute(
+                insert(schema.runs)
+                .values(
+                    **{k: v for k, v in run.items() if k in fields},
+                    status="running",
+                    started_at=dt.datetime.now(),
+                )
+                .returning(schema.runs.c.run_id)
+            ).scalar_one()
+        start = time.perf_counter()
+        try:
+            with self.engine.begin() as connection:
+                for i, table in enumerate(schema.RESULT_TABLES):
+                    frame = publication.tables[table.name]
+                    self._insert(connection, table, run_id, frame)
+                    if i == 0 and os.environ.get(PAUSE_ENV):
+                        time.sleep(float(os.environ[PAUSE_ENV]))
+                timings = dict(run.get("timings") or {})
+                timings["store"] = round(time.perf_counter() - start, 2)
+                connection.execute(
+                    update(schema.runs)
+                    .where(schema.runs.c.run_id == run_id)
+                    .values(status="succeeded", finished_at=dt.datetime.now(), timings=timings)
+                )
+        except BaseException as exc:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    update(schema.runs)
+                    .where(schema.runs.c.run_id == run_id)
+                    .values(status="failed", finished_at=dt.datetime.now(), error=f"{type(exc).__name__}: {exc}"[:2000])
+                )
+            raise
+        return run_id
+
+    @staticmethod
+    def _insert(connection, table, run_id: int, frame: pl.DataFrame) -> None:
+        if frame.is_empty():
+            return
+        columns = [c.name for c in table.columns if c.name != "run_id"]
+        rows = frame.select(columns).with_columns(pl.lit(run_id, pl.Int64).alias("run_id")).to_dicts()
+        for offset in range(0, len(rows), BATCH):
+            connection.execute(insert(table), rows[offset : offset + BATCH])
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def runs(self, name: str | None = None) -> list[dict]:
+        """Every run (newest first), with its status; ``name``: one configuration's runs."""
+        query = select(schema.runs).order_by(schema.runs.c.run_id.desc())
+        if name is not None:
+            query = query.where(schema.runs.c.name == name)
+        if not self._has_schema():
+            return []
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
+
+    def latest_run(self, name: str | None = None) -> int | None:
+        """The newest run that succeeded (of ``name`` when given), or None."""
+        if not self._has_schema():
+            return None
+        query = select(func.max(schema.runs.c.run_id)).where(schema.runs.c.status == "succeeded")
+        if name is not None:
+            query = query.where(schema.runs.c.name == name)
+        with self.engine.connect() as connection:
+            return connection.execute(query).scalar()
+
+    def run(self, run_id: int) -> dict | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(schema.runs).where(schema.runs.c.run_id == run_id)).first()
+        return dict(row._mapping) if row is not None else None
+
+    def read(self, table: str, run_id: int, **equals) -> pl.DataFrame:
+        """Rows of ``table`` for ``run_id`` (without the ``run_id`` column), filtered by
+        ``column=value`` (a list or tuple: any of the values)."""
+        try:
+            sa_table = schema.metadata.tables[table]
+        except KeyError:
+            raise ValueError(f"no table {table!r} in the store; tables: {sorted(schema.metadata.tables)}") from None
+        if table == "runs":
+            raise ValueError("read runs with Store.runs() or Store.run()")
+        query = select(*[c for c in sa_table.columns if c.name != "run_id"]).where(sa_table.c.run_id == run_id)
+        for column, value in equals.items():
+            if column not in sa_table.c:
+                raise ValueError(f"table {table!r} has no column {column!r}")
+            if isinstance(value, (list, tuple, set)):
+                query = query.where(sa_table.c[column].in_(list(value)))
+            else:
+                query = query.where(sa_table.c[column] == value)
+        types = {k: v for k, v in polars_schema(sa_table).items() if k != "run_id"}
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return pl.DataFrame([tuple(r) for r in rows], schema=types, orient="row")
+
+    def tables(self) -> Iterable[str]:
+        return [t.name for t in schema.RESULT_TABLES]
+
+    def _has_schema(self) -> bool:
+        from sqlalchemy import inspect
+
+        return inspect(self.engine).has_table("runs")

@@ -1,0 +1,455 @@
+"""What a run publishes: the aggregated outputs of a configuration, made safe to leave the pipeline.
+
+:func:`collect` reads the run's outputs under ``<output.dir>`` (territories, cases, strata, the
+input report), keeps only aggregates, and passes **every count through disclosure control here,
+in one place** (:mod:`respop.store.disclosure`): counts of 1 to 10 people or stays are masked,
+complementary suppression protects them from the totals and from neighbouring cells (strata of a
+unit summing to its ``all`` row, zones to their territory, territories to the area, hospital groups
+to a territory's total, a file's loaded and quarantined rows to its rows read), and every rate
+built on a masked count is masked. Tables are protected one at a time; the relations used are
+those that hold exactly in the table.
+
+What is *not* a count of people: census populations (public INSEE figures), indices and rates
+built on published counts, model metrics.
+
+Patient keys, dates and person-level rows never enter a :class:`Publication`:
+``cases.parquet`` and ``person_strata.parquet`` are not read here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import polars as pl
+import shapely
+
+from respop import __version__
+from respop.config import Config
+from respop.errors import InputError
+from respop.store import schema
+from respop.store.disclosure import (
+    THRESHOLD,
+    Relation,
+    protect,
+    relations_from_keys,
+    relations_from_mapping,
+)
+
+SURVIVAL_GRID_DAYS = 7
+"""Survival curves are published on a weekly grid (not at each event time)."""
+
+
+@dataclass
+class Publication:
+    """One run's rows for every table of :mod:`respop.store.schema` (without ``run_id``)."""
+
+    run: dict
+    tables: dict[str, pl.DataFrame] = field(repr=False)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the published tables' content (equal for equal results)."""
+        digest = hashlib.sha256()
+        for name in sorted(self.tables):
+            table = self.tables[name]
+            digest.update(name.encode())
+            text = table.with_columns(pl.col(pl.Binary).bin.encode("hex")).write_csv()
+            digest.update(text.encode())
+        return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# relations
+
+
+def geographic_relations(table: pl.DataFrame, category: str, same: list[str], zone_territory: pl.DataFrame | None) -> list[Relation]:
+    """Relations of a table with ``level`` (zone, territory, area) and ``unit`` columns: the
+    categories of a unit sum to its ``all`` row; zones sum to their territory; territories to the
+    area. ``same``: the other key columns (year, disease)."""
+    relations = relations_from_keys(table, by=["level", "unit", *same], over=category, total_value="all")
+    if zone_territory is not None and zone_territory.height:
+        codes = zone_territory["zone_code"].to_list()
+        ids = [str(t) for t in zone_territory["territory_id"].to_list()]
+        child = pl.when(pl.col("level") == "zone").then(
+            pl.col("unit").replace_strict(codes, ids, default=None, return_dtype=pl.String)
+        )
+        parent = pl.when(pl.col("level") == "territory").then(pl.col("unit"))
+        relations += relations_from_mapping(table, child, parent, same=[*same, category])
+        child = pl.when(pl.col("level") == "territory").then(pl.lit("all"))
+        parent = pl.when(pl.col("level") == "area").then(pl.col("unit"))
+        relations += relations_from_mapping(table, child, parent, same=[*same, category])
+    return relations
+
+
+# ---------------------------------------------------------------------------------------------
+# tables
+
+
+def _require(path: Path, step: str) -> Path:
+    if not path.exists():
+        raise InputError(f"{path.name} is missing: run `{step}` on this configuration first", path)
+    return path
+
+
+def _wkb(geometries) -> list[bytes | None]:
+    return [None if g is None else bytes(g) for g in shapely.to_wkb(list(geometries))]
+
+
+def territory_tables(config: Config) -> tuple[dict[str, pl.DataFrame], pl.DataFrame | None, dict]:
+    """territories, zones, hospitals, flows; the zone → territory table; run fields (crs, selected)."""
+    folder = config.output.dir / "territories"
+    reference = config.input.reference_dir
+    zones_path = _require(reference / "zones.parquet", "respop synth or the reference files") if reference else None
+    tables: dict[str, pl.DataFrame] = {}
+    run: dict = {"crs": None, "selected_territory": None}
+    zone_territory = None
+    if (folder / "zone_territory.parquet").is_file():
+        zone_territory = pl.read_parquet(folder / "zone_territory.parquet").select(
+            pl.col("zone_code").cast(pl.String), pl.col("territory_id").cast(pl.Int64)
+        )
+        gdf = gpd.read_parquet(_require(folder / "territories.parquet", "respop territories build"))
+        table = pl.from_pandas(gdf.drop(columns=gdf.geometry.name)).with_columns(
+            pl.Series("geometry", _wkb(gdf.geometry), dtype=pl.Binary)
+        )
+        tables["territories"] = protect(table, ["stays_residents"]).select(
+            [c.name for c in schema.territories.columns if c.name != "run_id"]
+        )
+        run["crs"] = gdf.crs.to_string() if gdf.crs is not None else None
+        if (folder / "selected.json").is_file():
+            run["selected_territory"] = json.loads((folder / "selected.json").read_text(encoding="utf-8"))["territory_id"]
+        if (folder / "flows.parquet").is_file():
+            tables["flows"] = flows_table(pl.read_parquet(folder / "flows.parquet"), zone_territory)
+    if zones_path is not None:
+        zgdf = gpd.read_parquet(zones_path)
+        run["crs"] = run["crs"] or (zgdf.crs.to_string() if zgdf.crs is not None else None)
+        zones = pl.DataFrame(
+            {
+                "zone_code": zgdf["zone_code"].astype(str).tolist(),
+                "departement": zgdf["departement"].astype(str).tolist() if "departement" in zgdf else None,
+                "geometry": _wkb(zgdf.geometry),
+            },
+            schema={"zone_code": pl.String, "departement": pl.String, "geometry": pl.Binary},
+        )
+        population_path = reference / "population.parquet"
+        if population_path.is_file():
+            population = pl.read_parquet(population_path).group_by("zone_code").agg(pl.col("population").sum())
+            zones = zones.join(population, on="zone_code", how="left")
+        else:
+            zones = zones.with_columns(pl.lit(None, pl.Int64).alias("population"))
+        mapping = zone_territory if zone_territory is not None else pl.DataFrame(
+            schema={"zone_code": pl.String, "territory_id": pl.Int64}
+        )
+        zones = zones.join(mapping, on="zone_code", how="left")
+        tables["zones"] = zones.select("zone_code", "departement", "territory_id", "population", "geometry").sort("zone_code")
+        hospitals_path = reference / "hospitals.parquet"
+        if hospitals_path.is_file():
+            hospitals = pl.read_parquet(hospitals_path).with_columns(pl.col("zone_code").cast(pl.String))
+            tables["hospitals"] = (
+                hospitals.join(mapping, on="zone_code", how="left")
+                .select("hospital_id", "name", "town", "zone_code", "territory_id", "kind", "has_emergency")
+                .sort("hospital_id")
+            )
+    return tables, zone_territory, run
+
+
+def flows_table(flows: pl.DataFrame, zone_territory: pl.DataFrame) -> pl.DataFrame:
+    """Stays of each territory's residents per hospital group, with the territory's total row
+    (``hospital_group = 'all'``); masked below 11 with complementary suppression."""
+    group_territory = zone_territory.rename({"zone_code": "group_zone", "territory_id": "group_territory_id"})
+    per_group = (
+        flows.join(zone_territory, on="zone_code", how="inner")
+        .group_by("territory_id", "group")
+        .agg(pl.col("group_name").first(), pl.col("group_zone").first(), pl.col("stays").sum())
+        .join(group_territory, on="group_zone", how="left")
+        .select(
+            "territory_id",
+            pl.col("group").cast(pl.String).alias("hospital_group"),
+            "group_name",
+            "group_territory_id",
+            pl.col("stays").cast(pl.Int64),
+        )
+    )
+    totals = per_group.group_by("territory_id").agg(
+        pl.lit("all").alias("hospital_group"),
+        pl.lit("Tous les établissements").alias("group_name"),
+        pl.lit(None, pl.Int64).alias("group_territory_id"),
+        pl.col("stays").sum(),
+    )
+    table = pl.concat([totals, per_group], how="vertical_relaxed").sort(
+        "territory_id", pl.col("hospital_group") != "all", pl.col("stays"), "hospital_group", descending=[False, False, True, False]
+    )
+    table = table.with_columns(
+        (pl.col("stays") / pl.col("stays").filter(pl.col("hospital_group") == "all").first().over("territory_id")).alias("share")
+    )
+    relations = relations_from_keys(table, by=["territory_id"], over="hospital_group", total_value="all")
+    return protect(table, ["stays"], relations, rates={"stays": ["share"]})
+
+
+INDICATOR_RATES = {
+    "cases": [f"prevalence_{k}{s}" for k in ("crude", "std") for s in ("", "_low", "_high")],
+    "incident_cases": [f"incidence_{k}{s}" for k in ("crude", "std") for s in ("", "_low", "_high")],
+}
+
+
+def indicators_table(config: Config, zone_territory: pl.DataFrame | None) -> pl.DataFrame | None:
+    path = config.output.dir / "cases" / "indicators.parquet"
+    if not path.is_file():
+        return None
+    table = pl.read_parquet(path).sort("disease", "year", "level", "unit", "subtype")
+    relations = geographic_relations(table, "subtype", ["year", "disease"], zone_territory)
+    out = protect(table, ["cases", "incident_cases", "cases_outside", "cases_unstandardised"], relations, rates=INDICATOR_RATES)
+    return out.with_columns(pl.col(pl.Int16).cast(pl.Int64))
+
+
+CARE_COUNTS = ["people", "stays", "emergency_stays", "bed_days", "readmissions_30d", "deaths"]
+
+
+def care_use_table(table: pl.DataFrame, zone_territory: pl.DataFrame | None) -> pl.DataFrame:
+    """Care use per unit and stratum: a group of fewer than 11 people publishes no measure."""
+    table = table.sort("disease", "year", "level", "unit", "stratum")
+    relations = geographic_relations(table, "stratum", ["year", "disease"], zone_territory)
+    rates = {c: [f"{c}_per_person"] for c in CARE_COUNTS if c != "people"}
+    out = protect(table, CARE_COUNTS, relations, rates=rates, whole_row="people")
+    return out.with_columns(pl.col(pl.Int16).cast(pl.Int64))
+
+
+def transitions_table(table: pl.DataFrame) -> pl.DataFrame:
+    """Transitions N → N+1 with a row total (``to_stratum = 'all'``) per origin."""
+    table = table.rename({"from": "from_stratum", "to": "to_stratum"}).with_columns(pl.col("year").cast(pl.Int64))
+    totals = table.group_by("disease", "year", "from_stratum").agg(
+        pl.lit("all").alias("to_stratum"), pl.col("count").sum(), pl.lit(1.0).alias("proportion")
+    )
+    table = pl.concat([totals, table], how="vertical_relaxed").sort(
+        "disease", "year", "from_stratum", pl.col("to_stratum") != "all", "to_stratum"
+    )
+    relations = relations_from_keys(table, by=["disease", "year", "from_stratum"], over="to_stratum", total_value="all")
+    return protect(table, ["count"], relations, rates={"count": ["proportion"]})
+
+
+def survival_curves_table(km: pl.DataFrame) -> pl.DataFrame:
+    """Kaplan–Meier curves on a weekly grid, stopped where fewer than 11 people are at risk."""
+    parts = []
+    for (disease, stratum), curve in km.sort("time").group_by(["disease", "stratum"], maintain_order=True):
+        kept = curve.filter(pl.col("at_risk") >= THRESHOLD)
+        if kept.is_empty():
+            continue
+        last = float(kept["time"].max())
+        grid = pl.DataFrame({"time": [float(t) for t in range(0, int(last) + 1, SURVIVAL_GRID_DAYS)]})
+        parts.append(
+            grid.join_asof(kept.drop("time").with_columns(kept["time"].alias("_t")).sort("_t"), left_on="time", right_on="_t")
+            .drop("_t")
+            .with_columns(pl.lit(disease).alias("disease"), pl.lit(stratum).alias("stratum"))
+        )
+    cols = [c.name for c in schema.survival_curves.columns if c.name != "run_id"]
+    if not parts:
+        return pl.DataFrame(schema={c: km.schema.get(c, pl.Float64) for c in cols})
+    out = pl.concat(parts, how="vertical_relaxed").drop_nulls("survival")
+    return out.select(cols).with_columns(pl.col("stratum_level").cast(pl.Int64), pl.col("at_risk").cast(pl.Int64))
+
+
+def _masked_count(value) -> int | None:
+    return None if value is None or 1 <= int(value) < THRESHOLD else int(value)
+
+
+def survival_tests_table(folder: Path) -> pl.DataFrame:
+    rows: list[dict] = []
+    if (folder / "logrank.csv").is_file():
+        for r in pl.read_csv(folder / "logrank.csv").iter_rows(named=True):
+            n_higher, n_lower = _masked_count(r["n_higher"]), _masked_count(r["n_lower"])
+            detail = {
+                "higher": r["higher"], "lower": r["lower"], "n_higher": n_higher, "n_lower": n_lower,
+                "ordered": r["ordered"], "survival_365_higher": r["survival_365_higher"],
+                "survival_365_lower": r["survival_365_lower"],
+            }
+            rows.append({
+                "disease": r["disease"], "kind": "logrank", "term": f"{r['higher']} vs {r['lower']}",
+                "estimate": r["statistic"], "lower": None, "upper": None, "p_value": r["p_value"],
+                "n": None if n_higher is None or n_lower is None else n_higher + n_lower, "events": None,
+                "detail": json.dumps(detail, ensure_ascii=False),
+            })
+    if (folder / "cox.csv").is_file():
+        for r in pl.read_csv(folder / "cox.csv").iter_rows(named=True):
+            rows.append({
+                "disease": r["disease"], "kind": "cox", "term": r["covariate"], "estimate": r["hazard_ratio"],
+                "lower": r["lower"], "upper": r["upper"], "p_value": r["p_value"],
+                "n": _masked_count(r["n"]), "events": _masked_count(r["events"]), "detail": None,
+            })
+    if (folder / "cox_ph_test.csv").is_file():
+        for r in pl.read_csv(folder / "cox_ph_test.csv").iter_rows(named=True):
+            rows.append({
+                "disease": r["disease"], "kind": "ph_test", "term": r["covariate"], "estimate": r["statistic"],
+                "lower": None, "upper": None, "p_value": r["p_value"], "n": None, "events": None, "detail": None,
+            })
+    return pl.DataFrame(rows, schema={
+        "disease": pl.String, "kind": pl.String, "term": pl.String, "estimate": pl.Float64, "lower": pl.Float64,
+        "upper": pl.Float64, "p_value": pl.Float64, "n": pl.Int64, "events": pl.Int64, "detail": pl.String,
+    }, orient="row") if rows else pl.DataFrame(schema={
+        "disease": pl.String, "kind": pl.String, "term": pl.String, "estimate": pl.Float64, "lower": pl.Float64,
+        "upper": pl.Float64, "p_value": pl.Float64, "n": pl.Int64, "events": pl.Int64, "detail": pl.String,
+    })
+
+
+def model_tables(folder: Path) -> dict[str, pl.DataFrame]:
+    metrics, calibration, importance, cards = [], [], [], []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
+        disease = sub.name
+        if (sub / "metrics.csv").is_file():
+            metrics.append(pl.read_csv(sub / "metrics.csv").with_columns(pl.lit(disease).alias("disease")))
+        if (sub / "calibration.csv").is_file():
+            cal = pl.read_csv(sub / "calibration.csv").with_columns(pl.lit(disease).alias("disease"))
+            events = (pl.col("n") * pl.col("observed_rate")).round(0)
+            # a bin of fewer than 11 person-years, or with 1 to 10 events, publishes no rate
+            small = (pl.col("n") < THRESHOLD) | ((events >= 1) & (events < THRESHOLD))
+            cal = cal.with_columns(
+                pl.when(small).then(None).otherwise(pl.col("observed_rate")).alias("observed_rate"),
+                pl.when(pl.col("n") < THRESHOLD).then(None).otherwise(pl.col("n")).alias("n"),
+            )
+            calibration.append(cal)
+        if (sub / "importance.csv").is_file():
+            importance.append(pl.read_csv(sub / "importance.csv").with_columns(pl.lit(disease).alias("disease")))
+        if (sub / "model_card.md").is_file():
+            cards.append({"disease": disease, "markdown": (sub / "model_card.md").read_text(encoding="utf-8")})
+    out: dict[str, pl.DataFrame] = {}
+    if metrics:
+        out["model_metrics"] = pl.concat(metrics, how="diagonal_relaxed")
+    if calibration:
+        out["model_calibration"] = pl.concat(calibration, how="diagonal_relaxed").with_columns(pl.col("n").cast(pl.Int64))
+    if importance:
+        out["model_importance"] = pl.concat(importance, how="diagonal_relaxed")
+    if cards:
+        out["model_cards"] = pl.DataFrame(cards)
+    return out
+
+
+def strata_tables(config: Config, zone_territory: pl.DataFrame | None) -> dict[str, pl.DataFrame]:
+    folder = config.output.dir / "strata"
+    if not (folder / "care_use.parquet").is_file():
+        return {}
+    tables = {
+        "care_use": care_use_table(pl.read_parquet(folder / "care_use.parquet"), zone_territory),
+        "transitions": transitions_table(pl.read_parquet(folder / "transitions.parquet")),
+    }
+    if (folder / "survival" / "km.parquet").is_file():
+        tables["survival_curves"] = survival_curves_table(pl.read_parquet(folder / "survival" / "km.parquet"))
+    tables["survival_tests"] = survival_tests_table(folder / "survival")
+    tables.update(model_tables(folder / "prediction"))
+    return tables
+
+
+def strata_levels_table(config: Config) -> pl.DataFrame:
+    from respop.case_finding.spec import load_specs
+
+    rows = []
+    for spec in load_specs(list(config.diseases), config.cases.algorithms_dir):
+        if spec.strata is None:
+            continue
+        for level in spec.strata.levels:
+            rows.append({
+                "disease": spec.algorithm.id, "disease_name": spec.algorithm.name, "stratum": level.name,
+                "stratum_level": spec.strata.level_of(level.name), "name": level.label,
+                "description": level.description, "protocol": level.protocol, "condition": level.when,
+            })
+    return pl.DataFrame(rows, schema={
+        "disease": pl.String, "disease_name": pl.String, "stratum": pl.String, "stratum_level": pl.Int64,
+        "name": pl.String, "description": pl.String, "protocol": pl.String, "condition": pl.String,
+    })
+
+
+def quality_table(report: dict) -> pl.DataFrame:
+    """The input report as rows (one count each), masked with its balances as relations: a file's
+    rows read = loaded + quarantined; stays loaded = kept + séances + Σ excluded."""
+    rows: list[dict] = []
+    relations: list[Relation] = []
+    for t in report.get("tables", []):
+        start = len(rows)
+        for measure in ("read", "loaded", "quarantined"):
+            rows.append({"section": "file", "item": t["label"], "measure": measure, "detail": None,
+                         "rows": t[f"rows_{measure}"], "enabled": None})
+        relations.append(Relation(start, (start + 1, start + 2)))
+        for reason, n in t.get("reasons", {}).items():
+            rows.append({"section": "reason", "item": t["label"], "measure": "rows", "detail": reason,
+                         "rows": n, "enabled": None})
+    total = len(rows)
+    rows.append({"section": "stays", "item": "stays", "measure": "loaded", "detail": None,
+                 "rows": report.get("stays_loaded"), "enabled": None})
+    parts = [len(rows), len(rows) + 1]
+    rows.append({"section": "stays", "item": "stays", "measure": "kept", "detail": None,
+                 "rows": report.get("stays_kept"), "enabled": None})
+    rows.append({"section": "stays", "item": "stays", "measure": "sessions", "detail": None,
+                 "rows": report.get("sessions_kept"), "enabled": None})
+    for f in report.get("filters", []):
+        parts.append(len(rows))
+        rows.append({"section": "filter", "item": f["name"], "measure": "excluded", "detail": f.get("title"),
+                     "rows": f["excluded"], "enabled": f["enabled"]})
+    relations.append(Relation(total, tuple(parts)))
+    table = pl.DataFrame(rows, schema={
+        "section": pl.String, "item": pl.String, "measure": pl.String, "detail": pl.String,
+        "rows": pl.Int64, "enabled": pl.Boolean,
+    }, orient="row")
+    return protect(table, ["rows"], relations)
+
+
+def input_report_summary(report: dict) -> dict:
+    """What the runs table keeps of the input report (its counts are in the quality table)."""
+    return {
+        "folder": Path(report.get("folder", "")).name,
+        "years": report.get("years"),
+        "balanced": report.get("balanced"),
+        "files": [t["label"] for t in report.get("tables", [])],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _empty(table) -> pl.DataFrame:
+    from respop.store.db import polars_schema
+
+    return pl.DataFrame(schema=polars_schema(table))
+
+
+def collect(config: Config, config_path: Path | None = None, timings: dict | None = None) -> Publication:
+    """Every table of the store for this configuration's outputs, disclosure-controlled."""
+    out = config.output.dir
+    if not out.is_dir():
+        raise InputError("no outputs for this configuration: run `respop run` (or its steps) first", out)
+    tables, zone_territory, run = territory_tables(config)
+    indicators = indicators_table(config, zone_territory)
+    if indicators is not None:
+        tables["indicators"] = indicators
+    tables.update(strata_tables(config, zone_territory))
+    tables["strata_levels"] = strata_levels_table(config)
+    report_path = out / "input" / "report.json"
+    report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else None
+    if report is not None:
+        tables["quality"] = quality_table(report)
+    # every table present, with the schema's columns in order
+    for table in schema.RESULT_TABLES:
+        columns = [c.name for c in table.columns if c.name != "run_id"]
+        tables[table.name] = tables[table.name].select(columns) if table.name in tables else _empty(table)
+    years = sorted(set(tables["indicators"]["year"].to_list())) if tables["indicators"].height else []
+    summaries = {step: out / step / "summary.json" for step in ("cases", "strata")}
+    step_seconds = {
+        step: json.loads(p.read_text(encoding="utf-8")).get("seconds") for step, p in summaries.items() if p.is_file()
+    }
+    text = config_path.read_text(encoding="utf-8") if config_path is not None and config_path.is_file() else ""
+    run.update(
+        name=config.name,
+        description=config.description,
+        config_path=str(config_path) if config_path is not None else None,
+        config_toml=text,
+        config_sha256=hashlib.sha256(text.encode()).hexdigest(),
+        code_version=__version__,
+        first_year=years[0] if years else None,
+        last_year=years[-1] if years else None,
+        timings={**step_seconds, **(timings or {})},
+        input_report=input_report_summary(report) if report is not None else None,
+    )
+    publication = Publication(run=run, tables=tables)
+    publication.run["results_sha256"] = publication.fingerprint()
+    publication.run["collected_at"] = dt.datetime.now().isoformat(timespec="seconds")
+    return publication

@@ -1,0 +1,275 @@
+"""The tables of the results store (SQLAlchemy 2 Core).
+
+Only aggregated, disclosure-controlled results enter these tables (``respop.store.publish``):
+counts of people or stays are ``None`` where masked (1 to 10, or complementary), and every rate
+built on a masked count is ``None`` too. No patient key, date of birth or row-level data.
+
+Every result table is keyed by ``run_id``: a run is written in one transaction, and earlier runs
+stay readable. The Alembic migrations (``respop/store/migrations``) create exactly these tables;
+``tests/store`` checks that the migrated schema and this module agree.
+
+Geometries are WKB in the zones' CRS (``runs.crs``, Lambert-93 for France); PostGIS is not
+needed.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+RUN_STATUSES = ("running", "succeeded", "failed")
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, index=True, comment="the configuration's name"),
+    Column("description", Text),
+    Column("config_path", Text, comment="the configuration file, as given"),
+    Column("config_toml", Text, nullable=False, comment="the configuration file's text"),
+    Column("config_sha256", String(64), nullable=False),
+    Column("results_sha256", String(64), nullable=False, comment="fingerprint of the published results"),
+    Column("code_version", String(40), nullable=False),
+    Column("first_year", Integer),
+    Column("last_year", Integer),
+    Column("status", String(12), nullable=False, comment="running, succeeded or failed"),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("timings", JSON, comment="seconds per step"),
+    Column("input_report", JSON, comment="the PMSI input report (masked counts are null)"),
+    Column("selected_territory", Integer, comment="the configuration's territory of interest"),
+    Column("crs", String(40), comment="CRS of the geometries, e.g. EPSG:2154"),
+    Column("error", Text),
+)
+
+
+def _run_id() -> Column:
+    return Column("run_id", Integer, ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False, index=True)
+
+
+territories = Table(
+    "territories",
+    metadata,
+    _run_id(),
+    Column("territory_id", Integer, nullable=False),
+    Column("territory_name", String(200), nullable=False),
+    Column("population", Integer, comment="census population (public)"),
+    Column("zones", Integer),
+    Column("hospitals", Integer),
+    Column("stays_residents", Integer, comment="stays of residents (masked below 11)"),
+    Column("localization_index", Float),
+    Column("market_share_index", Float),
+    Column("compactness", Float),
+    Column("area_km2", Float),
+    Column("geometry", LargeBinary, comment="WKB"),
+)
+
+zones = Table(
+    "zones",
+    metadata,
+    _run_id(),
+    Column("zone_code", String(10), nullable=False),
+    Column("departement", String(3)),
+    Column("territory_id", Integer, comment="null: zone outside the configuration's scope"),
+    Column("population", Integer, comment="census population (public)"),
+    Column("geometry", LargeBinary, comment="WKB"),
+)
+
+hospitals = Table(
+    "hospitals",
+    metadata,
+    _run_id(),
+    Column("hospital_id", String(20), nullable=False, comment="FINESS (public)"),
+    Column("name", String(200)),
+    Column("town", String(200)),
+    Column("zone_code", String(10)),
+    Column("territory_id", Integer),
+    Column("kind", String(40)),
+    Column("has_emergency", Boolean),
+)
+
+flows = Table(
+    "flows",
+    metadata,
+    _run_id(),
+    Column("territory_id", Integer, nullable=False, comment="territory of residence"),
+    Column("hospital_group", String(40), nullable=False, comment="'all': every group (the total row)"),
+    Column("group_name", String(200)),
+    Column("group_territory_id", Integer, comment="territory where the group's main hospital is"),
+    Column("stays", Integer, comment="masked below 11"),
+    Column("share", Float, comment="share of the territory's resident stays; null where masked"),
+)
+
+indicators = Table(
+    "indicators",
+    metadata,
+    _run_id(),
+    Column("level", String(10), nullable=False, comment="zone, territory or area"),
+    Column("unit", String(20), nullable=False),
+    Column("unit_name", String(200)),
+    Column("year", Integer, nullable=False),
+    Column("disease", String(40), nullable=False),
+    Column("subtype", String(40), nullable=False, comment="'all' or a sub-type of the algorithm"),
+    Column("cases", Integer),
+    Column("incident_cases", Integer),
+    Column("population", Integer),
+    *(
+        Column(f"{measure}_{kind}{suffix}", Float)
+        for measure in ("prevalence", "incidence")
+        for kind in ("crude", "std")
+        for suffix in ("", "_low", "_high")
+    ),
+    Column("complete_history", Boolean),
+    Column("cases_outside", Integer),
+    Column("cases_unstandardised", Integer),
+)
+
+strata_levels = Table(
+    "strata_levels",
+    metadata,
+    _run_id(),
+    Column("disease", String(40), nullable=False),
+    Column("disease_name", String(200)),
+    Column("stratum", String(60), nullable=False),
+    Column("stratum_level", Integer, nullable=False, comment="1 = least severe"),
+    Column("name", String(200), nullable=False, comment="French name"),
+    Column("description", Text),
+    Column("protocol", Text, comment="care protocol (French)"),
+    Column("condition", Text),
+)
+
+care_use = Table(
+    "care_use",
+    metadata,
+    _run_id(),
+    Column("level", String(10), nullable=False),
+    Column("unit", String(20), nullable=False),
+    Column("unit_name", String(200)),
+    Column("year", Integer, nullable=False),
+    Column("disease", String(40), nullable=False),
+    Column("stratum", String(60), nullable=False, comment="'all': every stratum"),
+    Column("people", Integer),
+    Column("stays", Integer),
+    Column("emergency_stays", Integer),
+    Column("bed_days", Integer),
+    Column("readmissions_30d", Integer),
+    Column("deaths", Integer),
+    Column("stays_per_person", Float),
+    Column("emergency_stays_per_person", Float),
+    Column("bed_days_per_person", Float),
+    Column("readmissions_30d_per_person", Float),
+    Column("deaths_per_person", Float),
+)
+
+transitions = Table(
+    "transitions",
+    metadata,
+    _run_id(),
+    Column("disease", String(40), nullable=False),
+    Column("year", Integer, nullable=False, comment="year N (from); to is year N + 1"),
+    Column("from_stratum", String(60), nullable=False),
+    Column("to_stratum", String(60), nullable=False, comment="a stratum, 'deces', 'non_revu' or 'all' (row total)"),
+    Column("count", Integer),
+    Column("proportion", Float),
+)
+
+survival_curves = Table(
+    "survival_curves",
+    metadata,
+    _run_id(),
+    Column("disease", String(40), nullable=False),
+    Column("stratum", String(60), nullable=False),
+    Column("stratum_level", Integer, nullable=False),
+    Column("time", Float, nullable=False, comment="days since 1 January of the year"),
+    Column("survival", Float),
+    Column("lower", Float),
+    Column("upper", Float),
+    Column("at_risk", Integer, comment="people still at risk (the curve stops below 11)"),
+)
+
+survival_tests = Table(
+    "survival_tests",
+    metadata,
+    _run_id(),
+    Column("disease", String(40), nullable=False),
+    Column("kind", String(20), nullable=False, comment="logrank, cox or ph_test"),
+    Column("term", String(100), nullable=False, comment="covariate, or 'higher vs lower' strata"),
+    Column("estimate", Float, comment="hazard ratio (cox), statistic (logrank, ph_test)"),
+    Column("lower", Float),
+    Column("upper", Float),
+    Column("p_value", Float),
+    Column("n", Integer),
+    Column("events", Integer),
+    Column("detail", Text, comment="JSON: further figures of the test"),
+)
+
+model_metrics = Table(
+    "model_metrics",
+    metadata,
+    _run_id(),
+    Column("disease", String(40), nullable=False),
+    Column("model", String(40), nullable=False),
+    Column("auc", Float),
+    Column("brier", Float),
+    Column("brier_reference", Float),
+    Column("log_loss", Float),
+)
+
+model_calibration = Table(
+    "model_calibration",
+    metadata,
+    _run_id(),
+    Column("disease", String(40), nullable=False),
+    Column("model", String(40), nullable=False),
+    Column("bin", Integer, nullable=False),
+    Column("n", Integer),
+    Column("mean_predicted", Float),
+    Column("observed_rate", Float),
+)
+
+model_importance = Table(
+    "model_importance",
+    metadata,
+    _run_id(),
+    Column("disease", String(40), nullable=False),
+    Column("feature", String(60), nullable=False),
+    Column("importance", Float),
+    Column("importance_std", Float),
+)
+
+model_cards = Table(
+    "model_cards",
+    metadata,
+    _run_id(),
+    Column("disease", String(40), nullable=False),
+    Column("markdown", Text, nullable=False),
+)
+
+quality = Table(
+    "quality",
+    metadata,
+    _run_id(),
+    Column("section", String(20), nullable=False, comment="file, reason, filter or stays"),
+    Column("item", String(100), nullable=False, comment="file label, filter name, or 'stays'"),
+    Column("measure", String(40), nullable=False, comment="read, loaded, quarantined; rows; excluded; loaded, kept, sessions"),
+    Column("detail", Text, comment="quarantine reason, or what the filter catches"),
+    Column("rows", Integer, comment="rows or stays (masked below 11)"),
+    Column("enabled", Boolean, comment="filters: applied or not"),
+)
+
+RESULT_TABLES: tuple[Table, ...] = tuple(t for t in metadata.sorted_tables if t.name != "runs")
+"""Every table keyed by run_id, in dependency order."""
