@@ -485,6 +485,81 @@ def strata_validate(
         raise typer.Exit(code=1)
 
 
+@app.command("run")
+def run_all(
+    config: Annotated[Path, typer.Argument(help="Territory configuration (TOML).")],
+    steps: Annotated[Optional[str], typer.Option(help="Comma-separated steps to run (default: input,territories,cases,strata,store).")] = None,
+) -> None:
+    """Run the whole pipeline (input report, territories, cases, strata) and publish it to the store."""
+    from respop.pipeline import STEPS, run
+
+    chosen = tuple(s.strip() for s in steps.split(",")) if steps else STEPS
+    unknown = [s for s in chosen if s not in STEPS]
+    if unknown:
+        raise RespopError(f"unknown step(s) {unknown}; steps: {', '.join(STEPS)}")
+    with progress_steps(len(chosen), "respop run") as step:
+        result = run(config, step, chosen)
+    for name, seconds in result.timings.items():
+        console.print(f"  {name:<12} {seconds:>8.1f} s")
+    if result.run_id >= 0:
+        _print_run(result.config, result.run_id)
+
+
+def _print_run(cfg, run_id: int) -> None:
+    from respop.store.db import Store
+
+    store = Store(cfg.store.url)
+    try:
+        run = store.run(run_id)
+    finally:
+        store.close()
+    console.print(
+        f"Run {run_id} published to the store {escape(repr(store))} ({run['status']}); "
+        f"boards: respop dashboard {escape(str(run['config_path'] or ''))}"
+    )
+
+
+store_app = typer.Typer(help="The results store: aggregated, small-cell-suppressed results the boards read.", no_args_is_help=True)
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("publish")
+def store_publish(
+    config: Annotated[Path, typer.Argument(help="Territory configuration (TOML) whose outputs to publish.")],
+) -> None:
+    """Publish the configuration's current outputs as a new run of its store (one transaction)."""
+    from respop.pipeline import publish
+
+    cfg = load_config(config)
+    _print_run(cfg, publish(cfg, config))
+
+
+@store_app.command("runs")
+def store_runs(
+    config: Annotated[Path, typer.Argument(help="Territory configuration (TOML).")],
+) -> None:
+    """List the runs of the configuration's store."""
+    from rich.table import Table
+
+    from respop.store.db import Store
+
+    cfg = load_config(config)
+    store = Store(cfg.store.url)
+    try:
+        runs = store.runs()
+    finally:
+        store.close()
+    table = Table(title=f"Runs in {escape(repr(store))}", title_justify="left")
+    for col in ("run", "name", "status", "years", "started", "seconds", "results sha256"):
+        table.add_column(col)
+    for r in runs:
+        years = f"{r['first_year']}–{r['last_year']}" if r["first_year"] else "–"
+        seconds = sum(v for v in (r["timings"] or {}).values() if isinstance(v, (int, float)))
+        table.add_row(str(r["run_id"]), escape(r["name"]), r["status"], years, f"{r['started_at']:%Y-%m-%d %H:%M:%S}",
+                      f"{seconds:.1f}", r["results_sha256"][:12])
+    console.print(table)
+
+
 @app.command("version")
 def version() -> None:
     """Print respop's version."""
