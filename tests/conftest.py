@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+
 import polars as pl
 import pytest
 
@@ -25,3 +28,60 @@ def tiny_canonical(tmp_path_factory):
     zone_territory = pl.read_parquet(out / "truth" / "zone_territory.parquet")
     yield stays, diagnoses, zone_territory
     data.close()
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+# The tests needing a real server get it from RESPOP_TEST_POSTGRES_URL (a SQLAlchemy URL such as
+# postgresql+psycopg://respop:respop@127.0.0.1:5432/respop); .ci/run starts a local cluster and
+# sets it. Without it, or when the server does not answer, those tests skip, saying so.
+
+POSTGRES_URL_ENV = "RESPOP_TEST_POSTGRES_URL"
+"""The environment variable naming the test PostgreSQL server."""
+
+_POSTGRES_SKIP = f"PostgreSQL not available: set {POSTGRES_URL_ENV} (.ci/run starts one)"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The URL of the test PostgreSQL server, checked to connect; skips the test otherwise. The
+    role must be allowed to create databases (for ``fresh_postgres_url``)."""
+    url = os.environ.get(POSTGRES_URL_ENV, "").strip()
+    if not url:
+        pytest.skip(_POSTGRES_SKIP)
+    try:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(url, connect_args={"connect_timeout": 5})
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        finally:
+            engine.dispose()
+    except Exception as exc:  # no driver, server down, bad credentials...
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        pytest.skip(f"{_POSTGRES_SKIP}; connecting failed: {type(exc).__name__}: {first_line}")
+    return url
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url):
+    """The URL of a new, empty database on the test server, uniquely named (safe under
+    pytest-xdist); dropped after the test, even if the test left connections open."""
+    import sqlalchemy as sa
+
+    server = sa.make_url(postgres_url)
+    name = f"respop_test_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        yield server.set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+# --- Browser ------------------------------------------------------------------------------------
+# chromium_executable: the system Chromium's path, or a skip saying it is absent (tests/browser.py).
+from tests.browser import chromium_executable  # noqa: E402, F401
