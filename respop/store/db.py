@@ -158,7 +158,7 @@ class Store:
     def _insert(connection, table, run_id: int, frame: pl.DataFrame) -> None:
         if frame.is_empty():
             return
-        columns = [c.name for c in table.columns if c.name != "run_id"]
+        columns = schema.published_columns(table)
         rows = frame.select(columns).with_columns(pl.lit(run_id, pl.Int64).alias("run_id")).to_dicts()
         for offset in range(0, len(rows), BATCH):
             connection.execute(insert(table), rows[offset : offset + BATCH])
@@ -199,7 +199,11 @@ class Store:
             raise ValueError(f"no table {table!r} in the store; tables: {sorted(schema.metadata.tables)}") from None
         if table == "runs":
             raise ValueError("read runs with Store.runs() or Store.run()")
-        query = select(*[c for c in sa_table.columns if c.name != "run_id"]).where(sa_table.c.run_id == run_id)
+        query = (
+            select(*[sa_table.c[name] for name in schema.published_columns(sa_table)])
+            .where(sa_table.c.run_id == run_id)
+            .order_by(sa_table.c.row_id)
+        )
         for column, value in equals.items():
             if column not in sa_table.c:
                 raise ValueError(f"table {table!r} has no column {column!r}")
@@ -207,7 +211,7 @@ class Store:
                 query = query.where(sa_table.c[column].in_(list(value)))
             else:
                 query = query.where(sa_table.c[column] == value)
-        types = {k: v for k, v in polars_schema(sa_table).items() if k != "run_id"}
+        types = {k: v for k, v in polars_schema(sa_table).items() if k not in schema.STORE_KEYS}
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
         return pl.DataFrame([tuple(r) for r in rows], schema=types, orient="row")

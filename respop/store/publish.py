@@ -116,7 +116,7 @@ def territory_tables(config: Config) -> tuple[dict[str, pl.DataFrame], pl.DataFr
             pl.Series("geometry", _wkb(gdf.geometry), dtype=pl.Binary)
         )
         tables["territories"] = protect(table, ["stays_residents"]).select(
-            [c.name for c in schema.territories.columns if c.name != "run_id"]
+            schema.published_columns(schema.territories)
         )
         run["crs"] = gdf.crs.to_string() if gdf.crs is not None else None
         if (folder / "selected.json").is_file():
@@ -244,7 +244,7 @@ def survival_curves_table(km: pl.DataFrame) -> pl.DataFrame:
             .drop("_t")
             .with_columns(pl.lit(disease).alias("disease"), pl.lit(stratum).alias("stratum"))
         )
-    cols = [c.name for c in schema.survival_curves.columns if c.name != "run_id"]
+    cols = schema.published_columns(schema.survival_curves)
     if not parts:
         return pl.DataFrame(schema={c: km.schema.get(c, pl.Float64) for c in cols})
     out = pl.concat(parts, how="vertical_relaxed").drop_nulls("survival")
@@ -409,7 +409,7 @@ def input_report_summary(report: dict) -> dict:
 def _empty(table) -> pl.DataFrame:
     from respop.store.db import polars_schema
 
-    return pl.DataFrame(schema=polars_schema(table))
+    return pl.DataFrame(schema={k: v for k, v in polars_schema(table).items() if k not in schema.STORE_KEYS})
 
 
 def collect(config: Config, config_path: Path | None = None, timings: dict | None = None) -> Publication:
@@ -429,7 +429,7 @@ def collect(config: Config, config_path: Path | None = None, timings: dict | Non
         tables["quality"] = quality_table(report)
     # every table present, with the schema's columns in order
     for table in schema.RESULT_TABLES:
-        columns = [c.name for c in table.columns if c.name != "run_id"]
+        columns = schema.published_columns(table)
         tables[table.name] = tables[table.name].select(columns) if table.name in tables else _empty(table)
     years = sorted(set(tables["indicators"]["year"].to_list())) if tables["indicators"].height else []
     summaries = {step: out / step / "summary.json" for step in ("cases", "strata")}

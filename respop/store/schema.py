@@ -61,9 +61,15 @@ def _run_id() -> Column:
     return Column("run_id", Integer, ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False, index=True)
 
 
+def _row_id() -> Column:
+    """Surrogate key: rows are read back in the order they were published."""
+    return Column("row_id", Integer, primary_key=True, autoincrement=True)
+
+
 territories = Table(
     "territories",
     metadata,
+    _row_id(),
     _run_id(),
     Column("territory_id", Integer, nullable=False),
     Column("territory_name", String(200), nullable=False),
@@ -81,6 +87,7 @@ territories = Table(
 zones = Table(
     "zones",
     metadata,
+    _row_id(),
     _run_id(),
     Column("zone_code", String(10), nullable=False),
     Column("departement", String(3)),
@@ -92,6 +99,7 @@ zones = Table(
 hospitals = Table(
     "hospitals",
     metadata,
+    _row_id(),
     _run_id(),
     Column("hospital_id", String(20), nullable=False, comment="FINESS (public)"),
     Column("name", String(200)),
@@ -105,6 +113,7 @@ hospitals = Table(
 flows = Table(
     "flows",
     metadata,
+    _row_id(),
     _run_id(),
     Column("territory_id", Integer, nullable=False, comment="territory of residence"),
     Column("hospital_group", String(40), nullable=False, comment="'all': every group (the total row)"),
@@ -117,6 +126,7 @@ flows = Table(
 indicators = Table(
     "indicators",
     metadata,
+    _row_id(),
     _run_id(),
     Column("level", String(10), nullable=False, comment="zone, territory or area"),
     Column("unit", String(20), nullable=False),
@@ -141,6 +151,7 @@ indicators = Table(
 strata_levels = Table(
     "strata_levels",
     metadata,
+    _row_id(),
     _run_id(),
     Column("disease", String(40), nullable=False),
     Column("disease_name", String(200)),
@@ -155,6 +166,7 @@ strata_levels = Table(
 care_use = Table(
     "care_use",
     metadata,
+    _row_id(),
     _run_id(),
     Column("level", String(10), nullable=False),
     Column("unit", String(20), nullable=False),
@@ -178,6 +190,7 @@ care_use = Table(
 transitions = Table(
     "transitions",
     metadata,
+    _row_id(),
     _run_id(),
     Column("disease", String(40), nullable=False),
     Column("year", Integer, nullable=False, comment="year N (from); to is year N + 1"),
@@ -190,6 +203,7 @@ transitions = Table(
 survival_curves = Table(
     "survival_curves",
     metadata,
+    _row_id(),
     _run_id(),
     Column("disease", String(40), nullable=False),
     Column("stratum", String(60), nullable=False),
@@ -204,6 +218,7 @@ survival_curves = Table(
 survival_tests = Table(
     "survival_tests",
     metadata,
+    _row_id(),
     _run_id(),
     Column("disease", String(40), nullable=False),
     Column("kind", String(20), nullable=False, comment="logrank, cox or ph_test"),
@@ -220,6 +235,7 @@ survival_tests = Table(
 model_metrics = Table(
     "model_metrics",
     metadata,
+    _row_id(),
     _run_id(),
     Column("disease", String(40), nullable=False),
     Column("model", String(40), nullable=False),
@@ -232,6 +248,7 @@ model_metrics = Table(
 model_calibration = Table(
     "model_calibration",
     metadata,
+    _row_id(),
     _run_id(),
     Column("disease", String(40), nullable=False),
     Column("model", String(40), nullable=False),
@@ -244,6 +261,7 @@ model_calibration = Table(
 model_importance = Table(
     "model_importance",
     metadata,
+    _row_id(),
     _run_id(),
     Column("disease", String(40), nullable=False),
     Column("feature", String(60), nullable=False),
@@ -254,6 +272,7 @@ model_importance = Table(
 model_cards = Table(
     "model_cards",
     metadata,
+    _row_id(),
     _run_id(),
     Column("disease", String(40), nullable=False),
     Column("markdown", Text, nullable=False),
@@ -262,6 +281,7 @@ model_cards = Table(
 quality = Table(
     "quality",
     metadata,
+    _row_id(),
     _run_id(),
     Column("section", String(20), nullable=False, comment="file, reason, filter or stays"),
     Column("item", String(100), nullable=False, comment="file label, filter name, or 'stays'"),
@@ -270,6 +290,15 @@ quality = Table(
     Column("rows", Integer, comment="rows or stays (masked below 11)"),
     Column("enabled", Boolean, comment="filters: applied or not"),
 )
+
+STORE_KEYS = ("run_id", "row_id")
+"""Columns the store fills in; a publication gives the others."""
+
+
+def published_columns(table: Table) -> list[str]:
+    """The columns of a result table that a publication gives (all but :data:`STORE_KEYS`)."""
+    return [c.name for c in table.columns if c.name not in STORE_KEYS]
+
 
 RESULT_TABLES: tuple[Table, ...] = tuple(t for t in metadata.sorted_tables if t.name != "runs")
 """Every table keyed by run_id, in dependency order."""

@@ -41,6 +41,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_runs_name'), ['name'], unique=False)
 
     op.create_table('care_use',
+    sa.Column('row_id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
     sa.Column('level', sa.String(length=10), nullable=False),
     sa.Column('unit', sa.String(length=20), nullable=False),
@@ -59,12 +60,14 @@ def upgrade() -> None:
     sa.Column('bed_days_per_person', sa.Float(), nullable=True),
     sa.Column('readmissions_30d_per_person', sa.Float(), nullable=True),
     sa.Column('deaths_per_person', sa.Float(), nullable=True),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE')
+    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('row_id')
     )
     with op.batch_alter_table('care_use', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_care_use_run_id'), ['run_id'], unique=False)
 
     op.create_table('flows',
+    sa.Column('row_id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
     sa.Column('territory_id', sa.Integer(), nullable=False, comment='territory of residence'),
     sa.Column('hospital_group', sa.String(length=40), nullable=False, comment="'all': every group (the total row)"),
@@ -72,12 +75,14 @@ def upgrade() -> None:
     sa.Column('group_territory_id', sa.Integer(), nullable=True, comment="territory where the group's main hospital is"),
     sa.Column('stays', sa.Integer(), nullable=True, comment='masked below 11'),
     sa.Column('share', sa.Float(), nullable=True, comment="share of the territory's resident stays; null where masked"),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE')
+    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('row_id')
     )
     with op.batch_alter_table('flows', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_flows_run_id'), ['run_id'], unique=False)
 
     op.create_table('hospitals',
+    sa.Column('row_id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
     sa.Column('hospital_id', sa.String(length=20), nullable=False, comment='FINESS (public)'),
     sa.Column('name', sa.String(length=200), nullable=True),
@@ -86,12 +91,14 @@ def upgrade() -> None:
     sa.Column('territory_id', sa.Integer(), nullable=True),
     sa.Column('kind', sa.String(length=40), nullable=True),
     sa.Column('has_emergency', sa.Boolean(), nullable=True),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE')
+    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('row_id')
     )
     with op.batch_alter_table('hospitals', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_hospitals_run_id'), ['run_id'], unique=False)
 
     op.create_table('indicators',
+    sa.Column('row_id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
     sa.Column('level', sa.String(length=10), nullable=False, comment='zone, territory or area'),
     sa.Column('unit', sa.String(length=20), nullable=False),
@@ -117,12 +124,14 @@ def upgrade() -> None:
     sa.Column('complete_history', sa.Boolean(), nullable=True),
     sa.Column('cases_outside', sa.Integer(), nullable=True),
     sa.Column('cases_unstandardised', sa.Integer(), nullable=True),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE')
+    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('row_id')
     )
     with op.batch_alter_table('indicators', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_indicators_run_id'), ['run_id'], unique=False)
 
     op.create_table('model_calibration',
+    sa.Column('row_id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
     sa.Column('disease', sa.String(length=40), nullable=False),
     sa.Column('model', sa.String(length=40), nullable=False),
@@ -130,32 +139,38 @@ def upgrade() -> None:
     sa.Column('n', sa.Integer(), nullable=True),
     sa.Column('mean_predicted', sa.Float(), nullable=True),
     sa.Column('observed_rate', sa.Float(), nullable=True),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE')
+    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('row_id')
     )
     with op.batch_alter_table('model_calibration', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_model_calibration_run_id'), ['run_id'], unique=False)
 
     op.create_table('model_cards',
+    sa.Column('row_id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
     sa.Column('disease', sa.String(length=40), nullable=False),
     sa.Column('markdown', sa.Text(), nullable=False),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE')
+    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('row_id')
     )
     with op.batch_alter_table('model_cards', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_model_cards_run_id'), ['run_id'], unique=False)
 
     op.create_table('model_importance',
+    sa.Column('row_id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
     sa.Column('disease', sa.String(length=40), nullable=False),
     sa.Column('feature', sa.String(length=60), nullable=False),
     sa.Column('importance', sa.Float(), nullable=True),
     sa.Column('importance_std', sa.Float(), nullable=True),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE')
+    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('row_id')
     )
     with op.batch_alter_table('model_importance', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_model_importance_run_id'), ['run_id'], unique=False)
 
     op.create_table('model_metrics',
+    sa.Column('row_id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
     sa.Column('disease', sa.String(length=40), nullable=False),
     sa.Column('model', sa.String(length=40), nullable=False),
@@ -163,12 +178,14 @@ def upgrade() -> None:
     sa.Column('brier', sa.Float(), nullable=True),
     sa.Column('brier_reference', sa.Float(), nullable=True),
     sa.Column('log_loss', sa.Float(), nullable=True),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE')
+    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('row_id')
     )
     with op.batch_alter_table('model_metrics', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_model_metrics_run_id'), ['run_id'], unique=False)
 
     op.create_table('quality',
+    sa.Column('row_id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
     sa.Column('section', sa.String(length=20), nullable=False, comment='file, reason, filter or stays'),
     sa.Column('item', sa.String(length=100), nullable=False, comment="file label, filter name, or 'stays'"),
@@ -176,12 +193,14 @@ def upgrade() -> None:
     sa.Column('detail', sa.Text(), nullable=True, comment='quarantine reason, or what the filter catches'),
     sa.Column('rows', sa.Integer(), nullable=True, comment='rows or stays (masked below 11)'),
     sa.Column('enabled', sa.Boolean(), nullable=True, comment='filters: applied or not'),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE')
+    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('row_id')
     )
     with op.batch_alter_table('quality', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_quality_run_id'), ['run_id'], unique=False)
 
     op.create_table('strata_levels',
+    sa.Column('row_id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
     sa.Column('disease', sa.String(length=40), nullable=False),
     sa.Column('disease_name', sa.String(length=200), nullable=True),
@@ -191,12 +210,14 @@ def upgrade() -> None:
     sa.Column('description', sa.Text(), nullable=True),
     sa.Column('protocol', sa.Text(), nullable=True, comment='care protocol (French)'),
     sa.Column('condition', sa.Text(), nullable=True),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE')
+    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('row_id')
     )
     with op.batch_alter_table('strata_levels', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_strata_levels_run_id'), ['run_id'], unique=False)
 
     op.create_table('survival_curves',
+    sa.Column('row_id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
     sa.Column('disease', sa.String(length=40), nullable=False),
     sa.Column('stratum', sa.String(length=60), nullable=False),
@@ -206,12 +227,14 @@ def upgrade() -> None:
     sa.Column('lower', sa.Float(), nullable=True),
     sa.Column('upper', sa.Float(), nullable=True),
     sa.Column('at_risk', sa.Integer(), nullable=True, comment='people still at risk (the curve stops below 11)'),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE')
+    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('row_id')
     )
     with op.batch_alter_table('survival_curves', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_survival_curves_run_id'), ['run_id'], unique=False)
 
     op.create_table('survival_tests',
+    sa.Column('row_id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
     sa.Column('disease', sa.String(length=40), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False, comment='logrank, cox or ph_test'),
@@ -223,12 +246,14 @@ def upgrade() -> None:
     sa.Column('n', sa.Integer(), nullable=True),
     sa.Column('events', sa.Integer(), nullable=True),
     sa.Column('detail', sa.Text(), nullable=True, comment='JSON: further figures of the test'),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE')
+    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('row_id')
     )
     with op.batch_alter_table('survival_tests', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_survival_tests_run_id'), ['run_id'], unique=False)
 
     op.create_table('territories',
+    sa.Column('row_id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
     sa.Column('territory_id', sa.Integer(), nullable=False),
     sa.Column('territory_name', sa.String(length=200), nullable=False),
@@ -241,12 +266,14 @@ def upgrade() -> None:
     sa.Column('compactness', sa.Float(), nullable=True),
     sa.Column('area_km2', sa.Float(), nullable=True),
     sa.Column('geometry', sa.LargeBinary(), nullable=True, comment='WKB'),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE')
+    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('row_id')
     )
     with op.batch_alter_table('territories', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_territories_run_id'), ['run_id'], unique=False)
 
     op.create_table('transitions',
+    sa.Column('row_id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
     sa.Column('disease', sa.String(length=40), nullable=False),
     sa.Column('year', sa.Integer(), nullable=False, comment='year N (from); to is year N + 1'),
@@ -254,19 +281,22 @@ def upgrade() -> None:
     sa.Column('to_stratum', sa.String(length=60), nullable=False, comment="a stratum, 'deces', 'non_revu' or 'all' (row total)"),
     sa.Column('count', sa.Integer(), nullable=True),
     sa.Column('proportion', sa.Float(), nullable=True),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE')
+    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('row_id')
     )
     with op.batch_alter_table('transitions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_transitions_run_id'), ['run_id'], unique=False)
 
     op.create_table('zones',
+    sa.Column('row_id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
     sa.Column('zone_code', sa.String(length=10), nullable=False),
     sa.Column('departement', sa.String(length=3), nullable=True),
     sa.Column('territory_id', sa.Integer(), nullable=True, comment="null: zone outside the configuration's scope"),
     sa.Column('population', sa.Integer(), nullable=True, comment='census population (public)'),
     sa.Column('geometry', sa.LargeBinary(), nullable=True, comment='WKB'),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE')
+    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('row_id')
     )
     with op.batch_alter_table('zones', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_zones_run_id'), ['run_id'], unique=False)

@@ -1,0 +1,235 @@
+"""The results store on a run of the whole pipeline (tiny): schema from the migrations, one run
+as one transaction, failed and interrupted runs leave the previous results, same configuration and
+data give the same results, and nothing patient-level or below 11 enters it. Every test runs on
+SQLite and on a real PostgreSQL server (skipped, saying so, where there is none)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import polars as pl
+import pytest
+from sqlalchemy import inspect, text
+
+from respop.store import schema
+from respop.store.db import PAUSE_ENV, Store
+from respop.store.disclosure import THRESHOLD
+from respop.store.publish import collect
+
+PUBLIC_COUNTS = {("zones", "population"), ("territories", "population"), ("territories", "zones"),
+                 ("territories", "hospitals"), ("indicators", "population"), ("survival_tests", "n"),
+                 ("survival_tests", "events")}
+"""Integer columns that are not counts of people or stays of the data (census populations,
+numbers of zones and hospitals) or that are masked by their own rule (tested apart)."""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.sqlite'}"
+    return request.getfixturevalue("fresh_postgres_url")
+
+
+@pytest.fixture
+def store(store_url):
+    s = Store(store_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def publication(tiny_run):
+    return collect(tiny_run.config, tiny_run.config_path)
+
+
+def test_the_migrations_create_exactly_the_schema(store):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    store.upgrade()
+    assert store.revision() == "0001"
+    with store.engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), schema.metadata)
+    assert diff == []
+    store.upgrade()  # idempotent
+    assert set(inspect(store.engine).get_table_names()) >= {t.name for t in schema.metadata.sorted_tables}
+
+
+def test_write_then_read_every_table(store, publication):
+    run_id = store.write(publication)
+    assert store.latest_run("tiny") == run_id
+    run = store.run(run_id)
+    assert run["status"] == "succeeded" and run["finished_at"] >= run["started_at"]
+    assert run["results_sha256"] == publication.fingerprint()
+    assert set(run["timings"]) >= {"cases", "strata", "store"}
+    assert run["first_year"] == 2019 and run["last_year"] == 2023
+    for table in schema.RESULT_TABLES:
+        back = store.read(table.name, run_id)
+        sent = publication.tables[table.name]
+        assert back.height == sent.height, table.name
+        assert back.columns == sent.columns
+    # filters
+    zones = store.read("indicators", run_id, level="zone", year=2023, disease="heart_failure")
+    assert zones.height and set(zones["level"]) == {"zone"} and set(zones["year"]) == {2023}
+    two = store.read("care_use", run_id, year=[2022, 2023])
+    assert set(two["year"]) == {2022, 2023}
+    with pytest.raises(ValueError, match="no column"):
+        store.read("care_use", run_id, colour="blue")
+    with pytest.raises(ValueError, match="no table"):
+        store.read("patients", run_id)
+
+
+def test_same_configuration_same_data_same_results(store, publication, tiny_run):
+    first = store.write(publication)
+    again = collect(tiny_run.config, tiny_run.config_path)
+    second = store.write(again)
+    assert second > first
+    assert store.run(first)["results_sha256"] == store.run(second)["results_sha256"]
+    for table in schema.RESULT_TABLES:
+        a, b = store.read(table.name, first), store.read(table.name, second)
+        assert a.equals(b), table.name
+    # the earlier run stays readable
+    assert store.read("indicators", first).height == publication.tables["indicators"].height
+
+
+def test_a_failed_write_leaves_the_previous_run(store, publication, monkeypatch):
+    first = store.write(publication)
+    calls = {"n": 0}
+    original = Store._insert
+
+    def failing(connection, table, run_id, frame):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("disk full (simulated)")
+        return original(connection, table, run_id, frame)
+
+    monkeypatch.setattr(Store, "_insert", staticmethod(failing))
+    with pytest.raises(RuntimeError, match="disk full"):
+        store.write(publication)
+    runs = store.runs("tiny")
+    assert [r["status"] for r in runs[:2]] == ["failed", "succeeded"]
+    assert "disk full" in runs[0]["error"]
+    assert store.latest_run("tiny") == first
+    failed = runs[0]["run_id"]
+    for table in schema.RESULT_TABLES:
+        assert store.read(table.name, failed).is_empty(), table.name
+    assert store.read("indicators", first).height == publication.tables["indicators"].height
+
+
+def test_a_run_killed_in_the_middle_of_its_write_leaves_the_previous_run(store, store_url, tiny_run, publication):
+    first = store.write(publication)
+    env = {**os.environ, PAUSE_ENV: "60"}
+    code = (
+        "import sys; from pathlib import Path; from respop.config import load_config; "
+        "from respop.store.db import Store; from respop.store.publish import collect; "
+        "c = load_config(sys.argv[1]); Store(sys.argv[2]).write(collect(c, Path(sys.argv[1])))"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code, str(tiny_run.config_path), store_url], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # wait until the child is inside its write transaction (its run is recorded as running)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(r["status"] == "running" for r in store.runs()):
+                break
+            assert child.poll() is None, child.stderr.read().decode()
+            time.sleep(0.2)
+        else:
+            pytest.fail("the child never started its write")
+        time.sleep(1.0)  # the first table is written, uncommitted
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.stdout.close()
+        child.stderr.close()
+    killed = max(r["run_id"] for r in store.runs())
+    assert killed != first and store.run(killed)["status"] == "running"
+    assert store.latest_run("tiny") == first
+    first_table = schema.RESULT_TABLES[0].name
+    assert store.read(first_table, killed).is_empty()
+    for table in schema.RESULT_TABLES:
+        assert store.read(table.name, first).height == publication.tables[table.name].height, table.name
+    # the store is still usable
+    assert store.write(publication) > killed
+
+
+def test_no_patient_data_and_no_count_below_11_in_any_table(store, publication, tiny_run):
+    run_id = store.write(publication)
+    cases = pl.read_parquet(tiny_run.config.output.dir / "cases" / "cases.parquet")
+    keys = set(cases["patient_key"].unique().to_list())
+    persons = cases.filter(pl.col("is_case")).select("patient_key").n_unique()
+    assert len(keys) > 100
+    inspector = inspect(store.engine)
+    with store.engine.connect() as connection:
+        for name in inspector.get_table_names():
+            described = inspector.get_columns(name)
+            columns = [c["name"] for c in described]
+            assert not {"patient_key", "birth_date", "date_of_birth", "age", "sex"} & set(columns), name
+            for column in (c["name"] for c in described if "BLOB" not in str(c["type"]).upper()
+                           and "BYTEA" not in str(c["type"]).upper()):
+                values = connection.execute(text(f'SELECT DISTINCT CAST("{column}" AS TEXT) FROM "{name}"')).scalars().all()
+                texts = [v for v in values if v is not None]
+                # a patient key is neither a value nor inside a text (configuration, model card, report)
+                assert not keys & set(texts), (name, column)
+                joined = "\n".join(t for t in texts if len(t) > 12)
+                assert not any(k in joined for k in list(keys)[:2000]), (name, column)
+    for table in schema.RESULT_TABLES:
+        frame = store.read(table.name, run_id)
+        # aggregated tables: never one row per person
+        assert frame.height < persons or table.name in {"survival_curves"}, table.name
+        for column, dtype in frame.schema.items():
+            if dtype == pl.Int64 and (table.name, column) not in PUBLIC_COUNTS and not column.endswith(("_id", "year", "level", "bin")):
+                small = frame.filter(pl.col(column).is_between(1, THRESHOLD - 1))
+                assert small.is_empty(), (table.name, column, small.head(3))
+    # the masked cells are there and shown as missing (the boards print "< 11")
+    use = store.read("care_use", run_id)
+    assert use["people"].null_count() > 0
+    # survival curves stop before fewer than 11 people are at risk
+    curves = store.read("survival_curves", run_id)
+    assert curves.height and curves["at_risk"].min() >= THRESHOLD
+
+
+def test_rates_on_masked_counts_are_masked(publication):
+    ind = publication.tables["indicators"]
+    assert ind.filter(pl.col("cases").is_null() & pl.col("prevalence_crude").is_not_null()).is_empty()
+    assert ind.filter(pl.col("incident_cases").is_null() & pl.col("incidence_std_high").is_not_null()).is_empty()
+    use = publication.tables["care_use"]
+    assert use.filter(pl.col("people").is_null() & pl.col("stays").is_not_null()).is_empty()
+    assert use.filter(pl.col("stays").is_null() & pl.col("stays_per_person").is_not_null()).is_empty()
+    tr = publication.tables["transitions"]
+    assert tr.filter(pl.col("count").is_null() & pl.col("proportion").is_not_null()).is_empty()
+
+
+def test_no_masked_count_can_be_recovered_from_the_published_relations(publication, tiny_run):
+    """Within each table, every relation (strata → all, zones → territory → area, transitions →
+    row total) has zero or at least two masked members, and no masked cell is determined by the
+    published cells (the exact audit of respop.store.disclosure)."""
+    from respop.store.disclosure import recoverable, relations_from_keys
+    from respop.store.publish import geographic_relations
+
+    zt = pl.read_parquet(tiny_run.config.output.dir / "territories" / "zone_territory.parquet").select(
+        pl.col("zone_code").cast(pl.String), pl.col("territory_id").cast(pl.Int64)
+    )
+    raw_use = pl.read_parquet(tiny_run.config.output.dir / "strata" / "care_use.parquet").sort(
+        "disease", "year", "level", "unit", "stratum"
+    )
+    use = publication.tables["care_use"]
+    relations = geographic_relations(raw_use, "stratum", ["year", "disease"], zt)
+    assert relations
+    for column in ("people", "stays", "deaths"):
+        masked = use[column].is_null().to_list()
+        values = raw_use[column].to_list()
+        exact = [r for r in relations if values[r.total] == sum(values[p] for p in r.parts)]
+        for r in exact:
+            n = sum(masked[c] for c in (*r.parts, r.total))
+            assert n != 1, (column, r)
+        assert recoverable(masked, exact) == [], column
+    tr = publication.tables["transitions"]
+    rel = relations_from_keys(tr, by=["disease", "year", "from_stratum"], over="to_stratum", total_value="all")
+    assert recoverable(tr["count"].is_null().to_list(), rel) == []
