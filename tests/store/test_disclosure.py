@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import polars as pl
 from hypothesis import given, settings
@@ -145,3 +147,67 @@ def test_rates_on_masked_counts_are_masked():
     table = pl.DataFrame({"cases": [5, 50], "cases_masked": [True, False], "rate": [0.1, 0.2], "low": [0.0, 0.1]})
     out = mask_rates(table, {"cases": "cases_masked"}, {"cases": ["rate", "low"]})
     assert out["rate"].to_list() == [None, 0.2] and out["low"].to_list() == [None, 0.1]
+
+
+@st.composite
+def hierarchical_tables(draw):
+    """Zones of territories of one area, each with strata and an 'all' row, for two measures
+    (people, stays) whose totals are sums — the shape of the care-use table."""
+    n_territories = draw(st.integers(1, 3))
+    strata = ["s1", "s2", "s3"][: draw(st.integers(1, 3))]
+    small = st.one_of(st.integers(0, 12), st.integers(0, 200))
+    rows, zone_territory = [], []
+    zone_no = 0
+    for t in range(1, n_territories + 1):
+        for _ in range(draw(st.integers(1, 3))):
+            zone_no += 1
+            code = f"z{zone_no}"
+            zone_territory.append((code, t))
+            for s in strata:
+                people = draw(small)
+                rows.append(("zone", code, s, people, people * draw(st.integers(0, 3))))
+    table = pl.DataFrame(rows, schema=["level", "unit", "stratum", "people", "stays"], orient="row")
+    zone_all = table.group_by("level", "unit").agg(pl.lit("all").alias("stratum"), pl.col("people", "stays").sum())
+    table = pl.concat([table, zone_all.select(table.columns)])
+    zt = pl.DataFrame(zone_territory, schema=["zone_code", "territory_id"], orient="row")
+    terr = (
+        table.join(zt, left_on="unit", right_on="zone_code")
+        .group_by("territory_id", "stratum")
+        .agg(pl.col("people", "stays").sum())
+        .select(pl.lit("territory").alias("level"), pl.col("territory_id").cast(pl.String).alias("unit"), "stratum", "people", "stays")
+    )
+    area = terr.group_by("stratum").agg(pl.col("people", "stays").sum()).select(
+        pl.lit("area").alias("level"), pl.lit("all").alias("unit"), "stratum", "people", "stays"
+    )
+    table = pl.concat([table, terr, area]).with_columns(pl.lit(2023).alias("year"), pl.lit("d").alias("disease"))
+    table = table.with_columns((pl.col("stays") / pl.col("people")).alias("stays_per_person"))
+    return table.sort("level", "unit", "stratum"), zt.with_columns(pl.col("territory_id").cast(pl.Int64))
+
+
+@settings(max_examples=int(os.environ.get("RESPOP_PROPERTY_EXAMPLES", "60")), deadline=None)
+@given(hierarchical_tables())
+def test_protect_on_hierarchical_tables(case):
+    """protect(), as the store uses it: no published count of 1 to 10, no relation with exactly one
+    masked member, no masked cell recoverable (independent check), a group under 11 people
+    publishes no measure, rates masked with their counts, nothing else changed."""
+    from respop.store.disclosure import protect
+    from respop.store.publish import geographic_relations
+
+    table, zt = case
+    relations = geographic_relations(table, "stratum", ["year", "disease"], zt)
+    out = protect(table, ["people", "stays"], relations, rates={"stays": ["stays_per_person"]}, whole_row="people")
+    assert out.height == table.height and out.columns == table.columns
+    for column in ("people", "stays"):
+        published = out[column].to_list()
+        assert not any(v is not None and 1 <= v < THRESHOLD for v in published), column
+        masked = [v is None for v in published]
+        values = table[column].to_list()
+        for rel in relations:
+            assert values[rel.total] == sum(values[p] for p in rel.parts)
+            assert sum(masked[c] for c in (*rel.parts, rel.total)) != 1, (column, rel)
+        assert independent_recoverable(masked, relations) == []
+        # a published count is the true count
+        assert all(p is None or p == v for p, v in zip(published, values, strict=True))
+    small_groups = table["people"].is_between(1, THRESHOLD - 1)
+    assert out.filter(small_groups)["stays"].null_count() == int(small_groups.sum())
+    assert out.filter(pl.col("stays").is_null() & pl.col("stays_per_person").is_not_null()).is_empty()
