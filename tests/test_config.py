@@ -51,3 +51,32 @@ def test_invalid_configuration_names_file_key_and_value(tmp_path, text, pieces):
 def test_missing_configuration_file(tmp_path):
     with pytest.raises(ConfigError, match="configuration file not found"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_store_url_relative_sqlite_path_default_and_postgres(tmp_path):
+    (tmp_path / "sub").mkdir()
+    path = tmp_path / "sub" / "t.toml"
+    path.write_text('name = "t"\n[output]\ndir = "run"\n[store]\nurl = "sqlite:///../stores/r.sqlite"\n')
+    assert load_config(path).store.url == f"sqlite:///{(tmp_path / 'stores' / 'r.sqlite').resolve()}"
+    path.write_text('name = "t"\n[output]\ndir = "run"\n')
+    assert load_config(path).store.url == f"sqlite:///{(tmp_path / 'sub' / 'run' / 'respop.sqlite').resolve()}"
+    path.write_text('name = "t"\n[store]\nurl = "postgresql+psycopg://u:p@h:5432/db"\n')
+    assert load_config(path).store.url == "postgresql+psycopg://u:p@h:5432/db"
+
+
+@pytest.mark.parametrize(
+    "text, pieces",
+    [
+        ('[store]\nurl = "mysql://h/db"\n', ["store.url", "SQLite or PostgreSQL"]),
+        ('[store]\nurl = "not a url"\n', ["store.url", "not a database URL"]),
+        ('[dashboard]\naccess = "password"\n', ["dashboard", "password_hash"]),
+        ('[dashboard]\naccess = "secret"\n', ["dashboard.access", "secret"]),
+    ],
+)
+def test_invalid_store_and_dashboard_sections(tmp_path, text, pieces):
+    path = tmp_path / "t.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    for piece in pieces:
+        assert piece in str(info.value)
