@@ -1,0 +1,1091 @@
+"""The figures of the boards and of the meeting dossier: matplotlib Figures, no display needed.
+
+Every function draws rows of the results store (``respop.store.schema``), read back as polars
+DataFrames with the store's column names, and returns a :class:`matplotlib.figure.Figure` with an
+Agg canvas: ``st.pyplot(fig)`` on a board, :func:`to_png` for the dossier. No pyplot: nothing is
+registered globally, and figures are built under a lock (:func:`meeting_style`), so several
+Streamlit sessions can draw at once.
+
+Common rules:
+
+- masked values are null (``None``; NaN is treated the same). Maps hatch them in grey with the
+  legend entry "< 11 (masqué)"; bar charts draw no bar and write "< 11"; lines leave a gap;
+  the Sankey diagram leaves masked flows out and says so;
+- an empty input (``None``, no rows, nothing drawable) gives a figure that says "Pas de données"
+  under the title, never an exception;
+- ``meeting=True`` draws for a projector (16:9, base type 20 pt, thick lines):
+  :func:`meeting_style`; the default is for a screen or a printed page;
+- the strata go from light (level 1, the least severe) to dark red (the most severe) in every
+  figure; "décès" is near black, "non revu" grey;
+- every text a clinician reads is French; numbers use :mod:`respop.boards.labels`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import textwrap
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
+
+import geopandas as gpd
+import matplotlib as mpl
+import numpy as np
+import polars as pl
+import shapely
+import shapely.ops
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.collections import PathCollection
+from matplotlib.colors import Normalize, to_hex
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, PathPatch, Rectangle
+from matplotlib.path import Path
+from matplotlib.patheffects import withStroke
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, MultipleLocator
+
+from respop.boards.labels import MASKED, MASKED_LEGEND, fr_dec, fr_int, label
+
+__all__ = [
+    "meeting_style",
+    "to_png",
+    "zone_map",
+    "territory_map",
+    "strata_pyramid",
+    "hbar",
+    "grouped_bars",
+    "trend",
+    "sankey",
+    "survival",
+    "NO_DATA",
+    "MASKED_NOTE",
+    "FLOWS_MASKED_NOTE",
+    "strata_colours",
+]
+
+NO_DATA = "Pas de données"
+MASKED_NOTE = "« < 11 » : effectif masqué (secret statistique)"
+LINE_MASKED_NOTE = "Points absents : valeurs masquées (effectifs < 11)"
+FLOWS_MASKED_NOTE = "Flux < 11 non représentés"
+MONTH_DAYS = 30.44
+
+OUTLINE = "#2b2b2b"
+"""Territory borders (as in :func:`respop.delineation.outputs.render_map`)."""
+MASKED_FILL = "#d4d4d4"
+MASKED_HATCH = "///"
+MASKED_HATCH_COLOUR = "#6e6e6e"
+NO_VALUE_FILL = "#ffffff"
+NO_VALUE_EDGE = "#b0b0b0"
+MAP_CMAP = "YlOrRd"
+SELECTED_FILL = "#9ecae1"
+NEIGHBOUR_FILL = "#eeeeee"
+NEIGHBOUR_EDGE = "#8c8c8c"
+EMERGENCY_COLOUR = "#d7191c"
+HOSPITAL_COLOUR = "#1f1f1f"
+DEATH_COLOUR = "#1a1a1a"
+NOT_SEEN_COLOUR = "#a3a3a3"
+TEXT_GREY = "#4d4d4d"
+SERIES_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#F0E442"]
+"""Okabe–Ito: told apart with the common colour-vision deficiencies."""
+
+TERMINAL_TARGETS = ("deces", "non_revu")
+MAX_NUMBERED = 20
+"""At most this many hospitals of the territory are numbered on its map and listed beside it."""
+
+_COMMON = {
+    "font.family": "DejaVu Sans",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titleweight": "bold",
+    "axes.edgecolor": "#444444",
+    "axes.unicode_minus": True,
+    "figure.facecolor": "white",
+    "axes.facecolor": "white",
+    "savefig.facecolor": "white",
+    "legend.frameon": False,
+    "grid.color": "#dddddd",
+    "hatch.color": MASKED_HATCH_COLOUR,
+}
+
+_NORMAL = {
+    **_COMMON,
+    "figure.figsize": (10.0, 6.25),
+    "font.size": 11,
+    "axes.titlesize": 13,
+    "axes.labelsize": 11,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "legend.fontsize": 10,
+    "figure.titlesize": 15,
+    "lines.linewidth": 2.0,
+    "lines.markersize": 6,
+    "axes.linewidth": 0.8,
+    "grid.linewidth": 0.6,
+    "hatch.linewidth": 0.8,
+}
+
+_MEETING = {
+    **_COMMON,
+    "figure.figsize": (13.33, 7.5),
+    "font.size": 20,
+    "axes.titlesize": 22,
+    "axes.labelsize": 20,
+    "xtick.labelsize": 18,
+    "ytick.labelsize": 18,
+    "legend.fontsize": 18,
+    "figure.titlesize": 26,
+    "lines.linewidth": 4.0,
+    "lines.markersize": 11,
+    "axes.linewidth": 1.6,
+    "xtick.major.width": 1.6,
+    "ytick.major.width": 1.6,
+    "xtick.major.size": 7,
+    "ytick.major.size": 7,
+    "grid.linewidth": 1.2,
+    "hatch.linewidth": 1.6,
+    "patch.linewidth": 1.5,
+}
+
+
+_LOCK = threading.RLock()
+_MEETING_NOW: ContextVar[bool] = ContextVar("respop_boards_meeting", default=False)
+
+
+@contextlib.contextmanager
+def meeting_style(meeting: bool = False) -> Iterator[None]:
+    """The rc settings the figures are drawn with: ``meeting=True`` for a projector (16:9 figure,
+    20 pt type, 26 pt titles, 4 pt lines), otherwise ordinary screen sizes (11 pt type). Sizes are
+    read when the artists are made, so a figure keeps them after the ``with`` block.
+
+    matplotlib's rc settings are global to the process: the block holds a lock, so that two
+    Streamlit sessions building figures in two threads do not mix their sizes."""
+    with _LOCK, mpl.rc_context(_MEETING if meeting else _NORMAL):
+        token = _MEETING_NOW.set(meeting)
+        try:
+            yield
+        finally:
+            _MEETING_NOW.reset(token)
+
+
+def to_png(fig: Figure, dpi: int = 150) -> bytes:
+    """The figure as PNG bytes (white background); the figure is cleared afterwards."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, facecolor="white")
+    fig.clear()
+    return buffer.getvalue()
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def _is_null(x: object) -> bool:
+    if x is None:
+        return True
+    try:
+        return math.isnan(float(x))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def _empty(df: pl.DataFrame | None) -> bool:
+    return df is None or df.height == 0
+
+
+def _fontsize(scale: float = 1.0) -> float:
+    return float(mpl.rcParams["font.size"]) * scale
+
+
+def _meeting_now() -> bool:
+    return _MEETING_NOW.get()
+
+
+def _figure(figsize: tuple[float, float] | None = None) -> Figure:
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _wrap(text: str, width: int) -> str:
+    return "\n".join(textwrap.fill(line, width) for line in str(text).split("\n"))
+
+
+def _title(fig: Figure, title: str | None) -> None:
+    if title:
+        width = 52 if _meeting_now() else 80
+        fig.suptitle(_wrap(title, width), fontweight="bold")
+
+
+def _note(fig: Figure, notes: Sequence[str]) -> None:
+    """Notes under the figure, small and grey (inside the constrained layout)."""
+    notes = [n for n in notes if n]
+    if notes:
+        fig.supxlabel("\n".join(notes), fontsize=_fontsize(0.85), color=TEXT_GREY)
+
+
+def _legend_top(fig: Figure, ax, labels: Sequence[str]) -> None:
+    """The legend above the axes (under the title), in as many columns as fit the width."""
+    fs = float(mpl.rcParams["legend.fontsize"])
+    widths = [len(t) * fs * 0.6 / 72 + 1.2 for t in labels]
+    usable = fig.get_figwidth() * 0.75
+    ncol = len(widths)
+    while ncol > 1 and max(sum(widths[i:i + ncol]) for i in range(0, len(widths), ncol)) > usable:
+        ncol -= 1
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.02), ncol=ncol, borderaxespad=0.0)
+
+
+def _no_data(title: str | None, notes: Sequence[str] = ()) -> Figure:
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, NO_DATA, ha="center", va="center", fontsize=_fontsize(1.5), color=TEXT_GREY,
+            transform=ax.transAxes)
+    _title(fig, title)
+    _note(fig, notes)
+    return fig
+
+
+def _fr_number(x: float) -> str:
+    """A tick value the French way, with no more decimals than it needs (up to 3)."""
+    if x == 0 or _is_null(x):
+        return "0"
+    for digits in range(4):
+        scaled = x * 10**digits
+        if abs(scaled - round(scaled)) < 1e-6 * max(1.0, abs(scaled)):
+            return fr_dec(x, digits)
+    return fr_dec(x, 3)
+
+
+def _fr_short(x: float | None) -> str:
+    """A value label: 2 decimals below 1, 1 below 100, none above; ``None`` → "–"."""
+    if _is_null(x):
+        return fr_dec(None)
+    a = abs(float(x))  # type: ignore[arg-type]
+    return fr_dec(x, 0 if a >= 100 else 1 if a >= 1 else 2)
+
+
+FR_TICKS = FuncFormatter(lambda x, _pos: _fr_number(x))
+PERCENT_TICKS = FuncFormatter(lambda x, _pos: f"{_fr_number(round(100 * x, 6))}\u202f%")
+YEAR_TICKS = FuncFormatter(lambda x, _pos: f"{int(round(x))}")
+
+
+def strata_colours(n: int, lightest: float = 0.28) -> list[str]:
+    """``n`` reds from light (the least severe, first) to dark (the most severe, last);
+    ``lightest`` is where the first one is taken in matplotlib's "Reds" (0 to 1): the lines of
+    :func:`survival` start darker, to stand out on white."""
+    cmap = mpl.colormaps["Reds"]
+    if n <= 0:
+        return []
+    if n == 1:
+        return [to_hex(cmap(0.6))]
+    return [to_hex(cmap(lightest + (0.95 - lightest) * i / (n - 1))) for i in range(n)]
+
+
+def _level_colours(levels: Sequence[int], lightest: float = 0.28) -> dict[int, str]:
+    """A colour per stratum level, by rank among the given levels."""
+    ordered = sorted(set(levels))
+    return dict(zip(ordered, strata_colours(len(ordered), lightest), strict=True))
+
+
+def _floats(series: pl.Series) -> list[float | None]:
+    """Values as Python floats, NaN turned into None."""
+    return [None if _is_null(v) else float(v) for v in series.cast(pl.Float64, strict=False).to_list()]
+
+
+def _require(df: pl.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what}: missing column(s) {missing}; got {df.columns}")
+
+
+def _halo(width: float | None = None) -> list:
+    return [withStroke(linewidth=width or max(2.0, _fontsize() / 4), foreground="white")]
+
+
+# --------------------------------------------------------------------------------------------- maps
+
+
+def _nice(value: float) -> float:
+    """A round number (1, 2, 5 × 10^k) not above value."""
+    if value <= 0:
+        return 0.0
+    exp = math.floor(math.log10(value))
+    for m in (5, 2, 1):
+        if m * 10**exp <= value:
+            return float(m * 10**exp)
+    return float(10**exp)
+
+
+def _scale_bar(ax, bounds: Sequence[float], crs, inside: bool = False) -> None:
+    """A km scale bar at the bottom right, when the CRS is in metres: under ``bounds``, or just
+    inside them with ``inside`` (when the axes are cut to them)."""
+    if crs is None or crs.is_geographic:
+        return
+    x0, y0, x1, y1 = bounds
+    length = _nice((x1 - x0) / 5.0)
+    if length <= 0 or not math.isfinite(length):
+        return
+    lw = 6 if _meeting_now() else 4
+    if inside:
+        xr, yb, offset, va = x1 - (x1 - x0) * 0.03, y0 + (y1 - y0) * 0.04, lw, "bottom"
+    else:
+        xr, yb, offset, va = x1, y0 - (y1 - y0) * 0.03, -lw, "top"
+    ax.plot([xr - length, xr], [yb, yb], color="#111111", linewidth=lw, solid_capstyle="butt", zorder=8)
+    km = length / 1000.0
+    text = f"{fr_int(km)} km" if km >= 1 else f"{fr_int(length)} m"
+    ax.annotate(text, (xr - length / 2, yb), xytext=(0, offset), textcoords="offset points", ha="center", va=va,
+                fontsize=_fontsize(0.85), zorder=8, path_effects=_halo())
+
+
+def _map_figure(meeting: bool):
+    """A map figure (16:9 for meetings, 4:3 otherwise) and its axes, placed by :func:`_layout_map`
+    once everything is drawn (no constrained layout: it leaves a fixed-aspect map off-centre)."""
+    fig = Figure(figsize=(13.33, 7.5) if meeting else (10.0, 7.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+    ax.set_axis_off()
+    ax.set_aspect("equal")
+    return fig, ax
+
+
+def _layout_map(fig: Figure, ax, title: str, handles: list, ncol: int,
+                colorbar: tuple[ScalarMappable, str] | None = None, side: str | None = None) -> None:
+    """Title on top, legend at the bottom, the map as large as fits in between, centred together
+    with what is on its right: the colour bar (labelled), or the ``side`` text."""
+    w, h = fig.get_size_inches()
+    meeting = _meeting_now()
+    text = _wrap(title, 52 if meeting else 80) if title else ""
+    lines = text.count("\n") + 1 if text else 0
+    top_in = 0.25 + lines * float(mpl.rcParams["figure.titlesize"]) * 1.3 / 72
+    rows = math.ceil(len(handles) / max(ncol, 1)) if handles else 0
+    bottom_in = 0.2 + rows * float(mpl.rcParams["legend.fontsize"]) * 2.2 / 72
+    bar_room = (2.4 if meeting else 1.5) if colorbar else 0.0
+    side_size = _fontsize(0.8)
+    if side:
+        longest = max(len(line) for line in side.split("\n"))
+        bar_room = min(0.45 * w, 0.4 + longest * side_size * 0.6 / 72)
+    edge = 0.2
+    ax.set_position((edge / w, bottom_in / h, 1 - (2 * edge + bar_room) / w, 1 - (top_in + bottom_in) / h))
+    ax.apply_aspect()
+    pos = ax.get_position()
+    x0 = (1 - pos.width - bar_room / w) / 2
+    ax.set_position((x0, pos.y0, pos.width, pos.height))
+    if colorbar is not None:
+        mappable, bar_label = colorbar
+        bar_w = (0.32 if meeting else 0.22) / w
+        cax = fig.add_axes((x0 + pos.width + 0.25 / w, pos.y0 + 0.12 * pos.height, bar_w, 0.76 * pos.height))
+        bar = fig.colorbar(mappable, cax=cax)
+        bar.set_label(bar_label)
+        bar.ax.yaxis.set_major_formatter(FR_TICKS)
+        bar.outline.set_visible(False)
+    if side:
+        head, _, body = side.partition("\n")
+        fig.text(x0 + pos.width + 0.3 / w, pos.y0 + pos.height, head, ha="left", va="top", fontsize=side_size,
+                 fontweight="bold")
+        fig.text(x0 + pos.width + 0.3 / w, pos.y0 + pos.height - 1.6 * side_size / 72 / h, body, ha="left",
+                 va="top", fontsize=side_size, linespacing=1.35)
+    if text:
+        fig.suptitle(text, y=1 - 0.12 / h, va="top", fontweight="bold")
+    if handles:
+        fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.08 / h), ncol=ncol,
+                   handlelength=2.2, handleheight=1.2, columnspacing=2.0)
+
+
+def _paths(geoms: Sequence) -> list[Path]:
+    """One matplotlib Path per (Multi)Polygon, holes included (rings oriented so that holes stay
+    empty), built from the coordinate arrays at once: much faster than a patch per polygon."""
+    geoms = shapely.orient_polygons(np.asarray(geoms, dtype=object))
+    polygons, owner = shapely.get_parts(geoms, return_index=True)
+    keep = shapely.get_type_id(polygons) == 3  # polygons only (a collection may hold lines)
+    polygons, owner = polygons[keep], owner[keep]
+    rings, ring_polygon = shapely.get_rings(polygons, return_index=True)
+    xy, coord_ring = shapely.get_coordinates(rings, return_index=True)
+    codes = np.full(len(xy), Path.LINETO, dtype=Path.code_type)
+    if len(xy):
+        starts = np.r_[0, np.flatnonzero(np.diff(coord_ring)) + 1]
+        ends = np.r_[starts[1:] - 1, len(xy) - 1]
+        codes[starts] = Path.MOVETO
+        codes[ends] = Path.CLOSEPOLY
+    coord_geom = owner[ring_polygon[coord_ring]] if len(xy) else np.empty(0, dtype=int)
+    bounds = np.searchsorted(coord_geom, np.arange(len(geoms) + 1))
+    return [Path(xy[a:b], codes[a:b]) if b > a else Path(np.empty((0, 2))) for a, b in zip(bounds[:-1], bounds[1:],
+                                                                                           strict=True)]
+
+
+def _draw_polygons(ax, geoms: Sequence, zorder: float = 1, **style) -> PathCollection:
+    """(Multi)Polygons as one collection in data coordinates; ``style``: facecolor(s),
+    edgecolor(s), linewidth(s), hatch, hatchcolor(s)."""
+    collection = PathCollection(_paths(geoms), zorder=zorder, **style)
+    ax.add_collection(collection, autolim=True)
+    ax.autoscale_view()
+    return collection
+
+
+def _outlines(zones: gpd.GeoDataFrame) -> list:
+    """Each territory as the union of its zones (zones without territory are left out)."""
+    inside = zones[zones["territory_id"].notna()]
+    if len(inside) == 0:
+        return []
+    codes, groups = np.unique(inside["territory_id"].to_numpy(), return_inverse=True)
+    geoms = inside.geometry.values
+    return [shapely.union_all(geoms[groups == k]) for k in range(len(codes))]
+
+
+def zone_map(
+    zones: gpd.GeoDataFrame,
+    values: pl.DataFrame | None,
+    title: str,
+    legend_label: str,
+    territory_id: int | None = None,
+    meeting: bool = False,
+) -> Figure:
+    """A choropleth of the zones of one territory (or of every zone when ``territory_id`` is None).
+
+    ``zones``: zone_code, territory_id, geometry; ``values``: zone_code, value (e.g. the
+    ``indicators`` rows of level "zone", ``unit`` renamed zone_code), or None for the zones alone.
+    Zones whose value is null are hatched grey ("< 11 (masqué)"); zones without a row are white
+    ("Pas de donnée"). Colours: yellow to red over the values' range, with a colour bar labelled
+    ``legend_label``; territory borders thick, zone borders thin and white; a km scale bar."""
+    with meeting_style(meeting):
+        if zones is None or len(zones) == 0:
+            return _no_data(title)
+        gdf = zones
+        if territory_id is not None:
+            gdf = zones[zones["territory_id"] == territory_id]
+        gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+        if len(gdf) == 0:
+            return _no_data(title)
+
+        codes = gdf["zone_code"].astype(str).to_numpy()
+        by_code: dict[str, float | None] = {}
+        if values is not None and values.height:
+            _require(values, ["zone_code", "value"], "zone_map values")
+            by_code = dict(zip(values["zone_code"].cast(pl.String).to_list(), _floats(values["value"]), strict=True))
+        present = np.array([c in by_code for c in codes], dtype=bool)
+        numbers = np.array([by_code.get(c) if by_code.get(c) is not None else np.nan for c in codes], dtype=float)
+        masked = present & np.isnan(numbers)
+        shown = present & ~masked
+        absent = ~present
+
+        fig, ax = _map_figure(meeting)
+        # thinner borders when zones or territories are many, so that the colours still show
+        edge = (0.9 if meeting else 0.6) * min(1.0, math.sqrt(300 / len(gdf)))
+        handles: list = []
+        colorbar = None
+
+        if shown.any():
+            cmap = mpl.colormaps[MAP_CMAP]
+            lo, hi = float(np.nanmin(numbers[shown])), float(np.nanmax(numbers[shown]))
+            if hi <= lo:
+                pad = abs(lo) * 0.1 or 1.0
+                lo, hi = lo - pad, hi + pad
+            norm = Normalize(lo, hi)
+            colours = cmap(norm(numbers[shown]))
+            _draw_polygons(ax, gdf.geometry.values[shown], facecolors=colours, edgecolors="white", linewidths=edge)
+            colorbar = (ScalarMappable(norm=norm, cmap=cmap), legend_label)
+        if masked.any():
+            _draw_polygons(ax, gdf.geometry.values[masked], facecolors=MASKED_FILL, edgecolors="white",
+                           linewidths=edge, hatch=MASKED_HATCH, hatchcolors=MASKED_HATCH_COLOUR)
+            handles.append(Patch(facecolor=MASKED_FILL, edgecolor=MASKED_HATCH_COLOUR, hatch=MASKED_HATCH,
+                                 linewidth=0, label=MASKED_LEGEND))
+        if absent.any():
+            no_values = values is None or values.height == 0
+            _draw_polygons(ax, gdf.geometry.values[absent], facecolors="#f2f2f2" if no_values else NO_VALUE_FILL,
+                           edgecolors="white" if no_values else NO_VALUE_EDGE, linewidths=edge)
+            if not no_values:
+                handles.append(Patch(facecolor=NO_VALUE_FILL, edgecolor=NO_VALUE_EDGE, label="Pas de donnée"))
+
+        outlines = _outlines(gdf)
+        if len(outlines):
+            lw = (4.0 if meeting else 2.6) * max(0.3, min(1.0, math.sqrt(30 / len(outlines))))
+            _draw_polygons(ax, outlines, zorder=3, facecolors="none", edgecolors=OUTLINE, linewidths=lw)
+            handles.insert(0, Line2D([], [], color=OUTLINE, linewidth=lw, label="Limite de territoire"))
+        _scale_bar(ax, gdf.total_bounds, gdf.crs)
+        _layout_map(fig, ax, title, handles, len(handles), colorbar)
+        return fig
+
+
+def _label_point(geom, view: shapely.Geometry | None = None) -> shapely.Point | None:
+    """Where a name goes: far from the border of the largest part of ``geom`` (within ``view``)."""
+    if geom is None or geom.is_empty:
+        return None
+    if view is not None:
+        geom = shapely.intersection(geom, view)
+        if geom.is_empty:
+            return None
+    polygons = [p for p in shapely.get_parts(geom) if p.geom_type == "Polygon" and p.area > 0]
+    if not polygons:
+        return None
+    largest = max(polygons, key=lambda p: p.area)
+    x0, y0, x1, y1 = largest.bounds
+    try:
+        return shapely.ops.polylabel(largest, tolerance=max(x1 - x0, y1 - y0) / 50.0)
+    except Exception:  # noqa: BLE001 - degenerate polygons: the representative point is fine
+        return largest.representative_point()
+
+
+def _town(name: str) -> str:
+    """'Territoire de Brest' → 'Brest' ('du Mans' → 'Le Mans'): neighbours' labels are short."""
+    for prefix, restore in (("Territoire d'", ""), ("Territoire de ", ""), ("Territoire du ", "Le "),
+                            ("Territoire des ", "Les ")):
+        if name.startswith(prefix):
+            return restore + name[len(prefix):]
+    return name
+
+
+def _hospital_points(hospitals: pl.DataFrame, zones: gpd.GeoDataFrame) -> list[tuple[dict, shapely.Point]]:
+    """Each hospital at its zone's representative point; several in one zone on a small circle."""
+    where = {str(c): g for c, g in zip(zones["zone_code"].astype(str), zones.geometry.values, strict=True)}
+    out: list[tuple[dict, shapely.Point]] = []
+    rows = [r for r in hospitals.iter_rows(named=True) if str(r.get("zone_code")) in where]
+    by_zone: dict[str, list[dict]] = {}
+    for r in rows:
+        by_zone.setdefault(str(r["zone_code"]), []).append(r)
+    for code, members in by_zone.items():
+        poly = where[code]
+        if poly is None or poly.is_empty:
+            continue
+        centre = poly.representative_point()
+        radius = 0.2 * math.sqrt(poly.area) if len(members) > 1 else 0.0
+        for k, r in enumerate(members):
+            angle = 2 * math.pi * k / len(members)
+            p = shapely.Point(centre.x + radius * math.cos(angle), centre.y + radius * math.sin(angle))
+            out.append((r, p if poly.contains(p) else centre))
+    return out
+
+
+def territory_map(
+    territories: gpd.GeoDataFrame,
+    selected: int,
+    hospitals: pl.DataFrame | None = None,
+    zones: gpd.GeoDataFrame | None = None,
+    meeting: bool = False,
+    title: str | None = None,
+) -> Figure:
+    """The selected territory (blue, with its zones' borders when ``zones`` is given) among its
+    neighbours (light grey, named), and the hospitals at their zone's representative point: red
+    crosses for those with an emergency department, dark dots for the others (names written when
+    the territory holds at most 12). ``territories``: territory_id, territory_name, geometry;
+    ``hospitals``: name, zone_code, kind, has_emergency (placed only when ``zones`` is given:
+    zone_code, territory_id, geometry). The title defaults to the territory's name."""
+    with meeting_style(meeting):
+        if territories is None or len(territories) == 0:
+            return _no_data(title or "Territoire")
+        ids = territories["territory_id"].to_numpy()
+        chosen = territories[ids == selected]
+        if len(chosen) == 0:
+            return _no_data(title or "Territoire", [f"Territoire n° {selected} introuvable"])
+        name = str(chosen["territory_name"].iloc[0]) if "territory_name" in chosen else f"Territoire n° {selected}"
+        title = title or name
+        geom = shapely.union_all(chosen.geometry.values)
+        x0, y0, x1, y1 = geom.bounds
+        size = max(x1 - x0, y1 - y0) or 1.0
+        margin = 0.3 * size
+        view = shapely.box(x0 - margin, y0 - margin, x1 + margin, y1 + margin)
+        others = territories[(ids != selected) & territories.geometry.intersects(view).to_numpy()]
+        if len(others):  # no blank margin beyond the last neighbours
+            ox0, oy0, ox1, oy1 = others.total_bounds
+            view = shapely.box(max(x0 - margin, min(ox0, x0)), max(y0 - margin, min(oy0, y0)),
+                               min(x1 + margin, max(ox1, x1)), min(y1 + margin, max(oy1, y1)))
+        else:
+            view = shapely.box(x0, y0, x1, y1).buffer(0.03 * size, join_style="mitre")
+
+        fig, ax = _map_figure(meeting)
+        edge = 1.4 if meeting else 1.0
+        if len(others):
+            _draw_polygons(ax, others.geometry.values, facecolors=NEIGHBOUR_FILL, edgecolors=NEIGHBOUR_EDGE,
+                           linewidths=edge)
+        _draw_polygons(ax, [geom], zorder=2, facecolors=SELECTED_FILL, edgecolors="none")
+        in_selected: set[str] = set()
+        if zones is not None and len(zones):
+            mine = zones[zones["territory_id"] == selected]
+            in_selected = set(mine["zone_code"].astype(str))
+            if len(mine):
+                _draw_polygons(ax, mine.geometry.values, zorder=3, facecolors="none", edgecolors="white",
+                               linewidths=0.9 if meeting else 0.6)
+        _draw_polygons(ax, [geom], zorder=4, facecolors="none", edgecolors=OUTLINE, linewidths=4.0 if meeting else 2.6)
+
+        for _, row in others.iterrows():
+            p = _label_point(row.geometry, view)
+            if p is not None and "territory_name" in others:
+                ax.text(p.x, p.y, _wrap(_town(str(row["territory_name"])), 16), ha="center", va="center",
+                        fontsize=_fontsize(0.85), color=TEXT_GREY, style="italic", path_effects=_halo(),
+                        zorder=5, clip_on=True)
+
+        side = None
+        handles: list = [
+            Patch(facecolor=SELECTED_FILL, edgecolor=OUTLINE, linewidth=2, label=_wrap(name, 40)),
+            Patch(facecolor=NEIGHBOUR_FILL, edgecolor=NEIGHBOUR_EDGE, label="Territoires voisins"),
+        ]
+        if hospitals is not None and hospitals.height and zones is not None and len(zones):
+            placed = [(r, p) for r, p in _hospital_points(hospitals, zones) if view.contains(p)]
+            inside = [(r, p) for r, p in placed if str(r["zone_code"]) in in_selected]
+            size_dot = 260 if meeting else 90
+            for emergency in (False, True):
+                pts = [(r, p) for r, p in placed if bool(r.get("has_emergency")) is emergency]
+                if not pts:
+                    continue
+                xy = np.array([(p.x, p.y) for _, p in pts])
+                alpha = np.array([1.0 if str(r["zone_code"]) in in_selected else 0.55 for r, _ in pts])
+                if emergency:
+                    ax.scatter(xy[:, 0], xy[:, 1], s=size_dot * 1.5, marker="P", color=EMERGENCY_COLOUR,
+                               edgecolor="white", linewidth=1.2, alpha=alpha, zorder=6)
+                else:
+                    ax.scatter(xy[:, 0], xy[:, 1], s=size_dot, marker="o", color=HOSPITAL_COLOUR,
+                               edgecolor="white", linewidth=1.2, alpha=alpha, zorder=6)
+            if any(bool(r.get("has_emergency")) for r, _ in placed):
+                handles.append(Line2D([], [], linestyle="", marker="P", markersize=math.sqrt(size_dot * 1.5),
+                                      color=EMERGENCY_COLOUR, markeredgecolor="white",
+                                      label="Établissement avec urgences"))
+            if any(not bool(r.get("has_emergency")) for r, _ in placed):
+                handles.append(Line2D([], [], linestyle="", marker="o", markersize=math.sqrt(size_dot),
+                                      color=HOSPITAL_COLOUR, markeredgecolor="white",
+                                      label="Établissement sans urgences"))
+            if 0 < len(inside) <= MAX_NUMBERED:
+                inside.sort(key=lambda rp: (-rp[1].y, rp[1].x))  # numbered from the north-west
+                entries = []
+                for k, (r, p) in enumerate(inside, start=1):
+                    ax.annotate(str(k), (p.x, p.y), xytext=(7, 6) if meeting else (5, 4), textcoords="offset points",
+                                fontsize=_fontsize(0.8), fontweight="bold", color="#111111",
+                                path_effects=_halo(), zorder=7)
+                    mark = " (urgences)" if bool(r.get("has_emergency")) else ""
+                    entries.append(f"{k}. {_wrap(str(r.get('name') or '?') + mark, 34)}".replace("\n", "\n    "))
+                side = "Établissements du territoire\n" + "\n".join(entries)
+        vx0, vy0, vx1, vy1 = view.bounds
+        ax.set_xlim(vx0, vx1)
+        ax.set_ylim(vy0, vy1)
+        _scale_bar(ax, view.bounds, territories.crs, inside=True)
+        _layout_map(fig, ax, title, handles, min(len(handles), 2 if meeting else 4), side=side)
+        return fig
+
+
+# --------------------------------------------------------------------------------------------- bars
+
+
+def strata_pyramid(levels: pl.DataFrame, title: str, meeting: bool = False) -> Figure:
+    """The strata as a pyramid: one centred bar per stratum, the most severe (highest
+    ``stratum_level``) on top, widths proportional to ``people``, light (level 1) to dark red;
+    the French ``name`` on the left, the count on the right; a masked count has a thin hatched
+    placeholder bar and "< 11". ``levels``: stratum, stratum_level, name, people (e.g.
+    ``strata_levels`` joined with the ``care_use`` rows of one unit and year). Each bar's ``gid``
+    is its stratum."""
+    with meeting_style(meeting):
+        if _empty(levels):
+            return _no_data(title)
+        _require(levels, ["stratum", "stratum_level", "name", "people"], "strata_pyramid")
+        rows = levels.sort("stratum_level", descending=True).to_dicts()
+        n = len(rows)
+        people = [None if _is_null(r["people"]) else float(r["people"]) for r in rows]
+        top = max([p for p in people if p is not None] or [0.0])
+        colours = _level_colours([int(r["stratum_level"]) for r in rows])
+        height = max(4.0, 1.1 * n + 2.0) if meeting else max(3.0, 0.75 * n + 1.6)
+        fig = _figure((13.33, max(7.5, height)) if meeting else (10.0, height))
+        ax = fig.add_subplot()
+        ax.set_axis_off()
+        placeholder = 0.012
+        y = np.arange(n)[::-1].astype(float)  # the first row (highest level) on top
+        for yi, r, p in zip(y, rows, people, strict=True):
+            if p is None:
+                w = placeholder
+                bar = ax.barh(yi, w, left=-w / 2, height=0.78, color=MASKED_FILL, hatch=MASKED_HATCH,
+                              edgecolor=MASKED_HATCH_COLOUR, linewidth=0)
+            else:
+                w = max(p / top, 0.003) if top > 0 else placeholder
+                bar = ax.barh(yi, w, left=-w / 2, height=0.78, color=colours[int(r["stratum_level"])],
+                              edgecolor="white", linewidth=1.0)
+            bar.patches[0].set_gid(str(r["stratum"]))
+            ax.text(w / 2 + 0.025, yi, fr_int(p), ha="left", va="center", fontweight="bold",
+                    color=TEXT_GREY if p is None else "#111111")
+            ax.text(-w / 2 - 0.025, yi, _wrap(str(r["name"]), 26 if meeting else 30), ha="right", va="center",
+                    linespacing=1.05)
+        ax.set_xlim(-1.05, 1.05)
+        ax.set_ylim(-0.6, n - 0.4)
+        notes = ["Largeur des barres proportionnelle au nombre de personnes"]
+        if any(p is None for p in people):
+            notes.append(MASKED_NOTE)
+        _note(fig, notes)
+        _title(fig, title)
+        return fig
+
+
+def _bar_value_text(ax, x: float | None, y: float, text: str, span: float, masked: bool, fontsize: float) -> None:
+    if masked:
+        ax.text(span * 0.01, y, text, ha="left", va="center", color=TEXT_GREY, fontsize=fontsize, style="italic")
+    elif x is not None:
+        pad = span * 0.01
+        ax.text(x + (pad if x >= 0 else -pad), y, text, ha="left" if x >= 0 else "right", va="center",
+                fontsize=fontsize)
+
+
+def _value_axis(ax, values: Sequence[float | None], value_label: str) -> None:
+    numbers = [v for v in values if v is not None]
+    hi = max(numbers + [0.0])
+    lo = min(numbers + [0.0])
+    span = (hi - lo) or 1.0
+    ax.set_xlim(lo - (0.2 * span if lo < 0 else 0), hi + 0.2 * span)
+    ax.xaxis.set_major_formatter(FR_TICKS)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
+    ax.set_xlabel(value_label)
+    ax.grid(axis="x")
+    ax.set_axisbelow(True)
+    ax.spines["left"].set_visible(True)
+    ax.tick_params(axis="y", length=0)
+
+
+def hbar(
+    df: pl.DataFrame,
+    category: str,
+    value: str,
+    title: str,
+    value_label: str,
+    formatter: Callable[[float | None], str] = fr_int,
+    meeting: bool = False,
+    masked_text: str = MASKED,
+) -> Figure:
+    """Horizontal bars, one per row of ``df`` in its order (the first on top), labelled with
+    ``label(category value)`` and the value written by ``formatter`` at the bar's end; a null
+    value has no bar and ``masked_text`` ("< 11") instead."""
+    with meeting_style(meeting):
+        if _empty(df):
+            return _no_data(title)
+        _require(df, [category, value], "hbar")
+        cats = [_wrap(label(c), 30) for c in df[category].to_list()]
+        vals = _floats(df[value])
+        n = len(cats)
+        per_bar = 0.5 if meeting else 0.36
+        fig = _figure((13.33, max(7.5, per_bar * n + 2.5)) if meeting else (10.0, max(4.0, per_bar * n + 1.8)))
+        ax = fig.add_subplot()
+        y = np.arange(n)
+        ax.barh(y, [np.nan if v is None else v for v in vals], height=0.7, color=SERIES_COLOURS[0])
+        ax.set_yticks(y, cats)
+        ax.invert_yaxis()
+        _value_axis(ax, vals, value_label)
+        lo, hi = ax.get_xlim()
+        for yi, v in zip(y, vals, strict=True):
+            _bar_value_text(ax, v, yi, masked_text if v is None else formatter(v), hi - lo, v is None,
+                            _fontsize(0.9))
+        _note(fig, [MASKED_NOTE] if any(v is None for v in vals) and masked_text == MASKED else [])
+        _title(fig, title)
+        return fig
+
+
+def grouped_bars(
+    df: pl.DataFrame,
+    category: str,
+    series: str,
+    value: str,
+    title: str,
+    value_label: str,
+    meeting: bool = False,
+    formatter: Callable[[float | None], str] = _fr_short,
+    masked_text: str = MASKED,
+) -> Figure:
+    """Horizontal grouped bars: one group per ``category`` value (order of first appearance, the
+    first on top), one bar per ``series`` value within it (one colour each, legend below), e.g.
+    care use per person by stratum and measure. Categories and series are shown through
+    :func:`~respop.boards.labels.label`; values are written at the bars' ends by ``formatter``
+    (2 decimals below 1, 1 below 100, none above); a null value has no bar and "< 11"."""
+    with meeting_style(meeting):
+        if _empty(df):
+            return _no_data(title)
+        _require(df, [category, series, value], "grouped_bars")
+        cats = list(dict.fromkeys(df[category].to_list()))
+        sers = list(dict.fromkeys(df[series].to_list()))
+        lookup = {(c, s): v for c, s, v in zip(df[category].to_list(), df[series].to_list(), _floats(df[value]),
+                                               strict=True)}
+        k = len(sers)
+        per_group = (0.3 if meeting else 0.22) * k + 0.35
+        fig = _figure((13.33, max(7.5, per_group * len(cats) + 2.8)) if meeting
+                      else (10.0, max(4.0, per_group * len(cats) + 2.0)))
+        ax = fig.add_subplot()
+        height = 0.8 / k
+        all_vals = [lookup.get((c, s)) for c in cats for s in sers]
+        _value_axis(ax, all_vals, value_label)
+        lo, hi = ax.get_xlim()
+        any_masked = False
+        for j, s in enumerate(sers):
+            ys = np.arange(len(cats)) - 0.4 + height * (j + 0.5)
+            vals = [lookup.get((c, s)) for c in cats]
+            ax.barh(ys, [np.nan if v is None else v for v in vals], height=height * 0.92,
+                    color=SERIES_COLOURS[j % len(SERIES_COLOURS)], label=label(s))
+            for yi, c, v in zip(ys, cats, vals, strict=True):
+                if (c, s) not in lookup:
+                    continue
+                any_masked |= v is None
+                _bar_value_text(ax, v, yi, masked_text if v is None else formatter(v), hi - lo, v is None,
+                                _fontsize(0.8 if k > 2 else 0.9))
+        ax.set_yticks(np.arange(len(cats)), [_wrap(label(c), 28) for c in cats])
+        ax.set_ylim(len(cats) - 0.5, -0.5)
+        if k > 1 or sers != [None]:
+            _legend_top(fig, ax, [label(x) for x in sers])
+        _note(fig, [MASKED_NOTE] if any_masked and masked_text == MASKED else [])
+        _title(fig, title)
+        return fig
+
+
+# --------------------------------------------------------------------------------------------- lines
+
+
+def trend(df: pl.DataFrame, title: str, value_label: str, meeting: bool = False) -> Figure:
+    """One line per ``series`` over the years (order of first appearance), with its confidence
+    band where ``low`` and ``high`` are both present; a null value leaves a gap (masked). ``df``:
+    year, series, value, and optionally low, high. The value axis starts at 0 when every value is
+    positive; year ticks are whole years."""
+    with meeting_style(meeting):
+        if _empty(df):
+            return _no_data(title)
+        _require(df, ["year", "series", "value"], "trend")
+        fig = _figure()
+        ax = fig.add_subplot()
+        has_band = "low" in df.columns and "high" in df.columns
+        sers = list(dict.fromkeys(df["series"].to_list()))
+        any_masked = False
+        all_values: list[float] = []
+        for j, s in enumerate(sers):
+            part = df.filter(pl.col("series").is_null() if s is None else pl.col("series") == s).sort("year")
+            years = np.array(_floats(part["year"]), dtype=float)
+            vals = np.array([np.nan if v is None else v for v in _floats(part["value"])], dtype=float)
+            any_masked |= bool(np.isnan(vals).any())
+            colour = SERIES_COLOURS[j % len(SERIES_COLOURS)]
+            if has_band:
+                low = np.array([np.nan if v is None else v for v in _floats(part["low"])], dtype=float)
+                high = np.array([np.nan if v is None else v for v in _floats(part["high"])], dtype=float)
+                ok = ~np.isnan(low) & ~np.isnan(high)
+                if ok.any():
+                    ax.fill_between(years, np.where(ok, low, np.nan), np.where(ok, high, np.nan), where=ok,
+                                    color=colour, alpha=0.18, linewidth=0, interpolate=False)
+                    all_values += list(low[ok]) + list(high[ok])
+            ax.plot(years, vals, marker="o", color=colour, label=label(s))
+            all_values += list(vals[~np.isnan(vals)])
+        years_all = sorted({int(y) for y in _floats(df["year"]) if y is not None})
+        if len(years_all) <= 15:
+            ax.xaxis.set_major_locator(FixedLocator(years_all))
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_formatter(YEAR_TICKS)
+        if years_all:
+            ax.set_xlim(years_all[0] - 0.4, years_all[-1] + 0.4)
+        ax.yaxis.set_major_formatter(FR_TICKS)
+        if all_values and min(all_values) >= 0:
+            ax.set_ylim(bottom=0)
+        ax.set_xlabel("Année")
+        ax.set_ylabel(value_label)
+        ax.grid(axis="y")
+        ax.set_axisbelow(True)
+        if len(sers) > 1 or sers[0] not in (None, ""):
+            _legend_top(fig, ax, [label(x) for x in sers])
+        _note(fig, [LINE_MASKED_NOTE] if any_masked else [])
+        _title(fig, title)
+        return fig
+
+
+def survival(curves: pl.DataFrame, names: dict[str, str], title: str, meeting: bool = False) -> Figure:
+    """Kaplan–Meier step curves, one per stratum (legend from the most severe), with their shaded
+    confidence bands; x in months since 1 January (``time`` in days / 30.44), y the share still
+    without rehospitalisation or death, in percent. ``curves``: stratum, stratum_level, time,
+    survival, lower, upper (``survival_curves`` rows of one disease); a curve that does not start
+    at time 0 is started at 100 %. ``names``: stratum → French name."""
+    with meeting_style(meeting):
+        if _empty(curves):
+            return _no_data(title)
+        _require(curves, ["stratum", "stratum_level", "time", "survival"], "survival")
+        data = curves.filter(pl.col("survival").is_not_null() & pl.col("time").is_not_null())
+        if "survival" in data.columns:
+            data = data.filter(~pl.col("survival").cast(pl.Float64).is_nan())
+        if data.height == 0:
+            return _no_data(title)
+        strata = (data.group_by("stratum").agg(pl.col("stratum_level").max())
+                  .sort("stratum_level", descending=True).to_dicts())
+        colours = _level_colours([int(s["stratum_level"]) for s in strata], lightest=0.45)
+        fig = _figure()
+        ax = fig.add_subplot()
+        has_band = "lower" in data.columns and "upper" in data.columns
+        t_max = 0.0
+        for s in strata:
+            part = data.filter(pl.col("stratum") == s["stratum"]).sort("time")
+            t = np.array(_floats(part["time"]), dtype=float) / MONTH_DAYS
+            surv = np.array(_floats(part["survival"]), dtype=float)
+            low = np.array([np.nan if v is None else v for v in _floats(part["lower"])], dtype=float) \
+                if has_band else np.full(len(t), np.nan)
+            high = np.array([np.nan if v is None else v for v in _floats(part["upper"])], dtype=float) \
+                if has_band else np.full(len(t), np.nan)
+            if t[0] > 0:
+                t, surv = np.r_[0.0, t], np.r_[1.0, surv]
+                low, high = np.r_[1.0, low], np.r_[1.0, high]
+            colour = colours[int(s["stratum_level"])]
+            ok = ~np.isnan(low) & ~np.isnan(high)
+            if ok.any():
+                ax.fill_between(t, low, high, where=ok, step="post", color=colour, alpha=0.2, linewidth=0)
+            ax.step(t, surv, where="post", color=colour,
+                    label=_wrap(names.get(s["stratum"], label(s["stratum"])), 34))
+            t_max = max(t_max, float(t[-1]))
+        ax.set_ylim(0, 1.02)
+        ax.set_xlim(0, max(t_max, 1.0) * 1.02)
+        ax.yaxis.set_major_locator(MultipleLocator(0.2))
+        ax.yaxis.set_major_formatter(PERCENT_TICKS)
+        ax.xaxis.set_major_locator(MultipleLocator(3 if t_max <= 24 else 6 if t_max <= 60 else 12))
+        ax.xaxis.set_major_formatter(FR_TICKS)
+        ax.set_xlabel("Mois depuis le 1er janvier")
+        ax.set_ylabel("Sans réhospitalisation ni décès")
+        ax.grid(axis="y")
+        ax.set_axisbelow(True)
+        ax.legend(loc="lower left", title="Strate", alignment="left", framealpha=0.9, frameon=True,
+                  edgecolor="none")
+        _title(fig, title)
+        return fig
+
+
+# -------------------------------------------------------------------------------------------- sankey
+
+
+def _band(x0: float, x1: float, top0: float, bot0: float, top1: float, bot1: float) -> Path:
+    """A band from [bot0, top0] at x0 to [bot1, top1] at x1, its edges cubic Bézier S-curves
+    (vertices 0 and 7: the left end, top and bottom; 3 and 4: the right end)."""
+    xm = (x0 + x1) / 2
+    vertices = [
+        (x0, top0), (xm, top0), (xm, top1), (x1, top1),
+        (x1, bot1), (xm, bot1), (xm, bot0), (x0, bot0),
+        (x0, top0),
+    ]
+    codes = [Path.MOVETO, Path.CURVE4, Path.CURVE4, Path.CURVE4,
+             Path.LINETO, Path.CURVE4, Path.CURVE4, Path.CURVE4,
+             Path.CLOSEPOLY]
+    return Path(vertices, codes)
+
+
+def _spread(centres: list[float], min_gap: float, floor: float) -> list[float]:
+    """Label positions (top to bottom, descending) at least ``min_gap`` apart, as near as
+    possible to ``centres``: pushed down where they would overlap, then pushed back up from
+    ``floor`` where the first pass took them below it."""
+    out: list[float] = []
+    for c in centres:
+        out.append(min(c, out[-1] - min_gap) if out else c)
+    for i in range(len(out) - 1, -1, -1):
+        lowest = floor if i == len(out) - 1 else out[i + 1] + min_gap
+        out[i] = max(out[i], lowest)
+    return out
+
+
+def sankey(
+    transitions: pl.DataFrame,
+    order: list[str],
+    names: dict[str, str],
+    title: str,
+    meeting: bool = False,
+) -> Figure:
+    """An alluvial diagram of the strata from year N (left) to year N + 1 (right), the most severe
+    on top, "Décès" (near black) then "Non revu" (grey) at the bottom on the right. Block heights
+    and band widths are proportional to the counts (every band is drawn to the same scale). Rows
+    where ``to_stratum`` is "all" (totals) are ignored; null (masked) counts are left out and the
+    figure says "Flux < 11 non représentés". ``transitions``: from_stratum, to_stratum, count
+    (rows of one disease and one year; with a ``year`` column the columns are headed N and N + 1).
+    ``order``: stratum codes from the least to the most severe; ``names``: code → French name.
+    Bands' ``gid`` are "flow:<from>-><to>", blocks' "from:<code>" and "to:<code>"."""
+    with meeting_style(meeting):
+        if _empty(transitions):
+            return _no_data(title)
+        _require(transitions, ["from_stratum", "to_stratum", "count"], "sankey")
+        rows = transitions.filter(pl.col("to_stratum") != "all")
+        counts = _floats(rows["count"])
+        flows = [(str(f), str(t), c) for f, t, c in zip(rows["from_stratum"].to_list(), rows["to_stratum"].to_list(),
+                                                         counts, strict=True)]
+        any_masked = any(c is None for _, _, c in flows)
+        flows = [(f, t, c) for f, t, c in flows if c is not None and c > 0]
+        notes = [FLOWS_MASKED_NOTE] if any_masked else []
+        if not flows:
+            return _no_data(title, notes)
+
+        # nodes, most severe first; codes not in ``order`` after the known ones, terminal targets last
+        severity = list(reversed(order))
+        extra = [c for c in dict.fromkeys([f for f, _, _ in flows] + [t for _, t, _ in flows])
+                 if c not in order and c not in TERMINAL_TARGETS]
+        stratum_order = severity + extra
+        left = [c for c in stratum_order if any(f == c for f, _, _ in flows)]
+        right = [c for c in stratum_order + list(TERMINAL_TARGETS) if any(t == c for _, t, _ in flows)]
+        out_total = {c: sum(v for f, _, v in flows if f == c) for c in left}
+        in_total = {c: sum(v for _, t, v in flows if t == c) for c in right}
+        total = sum(out_total.values())
+
+        ranked = list(order) + extra
+        palette = dict(zip(ranked, strata_colours(len(ranked)), strict=True))
+        palette.update({"deces": DEATH_COLOUR, "non_revu": NOT_SEEN_COLOUR})
+
+        def name_of(code: str) -> str:
+            return names.get(code) or label(code)
+
+        gap = 0.025
+        scale = (1.0 - gap * (max(len(left), len(right)) - 1)) / total
+
+        def stack(nodes: list[str], totals: dict[str, float]) -> dict[str, tuple[float, float]]:
+            used = sum(totals[c] for c in nodes) * scale + gap * (len(nodes) - 1)
+            y = 1.0 - (1.0 - used) / 2
+            out = {}
+            for c in nodes:
+                h = totals[c] * scale
+                out[c] = (y, y - h)
+                y -= h + gap
+            return out
+
+        left_pos, right_pos = stack(left, out_total), stack(right, in_total)
+        fig = _figure((13.33, 7.5) if meeting else (10.0, 7.0))
+        ax = fig.add_subplot()
+        ax.set_axis_off()
+        block_w = 0.035
+        xl, xr = 0.30, 0.70
+        for c in left:
+            top, bot = left_pos[c]
+            ax.add_patch(Rectangle((xl - block_w, bot), block_w, top - bot, color=palette[c],
+                                               gid=f"from:{c}", linewidth=0))
+        for c in right:
+            top, bot = right_pos[c]
+            ax.add_patch(Rectangle((xr, bot), block_w, top - bot, color=palette[c],
+                                               gid=f"to:{c}", linewidth=0))
+        out_cursor = {c: left_pos[c][0] for c in left}
+        in_cursor = {c: right_pos[c][0] for c in right}
+        for f in left:
+            for t in right:
+                for ff, tt, v in flows:
+                    if ff != f or tt != t:
+                        continue
+                    h = v * scale
+                    top0, top1 = out_cursor[f], in_cursor[t]
+                    path = _band(xl, xr, top0, top0 - h, top1, top1 - h)
+                    ax.add_patch(PathPatch(path, facecolor=palette[f], edgecolor="none", alpha=0.45,
+                                           gid=f"flow:{f}->{t}"))
+                    out_cursor[f] -= h
+                    in_cursor[t] -= h
+
+        # labels: name and count beside each block, spread so that they do not overlap
+        wrap = 24 if meeting else 30
+        texts = {side: {c: f"{_wrap(name_of(c), wrap)}\n{fr_int(totals[c])}" for c in totals}
+                 for side, totals in (("left", out_total), ("right", in_total))}
+        lines = max(t.count("\n") + 1 for side in texts.values() for t in side.values())
+        min_gap = lines * _fontsize(0.9) * 1.25 / (fig.get_figheight() * 72 * 0.78)
+        top_label = 1.0
+        for side, nodes, pos, x, ha in (("left", left, left_pos, xl - block_w - 0.015, "right"),
+                                        ("right", right, right_pos, xr + block_w + 0.015, "left")):
+            centres = [(pos[c][0] + pos[c][1]) / 2 for c in nodes]
+            spread = _spread(centres, min_gap, min(p[1] for p in pos.values()))
+            top_label = max(top_label, spread[0] + min_gap / 2)
+            for c, yc, y in zip(nodes, centres, spread, strict=True):
+                ax.text(x, y, texts[side][c], ha=ha, va="center", linespacing=1.1, fontsize=_fontsize(0.9))
+                if abs(y - yc) > 1e-9:
+                    x_edge = x + (0.008 if ha == "right" else -0.008)
+                    ax.plot([x_edge, x_edge + (0.007 if ha == "right" else -0.007)], [y, yc], color=TEXT_GREY,
+                            linewidth=0.8)
+        year = None
+        if "year" in transitions.columns:
+            years = transitions["year"].drop_nulls().unique().to_list()
+            year = int(years[0]) if len(years) == 1 else None
+        heads = (str(year), str(year + 1)) if year is not None else ("Année N", "Année N + 1")
+        head_y = top_label + 0.03
+        ax.text(xl - block_w / 2, head_y, heads[0], ha="center", va="bottom", fontweight="bold")
+        ax.text(xr + block_w / 2, head_y, heads[1], ha="center", va="bottom", fontweight="bold")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(min(min(p[1] for p in left_pos.values()), min(p[1] for p in right_pos.values()), 0) - 0.02,
+                    head_y + 0.06)
+        _note(fig, [*notes, "Largeur des flux proportionnelle au nombre de personnes"])
+        _title(fig, title)
+        return fig
