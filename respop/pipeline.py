@@ -51,15 +51,9 @@ def input_report(config: Config, progress: Progress | None = None) -> dict:
 
 
 def build_territories(config: Config, progress: Progress | None = None):
-    from respop.delineation.run import build, load_reference, make_problem
-    from respop.pmsi import read_pmsi
+    from respop.delineation.run import build, territory_inputs
 
-    reference = load_reference(config)
-    data = read_pmsi(None, config.input, config.quality)
-    try:
-        problem = make_problem(config, data.stays, reference)
-    finally:
-        data.close()
+    reference, problem = territory_inputs(config, progress)
     if progress:
         progress(f"fitting {config.territories.method}")
     return build(config, problem, reference)

@@ -100,6 +100,29 @@ def make_problem(config: Config, stays: pl.LazyFrame, reference: Reference) -> F
     )
 
 
+def territory_inputs(config: Config, progress=None) -> tuple[Reference, FlowProblem]:
+    """The reference tables and the flow problem of a configuration. Only the PMSI files of the
+    flow years (``territories.years``) are read: each file holds the stays that ended in its year,
+    so the others cannot contribute (and reading five national years to keep one is costly)."""
+    from respop.pmsi import read_pmsi
+
+    say = progress or (lambda _message: None)
+    say("reading the reference tables")
+    reference = load_reference(config)
+    input_config = config.input
+    if config.territories.years:
+        wanted = sorted(set(config.territories.years) & set(input_config.years or config.territories.years))
+        input_config = input_config.model_copy(update={"years": wanted or config.territories.years})
+    say("reading the PMSI stays")
+    data = read_pmsi(None, input_config, config.quality)
+    try:
+        say("counting zone → hospital flows")
+        problem = make_problem(config, data.stays, reference)
+    finally:
+        data.close()
+    return reference, problem
+
+
 def make_method(config: Config, name: str | None = None) -> Delineation:
     t = config.territories
     name = name or t.method
