@@ -560,6 +560,58 @@ def store_runs(
     console.print(table)
 
 
+DASHBOARD_PORT = 8501
+
+
+@app.command("dashboard")
+def dashboard(
+    config: Annotated[str, typer.Argument(metavar="CONFIG", help="Territory configuration (TOML); or hash-password: make the hash of a board password.")],
+    port: Annotated[int, typer.Option(help="Port of the board.")] = DASHBOARD_PORT,
+    run: Annotated[Optional[int], typer.Option("--run", help="Open this run of the store (default: the newest that succeeded).")] = None,
+) -> None:
+    """Serve the board of the réunions cliniques (Streamlit, in French) over the configuration's store.
+
+    `respop dashboard hash-password` asks for a password twice and prints the lines to paste in
+    the dashboard section of the configuration."""
+    import subprocess
+    import sys
+
+    if config == "hash-password" and not Path(config).exists():
+        _hash_password()
+        return
+    from respop.boards import app as board_app
+    from respop.store.db import Store
+
+    cfg = load_config(config)
+    store = Store(cfg.store.url)
+    try:
+        latest = store.latest_run(cfg.name)
+    finally:
+        store.close()
+    if latest is None:
+        err_console.print(f"[yellow]No published results for {escape(cfg.name)!r} yet[/]: run `respop run {escape(config)}`; "
+                          "the board says so until then.")
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(Path(board_app.__file__).resolve()),
+        "--server.headless", "true", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+        "--", str(Path(config).resolve()), *(["--run", str(run)] if run is not None else []),
+    ]
+    url = f"http://localhost:{port}/" + (f"?run={run}" if run is not None else "")
+    console.print(f"Board of {escape(cfg.name)}: {url}  (Ctrl+C stops it)", soft_wrap=True)
+    raise typer.Exit(subprocess.call(command))
+
+
+def _hash_password() -> None:
+    from respop.boards.access import hash_password
+
+    password = typer.prompt("Board password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        raise RespopError("the password is too short: give at least 8 characters")
+    console.print("Paste in the [dashboard] section of the configuration:", soft_wrap=True, markup=False)
+    console.print('access = "password"', soft_wrap=True, markup=False)
+    console.print(f'password_hash = "{hash_password(password)}"', soft_wrap=True, markup=False)
+
+
 @app.command("version")
 def version() -> None:
     """Print respop's version."""

@@ -1,0 +1,458 @@
+"""The Streamlit board of the réunions cliniques: read-only, in French, over the results store.
+
+Run it with ``respop dashboard CONFIG`` or ``streamlit run dashboards/app.py -- CONFIG [--run ID]``
+(the configuration can also come from the environment variable ``RESPOP_CONFIG``). The board
+shows the newest succeeded run of the configuration's name, or an earlier one chosen in the
+sidebar (``?run=<id>``), for one territory (``?territoire=<id>``; default: the run's territory of
+interest). Meeting mode (``?reunion=1``, or ``[dashboard] meeting_mode``) is for the projector:
+large type, one headline sentence per page, figures drawn large.
+
+Pages are functions of :class:`Board` (the store, run, territory and mode chosen in the
+sidebar); what they read, say and draw comes from :mod:`respop.boards.data`, shared with the
+meeting dossier (:mod:`respop.boards.report`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __name__ == "__main__":  # `streamlit run respop/boards/app.py` puts this folder first on sys.path
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse
+import hashlib
+import os
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+
+from respop.boards import data
+from respop.boards.access import check_password
+from respop.boards.labels import DISEASES, MASKED, MISSING, PER_100K
+from respop.config import Config, load_config
+from respop.errors import RespopError
+
+CONFIG_ENV = "RESPOP_CONFIG"
+"""Environment variable naming the configuration file when none is given after ``--``."""
+
+TITLE = "respop — réunions cliniques"
+FIGURE_WIDTH = 960
+"""Pixels: the widest a screen (not meeting) figure is shown."""
+TABLE_ROWS = 25
+"""Tables up to this many rows are shown whole; longer ones scroll."""
+
+NORMAL_CSS = """
+<style>
+.respop-headline { font-size: 1.8rem; font-weight: 700; line-height: 1.3; margin: 0.2rem 0 1rem 0;
+  color: #1f2a44; }
+.respop-context { color: #5a5a5a; font-size: 0.95rem; margin-bottom: 0.4rem; }
+</style>
+"""
+
+MEETING_CSS = """
+<style>
+html { font-size: 22px; }
+[data-testid="stMetricValue"] { font-size: 2.8rem; }
+h1 { font-size: 2.6rem !important; }
+.respop-headline { font-size: 2.7rem; font-weight: 800; line-height: 1.2; margin: 0.3rem 0 1.4rem 0;
+  color: #10204a; }
+.respop-context { color: #4a4a4a; font-size: 1rem; }
+</style>
+"""
+
+
+
+@dataclass(frozen=True)
+class Board:
+    """What every page draws from: the store, run, territory and display mode."""
+
+    config: Config
+    config_path: str
+    url: str
+    run_id: int
+    territory_id: int
+    meeting: bool
+
+    @property
+    def territory_name(self) -> str:
+        return data.territory_name(self.url, self.run_id, self.territory_id)
+
+
+# ------------------------------------------------------------------------------------ arguments
+
+
+def config_arguments(argv: list[str] | None = None) -> tuple[str | None, int | None]:
+    """The configuration path and ``--run`` given after ``--`` on ``streamlit run``'s command
+    line, else the configuration from ``RESPOP_CONFIG``."""
+    argv = sys.argv if argv is None else argv
+    own = argv[1:] if argv and Path(argv[0]).name == "app.py" else []  # not pytest's arguments
+    parser = argparse.ArgumentParser(prog="respop-board", add_help=False)
+    parser.add_argument("config", nargs="?")
+    parser.add_argument("--run", type=int)
+    parsed, _unknown = parser.parse_known_args(own)
+    return parsed.config or os.environ.get(CONFIG_ENV) or None, parsed.run
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# ------------------------------------------------------------------------------------- display
+
+
+def headline(board: Board, text: str) -> None:
+    """The page's one message: a large sentence under the title."""
+    st.markdown(f'<div class="respop-headline">{_escape(text)}</div>', unsafe_allow_html=True)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def page_title(board: Board, title: str, context: str | None = None) -> None:
+    st.title(title)
+    st.markdown(f'<div class="respop-context">{_escape(context or board.territory_name)}</div>', unsafe_allow_html=True)
+
+
+def figure(board: Board, name: str, download: str, **params) -> None:
+    """One figure of :data:`data.FIGURES` (cached PNG) and its "Télécharger (PNG)" button."""
+    png = data.figure_png(name, board.url, board.run_id, board.meeting, **params)
+    # a screen figure is 10 inches wide: shown at most FIGURE_WIDTH pixels wide its type stays
+    # readable; meeting figures fill the width of the projector
+    st.image(png, width="stretch" if board.meeting else FIGURE_WIDTH)
+    key = hashlib.sha1(repr((name, sorted(params.items()))).encode()).hexdigest()[:12]
+    st.download_button(
+        "Télécharger (PNG)", png, file_name=data.file_name(download, *params.values()), mime="image/png",
+        key=f"png-{key}", on_click="ignore",
+    )
+
+
+def table(frame: pd.DataFrame, empty: str = "Aucune ligne à afficher.") -> None:
+    """A table of French text cells; number-like columns right-aligned."""
+    if frame is None or len(frame) == 0:
+        st.info(empty)
+        return
+    config = {}
+    for column in frame.columns:
+        cells = [str(v) for v in frame[column] if str(v) != ""]
+        if cells and all(data.is_numeric_cell(c) for c in cells):
+            config[column] = st.column_config.TextColumn(column, alignment="right")
+    # up to TABLE_ROWS rows shown whole (35 px a row and the header), longer tables scroll
+    height = 35 * (len(frame) + 1) + 3 if len(frame) <= TABLE_ROWS else "auto"
+    st.dataframe(frame, hide_index=True, width="stretch", height=height, column_config=config)
+
+
+def details(board: Board, label: str):
+    """Tables and secondary content: open on a screen, folded in meeting mode."""
+    return st.expander(label, expanded=not board.meeting)
+
+
+def metrics(board: Board, items: list[tuple[str, str, str]]) -> None:
+    if not items:
+        return
+    per_row = 4
+    for start in range(0, len(items), per_row):
+        for col, (label_, value, help_) in zip(st.columns(per_row), items[start:start + per_row], strict=False):
+            col.metric(label_, value, help=help_)
+
+
+def choose_disease(board: Board) -> str | None:
+    diseases = data.diseases(board.url, board.run_id)
+    if not diseases:
+        st.info("Aucune maladie publiée dans cette exécution.")
+        return None
+    return st.sidebar.radio("Maladie", diseases, format_func=lambda d: DISEASES.get(d, d), key="disease",
+                            persist_state="session")
+
+
+def choose_year(years: list[int], key: str, label_: str = "Année") -> int | None:
+    if not years:
+        return None
+    return st.sidebar.selectbox(label_, list(reversed(years)), key=key, persist_state="session")
+
+
+# --------------------------------------------------------------------------------------- pages
+
+
+def page_territory(board: Board) -> None:
+    url, run, tid = board.url, board.run_id, board.territory_id
+    page_title(board, "Territoire")
+    headline(board, data.headline_territory(url, run, tid))
+    metrics(board, data.territory_facts(url, run, tid))
+    st.subheader("Le territoire parmi ses voisins")
+    figure(board, "territory_map", "territoire-carte", territory_id=tid)
+    near = data.neighbours(url, run, tid)
+    if near:
+        names = data.territory_names(url, run)
+        st.markdown("**Territoires voisins** : " + ", ".join(names[t] for t in near))
+    st.subheader("Les zones du territoire")
+    figure(board, "population_map", "territoire-zones", territory_id=tid)
+    st.subheader("Où les habitants sont hospitalisés")
+    figure(board, "flows", "territoire-flux", territory_id=tid)
+    with details(board, "Les 10 premiers établissements"):
+        table(data.table_flows(url, run, tid))
+    with details(board, "Établissements du territoire"):
+        table(data.table_hospitals(url, run, tid), "Aucun établissement situé sur le territoire.")
+    with details(board, "Tous les territoires de la région étudiée"):
+        table(data.table_territories(url, run, tid))
+    st.caption(
+        "Indice de localisation : part des séjours des habitants réalisés dans les établissements du territoire. "
+        "Indice de part de marché : part des séjours des établissements du territoire qui concernent ses habitants."
+    )
+
+
+def page_disease(board: Board, disease: str) -> None:
+    url, run, tid = board.url, board.run_id, board.territory_id
+    years = data.indicator_years(url, run, disease)
+    year = choose_year(years, f"year-{disease}")
+    indicator = st.sidebar.selectbox(
+        "Indicateur", list(data.INDICATOR_CHOICES), format_func=data.INDICATOR_CHOICES.get,
+        key=f"indicator-{disease}", persist_state="session",
+    )
+    page_title(board, DISEASES.get(disease, disease))
+    if year is None:
+        st.info("Aucun indicateur publié pour cette maladie dans cette exécution.")
+        return
+    headline(board, data.headline_disease(url, run, tid, disease, year))
+    metrics(board, data.disease_facts(url, run, tid, disease, year))
+    st.subheader(f"Par zone du territoire, {year}")
+    figure(board, "indicator_map", f"{disease}-carte", territory_id=tid, disease=disease, indicator=indicator, year=year)
+    with details(board, "Tableau par zone"):
+        table(data.table_zone_indicators(url, run, tid, disease, year))
+    st.subheader("Évolution")
+    figure(board, "trend", f"{disease}-evolution", territory_id=tid, disease=disease, indicator=indicator)
+    note = data.history_note(url, run, tid, disease)
+    if note:
+        st.caption(note)
+    st.subheader(f"Comparaison avec les autres territoires, {year}")
+    figure(board, "comparison", f"{disease}-territoires", territory_id=tid, disease=disease, indicator=indicator, year=year)
+    with details(board, "Tableau des territoires"):
+        table(data.table_comparison(url, run, tid, disease, year))
+    with details(board, f"Par sous-groupe, {year}"):
+        table(data.table_subtypes(url, run, tid, disease, year))
+    st.caption(f"Taux {PER_100K} ; IC 95 % : intervalle de confiance à 95 %. « {MASKED} » : effectif masqué "
+               f"(secret statistique) ; « {MISSING} » : taux non publié car calculé sur un effectif masqué.")
+
+
+def page_strata(board: Board) -> None:
+    url, run, tid = board.url, board.run_id, board.territory_id
+    page_title(board, "Strates")
+    disease = choose_disease(board)
+    if disease is None:
+        return
+    year = choose_year(data.care_years(url, run, disease), "year-strata")
+    if year is None:
+        st.info("Aucune strate publiée pour cette maladie.")
+        return
+    headline(board, data.headline_strata(url, run, tid, disease, year))
+    figure(board, "pyramid", f"{disease}-strates", territory_id=tid, disease=disease, year=year)
+    st.markdown("**Les profils et leur protocole de soins**")
+    people = dict(data.strata_pyramid_rows(url, run, tid, disease, year).select("stratum", "people").iter_rows())
+    levels = data.strata_levels(url, run, disease).sort("stratum_level", descending=True)
+    top = levels["stratum_level"].max()
+    for r in levels.iter_rows(named=True):
+        with st.expander(f"{r['name']} : {data.people_phrase(people.get(r['stratum']))}",
+                         expanded=not board.meeting and r["stratum_level"] == top):
+            st.markdown(f"**Qui ?** {_escape(r['description'] or '')}")
+            st.markdown(f"**Protocole de soins.** {_escape(r['protocol'] or 'Non précisé.')}".replace("\n", " "))
+    with details(board, f"Personnes par zone et par profil, {year}"):
+        table(data.table_strata_zones(url, run, tid, disease, year), "Aucune zone publiée.")
+    st.caption(f"« {MASKED} » : effectif masqué (secret statistique) ; « 0 » : aucune personne.")
+
+
+def page_care(board: Board) -> None:
+    url, run, tid = board.url, board.run_id, board.territory_id
+    page_title(board, "Recours aux soins")
+    disease = choose_disease(board)
+    if disease is None:
+        return
+    year = choose_year(data.care_years(url, run, disease), "year-care")
+    if year is None:
+        st.info("Aucun recours aux soins publié pour cette maladie.")
+        return
+    headline(board, data.headline_care(url, run, tid, disease, year))
+    figure(board, "care", f"{disease}-recours", territory_id=tid, disease=disease, year=year)
+    figure(board, "bed_days", f"{disease}-journees", territory_id=tid, disease=disease, year=year)
+    with details(board, f"Recours aux soins par profil, {year}"):
+        table(data.table_care(url, run, tid, disease, year))
+    st.subheader("Où les habitants sont hospitalisés (tous séjours)")
+    figure(board, "flows", "recours-flux", territory_id=tid)
+    with details(board, "Les 10 premiers établissements"):
+        table(data.table_flows(url, run, tid))
+    st.caption("Séjours, arrivées par les urgences, journées, réhospitalisations à 30 jours et décès à l'hôpital "
+               f"des personnes suivies dans l'année. « {MASKED} » : effectif masqué (secret statistique).")
+
+
+def page_trajectories(board: Board) -> None:
+    url, run = board.url, board.run_id
+    page_title(board, "Trajectoires", "Ensemble de la région étudiée (tous territoires)")
+    disease = choose_disease(board)
+    if disease is None:
+        return
+    year = choose_year(data.transition_years(url, run, disease), "year-trajectories", "Année de départ (N)")
+    if year is None:
+        st.info("Aucune trajectoire publiée pour cette maladie (il faut au moins deux années).")
+    else:
+        headline(board, data.headline_trajectories(url, run, disease, year))
+        figure(board, "sankey", f"{disease}-trajectoires", disease=disease, year=year)
+        with details(board, f"Profils en {year} et situation en {year + 1}"):
+            table(data.table_transitions(url, run, disease, year))
+    st.subheader("Survie sans nouvelle hospitalisation ni décès")
+    figure(board, "survival", f"{disease}-survie", disease=disease)
+    with details(board, "Comparaison des profils voisins (test du log-rank)"):
+        table(data.table_logrank(url, run, disease))
+    with details(board, "Modèle de Cox (rapports de risques)"):
+        table(data.table_cox(url, run, disease))
+        st.markdown("**Test de l'hypothèse des risques proportionnels**")
+        table(data.table_ph_test(url, run, disease))
+    st.subheader("Prédire le passage à un profil plus sévère")
+    with details(board, "Performances du modèle (année de test)"):
+        table(data.table_model_metrics(url, run, disease), "Pas de modèle publié pour cette maladie.")
+        st.caption("AUC : probabilité qu'une personne qui s'aggrave ait reçu un risque plus élevé qu'une autre "
+                   "(0,5 = hasard). Score de Brier : erreur quadratique moyenne des probabilités (plus bas = mieux).")
+    figure(board, "calibration", f"{disease}-calibration", disease=disease)
+    figure(board, "importance", f"{disease}-variables", disease=disease)
+    card = data.model_card(url, run, disease)
+    if card:
+        with st.expander("Fiche technique du modèle (rédigée en anglais)"):
+            st.markdown(card)
+    st.caption("Outil de planification : le modèle ne doit jamais guider seul une décision individuelle.")
+
+
+def page_quality(board: Board) -> None:
+    url, run = board.url, board.run_id
+    page_title(board, "Qualité des données", f"Exécution {data.run_label(data.run_info(url, run) or {'run_id': run})}")
+    headline(board, data.headline_quality(url, run))
+    st.subheader("Lecture des fichiers PMSI")
+    table(data.quality_files(url, run), "Pas de rapport de lecture pour cette exécution.")
+    with details(board, "Motifs de mise en quarantaine"):
+        table(data.quality_reasons(url, run), "Aucune ligne mise en quarantaine.")
+    st.subheader("Séjours et filtres de qualité")
+    figure(board, "quality", "qualite-filtres")
+    table(data.quality_stays(url, run))
+    table(data.quality_filters(url, run))
+    st.subheader("L'exécution")
+    table(data.run_facts(url, run))
+    st.markdown("**Durée des étapes**")
+    table(data.run_timings(url, run), "Durées non enregistrées.")
+    with st.expander("Fichier de configuration de l'exécution"):
+        st.code((data.run_info(url, run) or {}).get("config_toml") or "", language="toml")
+    with details(board, "Toutes les exécutions de cette configuration"):
+        table(data.table_runs(url, board.config.name))
+
+
+# --------------------------------------------------------------------------------- the session
+
+
+def password_gate(config: Config) -> bool:
+    """True when the board is public or the session gave the right password."""
+    expected = config.dashboard.password_hash
+    if config.dashboard.access != "password":
+        return True
+    if st.session_state.get("respop_access") == expected:
+        return True
+    st.title(TITLE)
+    st.markdown("Ce tableau de bord est réservé aux participants de la réunion clinique.")
+    password = st.text_input("Mot de passe", type="password", key="respop_password")
+    if password:
+        if check_password(password, expected):
+            st.session_state["respop_access"] = expected
+            st.rerun()
+        st.error("Mot de passe incorrect.")
+    return False
+
+
+def _choose(key: str, param: str, options: list[int], default: int, labels: dict[int, str], label_: str,
+            wanted: int | None = None) -> int:
+    """A sidebar choice kept in the session and mirrored in the URL (``?<param>=<id>``)."""
+    if st.session_state.get(key) not in options:
+        asked = _int(st.query_params.get(param))
+        asked = asked if asked is not None else wanted
+        if asked is not None and asked not in options:
+            st.sidebar.warning(f"{label_} n° {asked} introuvable : {labels[default]} est affiché.")
+        st.session_state[key] = asked if asked in options else default
+    value = st.sidebar.selectbox(label_, options, key=key, format_func=lambda i: labels.get(i, str(i)))
+    st.query_params[param] = str(value)
+    return value
+
+
+def main() -> None:
+    st.set_page_config(page_title=TITLE, page_icon=":material/local_hospital:", layout="wide")
+    path, run_arg = config_arguments()
+    if not path:
+        st.title(TITLE)
+        st.error("Aucune configuration : lancez `respop dashboard territories/<territoire>.toml` "
+                 f"(ou `streamlit run dashboards/app.py -- <configuration>`, ou la variable {CONFIG_ENV}).")
+        st.stop()
+    try:
+        config = load_config(path)
+    except RespopError as exc:
+        st.title(TITLE)
+        st.error(f"Configuration illisible ({path}) :\n\n{exc}")
+        st.stop()
+    if not password_gate(config):
+        st.stop()
+    url = config.store.url
+    try:
+        done = data.succeeded_runs(url, config.name)
+    except Exception as exc:  # noqa: BLE001 - unreachable database, bad URL: a message, not a traceback
+        st.title(TITLE)
+        st.error(f"La base de résultats est inaccessible ({data.store(url)!r}) : {type(exc).__name__}: {exc}")
+        st.stop()
+    if not done:
+        st.title(TITLE)
+        st.warning(f"Aucun résultat publié pour « {config.name} » : lancez `respop run {path}`, "
+                   "puis rechargez cette page.")
+        others = data.runs(url, config.name)
+        if others:
+            st.markdown(f"La base contient {len(others)} exécution(s) de cette configuration, aucune réussie "
+                        f"(la dernière : {data.RUN_STATUS.get(others[0]['status'], others[0]['status'])}).")
+        st.stop()
+
+    st.sidebar.markdown(f"### {TITLE}")
+    if config.description:
+        st.sidebar.caption(config.description)
+    run_labels = {r["run_id"]: data.run_label(r) for r in done}
+    run_id = _choose("run_id", "run", list(run_labels), done[0]["run_id"], run_labels, "Exécution", run_arg)
+    chosen = next(r for r in done if r["run_id"] == run_id)
+    st.sidebar.caption(f"Années {data.run_years(chosen)}"
+                       + (" · la plus récente" if run_id == done[0]["run_id"] else " · une exécution antérieure"))
+    names = data.territory_names(url, run_id)
+    if not names:
+        st.title(TITLE)
+        st.warning("Cette exécution n'a pas de territoires : lancez l'étape territories de `respop run`.")
+        st.stop()
+    territory_id = _choose("territory_id", "territoire", list(names), data.default_territory(url, run_id), names,
+                           "Territoire")
+    if "meeting" not in st.session_state:
+        asked = st.query_params.get("reunion")
+        st.session_state["meeting"] = config.dashboard.meeting_mode if asked is None else asked in ("1", "oui", "true")
+    meeting = st.sidebar.toggle("Mode réunion", key="meeting",
+                                help="Grands caractères et grandes figures pour le vidéoprojecteur.")
+    if meeting:
+        st.query_params["reunion"] = "1"
+    elif "reunion" in st.query_params:
+        del st.query_params["reunion"]
+    st.markdown(MEETING_CSS if meeting else NORMAL_CSS, unsafe_allow_html=True)
+
+    board = Board(config, str(path), url, run_id, territory_id, meeting)
+    pages = [
+        st.Page(lambda: page_territory(board), title="Territoire", url_path="territoire", icon=":material/map:", default=True),
+        st.Page(lambda: page_disease(board, "diabetes"), title="Diabète", url_path="diabete", icon=":material/water_drop:"),
+        st.Page(lambda: page_disease(board, "heart_failure"), title="Insuffisance cardiaque",
+                url_path="insuffisance-cardiaque", icon=":material/favorite:"),
+        st.Page(lambda: page_strata(board), title="Strates", url_path="strates", icon=":material/change_history:"),
+        st.Page(lambda: page_care(board), title="Recours aux soins", url_path="recours", icon=":material/local_hospital:"),
+        st.Page(lambda: page_trajectories(board), title="Trajectoires", url_path="trajectoires", icon=":material/moving:"),
+        st.Page(lambda: page_quality(board), title="Qualité des données", url_path="qualite", icon=":material/fact_check:"),
+    ]
+    st.navigation(pages).run()
+
+
+if __name__ == "__main__":
+    main()

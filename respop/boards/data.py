@@ -1,0 +1,1105 @@
+"""What the boards read and show, shared by the Streamlit board (:mod:`respop.boards.app`) and the
+meeting dossier (:mod:`respop.boards.report`).
+
+Three layers, each built on the one before:
+
+1. **reads**: the results store through :class:`~respop.store.db.Store` only (no SQL here),
+   cached with ``st.cache_data`` and keyed by the store URL, the run and the filters. A
+   succeeded run never changes, so its rows are cached for the life of the server; the list of
+   runs is re-read every :data:`RUNS_TTL` seconds so that a new ``respop run`` shows up.
+   Geometries (WKB in the run's CRS) are decoded into GeoDataFrames here.
+2. **frames and sentences**: the rows a page needs (one territory, disease, year), the French
+   headline of each page (meeting mode: one message per screen), and the tables as pandas
+   DataFrames of French text: French headers, numbers the French way
+   (:mod:`respop.boards.labels`), masked counts as "< 11", never NaN or None.
+3. **figures**: :func:`figure_png` draws one of :data:`FIGURES` with
+   :mod:`respop.boards.figures` and caches its PNG bytes (the board shows them with
+   ``st.image`` beside a download button; the dossier embeds them).
+
+Outside a Streamlit server (the dossier, tests) ``st.cache_data`` falls back to an in-memory
+cache; :func:`quiet_streamlit` silences its "no runtime" warnings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import logging
+import re
+from collections.abc import Callable
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import polars as pl
+import shapely
+import streamlit as st
+from streamlit import runtime
+
+from respop.boards import figures
+from respop.boards.labels import (
+    CARE_USE,
+    CARE_USE_PER_PERSON,
+    DISEASES,
+    MASKED,
+    MISSING,
+    NNBSP,
+    PER_100K,
+    fr_dec,
+    fr_int,
+    fr_pct,
+    fr_rate,
+    label,
+)
+from respop.store.db import Store
+
+RUNS_TTL = 30
+"""Seconds the list of runs is cached (a new run appears within this delay)."""
+
+AREA = "Région étudiée"
+"""The whole area of the run (level ``area`` of the tables)."""
+
+# ------------------------------------------------------------------------------- French labels
+# Labels the boards need beyond :mod:`respop.boards.labels` (store codes of the other tables).
+
+DISEASE_NOUNS = {"diabetes": "diabète", "heart_failure": "insuffisance cardiaque"}
+"""The disease inside a sentence ("suivies pour insuffisance cardiaque")."""
+
+SUBTYPES = {
+    "all": "Tous les cas",
+    "type_1": "Diabète de type 1",
+    "type_2": "Diabète de type 2",
+    "unspecified": "Diabète de type non précisé",
+    "acute": "IC aiguë",
+    "chronic": "IC chronique",
+}
+
+INDICATOR_CHOICES = {
+    "prevalence_std": "Prévalence standardisée",
+    "prevalence_crude": "Prévalence brute",
+    "incidence_std": "Incidence standardisée",
+    "incidence_crude": "Incidence brute",
+    "cases": "Personnes suivies (cas)",
+    "incident_cases": "Nouveaux cas (incidents)",
+}
+"""Indicators a disease page can map, trend and compare (columns of the ``indicators`` table)."""
+
+HOSPITAL_KINDS = {"CHU": "CHU", "CH": "Centre hospitalier", "local": "Hôpital de proximité", "private": "Clinique privée"}
+
+FILTER_LABELS = {
+    "linkage": "Clé patient inutilisable (chaînage)",
+    "legal_entity_duplicates": "Doublons AP-HP / AP-HM / HCL (FINESS géographiques)",
+    "inter_hospital_services": "Prestations inter-établissements (SEJ_TYP = B)",
+    "error_ghm": "Séjours en erreur de groupage (CMD 90)",
+    "invalid_residence": "Code de résidence absent ou invalide",
+    "residence_abroad": "Résidence à l'étranger",
+    "duplicate_stays": "Séjours en double",
+}
+"""The quality filters of :data:`respop.pmsi.FILTERS`, in French."""
+
+STEP_LABELS = {
+    "input": "Lecture et contrôle du PMSI",
+    "territories": "Territoires",
+    "cases": "Repérage des cas",
+    "strata": "Strates et trajectoires",
+    "store": "Publication dans la base",
+}
+
+RUN_STATUS = {"succeeded": "réussie", "failed": "échouée", "running": "en cours"}
+
+MODELS = {"gradient_boosting": "Gradient boosting (modèle principal)", "logistic": "Régression logistique (référence)"}
+MAIN_MODEL = "gradient_boosting"
+
+FEATURES = {
+    "age": "Âge",
+    "age_per_10_years": "Âge (par tranche de 10 ans)",
+    "female": "Femme",
+    "stratum_level": "Niveau de la strate",
+    "disease_stays_12m": "Séjours pour la maladie dans l'année",
+    "disease_stays_window": "Séjours pour la maladie sur la période d'antériorité",
+    "disease_emergency_stays_12m": "Séjours pour la maladie arrivés par les urgences",
+    "disease_bed_days_12m": "Journées d'hospitalisation pour la maladie",
+    "days_since_disease_stay": "Jours depuis le dernier séjour pour la maladie",
+    "stays_12m": "Séjours de l'année (toutes causes)",
+    "emergency_stays_12m": "Arrivées par les urgences (toutes causes)",
+    "bed_days_12m": "Journées d'hospitalisation (toutes causes)",
+    "other_disease": "Atteint aussi de l'autre maladie suivie",
+    "kidney": "Atteinte rénale",
+    "dialysis": "Dialyse",
+    "eye": "Rétinopathie diabétique",
+    "foot": "Pied diabétique",
+    "cardiovascular": "Maladie cardiovasculaire athéromateuse",
+    "ckd": "Maladie rénale chronique",
+    "copd": "BPCO",
+    "readmissions_30d": "Réhospitalisations à 30 jours",
+}
+"""Features of the strata and of the prediction model (``algorithms/features.toml``)."""
+
+CARE_MEASURES = ["stays_per_person", "emergency_stays_per_person", "readmissions_30d_per_person", "deaths_per_person"]
+"""Care use per person shown side by side (bed-days, on another scale, have their own figure)."""
+
+_REASONS_FR = [
+    (re.compile(r"^duplicate primary key \(ETA_NUM, RSA_NUM\).*"), "clé primaire (ETA_NUM, RSA_NUM) en double"),
+    (re.compile(r"^no loaded stay with this \(ETA_NUM, RSA_NUM\) in (\S+)"), r"aucun séjour chargé de même (ETA_NUM, RSA_NUM) dans \1"),
+    (re.compile(r"^(\w+): not an integer$"), r"\1 : pas un nombre entier"),
+    (re.compile(r"^(\w+): not a date$"), r"\1 : pas une date"),
+    (re.compile(r"^(\w+): below the minimum (.+)$"), r"\1 : inférieur au minimum \2"),
+    (re.compile(r"^(\w+): above the maximum (.+)$"), r"\1 : supérieur au maximum \2"),
+    (re.compile(r"^(\w+): code absent from the French CIM-10$"), r"\1 : code absent de la CIM-10"),
+    (re.compile(r"^(\w+): missing value$"), r"\1 : valeur manquante"),
+    (re.compile(r"^(\w+): invalid format$"), r"\1 : format invalide"),
+    (re.compile(r"^(\w+): longer than (\d+) characters?$"), r"\1 : plus de \2 caractères"),
+    (re.compile(r"^(\w+): shorter than (\d+) characters?$"), r"\1 : moins de \2 caractères"),
+    (re.compile(r"^(\w+): not a code of (.+)$"), r"\1 : code absent de \2"),
+]
+
+
+def reason_fr(reason: str | None) -> str:
+    """A quarantine reason of the input report in French (technical ones stay as they are)."""
+    if not reason:
+        return ""
+    for pattern, replacement in _REASONS_FR:
+        if pattern.match(reason):
+            return pattern.sub(replacement, reason)
+    return reason
+
+
+def quiet_streamlit() -> None:
+    """Silence Streamlit's "no runtime" warnings: outside a Streamlit server (the dossier, tests)
+    the cached functions fall back to an in-memory cache, which is what is wanted."""
+    for name in ("streamlit.runtime.caching.cache_data_api", "streamlit.runtime.caching.cache_resource_api",
+                 "streamlit.runtime.scriptrunner_utils.script_run_context"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+if not runtime.exists():
+    quiet_streamlit()
+
+
+# ========================================================================================= reads
+
+
+@st.cache_resource(show_spinner=False)
+def store(url: str) -> Store:
+    """One :class:`Store` (one connection pool) per URL for the whole server."""
+    return Store(url)
+
+
+@st.cache_data(ttl=RUNS_TTL, show_spinner=False)
+def runs(url: str, name: str | None = None) -> list[dict]:
+    """Every run of the store (of the configuration ``name``), newest first, any status."""
+    return store(url).runs(name)
+
+
+def succeeded_runs(url: str, name: str | None = None) -> list[dict]:
+    return [r for r in runs(url, name) if r["status"] == "succeeded"]
+
+
+def latest_run(url: str, name: str | None = None) -> int | None:
+    """The newest succeeded run of ``name`` (re-read with the list of runs)."""
+    done = succeeded_runs(url, name)
+    return done[0]["run_id"] if done else None
+
+
+@st.cache_data(show_spinner=False)
+def run_info(url: str, run_id: int) -> dict | None:
+    return store(url).run(run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def read(url: str, table: str, run_id: int, **equals) -> pl.DataFrame:
+    """Rows of a result table of one run, filtered by ``column=value`` (:meth:`Store.read`)."""
+    return store(url).read(table, run_id, **equals)
+
+
+def _crs(url: str, run_id: int) -> str | None:
+    info = run_info(url, run_id) or {}
+    return info.get("crs")
+
+
+def _geodataframe(frame: pl.DataFrame, crs: str | None) -> gpd.GeoDataFrame:
+    geometry = shapely.from_wkb(frame["geometry"].to_list()) if frame.height else []
+    return gpd.GeoDataFrame(frame.drop("geometry").to_pandas(), geometry=list(geometry), crs=crs)
+
+
+@st.cache_data(show_spinner=False)
+def zones_gdf(url: str, run_id: int) -> gpd.GeoDataFrame:
+    """zone_code, departement, territory_id (NaN outside the scope), population, geometry."""
+    return _geodataframe(read(url, "zones", run_id), _crs(url, run_id))
+
+
+@st.cache_data(show_spinner=False)
+def territories_gdf(url: str, run_id: int) -> gpd.GeoDataFrame:
+    """The territories with their metrics and dissolved polygons."""
+    return _geodataframe(read(url, "territories", run_id).sort("territory_id"), _crs(url, run_id))
+
+
+def territories(url: str, run_id: int) -> pl.DataFrame:
+    """The territories' rows without their geometry, by id."""
+    return read(url, "territories", run_id).drop("geometry").sort("territory_id")
+
+
+def territory_names(url: str, run_id: int) -> dict[int, str]:
+    t = territories(url, run_id)
+    return dict(zip(t["territory_id"].to_list(), t["territory_name"].to_list(), strict=True))
+
+
+def territory_name(url: str, run_id: int, territory_id: int) -> str:
+    return territory_names(url, run_id).get(territory_id, f"Territoire n° {territory_id}")
+
+
+def default_territory(url: str, run_id: int) -> int | None:
+    """The run's territory of interest, else the first territory."""
+    names = territory_names(url, run_id)
+    selected = (run_info(url, run_id) or {}).get("selected_territory")
+    if selected in names:
+        return int(selected)
+    return next(iter(names), None)
+
+
+@st.cache_data(show_spinner=False)
+def neighbours(url: str, run_id: int, territory_id: int) -> list[int]:
+    """Territories sharing a border with ``territory_id`` (from the zones' geometries)."""
+    zones = zones_gdf(url, run_id)
+    if len(zones) == 0:
+        return []
+    mine = zones[zones["territory_id"] == territory_id]
+    others = zones[zones["territory_id"].notna() & (zones["territory_id"] != territory_id)]
+    if len(mine) == 0 or len(others) == 0:
+        return []
+    geom = shapely.union_all(mine.geometry.values)
+    x0, y0, x1, y1 = zones.total_bounds
+    tolerance = 1e-6 * max(x1 - x0, y1 - y0, 1.0)
+    near = shapely.dwithin(others.geometry.values, geom, tolerance)
+    return sorted({int(t) for t in others.loc[near, "territory_id"]})
+
+
+def strata_levels(url: str, run_id: int, disease: str) -> pl.DataFrame:
+    """The disease's strata, least severe first: stratum, stratum_level, name, description,
+    protocol, condition."""
+    return read(url, "strata_levels", run_id, disease=disease).sort("stratum_level")
+
+
+def strata_names(url: str, run_id: int, disease: str) -> dict[str, str]:
+    levels = strata_levels(url, run_id, disease)
+    return dict(zip(levels["stratum"].to_list(), levels["name"].to_list(), strict=True))
+
+
+def diseases(url: str, run_id: int) -> list[str]:
+    """The diseases the run has indicators for, in the boards' order."""
+    found = set(read(url, "indicators", run_id, level="area")["disease"].to_list())
+    found |= set(read(url, "strata_levels", run_id)["disease"].to_list())
+    return [d for d in DISEASES if d in found] + sorted(found - set(DISEASES))
+
+
+def indicator_years(url: str, run_id: int, disease: str) -> list[int]:
+    return sorted(set(read(url, "indicators", run_id, level="area", disease=disease)["year"].to_list()))
+
+
+def care_years(url: str, run_id: int, disease: str) -> list[int]:
+    return sorted(set(read(url, "care_use", run_id, level="area", disease=disease)["year"].to_list()))
+
+
+def transition_years(url: str, run_id: int, disease: str) -> list[int]:
+    return sorted(set(read(url, "transitions", run_id, disease=disease)["year"].to_list()))
+
+
+# ============================================================================ frames, sentences
+
+
+def _value(frame: pl.DataFrame, column: str):
+    """The first row's value of ``column`` (None when there is no row)."""
+    return frame[column][0] if frame.height else None
+
+
+def people_phrase(n: int | None, noun: str = "personnes") -> str:
+    """"1 234 personnes"; a masked count → "Moins de 11 personnes"."""
+    if n is None:
+        return f"moins de 11 {noun}"
+    return f"{fr_int(n)} {noun if n > 1 else noun.removesuffix('s')}"
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _is_rate(indicator: str) -> bool:
+    return indicator.startswith(("prevalence", "incidence"))
+
+
+def indicator_unit(indicator: str) -> str:
+    return PER_100K if _is_rate(indicator) else "personnes"
+
+
+def indicator_format(indicator: str) -> Callable:
+    return fr_rate if _is_rate(indicator) else fr_int
+
+
+def territory_indicators(url: str, run_id: int, territory_id: int, disease: str, subtype: str = "all") -> pl.DataFrame:
+    """The territory's indicator rows of every year."""
+    return read(url, "indicators", run_id, level="territory", unit=str(territory_id), disease=disease,
+                subtype=subtype).sort("year")
+
+
+def zone_indicators(url: str, run_id: int, territory_id: int, disease: str, year: int) -> pl.DataFrame:
+    """The indicator rows of the territory's zones (subtype 'all') for one year."""
+    zones = read(url, "zones", run_id).filter(pl.col("territory_id") == territory_id)["zone_code"].to_list()
+    return read(url, "indicators", run_id, level="zone", disease=disease, year=year, subtype="all",
+                unit=zones).sort("unit")
+
+
+def territory_care(url: str, run_id: int, territory_id: int, disease: str, year: int) -> pl.DataFrame:
+    """Care use of the territory per stratum (most severe first) and its 'all' row last, with the
+    strata's French names (column ``name``) and levels."""
+    rows = read(url, "care_use", run_id, level="territory", unit=str(territory_id), disease=disease, year=year)
+    levels = strata_levels(url, run_id, disease).select("stratum", "stratum_level", "name")
+    out = rows.join(levels, on="stratum", how="left").with_columns(
+        pl.when(pl.col("stratum") == "all").then(pl.lit("Ensemble des personnes suivies")).otherwise(pl.col("name"))
+        .alias("name"),
+        pl.col("stratum_level").fill_null(0),
+    )
+    return out.sort("stratum_level", descending=True).with_columns(pl.col("stratum_level").replace(0, None))
+
+
+NBSP = "\u00a0"
+
+
+def typeset(text: str) -> str:
+    """French typography of a sentence: no-break spaces inside « » and before : ; ? !, so that a
+    projector never starts a line with a lone sign."""
+    text = re.sub(r"«\s+", "«" + NBSP, text)
+    text = re.sub(r"\s+([»:;?!])", NBSP + r"\1", text)
+    return text
+
+
+def _typeset(function: Callable[..., str]) -> Callable[..., str]:
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs) -> str:
+        return typeset(function(*args, **kwargs))
+
+    return wrapper
+
+
+@_typeset
+def headline_territory(url: str, run_id: int, territory_id: int) -> str:
+    row = territories(url, run_id).filter(pl.col("territory_id") == territory_id)
+    name = territory_name(url, run_id, territory_id)
+    population = _value(row, "population")
+    li = _value(row, "localization_index")
+    text = f"{name} : {fr_int(population)} habitants" if population is not None else name
+    if li is not None:
+        text += f" ; {fr_pct(li, 0)} des séjours de ses habitants ont lieu sur le territoire"
+    return text
+
+
+@_typeset
+def headline_disease(url: str, run_id: int, territory_id: int, disease: str, year: int) -> str:
+    row = territory_indicators(url, run_id, territory_id, disease).filter(pl.col("year") == year)
+    noun = DISEASE_NOUNS.get(disease, label(disease).lower())
+    if row.height == 0:
+        return f"Pas de résultat pour {noun} sur le territoire en {year}"
+    return _sentence(f"{people_phrase(_value(row, 'cases'))} suivies pour {noun} sur le territoire en {year}")
+
+
+@_typeset
+def headline_strata(url: str, run_id: int, territory_id: int, disease: str, year: int) -> str:
+    care = territory_care(url, run_id, territory_id, disease, year)
+    strata = care.filter(pl.col("stratum") != "all")
+    if strata.height == 0:
+        return "Pas de strates publiées pour cette année"
+    top = strata.row(0, named=True)
+    total = _value(care.filter(pl.col("stratum") == "all"), "people")
+    noun = DISEASE_NOUNS.get(disease, label(disease).lower())
+    among = f" sur {fr_int(total)} suivies pour {noun}" if total is not None else f" suivies pour {noun}"
+    verb = "est" if top["people"] is not None and top["people"] <= 1 else "sont"
+    return _sentence(f"{people_phrase(top['people'])}{among} {verb} au profil le plus sévère, « {top['name']} » ({year})")
+
+
+@_typeset
+def headline_care(url: str, run_id: int, territory_id: int, disease: str, year: int) -> str:
+    row = territory_care(url, run_id, territory_id, disease, year).filter(pl.col("stratum") == "all")
+    noun = DISEASE_NOUNS.get(disease, label(disease).lower())
+    if row.height == 0:
+        return f"Pas de recours aux soins publié pour {noun} en {year}"
+    r = row.row(0, named=True)
+    text = f"En {year}, les {people_phrase(r['people'])} suivies pour {noun} ont eu {people_phrase(r['stays'], 'séjours')}"
+    if r["emergency_stays"] is not None:
+        text += f", dont {fr_int(r['emergency_stays'])} arrivées par les urgences"
+    return text.replace("les moins de 11", "moins de 11")
+
+
+def _upward(from_level: int | None, to: str, levels: dict[str, int]) -> bool:
+    if to == "deces":
+        return True
+    return from_level is not None and to in levels and levels[to] > from_level
+
+
+@_typeset
+def headline_trajectories(url: str, run_id: int, disease: str, year: int) -> str:
+    rows = read(url, "transitions", run_id, disease=disease, year=year)
+    levels = dict(strata_levels(url, run_id, disease).select("stratum", "stratum_level").iter_rows())
+    noun = DISEASE_NOUNS.get(disease, label(disease).lower())
+    totals = rows.filter((pl.col("to_stratum") == "all") & pl.col("count").is_not_null())
+    if totals.height == 0:
+        return f"Pas de trajectoires publiées pour {noun} en {year}"
+    known = set(totals["from_stratum"].to_list())
+    moves = rows.filter(pl.col("from_stratum").is_in(known) & (pl.col("to_stratum") != "all"))
+    up = [r for r in moves.iter_rows(named=True) if _upward(levels.get(r["from_stratum"]), r["to_stratum"], levels)]
+    total = int(totals["count"].sum())
+    share = sum(r["count"] or 0 for r in up) / total if total else 0.0
+    at_least = "au moins " if any(r["count"] is None for r in up) else ""
+    return _sentence(
+        f"{at_least}{fr_pct(share, 0)} des personnes suivies pour {noun} en {year} sont passées à un profil "
+        f"plus sévère ou sont décédées à l'hôpital en {year + 1}"
+    )
+
+
+@_typeset
+def headline_quality(url: str, run_id: int) -> str:
+    stays = read(url, "quality", run_id, section="stays")
+    values = dict(stays.select("measure", "rows").iter_rows())
+    if not values:
+        return "Pas de rapport de lecture du PMSI pour cette exécution"
+    loaded, kept = values.get("loaded"), values.get("kept")
+    text = f"{fr_int(loaded)} séjours lus, {fr_int(kept)} retenus après les filtres de qualité"
+    if loaded and kept is not None:
+        text += f" ({fr_pct(kept / loaded, 0)})"
+    return text
+
+
+# ------------------------------------------------------------------------------------- tables
+
+
+def _fr_p(p: float | None) -> str:
+    if p is None or (isinstance(p, float) and np.isnan(p)):
+        return MISSING
+    return "< 0,001" if p < 0.001 else fr_dec(p, 3)
+
+
+def _fr_date(value) -> str:
+    if value is None:
+        return MISSING
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.strftime("%d/%m/%Y %H:%M:%S")
+
+
+def _yes_no(value) -> str:
+    return MISSING if value is None else ("oui" if value else "non")
+
+
+def _text(value) -> str:
+    return "" if value is None else str(value)
+
+
+def is_numeric_cell(cell: str) -> bool:
+    """A table cell that reads as a number, a masked count, an interval or a share (tables align
+    such cells to the right)."""
+    text = cell.replace("km²", "").replace("n°", "")
+    return cell == MISSING or (any(c.isdigit() for c in text) and not any(c.isalpha() or c == "_" for c in text))
+
+
+def _table(rows: list[dict]) -> pd.DataFrame:
+    """A table of text cells (French headers as keys): no NaN, no None."""
+    frame = pd.DataFrame(rows)
+    return frame.fillna("") if len(frame) else frame
+
+
+def territory_facts(url: str, run_id: int, territory_id: int) -> list[tuple[str, str, str]]:
+    """(label, value, help) of the territory's key figures."""
+    row = territories(url, run_id).filter(pl.col("territory_id") == territory_id)
+    if row.height == 0:
+        return []
+    r = row.row(0, named=True)
+    return [
+        ("Habitants", fr_int(r["population"]), "Population du recensement (INSEE)"),
+        ("Zones", fr_int(r["zones"]), "Zones de résidence (codes géographiques PMSI) du territoire"),
+        ("Établissements", fr_int(r["hospitals"]), "Établissements de santé (MCO) situés sur le territoire"),
+        ("Séjours des habitants", fr_int(r["stays_residents"]), "Séjours hospitaliers des habitants, où qu'ils aient lieu"),
+        ("Indice de localisation", fr_pct(r["localization_index"], 0),
+         "Part des séjours des habitants réalisés dans les établissements du territoire"),
+        ("Indice de part de marché", fr_pct(r["market_share_index"], 0),
+         "Part des séjours des établissements du territoire qui concernent ses habitants"),
+        ("Superficie", f"{fr_int(r['area_km2'])} km²", "Superficie du territoire"),
+    ]
+
+
+def disease_facts(url: str, run_id: int, territory_id: int, disease: str, year: int) -> list[tuple[str, str, str]]:
+    """(label, value, help) of the disease's key figures on the territory for one year."""
+    row = territory_indicators(url, run_id, territory_id, disease).filter(pl.col("year") == year)
+    if row.height == 0:
+        return []
+    r = row.row(0, named=True)
+    return [
+        ("Personnes suivies", fr_int(r["cases"]), f"Cas repérés dans les données hospitalières en {year}"),
+        ("Nouveaux cas", fr_int(r["incident_cases"]), f"Cas incidents (repérés pour la première fois) en {year}"),
+        ("Prévalence standardisée", fr_rate(r["prevalence_std"]), f"{PER_100K}, standardisée sur l'âge et le sexe"),
+        ("Incidence standardisée", fr_rate(r["incidence_std"]), f"{PER_100K}, standardisée sur l'âge et le sexe"),
+    ]
+
+
+def table_hospitals(url: str, run_id: int, territory_id: int) -> pd.DataFrame:
+    rows = read(url, "hospitals", run_id, territory_id=territory_id).sort("name")
+    return _table([
+        {
+            "Établissement": _text(r["name"]),
+            "Commune": _text(r["town"]),
+            "Catégorie": HOSPITAL_KINDS.get(r["kind"], _text(r["kind"])),
+            "Urgences": _yes_no(r["has_emergency"]),
+            "FINESS": _text(r["hospital_id"]),
+        }
+        for r in rows.iter_rows(named=True)
+    ])
+
+
+def flows(url: str, run_id: int, territory_id: int, top: int = 10) -> pl.DataFrame:
+    """The hospital groups where the territory's residents are hospitalised, largest first
+    (masked groups after), at most ``top``, with the group's territory name (``group_territory``)
+    and display name (``group``)."""
+    rows = read(url, "flows", run_id, territory_id=territory_id).filter(pl.col("hospital_group") != "all")
+    names = territory_names(url, run_id)
+    rows = rows.with_columns(
+        pl.col("group_territory_id").replace_strict(list(names), list(names.values()), default=None,
+                                                    return_dtype=pl.String).alias("group_territory")
+    )
+    # establishment grouping: a group is a hospital, named as in the hospitals table
+    hospitals = read(url, "hospitals", run_id).select(pl.col("hospital_id").alias("hospital_group"), "name")
+    rows = rows.join(hospitals, on="hospital_group", how="left").with_columns(
+        pl.coalesce("name", "group_name", "hospital_group").alias("group")
+    )
+    return rows.sort(pl.col("stays").is_null(), pl.col("stays"), "group", descending=[False, True, False]).head(top)
+
+
+def table_flows(url: str, run_id: int, territory_id: int, top: int = 10) -> pd.DataFrame:
+    total = read(url, "flows", run_id, territory_id=territory_id, hospital_group="all")
+    rows = [
+        {
+            "Établissement": _text(r["group"]),
+            "Territoire": _text(r["group_territory"]) or "hors périmètre",
+            "Séjours": fr_int(r["stays"]),
+            "Part": fr_pct(r["share"]),
+        }
+        for r in flows(url, run_id, territory_id, top).iter_rows(named=True)
+    ]
+    if total.height:
+        rows.append({
+            "Établissement": "Tous les établissements",
+            "Territoire": "",
+            "Séjours": fr_int(total["stays"][0]),
+            "Part": fr_pct(1.0),
+        })
+    return _table(rows)
+
+
+def table_territories(url: str, run_id: int, territory_id: int) -> pd.DataFrame:
+    """Every territory of the run, the selected one and its neighbours marked."""
+    near = set(neighbours(url, run_id, territory_id))
+    return _table([
+        {
+            "Territoire": r["territory_name"],
+            "Situation": "ce territoire" if r["territory_id"] == territory_id else ("voisin" if r["territory_id"] in near else ""),
+            "Habitants": fr_int(r["population"]),
+            "Zones": fr_int(r["zones"]),
+            "Établissements": fr_int(r["hospitals"]),
+            "Indice de localisation": fr_pct(r["localization_index"], 0),
+            "Indice de part de marché": fr_pct(r["market_share_index"], 0),
+        }
+        for r in territories(url, run_id).iter_rows(named=True)
+    ])
+
+
+def table_zone_indicators(url: str, run_id: int, territory_id: int, disease: str, year: int) -> pd.DataFrame:
+    rows = zone_indicators(url, run_id, territory_id, disease, year)
+    return _table([
+        {
+            "Zone": r["unit"] if not r["unit_name"] else f"{r['unit']} {r['unit_name']}",
+            "Habitants": fr_int(r["population"]),
+            "Personnes suivies": fr_int(r["cases"]),
+            "Nouveaux cas": fr_int(r["incident_cases"]),
+            "Prévalence brute": fr_rate(r["prevalence_crude"]),
+            "Prévalence standardisée": fr_rate(r["prevalence_std"]),
+            "IC 95 % (prév. std.)": _interval(r["prevalence_std_low"], r["prevalence_std_high"]),
+            "Incidence standardisée": fr_rate(r["incidence_std"]),
+        }
+        for r in rows.iter_rows(named=True)
+    ])
+
+
+def _interval(low, high, fmt: Callable = fr_rate) -> str:
+    if low is None or high is None:
+        return MISSING
+    return f"{fmt(low)} – {fmt(high)}"
+
+
+def table_subtypes(url: str, run_id: int, territory_id: int, disease: str, year: int) -> pd.DataFrame:
+    rows = read(url, "indicators", run_id, level="territory", unit=str(territory_id), disease=disease, year=year)
+    rows = rows.sort(pl.col("subtype") != "all", "subtype")
+    return _table([
+        {
+            "Sous-groupe": SUBTYPES.get(r["subtype"], label(r["subtype"])),
+            "Personnes suivies": fr_int(r["cases"]),
+            "Nouveaux cas": fr_int(r["incident_cases"]),
+            f"Prévalence standardisée ({PER_100K})": fr_rate(r["prevalence_std"]),
+            "IC 95 %": _interval(r["prevalence_std_low"], r["prevalence_std_high"]),
+            f"Incidence standardisée ({PER_100K})": fr_rate(r["incidence_std"]),
+        }
+        for r in rows.iter_rows(named=True)
+    ])
+
+
+def compared_territories(url: str, run_id: int, disease: str, indicator: str, year: int) -> pl.DataFrame:
+    rows = read(url, "indicators", run_id, level="territory", disease=disease, year=year, subtype="all")
+    return rows.with_columns(pl.col("unit").cast(pl.Int64).alias("territory_id")).sort(
+        pl.col(indicator).is_null(), indicator, descending=[False, True]
+    )
+
+
+def table_comparison(url: str, run_id: int, territory_id: int, disease: str, year: int) -> pd.DataFrame:
+    rows = compared_territories(url, run_id, disease, "prevalence_std", year)
+    area = read(url, "indicators", run_id, level="area", disease=disease, year=year, subtype="all")
+    out = []
+    for r in [*rows.iter_rows(named=True), *area.iter_rows(named=True)]:
+        name = AREA if r["level"] == "area" else (r["unit_name"] or f"Territoire n° {r['unit']}")
+        if r["level"] == "territory" and int(r["unit"]) == territory_id:
+            name += " (ce territoire)"
+        out.append({
+            "Territoire": name,
+            "Personnes suivies": fr_int(r["cases"]),
+            "Habitants": fr_int(r["population"]),
+            "Prévalence brute": fr_rate(r["prevalence_crude"]),
+            "Prévalence standardisée": fr_rate(r["prevalence_std"]),
+            "IC 95 %": _interval(r["prevalence_std_low"], r["prevalence_std_high"]),
+            "Incidence standardisée": fr_rate(r["incidence_std"]),
+        })
+    return _table(out)
+
+
+def history_note(url: str, run_id: int, territory_id: int, disease: str) -> str | None:
+    """A caution for the years whose look-back is not fully covered by the data."""
+    rows = territory_indicators(url, run_id, territory_id, disease).filter(pl.col("complete_history").not_())
+    years = rows["year"].to_list()
+    if not years:
+        return None
+    listed = ", ".join(str(y) for y in years)
+    return (f"Antériorité incomplète ({listed}) : les années de recul demandées par l'algorithme ne sont pas toutes "
+            "dans les données ; la prévalence peut y être sous-estimée et l'incidence surestimée.")
+
+
+def strata_pyramid_rows(url: str, run_id: int, territory_id: int, disease: str, year: int) -> pl.DataFrame:
+    """stratum, stratum_level, name, people of the territory (every stratum, even without a row)."""
+    people = read(url, "care_use", run_id, level="territory", unit=str(territory_id), disease=disease, year=year)
+    return strata_levels(url, run_id, disease).select("stratum", "stratum_level", "name").join(
+        people.select("stratum", "people"), on="stratum", how="left"
+    )
+
+
+def table_strata_zones(url: str, run_id: int, territory_id: int, disease: str, year: int) -> pd.DataFrame:
+    """People per zone of the territory and stratum (columns: strata, most severe first)."""
+    zones = read(url, "zones", run_id).filter(pl.col("territory_id") == territory_id)["zone_code"].to_list()
+    rows = read(url, "care_use", run_id, level="zone", disease=disease, year=year, unit=zones)
+    levels = strata_levels(url, run_id, disease).sort("stratum_level", descending=True)
+    people = {(r["unit"], r["stratum"]): r["people"] for r in rows.iter_rows(named=True)}
+    present = {r["unit"] for r in rows.iter_rows(named=True)}
+    out = []
+    for zone in sorted(present):
+        row = {"Zone": zone}
+        for s, name in levels.select("stratum", "name").iter_rows():
+            row[name] = fr_int(people.get((zone, s))) if (zone, s) in people else "0"
+        row["Total"] = fr_int(people.get((zone, "all"))) if (zone, "all") in people else MISSING
+        out.append(row)
+    return _table(out)
+
+
+def table_care(url: str, run_id: int, territory_id: int, disease: str, year: int) -> pd.DataFrame:
+    rows = territory_care(url, run_id, territory_id, disease, year)
+    out = []
+    for r in rows.iter_rows(named=True):
+        row = {"Profil": r["name"], "Personnes": fr_int(r["people"])}
+        for key in ("stays", "emergency_stays", "bed_days", "readmissions_30d", "deaths"):
+            row[CARE_USE[key]] = fr_int(r[key])
+        for key in ("stays_per_person", "emergency_stays_per_person", "bed_days_per_person",
+                    "readmissions_30d_per_person", "deaths_per_person"):
+            row[CARE_USE_PER_PERSON[key]] = fr_dec(r[key], 2)
+        out.append(row)
+    return _table(out)
+
+
+def table_transitions(url: str, run_id: int, disease: str, year: int) -> pd.DataFrame:
+    """From each stratum of N (rows, most severe first) to N + 1 (columns): count (share)."""
+    rows = read(url, "transitions", run_id, disease=disease, year=year)
+    levels = strata_levels(url, run_id, disease).sort("stratum_level", descending=True)
+    names = dict(levels.select("stratum", "name").iter_rows())
+    targets = [*levels["stratum"].to_list(), "deces", "non_revu"]
+    cells = {(r["from_stratum"], r["to_stratum"]): (r["count"], r["proportion"]) for r in rows.iter_rows(named=True)}
+    out = []
+    for s in levels["stratum"].to_list():
+        if (s, "all") not in cells:
+            continue
+        row = {f"Profil en {year}": names[s], "Effectif": fr_int(cells[(s, "all")][0])}
+        for t in targets:
+            head = names.get(t) or label(t)
+            if (s, t) not in cells:
+                row[head] = "0"
+                continue
+            count, share = cells[(s, t)]
+            row[head] = fr_int(count) if count is None else f"{fr_int(count)} ({fr_pct(share, 0)})"
+        out.append(row)
+    return _table(out)
+
+
+def _stratum_term(term: str, names: dict[str, str]) -> str:
+    if term.startswith("stratum:"):
+        code = term.split(":", 1)[1]
+        return typeset(f"Profil « {names.get(code, code)} »")
+    return FEATURES.get(term, term)
+
+
+def table_logrank(url: str, run_id: int, disease: str) -> pd.DataFrame:
+    rows = read(url, "survival_tests", run_id, disease=disease, kind="logrank")
+    names = strata_names(url, run_id, disease)
+    out = []
+    for r in rows.iter_rows(named=True):
+        detail = json.loads(r["detail"]) if r["detail"] else {}
+        higher, lower = detail.get("higher", ""), detail.get("lower", "")
+        out.append({
+            "Profil le plus sévère": names.get(higher, higher),
+            "comparé à": names.get(lower, lower),
+            "Effectifs": f"{fr_int(detail.get('n_higher'))} / {fr_int(detail.get('n_lower'))}",
+            "Sans événement à 1 an": f"{fr_pct(detail.get('survival_365_higher'), 0)} / "
+                                     f"{fr_pct(detail.get('survival_365_lower'), 0)}",
+            "Statistique du log-rank": fr_dec(r["estimate"], 1),
+            "p": _fr_p(r["p_value"]),
+            "Ordre attendu": _yes_no(detail.get("ordered")),
+        })
+    return _table(out)
+
+
+def table_cox(url: str, run_id: int, disease: str) -> pd.DataFrame:
+    rows = read(url, "survival_tests", run_id, disease=disease, kind="cox")
+    names = strata_names(url, run_id, disease)
+    return _table([
+        {
+            "Variable": _stratum_term(r["term"], names),
+            "Rapport de risques (HR)": fr_dec(r["estimate"], 2),
+            "IC 95 %": _interval(r["lower"], r["upper"], lambda v: fr_dec(v, 2)),
+            "p": _fr_p(r["p_value"]),
+            "Personnes": fr_int(r["n"]),
+            "Événements": fr_int(r["events"]),
+        }
+        for r in rows.iter_rows(named=True)
+    ])
+
+
+def table_ph_test(url: str, run_id: int, disease: str) -> pd.DataFrame:
+    rows = read(url, "survival_tests", run_id, disease=disease, kind="ph_test")
+    names = strata_names(url, run_id, disease)
+    return _table([
+        {
+            "Variable": _stratum_term(r["term"], names),
+            "Statistique": fr_dec(r["estimate"], 2),
+            "p": _fr_p(r["p_value"]),
+            "Risques proportionnels": "hypothèse plausible" if (r["p_value"] or 0) >= 0.05 else "à vérifier",
+        }
+        for r in rows.iter_rows(named=True)
+    ])
+
+
+def table_model_metrics(url: str, run_id: int, disease: str) -> pd.DataFrame:
+    rows = read(url, "model_metrics", run_id, disease=disease)
+    return _table([
+        {
+            "Modèle": MODELS.get(r["model"], r["model"]),
+            "AUC": fr_dec(r["auc"], 3),
+            "Score de Brier": fr_dec(r["brier"], 3),
+            "Brier de référence (prévalence seule)": fr_dec(r["brier_reference"], 3),
+            "Log loss": fr_dec(r["log_loss"], 3),
+        }
+        for r in rows.iter_rows(named=True)
+    ])
+
+
+def model_card(url: str, run_id: int, disease: str) -> str | None:
+    rows = read(url, "model_cards", run_id, disease=disease)
+    return rows["markdown"][0] if rows.height else None
+
+
+def quality_files(url: str, run_id: int) -> pd.DataFrame:
+    rows = read(url, "quality", run_id, section="file")
+    per_file: dict[str, dict] = {}
+    for r in rows.iter_rows(named=True):
+        per_file.setdefault(r["item"], {})[r["measure"]] = r["rows"]
+    return _table([
+        {
+            "Fichier": item,
+            "Lignes lues": fr_int(v.get("read")),
+            "Lignes chargées": fr_int(v.get("loaded")),
+            "Lignes en quarantaine": fr_int(v.get("quarantined")),
+        }
+        for item, v in per_file.items()
+    ])
+
+
+def quality_reasons(url: str, run_id: int) -> pd.DataFrame:
+    rows = read(url, "quality", run_id, section="reason")
+    return _table([
+        {"Fichier": r["item"], "Motif de mise en quarantaine": reason_fr(r["detail"]), "Lignes": fr_int(r["rows"])}
+        for r in rows.iter_rows(named=True)
+    ])
+
+
+def quality_stays(url: str, run_id: int) -> pd.DataFrame:
+    rows = read(url, "quality", run_id, section="stays")
+    words = {"loaded": "Séjours chargés", "kept": "Séjours retenus", "sessions": "Séances (CMD 28) mises à part"}
+    return _table([{"": words.get(r["measure"], r["measure"]), "Séjours": fr_int(r["rows"])} for r in rows.iter_rows(named=True)])
+
+
+def quality_filters(url: str, run_id: int) -> pd.DataFrame:
+    rows = read(url, "quality", run_id, section="filter")
+    return _table([
+        {
+            "Filtre de qualité": FILTER_LABELS.get(r["item"], r["item"]),
+            "Appliqué": _yes_no(r["enabled"]),
+            "Séjours exclus": fr_int(r["rows"]),
+        }
+        for r in rows.iter_rows(named=True)
+    ])
+
+
+def run_facts(url: str, run_id: int) -> pd.DataFrame:
+    r = run_info(url, run_id) or {}
+    years = f"{r.get('first_year')}–{r.get('last_year')}" if r.get("first_year") else MISSING
+    report = r.get("input_report") or {}
+    selected = r.get("selected_territory")
+    rows = [
+        ("Exécution", f"n° {run_id}"),
+        ("Configuration", _text(r.get("name"))),
+        ("Description", _text(r.get("description"))),
+        ("Fichier de configuration", _text(r.get("config_path"))),
+        ("Statut", RUN_STATUS.get(r.get("status"), _text(r.get("status")))),
+        ("Début", _fr_date(r.get("started_at"))),
+        ("Fin", _fr_date(r.get("finished_at"))),
+        ("Version de respop", _text(r.get("code_version"))),
+        ("Années", years),
+        ("Comptes de lecture équilibrés", _yes_no(report.get("balanced"))),
+        ("Territoire d'intérêt", territory_name(url, run_id, selected) if selected is not None else "non précisé"),
+        ("Système de coordonnées", _text(r.get("crs"))),
+        ("Empreinte de la configuration (SHA-256)", _text(r.get("config_sha256"))[:16]),
+        ("Empreinte des résultats (SHA-256)", _text(r.get("results_sha256"))[:16]),
+    ]
+    if r.get("error"):
+        rows.append(("Erreur", r["error"]))
+    return _table([{"": k, "Valeur": v} for k, v in rows])
+
+
+def run_timings(url: str, run_id: int) -> pd.DataFrame:
+    timings = (run_info(url, run_id) or {}).get("timings") or {}
+    rows = [{"Étape": STEP_LABELS.get(k, k), "Durée (s)": fr_dec(v, 1)} for k, v in timings.items()
+            if isinstance(v, (int, float))]
+    if rows:
+        rows.append({"Étape": "Total", "Durée (s)": fr_dec(sum(v for v in timings.values() if isinstance(v, (int, float))), 1)})
+    return _table(rows)
+
+
+def run_label(r: dict) -> str:
+    """How a run is named in the run selector: "n° 3 · 24/11/2026 13:41"."""
+    started = r.get("started_at")
+    when = started.strftime("%d/%m/%Y %H:%M") if isinstance(started, dt.datetime) else _text(started)
+    return f"n° {r['run_id']} · {when}" if when else f"n° {r['run_id']}"
+
+
+def run_years(r: dict) -> str:
+    return f"{r['first_year']}–{r['last_year']}" if r.get("first_year") else MISSING
+
+
+def table_runs(url: str, name: str | None) -> pd.DataFrame:
+    out = []
+    for r in runs(url, name):
+        seconds = sum(v for v in (r.get("timings") or {}).values() if isinstance(v, (int, float)))
+        out.append({
+            "Exécution": f"n° {r['run_id']}",
+            "Statut": RUN_STATUS.get(r["status"], r["status"]),
+            "Début": _fr_date(r.get("started_at")),
+            "Années": f"{r['first_year']}–{r['last_year']}" if r.get("first_year") else MISSING,
+            "Durée (s)": fr_dec(seconds, 1),
+            "Version": _text(r.get("code_version")),
+            "Empreinte des résultats": _text(r.get("results_sha256"))[:12],
+        })
+    return _table(out)
+
+
+# ======================================================================================= figures
+
+
+def _percent(value: float | None) -> str:
+    """A value already in percent: 12.3 → "12 %"."""
+    return fr_pct(None if value is None else value / 100, 0)
+
+
+def _fig_territory_map(url, run_id, meeting, territory_id):
+    hospitals = read(url, "hospitals", run_id)
+    return figures.territory_map(territories_gdf(url, run_id), territory_id, hospitals, zones_gdf(url, run_id),
+                                 meeting=meeting,
+                                 title=f"{territory_name(url, run_id, territory_id)} et ses voisins")
+
+
+def _fig_population_map(url, run_id, meeting, territory_id):
+    zones = read(url, "zones", run_id).filter(pl.col("territory_id") == territory_id)
+    values = zones.select("zone_code", pl.col("population").alias("value"))
+    return figures.zone_map(zones_gdf(url, run_id), values, f"Habitants par zone — {territory_name(url, run_id, territory_id)}",
+                            "Habitants", territory_id=territory_id, meeting=meeting)
+
+
+def _fig_flows(url, run_id, meeting, territory_id):
+    rows = flows(url, run_id, territory_id, top=8 if meeting else 10).with_columns(
+        (pl.col("share") * 100).alias("percent")
+    )
+    return figures.hbar(rows, "group", "percent", f"Où sont hospitalisés les habitants — {territory_name(url, run_id, territory_id)}",
+                        "Part des séjours des habitants (%)", formatter=_percent, meeting=meeting, masked_text=MASKED)
+
+
+def _fig_indicator_map(url, run_id, meeting, territory_id, disease, indicator, year):
+    rows = zone_indicators(url, run_id, territory_id, disease, year).select(
+        pl.col("unit").alias("zone_code"), pl.col(indicator).alias("value")
+    )
+    title = f"{INDICATOR_CHOICES[indicator]} — {DISEASES.get(disease, disease)}, {year}"
+    return figures.zone_map(zones_gdf(url, run_id), rows, title, indicator_unit(indicator), territory_id=territory_id,
+                            meeting=meeting)
+
+
+def _fig_trend(url, run_id, meeting, territory_id, disease, indicator):
+    name = territory_name(url, run_id, territory_id)
+    parts = [
+        (name, territory_indicators(url, run_id, territory_id, disease)),
+        (AREA, read(url, "indicators", run_id, level="area", disease=disease, subtype="all").sort("year")),
+    ]
+    band = _is_rate(indicator)
+    frames = []
+    for series, rows in parts:
+        frames.append(rows.select(
+            "year", pl.lit(series).alias("series"), pl.col(indicator).cast(pl.Float64).alias("value"),
+            (pl.col(f"{indicator}_low") if band else pl.lit(None)).cast(pl.Float64).alias("low"),
+            (pl.col(f"{indicator}_high") if band else pl.lit(None)).cast(pl.Float64).alias("high"),
+        ))
+    if not band:  # a count of the whole area dwarfs the territory's: show the territory alone
+        frames = frames[:1]
+    title = f"{INDICATOR_CHOICES[indicator]} — {DISEASES.get(disease, disease)}, évolution"
+    value_label = f"{INDICATOR_CHOICES[indicator]} ({indicator_unit(indicator)})"
+    return figures.trend(pl.concat(frames), title, value_label, meeting=meeting)
+
+
+def _fig_comparison(url, run_id, meeting, territory_id, disease, indicator, year):
+    rows = compared_territories(url, run_id, disease, indicator, year).with_columns(
+        pl.when(pl.col("territory_id") == territory_id).then(pl.format("▶ {}", pl.col("unit_name")))
+        .otherwise(pl.col("unit_name")).alias("name")
+    )
+    title = f"{INDICATOR_CHOICES[indicator]} par territoire — {DISEASES.get(disease, disease)}, {year}"
+    return figures.hbar(rows, "name", indicator, title, f"{INDICATOR_CHOICES[indicator]} ({indicator_unit(indicator)})",
+                        formatter=indicator_format(indicator), meeting=meeting)
+
+
+def _fig_pyramid(url, run_id, meeting, territory_id, disease, year):
+    rows = strata_pyramid_rows(url, run_id, territory_id, disease, year)
+    title = f"Profils des personnes suivies pour {DISEASE_NOUNS.get(disease, disease)} — {territory_name(url, run_id, territory_id)}, {year}"
+    return figures.strata_pyramid(rows, title, meeting=meeting)
+
+
+def _care_rows(url, run_id, territory_id, disease, year) -> pl.DataFrame:
+    return territory_care(url, run_id, territory_id, disease, year).filter(pl.col("stratum") != "all")
+
+
+def _fig_care(url, run_id, meeting, territory_id, disease, year):
+    rows = _care_rows(url, run_id, territory_id, disease, year)
+    long = pl.concat([
+        rows.select("name", pl.lit(m).alias("measure"), pl.col(m).cast(pl.Float64).alias("value")) for m in CARE_MEASURES
+    ]) if rows.height else None
+    if long is not None:  # group by stratum (most severe first), measures in a fixed order
+        order = {n: i for i, n in enumerate(rows["name"].to_list())}
+        long = long.with_columns(pl.col("name").replace_strict(order, return_dtype=pl.Int64).alias("_o")).sort(
+            "_o", maintain_order=True).drop("_o")
+    title = f"Recours aux soins par personne et par profil — {DISEASES.get(disease, disease)}, {year}"
+    return figures.grouped_bars(long, "name", "measure", "value", title, "Nombre moyen par personne", meeting=meeting)
+
+
+def _fig_bed_days(url, run_id, meeting, territory_id, disease, year):
+    rows = _care_rows(url, run_id, territory_id, disease, year)
+    title = f"Journées d'hospitalisation par personne — {DISEASES.get(disease, disease)}, {year}"
+    return figures.hbar(rows, "name", "bed_days_per_person", title, "Journées par personne",
+                        formatter=lambda v: fr_dec(v, 1), meeting=meeting)
+
+
+def _fig_sankey(url, run_id, meeting, disease, year):
+    rows = read(url, "transitions", run_id, disease=disease, year=year)
+    levels = strata_levels(url, run_id, disease)
+    title = f"Trajectoires {year} → {year + 1} — {DISEASES.get(disease, disease)} (région étudiée)"
+    return figures.sankey(rows, levels["stratum"].to_list(), strata_names(url, run_id, disease), title, meeting=meeting)
+
+
+def _fig_survival(url, run_id, meeting, disease):
+    curves = read(url, "survival_curves", run_id, disease=disease)
+    title = f"Survie sans nouvelle hospitalisation pour {DISEASE_NOUNS.get(disease, disease)} ni décès, par profil"
+    return figures.survival(curves, strata_names(url, run_id, disease), title, meeting=meeting)
+
+
+def _fig_calibration(url, run_id, meeting, disease):
+    rows = read(url, "model_calibration", run_id, disease=disease, model=MAIN_MODEL).sort("bin")
+    long = pl.concat([
+        rows.select(pl.format("Décile {}", "bin").alias("decile"), pl.lit("Risque prédit").alias("series"),
+                    (pl.col("mean_predicted") * 100).alias("value")),
+        rows.select(pl.format("Décile {}", "bin").alias("decile"), pl.lit("Proportion observée").alias("series"),
+                    (pl.col("observed_rate") * 100).alias("value")),
+    ]).sort("decile", maintain_order=True) if rows.height else None
+    if long is not None:
+        long = long.with_columns(pl.col("decile").str.extract(r"(\d+)").cast(pl.Int64).alias("_b")).sort(
+            "_b", maintain_order=True).drop("_b")
+    title = f"Calibration du modèle — {DISEASES.get(disease, disease)} (déciles de risque prédit, année de test)"
+    return figures.grouped_bars(long, "decile", "series", "value", title, "Passage à un profil plus sévère ou décès (%)",
+                                meeting=meeting, formatter=_percent)
+
+
+def _fig_importance(url, run_id, meeting, disease):
+    rows = read(url, "model_importance", run_id, disease=disease).sort("importance", descending=True).head(10)
+    rows = rows.with_columns(pl.col("feature").replace(FEATURES).alias("name"))
+    title = f"Variables les plus utiles au modèle — {DISEASES.get(disease, disease)}"
+    return figures.hbar(rows, "name", "importance", title, "Baisse de l'AUC quand la variable est brouillée",
+                        formatter=lambda v: fr_dec(v, 3), meeting=meeting)
+
+
+def _fig_quality(url, run_id, meeting):
+    rows = read(url, "quality", run_id, section="filter").with_columns(
+        pl.col("item").replace(FILTER_LABELS).alias("name")
+    )
+    return figures.hbar(rows, "name", "rows", "Séjours exclus par les filtres de qualité", "Séjours exclus",
+                        meeting=meeting)
+
+
+FIGURES: dict[str, Callable] = {
+    "territory_map": _fig_territory_map,
+    "population_map": _fig_population_map,
+    "flows": _fig_flows,
+    "indicator_map": _fig_indicator_map,
+    "trend": _fig_trend,
+    "comparison": _fig_comparison,
+    "pyramid": _fig_pyramid,
+    "care": _fig_care,
+    "bed_days": _fig_bed_days,
+    "sankey": _fig_sankey,
+    "survival": _fig_survival,
+    "calibration": _fig_calibration,
+    "importance": _fig_importance,
+    "quality": _fig_quality,
+}
+"""Every figure of the boards: name → function(url, run_id, meeting, **parameters) → Figure."""
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def figure_png(name: str, url: str, run_id: int, meeting: bool = False, **params) -> bytes:
+    """The PNG bytes of the figure ``name`` of :data:`FIGURES` (cached per run and parameters)."""
+    return figures.to_png(FIGURES[name](url, run_id, meeting, **params))
+
+
+def file_name(*parts: object) -> str:
+    """A download file name: "respop-diabetes-carte-2023.png"."""
+    text = "-".join(str(p) for p in ("respop", *parts) if p is not None and p != "")
+    text = re.sub(r"[^A-Za-z0-9_.-]+", "-", text.replace(NNBSP, "-")).strip("-")
+    return f"{text}.png"

@@ -1,0 +1,329 @@
+"""The Streamlit board (dashboards/app.py → respop.boards.app) on the tiny store, run by
+Streamlit's AppTest as a user would open it: every page, run and territory choice (query
+parameters and widgets), meeting mode, password access, an empty store; the password hashes; the
+``respop dashboard`` command."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from streamlit.util import calc_hash
+
+from respop.boards import data
+from respop.boards.access import check_password, hash_password
+from respop.boards.app import CONFIG_ENV, MEETING_CSS, TITLE, config_arguments
+from respop.boards.labels import MASKED
+from tests.boards.conftest import BOARD_PASSWORD, write_config
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "dashboards" / "app.py"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+PAGES = {
+    # url_path: (page title, a subheader or text the page shows)
+    "territoire": ("Territoire", "Où les habitants sont hospitalisés"),
+    "diabete": ("Diabète", "Comparaison avec les autres territoires"),
+    "insuffisance-cardiaque": ("Insuffisance cardiaque", "Comparaison avec les autres territoires"),
+    "strates": ("Strates", "Les profils et leur protocole de soins"),
+    "recours": ("Recours aux soins", "Où les habitants sont hospitalisés (tous séjours)"),
+    "trajectoires": ("Trajectoires", "Survie sans nouvelle hospitalisation ni décès"),
+    "qualite": ("Qualité des données", "Lecture des fichiers PMSI"),
+}
+
+
+def board(config: Path, monkeypatch, page: str | None = None, **query) -> AppTest:
+    """The board over ``config`` (given as RESPOP_CONFIG), opened on ``page`` (a url_path)."""
+    monkeypatch.setenv(CONFIG_ENV, str(config))
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params.update({k: str(v) for k, v in query.items()})
+    if page is not None:
+        open_page(at, page)
+    return at.run()
+
+
+def open_page(at: AppTest, url_path: str) -> AppTest:
+    """Open a page of st.navigation. AppTest.switch_page knows file pages only; a callable page is
+    addressed by the hash of its url_path (StreamlitPage._script_hash)."""
+    at._page_hash = calc_hash(url_path)
+    return at
+
+
+def texts(at: AppTest) -> str:
+    """Every text the page shows (markdown, titles, subheaders, captions, alerts, widget labels)."""
+    parts = [e.value for kind in ("title", "subheader", "markdown", "caption", "info", "warning", "error")
+             for e in getattr(at, kind)]
+    parts += [m.label + " " + m.value for m in at.metric]
+    parts += [e.label for e in at.expander]
+    return "\n".join(str(p) for p in parts)
+
+
+def headline(at: AppTest) -> str:
+    found = [m.value for m in at.markdown if 'class="respop-headline"' in m.value]
+    assert len(found) == 1, found
+    return re.sub(r"<[^>]+>", "", found[0])
+
+
+def cells(at: AppTest) -> list[str]:
+    return [str(v) for df in at.dataframe for v in df.value.to_numpy().ravel()]
+
+
+def assert_french_tables(at: AppTest) -> None:
+    for df in at.dataframe:
+        frame = df.value
+        assert not frame.isna().any().any(), frame
+        values = {str(v) for v in frame.to_numpy().ravel()}
+        assert not values & {"None", "nan", "NaN", "null"}, values
+        assert not any(re.fullmatch(r"-?\d+\.\d+", v) for v in values), values  # no decimal point
+
+
+# ------------------------------------------------------------------------------------ the pages
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_shows_its_title_headline_figures_and_tables(tiny_run, monkeypatch, page):
+    at = board(tiny_run.config_path, monkeypatch, page)
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    title, text = PAGES[page]
+    assert [t.value for t in at.title] == [title]
+    assert text in texts(at)
+    assert headline(at)
+    images = at.image
+    downloads = at.get("download_button")
+    assert len(images) >= 1
+    assert len(downloads) == len(images)  # every figure has its PNG download
+    assert {d.label for d in downloads} == {"Télécharger (PNG)"}
+    assert len(at.dataframe) >= 1
+    assert_french_tables(at)
+
+
+def test_pages_speak_french_about_the_tiny_territory(tiny_run, monkeypatch):
+    at = board(tiny_run.config_path, monkeypatch)  # the default page: Territoire
+    names = data.territory_names(tiny_run.config.store.url, tiny_run.run_id)
+    first = names[min(names)]  # tiny has no territory of interest: the first is shown
+    assert headline(at).startswith(f"{first}\u00a0: ")
+    assert "habitants" in headline(at)
+    assert {m.label for m in at.metric} >= {"Habitants", "Indice de localisation", "Indice de part de marché"}
+    open_page(at, "insuffisance-cardiaque").run()
+    assert re.fullmatch(r"[\d\u202f]+ personnes suivies pour insuffisance cardiaque sur le territoire en 2023",
+                        headline(at)), headline(at)
+
+
+def test_masked_counts_show_as_less_than_11(tiny_run, monkeypatch):
+    at = board(tiny_run.config_path, monkeypatch, "strates")
+    at.sidebar.radio(key="disease").set_value("heart_failure").run()
+    assert not at.exception
+    shown = cells(at)
+    assert MASKED in shown  # people per zone and profile: tiny's heart failure has small groups
+    assert_french_tables(at)
+    open_page(at, "recours").run()
+    assert MASKED in cells(at)  # care use per profile: in-hospital deaths of 1 to 10 people
+    assert_french_tables(at)
+
+
+def test_run_chosen_by_query_parameter_or_in_the_sidebar(two_runs, monkeypatch):
+    config, (first, second) = two_runs
+    at = board(config, monkeypatch)
+    assert at.sidebar.selectbox(key="run_id").value == second  # the newest by default
+    assert at.query_params["run"] == str(second)
+
+    at = board(config, monkeypatch, "qualite", run=first)
+    assert at.sidebar.selectbox(key="run_id").value == first
+    assert f"Exécution n° {first} ·" in texts(at)
+    assert "une exécution antérieure" in " ".join(c.value for c in at.sidebar.caption)
+    at.sidebar.selectbox(key="run_id").set_value(second).run()
+    assert f"Exécution n° {second} ·" in texts(at)
+    assert at.query_params["run"] == str(second)
+    assert "la plus récente" in " ".join(c.value for c in at.sidebar.caption)
+
+    at = board(config, monkeypatch, run=999)
+    assert at.sidebar.selectbox(key="run_id").value == second
+    assert any("n° 999 introuvable" in w.value for w in at.sidebar.warning)
+
+
+def test_territory_chosen_by_query_parameter_or_in_the_sidebar(tiny_run, monkeypatch):
+    names = data.territory_names(tiny_run.config.store.url, tiny_run.run_id)
+    last = max(names)
+    at = board(tiny_run.config_path, monkeypatch, territoire=last)
+    assert at.sidebar.selectbox(key="territory_id").value == last
+    assert headline(at).startswith(names[last])
+    assert at.query_params["territoire"] == str(last)
+    first = min(names)
+    at.sidebar.selectbox(key="territory_id").set_value(first).run()
+    assert headline(at).startswith(names[first])
+    assert at.query_params["territoire"] == str(first)
+
+
+def test_meeting_mode(tiny_run, monkeypatch):
+    at = board(tiny_run.config_path, monkeypatch, "diabete")
+    assert at.sidebar.toggle(key="meeting").value is False
+    assert not any(MEETING_CSS.strip() in m.value for m in at.markdown)
+    assert all(e.proto.expanded for e in at.expander)  # tables shown on a screen
+    normal = headline(at)
+
+    at.sidebar.toggle(key="meeting").set_value(True).run()
+    assert not at.exception
+    assert any(MEETING_CSS.strip() in m.value for m in at.markdown)  # large type
+    assert headline(at) == normal  # the page's one message
+    assert at.query_params["reunion"] == "1"
+    assert len(at.image) >= 3
+    assert not any(e.proto.expanded for e in at.expander)  # details folded: one message per screen
+
+    at = board(tiny_run.config_path, monkeypatch, "strates", reunion=1)  # a shared meeting link
+    assert at.sidebar.toggle(key="meeting").value is True
+    assert any(MEETING_CSS.strip() in m.value for m in at.markdown)
+
+
+def test_meeting_mode_is_the_configuration_default(tiny_run, monkeypatch, tmp_path):
+    config = write_config(tmp_path / "tiny.toml", tiny_run, "[dashboard]\nmeeting_mode = true\n")
+    at = board(config, monkeypatch)
+    assert at.sidebar.toggle(key="meeting").value is True
+    assert any(MEETING_CSS.strip() in m.value for m in at.markdown)
+
+
+def test_meeting_figures_are_drawn_large(tiny_run):
+    """Every figure of the board draws in both modes; meeting figures are 16:9 and wider."""
+    url, run = tiny_run.config.store.url, tiny_run.run_id
+    tid = data.default_territory(url, run)
+    year = data.indicator_years(url, run, "heart_failure")[-1]
+    start = data.transition_years(url, run, "heart_failure")[-1]
+    params = {
+        "territory_map": {"territory_id": tid}, "population_map": {"territory_id": tid}, "flows": {"territory_id": tid},
+        "indicator_map": {"territory_id": tid, "disease": "heart_failure", "indicator": "incidence_std", "year": year},
+        "trend": {"territory_id": tid, "disease": "heart_failure", "indicator": "prevalence_crude"},
+        "comparison": {"territory_id": tid, "disease": "heart_failure", "indicator": "cases", "year": year},
+        "pyramid": {"territory_id": tid, "disease": "heart_failure", "year": year},
+        "care": {"territory_id": tid, "disease": "heart_failure", "year": year},
+        "bed_days": {"territory_id": tid, "disease": "heart_failure", "year": year},
+        "sankey": {"disease": "heart_failure", "year": start}, "survival": {"disease": "heart_failure"},
+        "calibration": {"disease": "heart_failure"}, "importance": {"disease": "heart_failure"}, "quality": {},
+    }
+    assert set(params) == set(data.FIGURES)
+    for name, kwargs in params.items():
+        pngs = [data.figure_png(name, url, run, meeting, **kwargs) for meeting in (False, True)]
+        widths = [int.from_bytes(png[16:20], "big") for png in pngs]  # IHDR width
+        assert all(png.startswith(PNG_SIGNATURE) for png in pngs), name
+        assert widths[1] > widths[0], (name, widths)
+
+
+# ---------------------------------------------------------------------------------- access
+
+
+def test_password_access(tiny_run, monkeypatch, tmp_path):
+    extra = f'[dashboard]\naccess = "password"\npassword_hash = "{hash_password(BOARD_PASSWORD)}"\n'
+    config = write_config(tmp_path / "tiny.toml", tiny_run, extra)
+    at = board(config, monkeypatch)
+    assert [t.value for t in at.title] == [TITLE]
+    assert len(at.text_input) == 1 and at.text_input[0].proto.type == at.text_input[0].proto.PASSWORD
+    assert not at.image and not at.dataframe and not at.metric  # no data before the password
+
+    at.text_input(key="respop_password").input("mauvais mot de passe").run()
+    assert [e.value for e in at.error] == ["Mot de passe incorrect."]
+    assert not at.image and not at.dataframe and not at.metric
+    assert not any('class="respop-headline"' in m.value for m in at.markdown)
+
+    at.text_input(key="respop_password").input(BOARD_PASSWORD).run()
+    assert not at.exception and not at.error
+    assert [t.value for t in at.title] == ["Territoire"]
+    assert at.image and at.dataframe
+    open_page(at, "qualite").run()  # the session stays open on the other pages
+    assert [t.value for t in at.title] == ["Qualité des données"]
+
+
+def test_password_hashes():
+    line = hash_password("motdepasse")
+    scheme, n, r, p, salt, digest = line.split("$")
+    assert (scheme, n, r, p) == ("scrypt", "16384", "8", "1")
+    assert len(bytes.fromhex(salt)) == 16 and len(bytes.fromhex(digest)) == 32
+    assert check_password("motdepasse", line)
+    assert not check_password("motdepassE", line)
+    assert not check_password("", line)
+    assert hash_password("motdepasse") != line  # a new salt every time
+    assert check_password("x", hash_password("x", n=2**10, r=4, p=2))  # the cost travels with the hash
+    for broken in (None, "", "scrypt$16384$8$1$zz$00", "bcrypt" + line[6:], line.replace("$16384$", "$1000$"),
+                   line.replace("$16384$", "$1073741824$"), line[:-2], "a$b"):
+        assert not check_password("motdepasse", broken), broken
+
+
+# --------------------------------------------------------------------------- messages, CLI
+
+
+def test_empty_store_says_what_to_run(monkeypatch, tmp_path):
+    config = tmp_path / "vide.toml"
+    config.write_text('name = "vide"\n[output]\ndir = "out"\n', encoding="utf-8")
+    at = board(config, monkeypatch)
+    assert not at.exception
+    assert [t.value for t in at.title] == [TITLE]
+    assert len(at.warning) == 1
+    assert at.warning[0].value.startswith("Aucun résultat publié pour « vide » : lancez `respop run ")
+    assert not at.image
+
+
+def test_no_configuration_is_a_message(monkeypatch):
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception
+    assert at.error and at.error[0].value.startswith("Aucune configuration")
+
+
+def test_configuration_from_the_command_line_or_the_environment(monkeypatch):
+    monkeypatch.setenv(CONFIG_ENV, "from-env.toml")
+    assert config_arguments(["dashboards/app.py", "territories/demo.toml", "--run", "3"]) == ("territories/demo.toml", 3)
+    assert config_arguments(["dashboards/app.py"]) == ("from-env.toml", None)
+    assert config_arguments(["/usr/bin/pytest", "tests/boards"]) == ("from-env.toml", None)  # not ours
+
+
+def respop(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "respop", *args], capture_output=True, text=True, cwd=ROOT,
+                          input=input, env={**os.environ, "COLUMNS": "200"}, timeout=120)
+
+
+def test_cli_hash_password():
+    result = respop("dashboard", "hash-password", input="un mot de passe\nun mot de passe\n")
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("password_hash = "))
+    assert check_password("un mot de passe", line.split('"')[1])
+    assert 'access = "password"' in result.stdout
+    mismatch = respop("dashboard", "hash-password", input="un mot de passe\nun autre\nun mot de passe\nun mot de passe\n")
+    assert mismatch.returncode == 0 and "do not match" in mismatch.stdout + mismatch.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cli_dashboard_serves_the_board(tiny_run):
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "respop", "dashboard", str(tiny_run.config_path), "--port", str(port), "--run",
+         str(tiny_run.run_id)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        first = process.stdout.readline()
+        assert first.strip() == f"Board of tiny: http://localhost:{port}/?run={tiny_run.run_id}  (Ctrl+C stops it)"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
+                    assert response.read() == b"ok"
+                    break
+            except OSError:
+                assert process.poll() is None, process.stdout.read()
+                assert time.monotonic() < deadline, "the board did not start within 60 s"
+                time.sleep(0.5)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
