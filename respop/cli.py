@@ -612,6 +612,21 @@ def _hash_password() -> None:
     console.print(f'password_hash = "{hash_password(password)}"', soft_wrap=True, markup=False)
 
 
+@app.command("report")
+def report(
+    config: Annotated[Path, typer.Argument(help="Territory configuration (TOML).")],
+    out: Annotated[Optional[Path], typer.Option(help="HTML file to write (default: <output.dir>/dossiers/dossier-territoire-<id>-execution-<run>.html).")] = None,
+    run: Annotated[Optional[int], typer.Option("--run", help="Run of the store (default: the newest that succeeded).")] = None,
+    territoire: Annotated[Optional[int], typer.Option("--territoire", help="Territory id (default: the run's territory of interest, else the first).")] = None,
+) -> None:
+    """Write the meeting dossier of a territory: one self-contained HTML file in French, printable on A4."""
+    from respop.boards.report import write_report
+
+    with progress_steps(None, "drawing the dossier"):
+        path = write_report(config, out, run, territoire)
+    console.print(f"Meeting dossier written to {escape(str(path))}", soft_wrap=True)
+
+
 @app.command("version")
 def version() -> None:
     """Print respop's version."""
