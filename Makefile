@@ -1,5 +1,6 @@
 # respop — the two commands of the README:
-#   make demo   set up (virtual environment, install) and run the main job on the embedded default
+#   make demo   set up (virtual environment, install) and run the main job on the embedded default,
+#               then serve the board of the demo territory (BOARD=no: stop before the board)
 #   make test   set up and run the whole test suite (what .ci/run calls)
 
 PYTHON ?= python3
@@ -23,20 +24,23 @@ demo: $(STAMP)
 	$(BIN)/respop pmsi check --config territories/demo.toml --out output/demo/pmsi-check
 	$(BIN)/respop pmsi check respop/data/snds/synthetic
 	$(BIN)/respop territories compare territories/demo.toml
-	$(BIN)/respop territories build territories/demo.toml
-	$(BIN)/respop cases run territories/demo.toml
+	$(BIN)/respop run territories/demo.toml
 	$(BIN)/respop cases validate territories/demo.toml
-	$(BIN)/respop strata run territories/demo.toml
 	-$(BIN)/respop strata validate territories/demo.toml
+	$(BIN)/respop report territories/demo.toml --out output/demo/dossier-reunion.html
 	@echo
 	@echo "Done. The demo world (300,000 inhabitants, 2019-2023) is in output/demo/data;"
 	@echo "the first report accounts for every row of its SNDS tables, the second for every row of"
 	@echo "the Health Data Hub's own synthetic sample. Private outputs: output/demo/pmsi-check"
-	@echo "Territories of the demo region: output/demo/run/territories (map: output/demo/run/territories/map.png)"
-	@echo "Cases, residence and prevalence/incidence: output/demo/run/cases (cases.parquet is private);"
-	@echo "their validation against the truth: output/demo/run/validation/cases.json"
-	@echo "Risk strata, care use, transitions, survival and prediction: output/demo/run/strata"
+	@echo "respop run: territories (output/demo/run/territories, map.png), cases and indicators"
+	@echo "(output/demo/run/cases), risk strata (output/demo/run/strata), all private; their"
+	@echo "aggregated, small-cell-suppressed results in the store output/demo/respop.sqlite."
 	@echo "(strata validate reports its checks; a failed check is shown, not hidden: see docs/strata.md)"
+	@echo "Meeting dossier: output/demo/dossier-reunion.html"
+ifneq ($(BOARD),no)
+	@echo "The board of the demo territory follows (Ctrl+C stops it; make demo BOARD=no skips it):"
+	$(BIN)/respop dashboard territories/demo.toml
+endif
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto
