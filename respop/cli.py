@@ -594,6 +594,7 @@ def dashboard(
     command = [
         sys.executable, "-m", "streamlit", "run", str(Path(board_app.__file__).resolve()),
         "--server.headless", "true", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "viewer",
         "--", str(Path(config).resolve()), *(["--run", str(run)] if run is not None else []),
     ]
     url = f"http://localhost:{port}/" + (f"?run={run}" if run is not None else "")

@@ -42,6 +42,9 @@ FIGURE_WIDTH = 960
 """Pixels: the widest a screen (not meeting) figure is shown."""
 TABLE_ROWS = 25
 """Tables up to this many rows are shown whole; longer ones scroll."""
+NOTICES = "respop_notices"
+"""Session key of the warnings about the address (an unknown run or territory) the next page shows."""
+"""Tables up to this many rows are shown whole; longer ones scroll."""
 
 NORMAL_CSS = """
 <style>
@@ -56,7 +59,7 @@ MEETING_CSS = """
 html { font-size: 22px; }
 [data-testid="stMetricValue"] { font-size: 2.8rem; }
 h1 { font-size: 2.6rem !important; }
-.respop-headline { font-size: 2.7rem; font-weight: 800; line-height: 1.2; margin: 0.3rem 0 1.4rem 0;
+.respop-headline { font-size: 2.4rem; font-weight: 800; line-height: 1.2; margin: 0.3rem 0 1.4rem 0;
   color: #10204a; }
 .respop-context { color: #4a4a4a; font-size: 1rem; }
 </style>
@@ -115,6 +118,8 @@ def _escape(text: str) -> str:
 
 
 def page_title(board: Board, title: str, context: str | None = None) -> None:
+    for notice in st.session_state.pop(NOTICES, []):
+        st.sidebar.warning(notice)
     st.title(title)
     st.markdown(f'<div class="respop-context">{_escape(context or board.territory_name)}</div>', unsafe_allow_html=True)
 
@@ -373,8 +378,8 @@ def _choose(key: str, param: str, options: list[int], default: int, labels: dict
     if st.session_state.get(key) not in options:
         asked = _int(st.query_params.get(param))
         asked = asked if asked is not None else wanted
-        if asked is not None and asked not in options:
-            st.sidebar.warning(f"{label_} n° {asked} introuvable : {labels[default]} est affiché.")
+        if asked is not None and asked not in options:  # said by the page (page_title)
+            st.session_state.setdefault(NOTICES, []).append(f"{label_} n° {asked} introuvable : {labels[default]} est affiché.")
         st.session_state[key] = asked if asked in options else default
     value = st.sidebar.selectbox(label_, options, key=key, format_func=lambda i: labels.get(i, str(i)))
     st.query_params[param] = str(value)
@@ -382,7 +387,12 @@ def _choose(key: str, param: str, options: list[int], default: int, labels: dict
 
 
 def main() -> None:
-    st.set_page_config(page_title=TITLE, page_icon=":material/local_hospital:", layout="wide")
+    st.set_page_config(
+        page_title=TITLE, page_icon=":material/local_hospital:", layout="wide",
+        menu_items={"Get help": None, "Report a bug": None,
+                    "About": "respop : responsabilité populationnelle, tableau de bord des réunions cliniques. "
+                             "Données agrégées du PMSI ; effectifs de 1 à 10 masqués (« < 11 »)."},
+    )
     path, run_arg = config_arguments()
     if not path:
         st.title(TITLE)
@@ -441,8 +451,14 @@ def main() -> None:
     st.markdown(MEETING_CSS if meeting else NORMAL_CSS, unsafe_allow_html=True)
 
     board = Board(config, str(path), url, run_id, territory_id, meeting)
+    territory = st.Page(lambda: page_territory(board), title="Territoire", url_path="territoire", icon=":material/map:")
+    # the app's root opens the Territoire page at its own address (/territoire), so that every page
+    # has one address to share (Streamlit serves a default page at the root only)
+    home = st.Page(lambda: st.switch_page(territory), title="Accueil", url_path="accueil", default=True,
+                   visibility="hidden")
     pages = [
-        st.Page(lambda: page_territory(board), title="Territoire", url_path="territoire", icon=":material/map:", default=True),
+        home,
+        territory,
         st.Page(lambda: page_disease(board, "diabetes"), title="Diabète", url_path="diabete", icon=":material/water_drop:"),
         st.Page(lambda: page_disease(board, "heart_failure"), title="Insuffisance cardiaque",
                 url_path="insuffisance-cardiaque", icon=":material/favorite:"),

@@ -192,8 +192,26 @@ def runs(url: str, name: str | None = None) -> list[dict]:
     return store(url).runs(name)
 
 
+_STAMPS: dict[str, dict[int, str]] = {}
+"""Per store URL: run id → what identifies that run's content (see :func:`succeeded_runs`)."""
+
+
 def succeeded_runs(url: str, name: str | None = None) -> list[dict]:
-    return [r for r in runs(url, name) if r["status"] == "succeeded"]
+    """The runs that succeeded, newest first.
+
+    The caches are keyed by run id, and a succeeded run never changes, but a store can be deleted
+    and made again (``respop run`` on a fresh SQLite file numbers its runs from 1): when a known
+    run id comes back with other results, every cache of this module is cleared."""
+    done = [r for r in runs(url, name) if r["status"] == "succeeded"]
+    seen = _STAMPS.setdefault(url, {})
+    for r in done:
+        stamp = f"{r.get('results_sha256')}|{r.get('started_at')}"
+        if seen.get(r["run_id"], stamp) != stamp:
+            for cached in (run_info, read, zones_gdf, territories_gdf, neighbours, figure_png):
+                cached.clear()
+            seen.clear()
+        seen[r["run_id"]] = stamp
+    return done
 
 
 def latest_run(url: str, name: str | None = None) -> int | None:

@@ -327,3 +327,26 @@ def test_cli_dashboard_serves_the_board(tiny_run):
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
+
+
+def test_a_store_made_again_is_not_served_from_the_cache(tiny_run, tmp_path):
+    """A new store numbers its runs from 1 again: cached rows of the old run 1 must not show."""
+    import sqlite3
+
+    copy = tmp_path / "respop.sqlite"
+    source, target = sqlite3.connect(tiny_run.config.store.url.removeprefix("sqlite:///")), sqlite3.connect(copy)
+    source.backup(target)
+    source.close()
+    url = f"sqlite:///{copy.as_posix()}"
+    run = data.latest_run(url, "tiny")
+    before = data.read(url, "zones", run)
+    assert before.height > 0
+    target.execute("UPDATE zones SET population = population + 1 WHERE run_id = ?", (run,))
+    target.execute("UPDATE runs SET results_sha256 = 'autre', started_at = '2030-01-01 00:00:00' WHERE run_id = ?", (run,))
+    target.commit()
+    target.close()
+    assert data.read(url, "zones", run).equals(before)  # cached
+    data.runs.clear()  # the list of runs is re-read every RUNS_TTL seconds
+    assert data.latest_run(url, "tiny") == run
+    after = data.read(url, "zones", run)
+    assert (after["population"] - before["population"]).to_list() == [1] * before.height
