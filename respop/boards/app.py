@@ -203,7 +203,7 @@ def page_territory(board: Board) -> None:
         table(data.table_flows(url, run, tid))
     with details(board, "Établissements du territoire"):
         table(data.table_hospitals(url, run, tid), "Aucun établissement situé sur le territoire.")
-    with details(board, "Tous les territoires de la région étudiée"):
+    with details(board, data.territories_heading(url, run, tid)):
         table(data.table_territories(url, run, tid))
     st.caption(
         "Indice de localisation : part des séjours des habitants réalisés dans les établissements du territoire. "
@@ -234,7 +234,7 @@ def page_disease(board: Board, disease: str) -> None:
     note = data.history_note(url, run, tid, disease)
     if note:
         st.caption(note)
-    st.subheader(f"Comparaison avec les autres territoires, {year}")
+    st.subheader(data.comparison_heading(url, run, tid, year))
     figure(board, "comparison", f"{disease}-territoires", territory_id=tid, disease=disease, indicator=indicator, year=year)
     with details(board, "Tableau des territoires"):
         table(data.table_comparison(url, run, tid, disease, year))

@@ -293,6 +293,35 @@ def neighbours(url: str, run_id: int, territory_id: int) -> list[int]:
     return sorted({int(t) for t in others.loc[near, "territory_id"]})
 
 
+MAX_COMPARED = 15
+"""Above this many territories (a national run), comparisons show the territory and its
+neighbours only: a bar chart of hundreds of territories reads as nothing."""
+
+
+def compared_ids(url: str, run_id: int, territory_id: int) -> list[int] | None:
+    """The territories a comparison shows: None for all of them (at most :data:`MAX_COMPARED`),
+    else the territory and its neighbours."""
+    if len(territory_names(url, run_id)) <= MAX_COMPARED:
+        return None
+    return [territory_id, *neighbours(url, run_id, territory_id)]
+
+
+def comparison_scope(url: str, run_id: int, territory_id: int) -> str:
+    """What a comparison covers, in French (for titles)."""
+    return "par territoire" if compared_ids(url, run_id, territory_id) is None else "le territoire et ses voisins"
+
+
+def territories_heading(url: str, run_id: int, territory_id: int) -> str:
+    if compared_ids(url, run_id, territory_id) is None:
+        return "Tous les territoires de la région étudiée"
+    return "Le territoire et ses voisins"
+
+
+def comparison_heading(url: str, run_id: int, territory_id: int, year: int) -> str:
+    others = "les autres territoires" if compared_ids(url, run_id, territory_id) is None else "les territoires voisins"
+    return f"Comparaison avec {others}, {year}"
+
+
 def strata_levels(url: str, run_id: int, disease: str) -> pl.DataFrame:
     """The disease's strata, least severe first: stratum, stratum_level, name, description,
     protocol, condition."""
@@ -624,6 +653,7 @@ def table_territories(url: str, run_id: int, territory_id: int) -> pd.DataFrame:
             "Indice de part de marché": fr_pct(r["market_share_index"], 0),
         }
         for r in territories(url, run_id).iter_rows(named=True)
+        if (ids := compared_ids(url, run_id, territory_id)) is None or r["territory_id"] in ids
     ])
 
 
@@ -666,15 +696,20 @@ def table_subtypes(url: str, run_id: int, territory_id: int, disease: str, year:
     ])
 
 
-def compared_territories(url: str, run_id: int, disease: str, indicator: str, year: int) -> pl.DataFrame:
+def compared_territories(url: str, run_id: int, territory_id: int, disease: str, indicator: str,
+                         year: int) -> pl.DataFrame:
+    """The territories' indicator rows of one year (all, or the territory and its neighbours: see
+    :func:`compared_ids`), highest ``indicator`` first."""
     rows = read(url, "indicators", run_id, level="territory", disease=disease, year=year, subtype="all")
-    return rows.with_columns(pl.col("unit").cast(pl.Int64).alias("territory_id")).sort(
-        pl.col(indicator).is_null(), indicator, descending=[False, True]
-    )
+    rows = rows.with_columns(pl.col("unit").cast(pl.Int64).alias("territory_id"))
+    ids = compared_ids(url, run_id, territory_id)
+    if ids is not None:
+        rows = rows.filter(pl.col("territory_id").is_in(ids))
+    return rows.sort(pl.col(indicator).is_null(), indicator, descending=[False, True])
 
 
 def table_comparison(url: str, run_id: int, territory_id: int, disease: str, year: int) -> pd.DataFrame:
-    rows = compared_territories(url, run_id, disease, "prevalence_std", year)
+    rows = compared_territories(url, run_id, territory_id, disease, "prevalence_std", year)
     area = read(url, "indicators", run_id, level="area", disease=disease, year=year, subtype="all")
     out = []
     for r in [*rows.iter_rows(named=True), *area.iter_rows(named=True)]:
@@ -1007,11 +1042,12 @@ def _fig_trend(url, run_id, meeting, territory_id, disease, indicator):
 
 
 def _fig_comparison(url, run_id, meeting, territory_id, disease, indicator, year):
-    rows = compared_territories(url, run_id, disease, indicator, year).with_columns(
+    rows = compared_territories(url, run_id, territory_id, disease, indicator, year).with_columns(
         pl.when(pl.col("territory_id") == territory_id).then(pl.format("▶ {}", pl.col("unit_name")))
         .otherwise(pl.col("unit_name")).alias("name")
     )
-    title = f"{INDICATOR_CHOICES[indicator]} par territoire — {DISEASES.get(disease, disease)}, {year}"
+    title = (f"{INDICATOR_CHOICES[indicator]}, {comparison_scope(url, run_id, territory_id)} — "
+             f"{DISEASES.get(disease, disease)}, {year}")
     return figures.hbar(rows, "name", indicator, title, f"{INDICATOR_CHOICES[indicator]} ({indicator_unit(indicator)})",
                         formatter=indicator_format(indicator), meeting=meeting)
 

@@ -170,7 +170,7 @@ class Dossier:
             _table(data.table_flows(url, run, tid)),
             "<h3>Établissements du territoire</h3>",
             _table(data.table_hospitals(url, run, tid), "Aucun établissement situé sur le territoire."),
-            "<h3>Tous les territoires de la région étudiée</h3>",
+            f"<h3>{_e(data.territories_heading(url, run, tid))}</h3>",
             _table(data.table_territories(url, run, tid)),
         ]
         return "".join(parts)
@@ -191,7 +191,7 @@ class Dossier:
             "<h3>Évolution</h3>",
             self.figure("trend", "Évolution", territory_id=tid, disease=disease, indicator=indicator),
             f'<p class="note">{_e(note)}</p>' if note else "",
-            f"<h3>Comparaison avec les autres territoires, {year}</h3>",
+            f"<h3>{_e(data.comparison_heading(url, run, tid, year))}</h3>",
             self.figure("comparison", "Comparaison des territoires", territory_id=tid, disease=disease,
                         indicator=indicator, year=year),
             _table(data.table_comparison(url, run, tid, disease, year)),

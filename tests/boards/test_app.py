@@ -32,8 +32,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PAGES = {
     # url_path: (page title, a subheader or text the page shows)
     "territoire": ("Territoire", "Où les habitants sont hospitalisés"),
-    "diabete": ("Diabète", "Comparaison avec les autres territoires"),
-    "insuffisance-cardiaque": ("Insuffisance cardiaque", "Comparaison avec les autres territoires"),
+    "diabete": ("Diabète", "Comparaison avec les"),
+    "insuffisance-cardiaque": ("Insuffisance cardiaque", "Comparaison avec les"),
     "strates": ("Strates", "Les profils et leur protocole de soins"),
     "recours": ("Recours aux soins", "Où les habitants sont hospitalisés (tous séjours)"),
     "trajectoires": ("Trajectoires", "Survie sans nouvelle hospitalisation ni décès"),
@@ -350,3 +350,21 @@ def test_a_store_made_again_is_not_served_from_the_cache(tiny_run, tmp_path):
     assert data.latest_run(url, "tiny") == run
     after = data.read(url, "zones", run)
     assert (after["population"] - before["population"]).to_list() == [1] * before.height
+
+
+def test_many_territories_are_compared_with_the_neighbours_only(tiny_run, monkeypatch):
+    url, run = tiny_run.config.store.url, tiny_run.run_id
+    names = data.territory_names(url, run)
+    tid = min(names)
+    year = data.indicator_years(url, run, "diabetes")[-1]
+    everyone = data.table_comparison(url, run, tid, "diabetes", year)
+    assert len(everyone) == len(names) + 1  # every territory and the area
+    assert data.comparison_heading(url, run, tid, year) == f"Comparaison avec les autres territoires, {year}"
+    monkeypatch.setattr(data, "MAX_COMPARED", 1)  # as on a national run
+    near = data.neighbours(url, run, tid)
+    assert near and tid not in near
+    shown = data.table_comparison(url, run, tid, "diabetes", year)["Territoire"].to_list()
+    assert shown[-1] == data.AREA
+    assert sorted(shown[:-1]) == sorted([f"{names[tid]} (ce territoire)", *(names[t] for t in near)])
+    assert len(data.table_territories(url, run, tid)) == 1 + len(near)
+    assert data.comparison_heading(url, run, tid, year) == f"Comparaison avec les territoires voisins, {year}"
