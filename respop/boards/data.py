@@ -308,7 +308,7 @@ def compared_ids(url: str, run_id: int, territory_id: int) -> list[int] | None:
 
 def comparison_scope(url: str, run_id: int, territory_id: int) -> str:
     """What a comparison covers, in French (for titles)."""
-    return "par territoire" if compared_ids(url, run_id, territory_id) is None else "le territoire et ses voisins"
+    return " par territoire" if compared_ids(url, run_id, territory_id) is None else " du territoire et de ses voisins"
 
 
 def territories_heading(url: str, run_id: int, territory_id: int) -> str:
@@ -1046,7 +1046,7 @@ def _fig_comparison(url, run_id, meeting, territory_id, disease, indicator, year
         pl.when(pl.col("territory_id") == territory_id).then(pl.format("▶ {}", pl.col("unit_name")))
         .otherwise(pl.col("unit_name")).alias("name")
     )
-    title = (f"{INDICATOR_CHOICES[indicator]}, {comparison_scope(url, run_id, territory_id)} — "
+    title = (f"{INDICATOR_CHOICES[indicator]}{comparison_scope(url, run_id, territory_id)} — "
              f"{DISEASES.get(disease, disease)}, {year}")
     return figures.hbar(rows, "name", indicator, title, f"{INDICATOR_CHOICES[indicator]} ({indicator_unit(indicator)})",
                         formatter=indicator_format(indicator), meeting=meeting)
