@@ -217,19 +217,10 @@ def territories_new(
 
 
 def _territory_inputs(config_path: Path, step):
-    from respop.delineation.run import load_reference, make_problem
-    from respop.pmsi import read_pmsi
+    from respop.delineation.run import territory_inputs
 
     cfg = load_config(config_path)
-    step("reading the reference tables")
-    reference = load_reference(cfg)
-    step("reading the PMSI stays")
-    data = read_pmsi(None, cfg.input, cfg.quality)
-    try:
-        step("counting zone → hospital flows")
-        problem = make_problem(cfg, data.stays, reference)
-    finally:
-        data.close()
+    reference, problem = territory_inputs(cfg, step)
     return cfg, reference, problem
 
 
