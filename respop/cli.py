@@ -583,7 +583,7 @@ def dashboard(
         err_console.print(f"[yellow]No published results for {escape(cfg.name)!r} yet[/]: run `respop run {escape(config)}`; "
                           "the board says so until then.")
     command = [
-        sys.executable, "-m", "streamlit", "run", str(Path(board_app.__file__).resolve()),
+        sys.executable, "-m", "streamlit", "run", str(Path(board_app.__file__).with_name("serve.py").resolve()),
         "--server.headless", "true", "--server.port", str(port), "--browser.gatherUsageStats", "false",
         "--client.toolbarMode", "viewer",
         "--", str(Path(config).resolve()), *(["--run", str(run)] if run is not None else []),

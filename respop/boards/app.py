@@ -86,11 +86,16 @@ class Board:
 # ------------------------------------------------------------------------------------ arguments
 
 
+SCRIPTS = ("app.py", "serve.py")
+"""Scripts that serve the board: dashboards/app.py and respop/boards/serve.py (respop dashboard)."""
+
+
 def config_arguments(argv: list[str] | None = None) -> tuple[str | None, int | None]:
     """The configuration path and ``--run`` given after ``--`` on ``streamlit run``'s command
     line, else the configuration from ``RESPOP_CONFIG``."""
     argv = sys.argv if argv is None else argv
-    own = argv[1:] if argv and Path(argv[0]).name == "app.py" else []  # not pytest's arguments
+    # only when streamlit runs one of the board's scripts (not pytest's own arguments)
+    own = argv[1:] if argv and Path(argv[0]).name in SCRIPTS else []
     parser = argparse.ArgumentParser(prog="respop-board", add_help=False)
     parser.add_argument("config", nargs="?")
     parser.add_argument("--run", type=int)

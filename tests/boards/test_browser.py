@@ -10,7 +10,9 @@ import pytest
 
 from tests.browser import load_page, serve_streamlit
 
-APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
+ROOT = Path(__file__).resolve().parents[2]
+APPS = [ROOT / "dashboards" / "app.py", ROOT / "respop" / "boards" / "serve.py"]
+"""``streamlit run dashboards/app.py`` and what ``respop dashboard`` serves."""
 
 PAGES = [
     ("territoire", "Territoire"),
@@ -24,10 +26,11 @@ PAGES = [
 
 
 @pytest.mark.slow
-def test_every_page_loads_in_chromium_without_error(chromium_executable, tiny_run, tmp_path):
+@pytest.mark.parametrize("app", APPS, ids=["dashboards-app", "respop-dashboard"])
+def test_every_page_loads_in_chromium_without_error(app, chromium_executable, tiny_run, tmp_path):
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    with serve_streamlit(APP, [str(tiny_run.config_path)], cwd=APP.parents[1]) as base:
+    with serve_streamlit(app, [str(tiny_run.config_path)], cwd=ROOT) as base:
         for path, title in PAGES:
             for meeting in (False, True):
                 suffix = "?reunion=1" if meeting else ""
@@ -37,3 +40,6 @@ def test_every_page_loads_in_chromium_without_error(chromium_executable, tiny_ru
                 assert shot.is_file() and shot.stat().st_size > 10_000, (path, meeting)
                 assert title.split()[0] in page.text, (path, page.text[:300])
                 assert "Traceback" not in page.text
+                # nothing but French: no docstring shown by Streamlit's magic, no English message
+                for english in ("Environment variable", "Pixels", "Tables up to", "Session key"):
+                    assert english not in page.text, (path, english)
