@@ -37,6 +37,12 @@ import polars as pl
 THRESHOLD = 11
 """Counts below this (1 to 10) are never published."""
 
+MAX_AUDIT_CELLS = 2_000
+"""The exact audit (step 3) solves each connected group of masked cells with a dense SVD; a group
+larger than this (on national tables, masked territory cells can join thousands of zone cells) is
+not audited: it keeps the guarantee of steps 1-2 only (no relation with a single masked member),
+and :func:`unaudited` reports its cells."""
+
 
 @dataclass(frozen=True)
 class Relation:
@@ -104,16 +110,20 @@ def suppress(
             of_cell[cell].append(k)
     while True:
         _complete_pairs(masked, values, members, of_cell)
-        exposed = recoverable(masked, relations)
+        exposed = _exposed_groups(masked, relations)
         if not exposed:
             return masked
-        cell = exposed[0]
-        for k in of_cell[cell]:
-            extra = _complement(members[k], masked, values)
-            if extra is not None:
-                masked[extra] = True
-                break
-        else:  # nothing left to mask around it (cannot happen with consistent relations)
+        # one more suppression per exposed group of masked cells (the groups are independent, so
+        # fixing them in the same pass masks no more than fixing them one after the other)
+        progressed = False
+        for group in exposed:
+            for k in of_cell[group[0]]:
+                extra = _complement(members[k], masked, values)
+                if extra is not None:
+                    masked[extra] = True
+                    progressed = True
+                    break
+        if not progressed:  # nothing left to mask around them (cannot happen with consistent relations)
             return masked
 
 
@@ -147,6 +157,12 @@ def _complete_pairs(masked: list[bool], values: list[int], members: list[tuple[i
 
 def recoverable(masked: Sequence[bool], relations: Sequence[Relation], tolerance: float = 1e-9) -> list[int]:
     """Masked cells whose value the published cells and the relations determine exactly."""
+    return sorted(c for group in _exposed_groups(masked, relations, tolerance) for c in group)
+
+
+def _exposed_groups(masked: Sequence[bool], relations: Sequence[Relation], tolerance: float = 1e-9) -> list[list[int]]:
+    """The determined masked cells, per connected group of masked cells (groups are independent:
+    a suppression in one does not change what another reveals)."""
     cells = [i for i, m in enumerate(masked) if m]
     if not cells:
         return []
@@ -172,12 +188,15 @@ def recoverable(masked: Sequence[bool], relations: Sequence[Relation], tolerance
     groups: dict[int, list[int]] = {}
     for c in cells:
         groups.setdefault(find(c), []).append(c)
+    rows_of: dict[int, list[dict]] = {}
+    for row in rows:  # each relation row once, to its group (not a scan of every row per group)
+        rows_of.setdefault(find(next(iter(row))), []).append(row)
     out = []
-    for group in groups.values():
-        index = {c: k for k, c in enumerate(group)}
-        local = [row for row in rows if next(iter(row)) in index]
-        if not local:
+    for root, group in groups.items():
+        local = rows_of.get(root)
+        if not local or len(group) > MAX_AUDIT_CELLS:
             continue
+        index = {c: k for k, c in enumerate(group)}
         a = np.zeros((len(local), len(group)))
         for i, row in enumerate(local):
             for c, v in row.items():
@@ -186,10 +205,32 @@ def recoverable(masked: Sequence[bool], relations: Sequence[Relation], tolerance
         _, s, vt = np.linalg.svd(a)
         rank = int((s > tolerance * max(1.0, s[0] if len(s) else 1.0)).sum())
         null = vt[rank:]
-        for c in group:
-            if null.shape[0] == 0 or np.all(np.abs(null[:, index[c]]) < 1e-8):
-                out.append(c)
-    return sorted(out)
+        exposed = [c for c in group if null.shape[0] == 0 or np.all(np.abs(null[:, index[c]]) < 1e-8)]
+        if exposed:
+            out.append(sorted(exposed))
+    return out
+
+
+def unaudited(masked: Sequence[bool], relations: Sequence[Relation]) -> int:
+    """Masked cells in groups too large for the exact audit (:data:`MAX_AUDIT_CELLS`)."""
+    cells = [i for i, m in enumerate(masked) if m]
+    parent = {c: c for c in cells}
+
+    def find(c: int) -> int:
+        while parent[c] != c:
+            parent[c] = parent[parent[c]]
+            c = parent[c]
+        return c
+
+    for r in relations:
+        row = [c for c in (*r.parts, r.total) if masked[c]]
+        for c in row[1:]:
+            parent[find(c)] = find(row[0])
+    sizes: dict[int, int] = {}
+    for c in cells:
+        root = find(c)
+        sizes[root] = sizes.get(root, 0) + 1
+    return sum(n for n in sizes.values() if n > MAX_AUDIT_CELLS)
 
 
 def exact_relations(values: Sequence[int | None], relations: Sequence[Relation]) -> list[Relation]:
