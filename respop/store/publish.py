@@ -208,12 +208,32 @@ def indicators_table(config: Config, zone_territory: pl.DataFrame | None) -> pl.
 CARE_COUNTS = ["people", "stays", "emergency_stays", "bed_days", "readmissions_30d", "deaths"]
 
 
+ZONE_HIDDEN_COUNTS = ["readmissions_30d", "deaths"]
+"""Not published per zone, only per territory and area: per zone and stratum they are almost all
+below 11 (national: 200,264 of 250,743 zone death cells would be masked), and their masked cells
+join into country-wide groups too large for the exact audit."""
+
+
 def care_use_table(table: pl.DataFrame, zone_territory: pl.DataFrame | None) -> pl.DataFrame:
-    """Care use per unit and stratum: a group of fewer than 11 people publishes no measure."""
+    """Care use per unit and stratum: a group of fewer than 11 people publishes no measure;
+    re-hospitalisations and deaths per territory and area only."""
     table = table.sort("disease", "year", "level", "unit", "stratum")
     relations = geographic_relations(table, "stratum", ["year", "disease"], zone_territory)
-    rates = {c: [f"{c}_per_person"] for c in CARE_COUNTS if c != "people"}
-    out = protect(table, CARE_COUNTS, relations, rates=rates, whole_row="people")
+    dense = [c for c in CARE_COUNTS if c not in ZONE_HIDDEN_COUNTS]
+    out = protect(table, dense, relations, rates={c: [f"{c}_per_person"] for c in dense if c != "people"},
+                  whole_row="people")
+    upper = table.with_row_index("_row").filter(pl.col("level") != "zone")
+    upper_relations = geographic_relations(upper.drop("_row"), "stratum", ["year", "disease"], zone_territory)
+    protected = protect(upper.drop("_row"), ["people", *ZONE_HIDDEN_COUNTS], upper_relations,
+                        rates={c: [f"{c}_per_person"] for c in ZONE_HIDDEN_COUNTS}, whole_row="people")
+    hidden = [*ZONE_HIDDEN_COUNTS, *(f"{c}_per_person" for c in ZONE_HIDDEN_COUNTS)]
+    values = pl.DataFrame({"_row": upper["_row"]}).with_columns(protected.select(hidden))
+    out = (
+        out.drop(hidden).with_row_index("_row").join(values, on="_row", how="left").drop("_row")
+        # a group whose people are masked in the full table publishes none of its measures
+        .with_columns(pl.when(pl.col("people").is_null()).then(None).otherwise(pl.col(c)).alias(c) for c in hidden)
+        .select(table.columns)
+    )
     return out.with_columns(pl.col(pl.Int16).cast(pl.Int64))
 
 

@@ -201,6 +201,10 @@ def test_rates_on_masked_counts_are_masked(publication):
     assert ind.filter(pl.col("incident_cases").is_null() & pl.col("incidence_std_high").is_not_null()).is_empty()
     use = publication.tables["care_use"]
     assert use.filter(pl.col("people").is_null() & pl.col("stays").is_not_null()).is_empty()
+    # re-hospitalisations and deaths: per territory and area only
+    zones = use.filter(pl.col("level") == "zone")
+    assert zones["deaths"].null_count() == zones["readmissions_30d_per_person"].null_count() == zones.height
+    assert use.filter(pl.col("level") == "area")["deaths"].null_count() < use.filter(pl.col("level") == "area").height
     assert use.filter(pl.col("stays").is_null() & pl.col("stays_per_person").is_not_null()).is_empty()
     tr = publication.tables["transitions"]
     assert tr.filter(pl.col("count").is_null() & pl.col("proportion").is_not_null()).is_empty()
