@@ -62,6 +62,14 @@ class Publication:
         return digest.hexdigest()
 
 
+def _frame(rows: list[dict], table) -> pl.DataFrame:
+    """Rows (dicts) as a frame with the published columns and types of a store table."""
+    from respop.store.db import polars_schema
+
+    types = {k: v for k, v in polars_schema(table).items() if k not in schema.STORE_KEYS}
+    return pl.DataFrame([{k: r.get(k) for k in types} for r in rows], schema=types) if rows else pl.DataFrame(schema=types)
+
+
 # ---------------------------------------------------------------------------------------------
 # relations
 
@@ -304,13 +312,7 @@ def survival_tests_table(folder: Path) -> pl.DataFrame:
                 "disease": r["disease"], "kind": "ph_test", "term": r["covariate"], "estimate": r["statistic"],
                 "lower": None, "upper": None, "p_value": r["p_value"], "n": None, "events": None, "detail": None,
             })
-    return pl.DataFrame(rows, schema={
-        "disease": pl.String, "kind": pl.String, "term": pl.String, "estimate": pl.Float64, "lower": pl.Float64,
-        "upper": pl.Float64, "p_value": pl.Float64, "n": pl.Int64, "events": pl.Int64, "detail": pl.String,
-    }, orient="row") if rows else pl.DataFrame(schema={
-        "disease": pl.String, "kind": pl.String, "term": pl.String, "estimate": pl.Float64, "lower": pl.Float64,
-        "upper": pl.Float64, "p_value": pl.Float64, "n": pl.Int64, "events": pl.Int64, "detail": pl.String,
-    })
+    return _frame(rows, schema.survival_tests)
 
 
 def model_tables(folder: Path) -> dict[str, pl.DataFrame]:
@@ -373,10 +375,7 @@ def strata_levels_table(config: Config) -> pl.DataFrame:
                 "stratum_level": spec.strata.level_of(level.name), "name": level.label,
                 "description": level.description, "protocol": level.protocol, "condition": level.when,
             })
-    return pl.DataFrame(rows, schema={
-        "disease": pl.String, "disease_name": pl.String, "stratum": pl.String, "stratum_level": pl.Int64,
-        "name": pl.String, "description": pl.String, "protocol": pl.String, "condition": pl.String,
-    })
+    return _frame(rows, schema.strata_levels)
 
 
 def quality_table(report: dict) -> pl.DataFrame:
@@ -406,11 +405,7 @@ def quality_table(report: dict) -> pl.DataFrame:
         rows.append({"section": "filter", "item": f["name"], "measure": "excluded", "detail": f.get("title"),
                      "rows": f["excluded"], "enabled": f["enabled"]})
     relations.append(Relation(total, tuple(parts)))
-    table = pl.DataFrame(rows, schema={
-        "section": pl.String, "item": pl.String, "measure": pl.String, "detail": pl.String,
-        "rows": pl.Int64, "enabled": pl.Boolean,
-    }, orient="row")
-    return protect(table, ["rows"], relations)
+    return protect(_frame(rows, schema.quality), ["rows"], relations)
 
 
 def input_report_summary(report: dict) -> dict:
@@ -427,9 +422,7 @@ def input_report_summary(report: dict) -> dict:
 
 
 def _empty(table) -> pl.DataFrame:
-    from respop.store.db import polars_schema
-
-    return pl.DataFrame(schema={k: v for k, v in polars_schema(table).items() if k not in schema.STORE_KEYS})
+    return _frame([], table)
 
 
 def collect(config: Config, config_path: Path | None = None, timings: dict | None = None) -> Publication:
