@@ -8,12 +8,11 @@ or rows (the loops below run over the spec's criteria, branches and sub-types). 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 
 import polars as pl
 
-from respop.case_finding.spec import AlgorithmSpec, Criterion
+from respop.case_finding.spec import AlgorithmSpec, Criterion, prefixes_by_length
 
 ORDER_DAYS = 10**13
 """``latest`` order of stays: exit date (days) × 10¹³ + stay id (stay ids are below 10¹³), one Int64."""
@@ -54,12 +53,10 @@ RESIDENCE_METHODS = ("modal", "latest")
 
 def prefix_match(code: pl.Expr, prefixes: Iterable[str]) -> pl.Expr:
     """``code`` starts with one of ``prefixes``: one ``is_in`` per prefix length (fast on many codes)."""
-    by_length: dict[int, list[str]] = defaultdict(list)
-    for p in prefixes:
-        by_length[len(p)].append(p)
-    if not by_length:
+    groups = prefixes_by_length(prefixes)
+    if not groups:
         return pl.lit(False)
-    parts = [code.str.slice(0, n).is_in(sorted(ps)) for n, ps in sorted(by_length.items())]
+    parts = [code.str.slice(0, n).is_in(ps) for n, ps in groups]
     out = parts[0]
     for p in parts[1:]:
         out = out | p

@@ -250,6 +250,15 @@ class AlgorithmSpec(_Model):
         return next(i for i, c in enumerate(self.criteria) if c.key == criterion.key)
 
 
+def prefixes_by_length(prefixes) -> list[tuple[int, list[str]]]:
+    """Prefixes grouped by length, each group sorted: a code starts with one of them when its first
+    *n* characters are in the group of length *n* (how every engine compiles a prefix test)."""
+    groups: dict[int, set[str]] = {}
+    for p in prefixes:
+        groups.setdefault(len(p), set()).add(p)
+    return [(n, sorted(ps)) for n, ps in sorted(groups.items())]
+
+
 def load_spec(path: str | Path) -> AlgorithmSpec:
     """Read and validate an algorithm spec; errors name the file, the key and the value."""
     from respop.config import load_toml_model

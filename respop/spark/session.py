@@ -1,0 +1,76 @@
+"""The Spark session of a run: master, configuration, and the checks that Spark can start.
+
+``session(master, conf)`` builds (or reuses) one SparkSession. The defaults suit one machine
+(``local[*]``); on a cluster the master and the resources come from the configuration's
+``[engine]`` section or from ``spark-submit`` (docs/spark.md). Spark's own settings that keep
+results identical to the polars engine are always set: UTC session time zone (dates are not
+shifted), ANSI mode off for casts of text that may fail (the input layer already validated the
+values), and a fixed number of shuffle partitions when none is given.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping
+
+from respop.errors import ConfigError
+
+DEFAULT_MASTER = "local[*]"
+FIXED_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.ui.enabled": "false",
+}
+DEFAULT_CONF = {
+    "spark.sql.shuffle.partitions": "8",
+    "spark.driver.memory": "4g",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+"""Defaults a configuration may override (``[engine.spark_conf]``)."""
+
+
+def java_version() -> str | None:
+    """The first line ``java -version`` prints, or None when no Java runtime is found."""
+    java = shutil.which("java", path=os.path.join(os.environ["JAVA_HOME"], "bin") if os.environ.get("JAVA_HOME") else None)
+    java = java or shutil.which("java")
+    if java is None:
+        return None
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (out.stderr or out.stdout).strip()
+    return text.splitlines()[0] if out.returncode == 0 and text else None
+
+
+def unavailable() -> str | None:
+    """Why Spark cannot run here (no pyspark, no Java), or None when it can."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed (pip install 'respop[spark]')"
+    if java_version() is None:
+        return "no Java runtime found (Spark needs Java 17 or later: set JAVA_HOME or put java on PATH)"
+    return None
+
+
+def session(master: str | None = None, conf: Mapping[str, str] | None = None, app_name: str = "respop"):
+    """A SparkSession on ``master`` (``local[*]`` by default) with ``conf`` over the defaults.
+
+    Under ``spark-submit`` (the master is already set by the launcher) ``master`` None keeps it.
+    """
+    reason = unavailable()
+    if reason:
+        raise ConfigError(f"the Spark engine cannot start: {reason}")
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name)
+    if master or not os.environ.get("SPARK_SUBMIT_OPTS") and "spark.master" not in os.environ.get("PYSPARK_SUBMIT_ARGS", ""):
+        builder = builder.master(master or DEFAULT_MASTER)
+    for key, value in {**DEFAULT_CONF, **dict(conf or {}), **FIXED_CONF}.items():
+        builder = builder.config(key, str(value))
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
