@@ -480,6 +480,9 @@ def strata_validate(
 def run_all(
     config: Annotated[Path, typer.Argument(help="Territory configuration (TOML).")],
     steps: Annotated[Optional[str], typer.Option(help="Comma-separated steps to run (default: input,territories,cases,strata,store).")] = None,
+    engine: Annotated[Optional[str], typer.Option(help="polars or spark (default: the configuration's \\[engine] name, else polars).")] = None,
+    spark_master: Annotated[Optional[str], typer.Option(help="Spark master URL, e.g. local[4], spark://host:7077, yarn (default: \\[engine] spark_master, else local[*]).")] = None,
+    models: Annotated[bool, typer.Option(help="Fit survival and prediction in the strata step (--no-models: the data steps only; no store step).")] = True,
 ) -> None:
     """Run the whole pipeline (input report, territories, cases, strata) and publish it to the store."""
     from respop.pipeline import STEPS, run
@@ -488,8 +491,11 @@ def run_all(
     unknown = [s for s in chosen if s not in STEPS]
     if unknown:
         raise RespopError(f"unknown step(s) {unknown}; steps: {', '.join(STEPS)}")
+    if engine is not None and engine not in ("polars", "spark"):
+        raise RespopError(f"--engine must be polars or spark, got {engine!r}")
     with progress_steps(len(chosen), "respop run") as step:
-        result = run(config, step, chosen)
+        result = run(config, step, chosen, engine=engine, spark_master=spark_master, models=models)
+    console.print(f"engine: {result.config.engine.name}")
     for name, seconds in result.timings.items():
         console.print(f"  {name:<12} {seconds:>8.1f} s")
     if result.run_id >= 0:

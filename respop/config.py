@@ -173,6 +173,18 @@ class DashboardConfig(_Section):
         return self
 
 
+class EngineConfig(_Section):
+    """Which engine runs the algorithm specs (docs/spark.md)."""
+
+    name: Literal["polars", "spark"] = Field("polars", description="polars (one machine) or spark (PySpark, local or a cluster)")
+    spark_master: str | None = Field(
+        None, description="Spark master URL: local[*] (default), spark://host:7077, yarn, k8s://…; unset under spark-submit"
+    )
+    spark_conf: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Spark settings, e.g. {'spark.driver.memory' = '8g', 'spark.sql.shuffle.partitions' = '200'}"
+    )
+
+
 class Config(_Section):
     """A territory's configuration file."""
 
@@ -186,6 +198,7 @@ class Config(_Section):
     output: OutputConfig = OutputConfig()
     store: StoreConfig = StoreConfig()
     dashboard: DashboardConfig = DashboardConfig()
+    engine: EngineConfig = EngineConfig()
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -116,6 +116,11 @@ def _population_by_year(pop: pl.DataFrame, years: list[int]) -> pl.DataFrame:
     return pop.join(year_frame, on="year", how="semi")
 
 
+WEIGHT = "n"
+"""Optional column of ``cases``: how many people a row stands for (rows aggregated beforehand,
+as the Spark engine does); 1 when absent."""
+
+
 def _cases(cases: pl.DataFrame, subtypes: Mapping[str, Sequence[str]], need_territories: bool) -> pl.LazyFrame:
     """The rows of ``cases`` that are cases, with the columns used here, cast and checked."""
     _require(cases, CASE_COLUMNS + (TERRITORY_COLUMNS if need_territories else []), "the cases table")
@@ -136,6 +141,7 @@ def _cases(cases: pl.DataFrame, subtypes: Mapping[str, Sequence[str]], need_terr
         pl.col("age").cast(pl.Int16),
         pl.col("sex").cast(pl.Int8),
         pl.col("residence_zone").cast(pl.String).alias("zone_code"),
+        (pl.col(WEIGHT).cast(pl.Int64) if WEIGHT in cases.columns else pl.lit(1, pl.Int64)).alias(WEIGHT),
     )
     allowed = pl.DataFrame(
         [(d, s) for d, names in subtypes.items() for s in names],
@@ -335,7 +341,8 @@ def indicators(
     """Cases, prevalence and incidence per level (zone, territory, area), unit, year, disease and
     sub-type; columns :data:`INDICATOR_COLUMNS`, rates per 100,000 inhabitants.
 
-    - ``cases``: the case-finding rows (docs/case_finding.md); only rows with ``is_case`` count.
+    - ``cases``: the case-finding rows (docs/case_finding.md); only rows with ``is_case`` count,
+      each as many times as its :data:`WEIGHT` column says when there is one.
       A case whose ``residence_zone`` is null or absent from the population table is left out of
       every level and counted in ``cases_outside`` (area rows; 0 on the others).
     - ``population``: zone_code, sex (1/2), age_band (bands tiling 0…∞), population, and
@@ -396,7 +403,10 @@ def indicators(
             pl.when(pl.col("sex").is_in(SEXES)).then(pl.col("sex")).alias("sex"),
         )
         .group_by("zone_code", "year", "disease", "subtype", *_STRATUM)
-        .agg(pl.len().cast(pl.Int64).alias("cases"), pl.col("incident").sum().cast(pl.Int64).alias("incident"))
+        .agg(
+            pl.col(WEIGHT).sum().cast(pl.Int64).alias("cases"),
+            pl.col(WEIGHT).filter(pl.col("incident")).sum().cast(pl.Int64).alias("incident"),
+        )
         .collect(engine="streaming")
     )
     counted = pl.concat([

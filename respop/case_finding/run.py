@@ -101,32 +101,51 @@ def compute_cases(
     return pl.concat(frames, how="vertical").sort("disease", "index_year", "patient_key")
 
 
-def run_cases(config: Config, progress: Progress | None = None) -> CasesResult:
-    """Find the cases of every configured disease and write ``<output.dir>/cases``."""
+def run_cases(config: Config, progress: Progress | None = None, data=None, spark=None) -> CasesResult:
+    """Find the cases of every configured disease and write ``<output.dir>/cases``.
+
+    ``data``: the PMSI already read and made canonical (``PmsiData.canonical``) by the caller,
+    who closes it (``respop run`` shares one across its steps); otherwise it is read here.
+    ``spark``: a SparkSession to run the specs on (respop.spark); None runs them on polars.
+    """
     from respop.case_finding.indicators import indicators
     from respop.case_finding.rates import reference_population
     from respop.pmsi import read_pmsi
 
     step = progress or (lambda _label: None)
     started = time.perf_counter()
+    timings: dict[str, float] = {}
     specs = load_specs(list(config.diseases), config.cases.algorithms_dir)
     population = load_population(config)
     reference = reference_population(config.cases.reference_population, population)
     territories = zone_territory(config)
-    step("reading the PMSI")
-    data = read_pmsi(None, config.input, config.quality)
+    own = data is None
+    if own:
+        step("reading the PMSI")
+        data = read_pmsi(None, config.input, config.quality)
     try:
-        staged = data.staged()
+        staged = data.canonical()
+        timings["read"] = round(time.perf_counter() - started, 2)
         read_years = [y for y in staged.years if y is not None]
         if not read_years:
             raise InputError("the PMSI files do not give their year (T_MCOaa…): case finding needs the exit years", data.folder)
         years = index_years(config, read_years)
-        cases = compute_cases(config, specs, staged.stays, staged.diagnoses, years, min(read_years), territories, step)
+        t0 = time.perf_counter()
+        if spark is None:
+            cases = compute_cases(config, specs, staged.stays, staged.diagnoses, years, min(read_years), territories, step)
+            counted = cases
+        else:
+            from respop.spark.run import compute_cases as spark_cases
+
+            cases, counted = spark_cases(spark, config, specs, staged, years, min(read_years), territories, step)
+        timings["cases"] = round(time.perf_counter() - t0, 2)
     finally:
-        data.close()
+        if own:
+            data.close()
     step("computing prevalence and incidence")
+    t0 = time.perf_counter()
     table = indicators(
-        cases,
+        counted,
         population,
         reference,
         {s.disease: [t.name for t in s.subtypes.types] for s in specs},
@@ -135,7 +154,10 @@ def run_cases(config: Config, progress: Progress | None = None) -> CasesResult:
         zone_territory=territories,
         years=years,
     )
+    timings["indicators"] = round(time.perf_counter() - t0, 2)
     summary = _summary(config, specs, years, read_years, cases, table, territories is not None, time.perf_counter() - started)
+    summary["engine"] = "spark" if spark is not None else "polars"
+    summary["timings"] = timings
     step("writing the outputs")
     out = config.output.dir / "cases"
     with atomic_folder(out) as tmp:

@@ -100,15 +100,20 @@ def make_problem(config: Config, stays: pl.LazyFrame, reference: Reference) -> F
     )
 
 
-def territory_inputs(config: Config, progress=None) -> tuple[Reference, FlowProblem]:
-    """The reference tables and the flow problem of a configuration. Only the PMSI files of the
-    flow years (``territories.years``) are read: each file holds the stays that ended in its year,
-    so the others cannot contribute (and reading five national years to keep one is costly)."""
+def territory_inputs(config: Config, progress=None, data=None) -> tuple[Reference, FlowProblem]:
+    """The reference tables and the flow problem of a configuration. ``data``: the PMSI already
+    read (``respop run`` shares it across steps; the flows keep the stays of the flow years).
+    Otherwise only the PMSI files of the flow years (``territories.years``) are read: each file
+    holds the stays that ended in its year, so the others cannot contribute (and reading five
+    national years to keep one is costly)."""
     from respop.pmsi import read_pmsi
 
     say = progress or (lambda _message: None)
     say("reading the reference tables")
     reference = load_reference(config)
+    if data is not None:
+        say("counting zone → hospital flows")
+        return reference, make_problem(config, data.stays, reference)
     input_config = config.input
     if config.territories.years:
         wanted = sorted(set(config.territories.years) & set(input_config.years or config.territories.years))

@@ -55,6 +55,8 @@ class PmsiData:
     workspace: Workspace = field(repr=False)
     is_staged: bool = False
     _staged: PmsiData | None = field(default=None, repr=False)
+    canonical_paths: dict[str, Path] | None = field(default=None, repr=False)
+    """Parquet files of the kept ``stays`` and ``diagnoses`` once :meth:`canonical` wrote them."""
 
     @property
     def years(self) -> list[int | None]:
@@ -62,6 +64,8 @@ class PmsiData:
 
     @property
     def stays(self) -> pl.LazyFrame:
+        if self.canonical_paths is not None:
+            return pl.scan_parquet(self.canonical_paths["stays"])
         kept = self.flagged_stays.filter(pl.col(EXCLUDED_BY).is_null())
         if self.quality.sessions_apart:
             kept = kept.filter(~pl.col("is_session"))
@@ -82,6 +86,8 @@ class PmsiData:
 
     @property
     def diagnoses(self) -> pl.LazyFrame:
+        if self.canonical_paths is not None:
+            return pl.scan_parquet(self.canonical_paths["diagnoses"])
         kept = self.flagged_stays.filter(pl.col(EXCLUDED_BY).is_null()).select("stay_id")
         return self.all_diagnoses.join(kept, on="stay_id", how="semi")
 
@@ -103,6 +109,24 @@ class PmsiData:
                 self.folder, self.files, self.raw, self.input, self.quality, self.zones, self.workspace, progress
             )
         return self._staged
+
+    def canonical(self, progress: Progress | None = None) -> PmsiData:
+        """The staged data whose kept ``stays`` and ``diagnoses`` are also written once to the
+        workspace (``canonical/stays.parquet``, ``canonical/diagnoses.parquet``, streamed): every
+        later reader (the steps of ``respop run``, the Spark engine) scans those two files instead
+        of joining B, D and UM and applying the filters again."""
+        step = progress or (lambda _label: None)
+        data = self.staged(progress)
+        if data.canonical_paths is None:
+            folder = data.workspace.path() / "canonical"
+            folder.mkdir(exist_ok=True)
+            paths = {}
+            for name in ("stays", "diagnoses"):
+                step(f"writing the canonical {name}")
+                _sink(getattr(data, name), folder / f"{name}.parquet", f"the {name}")
+                paths[name] = folder / f"{name}.parquet"
+            data.canonical_paths = paths
+        return data
 
     def report(self, progress: Progress | None = None, diagnoses: pl.LazyFrame | None = None) -> PmsiReport:
         """Count every row: read, loaded and quarantined per file (with reasons), stays excluded

@@ -95,6 +95,11 @@ def transitions(person_strata: pl.DataFrame, death_years: pl.DataFrame, last_yea
     )
     counts = joined.group_by("disease", "year", pl.col("stratum").alias("from"), "to").agg(pl.len().cast(pl.Int64).alias("count"))
     counts = counts.with_columns((pl.col("count") / pl.col("count").sum().over("disease", "year", "from")).alias("proportion"))
+    return sort_transitions(counts, order)
+
+
+def sort_transitions(counts: pl.DataFrame, order: dict[str, list[str]]) -> pl.DataFrame:
+    """Transition rows in the strata's order (most severe first), then death, then not seen."""
     rank = pl.DataFrame(
         [(d, s, i) for d, names in order.items() for i, s in enumerate([*names, DEATH, NOT_SEEN])],
         schema={"disease": pl.String, "state": pl.String, "rank": pl.Int32},

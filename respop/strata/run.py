@@ -55,14 +55,27 @@ def strata_specs(config: Config) -> list[AlgorithmSpec]:
     return specs
 
 
-def run_strata(config: Config, progress: Progress | None = None) -> StrataResult:
-    """Strata and everything that follows from them, for every configured disease."""
+def run_strata(config: Config, progress: Progress | None = None, data=None, spark=None, models: bool = True) -> StrataResult:
+    """Strata and everything that follows from them, for every configured disease.
+
+    ``data``: the PMSI already read and made canonical by the caller, who closes it (``respop
+    run``); otherwise read here. ``spark``: a SparkSession running the strata specs, care use and
+    transitions (respop.spark); survival and prediction always run here, on the person-years.
+    ``models`` false leaves out survival and prediction (benchmarks of the data steps only).
+    """
     from respop.pmsi import read_pmsi
     from respop.strata.prediction import evaluate
     from respop.strata.survival import follow_up, survival
 
     step = progress or (lambda _label: None)
     started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[name] = round(timings.get(name, 0.0) + now - since, 2)
+        return now
+
     specs = strata_specs(config)
     features = load_features(config.cases.algorithms_dir)
     cases = pl.scan_parquet(cases_path(config))
@@ -71,50 +84,76 @@ def run_strata(config: Config, progress: Progress | None = None) -> StrataResult
     if not years:
         raise InputError("cases.parquet holds no case", cases_path(config))
     last_year = years[-1]
-    step("reading the PMSI")
-    data = read_pmsi(None, config.input, config.quality)
-    frames, events = [], []
+    order = {s.disease: [lv.name for lv in s.strata.levels] for s in specs}
+    own = data is None
+    if own:
+        step("reading the PMSI")
+        data = read_pmsi(None, config.input, config.quality)
     try:
-        staged = data.staged()
+        staged = data.canonical()
+        t = lap("read", started)
         last_date = staged.stays.select(pl.col("exit_date").max()).collect().item() or dt.date(last_year, 12, 31)
         last_date = min(last_date, dt.date(last_year, 12, 31))
-        for spec in specs:
-            step(f"strata of {spec.algorithm.name.lower()}")
-            ids = _collect(qualifying_ids(spec, staged.stays, staged.diagnoses), spec.disease).lazy()
-            frames.append(_collect(assign(spec, compute_features(spec, cases, staged.stays, staged.diagnoses, features, ids)), spec.disease))
-            step(f"events of {spec.algorithm.name.lower()}")
-            events.append(_collect(outcome_events(spec, staged.stays, staged.diagnoses, ids), spec.disease))
-        deaths = _collect(death_years(staged.stays), "deaths")
+        if spark is None:
+            frames, events = [], []
+            for spec in specs:
+                step(f"strata of {spec.algorithm.name.lower()}")
+                ids = _collect(qualifying_ids(spec, staged.stays, staged.diagnoses), spec.disease).lazy()
+                frames.append(_collect(assign(spec, compute_features(spec, cases, staged.stays, staged.diagnoses, features, ids)), spec.disease))
+                t = lap("features", t)
+                step(f"events of {spec.algorithm.name.lower()}")
+                events.append(_collect(outcome_events(spec, staged.stays, staged.diagnoses, ids), spec.disease))
+                t = lap("events", t)
+            deaths = _collect(death_years(staged.stays), "deaths")
+            person_strata = pl.concat(frames, how="vertical_relaxed").sort("disease", "year", "patient_key")
+            t = lap("events", t)
+            step("care use and transitions")
+            use = care_use(person_strata, territories)
+            t = lap("care_use", t)
+            moves = transitions(person_strata, deaths, last_year, order)
+            t = lap("transitions", t)
+            all_events = pl.concat(events)
+        else:
+            from respop.spark.run import compute_strata
+
+            step("strata, events, care use and transitions on Spark")
+            person_strata, all_events, use, moves, spark_timings = compute_strata(
+                spark, specs, features, cases_path(config), staged, territories, last_year, order
+            )
+            timings.update(spark_timings)
+            t = time.perf_counter()
     finally:
-        data.close()
-    person_strata = pl.concat(frames, how="vertical_relaxed").sort("disease", "year", "patient_key")
-    order = {s.disease: [lv.name for lv in s.strata.levels] for s in specs}
-    step("care use and transitions")
-    use = care_use(person_strata, territories)
-    moves = transitions(person_strata, deaths, last_year, order)
+        if own:
+            data.close()
     comorbidities = [c for c in COMORBIDITIES if c in person_strata.columns]
-    step("survival")
-    follow = follow_up(person_strata, pl.concat(events), last_date)
-    surv = survival(follow, comorbidities, confidence=config.cases.confidence)
-    reports = {}
-    for spec in specs:
-        step(f"prediction for {spec.algorithm.name.lower()}")
-        reports[spec.disease] = evaluate(
-            person_strata, spec.disease, last_year, features=["female", "stratum_level", *model_features(features)],
-            synthetic=_synthetic(config),
-        )
+    surv, reports = None, {}
+    if models:
+        step("survival")
+        follow = follow_up(person_strata, all_events, last_date)
+        surv = survival(follow, comorbidities, confidence=config.cases.confidence)
+        t = lap("survival", t)
+        for spec in specs:
+            step(f"prediction for {spec.algorithm.name.lower()}")
+            reports[spec.disease] = evaluate(
+                person_strata, spec.disease, last_year, features=["female", "stratum_level", *model_features(features)],
+                synthetic=_synthetic(config),
+            )
+        t = lap("prediction", t)
     summary = _summary(config, specs, person_strata, moves, surv, reports, last_date, time.perf_counter() - started)
+    summary["engine"] = "spark" if spark is not None else "polars"
+    summary["timings"] = timings
     step("writing the outputs")
     out = config.output.dir / "strata"
     with atomic_folder(out) as tmp:
         person_strata.write_parquet(tmp / "person_strata.parquet")
         use.write_parquet(tmp / "care_use.parquet")
         moves.write_parquet(tmp / "transitions.parquet")
-        (tmp / "survival").mkdir()
-        surv.km.write_parquet(tmp / "survival" / "km.parquet")
-        surv.logrank.write_csv(tmp / "survival" / "logrank.csv")
-        surv.cox.write_csv(tmp / "survival" / "cox.csv")
-        surv.ph_test.write_csv(tmp / "survival" / "cox_ph_test.csv")
+        if surv is not None:
+            (tmp / "survival").mkdir()
+            surv.km.write_parquet(tmp / "survival" / "km.parquet")
+            surv.logrank.write_csv(tmp / "survival" / "logrank.csv")
+            surv.cox.write_csv(tmp / "survival" / "cox.csv")
+            surv.ph_test.write_csv(tmp / "survival" / "cox_ph_test.csv")
         for disease, report in reports.items():
             folder = tmp / "prediction" / disease
             folder.mkdir(parents=True)
@@ -142,7 +181,7 @@ def _summary(config, specs, person_strata, moves, surv, reports, last_date, seco
         "end_of_follow_up": last_date.isoformat(),
         "algorithms": [{"id": s.disease, "version": s.algorithm.version, "levels": [lv.name for lv in s.strata.levels]} for s in specs],
         "person_years": counts.rename({"len": "people"}).to_dicts(),
-        "survival_notes": list(surv.notes),
+        "survival_notes": list(surv.notes) if surv is not None else ["survival not run (models off)"],
         "prediction": {
             d: {
                 "train_years": r.train_years,

@@ -108,6 +108,14 @@ def test_canonical_stays_are_exactly_the_tables(tmp_path, fmt_2021):
     ).sort("stay_id", "position", "code")
     assert_frame_equal(diagnoses, expected_dx)
 
+    # the canonical files (written once, read by every later step) hold exactly the same rows
+    canonical = data.canonical()
+    assert canonical.canonical_paths is not None
+    assert all(p.is_file() for p in canonical.canonical_paths.values())
+    assert_frame_equal(canonical.stays.sort("stay_id").collect(), expected)
+    assert_frame_equal(canonical.diagnoses.sort("stay_id", "position", "code").collect(), expected_dx)
+    assert data.canonical() is canonical
+
     report = data.report()
     assert report.balanced
     assert report.stays_loaded == report.stays_kept == 3
