@@ -56,10 +56,16 @@ def unavailable() -> str | None:
     return None
 
 
+def launched_by_spark_submit() -> bool:
+    """This Python process was started by ``spark-submit`` (its JVM gateway is already running,
+    with the master and resources the launcher was given)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
 def session(master: str | None = None, conf: Mapping[str, str] | None = None, app_name: str = "respop"):
     """A SparkSession on ``master`` (``local[*]`` by default) with ``conf`` over the defaults.
 
-    Under ``spark-submit`` (the master is already set by the launcher) ``master`` None keeps it.
+    Under ``spark-submit`` the launcher's master is kept and ``master`` is ignored.
     """
     reason = unavailable()
     if reason:
@@ -67,7 +73,7 @@ def session(master: str | None = None, conf: Mapping[str, str] | None = None, ap
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(app_name)
-    if master or not os.environ.get("SPARK_SUBMIT_OPTS") and "spark.master" not in os.environ.get("PYSPARK_SUBMIT_ARGS", ""):
+    if not launched_by_spark_submit():  # under spark-submit, the launcher's master wins
         builder = builder.master(master or DEFAULT_MASTER)
     for key, value in {**DEFAULT_CONF, **dict(conf or {}), **FIXED_CONF}.items():
         builder = builder.config(key, str(value))
