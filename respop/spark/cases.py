@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import polars as pl
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from respop.case_finding.engine import ORDER_DAYS
+from respop.case_finding.engine import CASE_SCHEMA, ORDER_DAYS, RESIDENCE_METHODS, RESIDENCE_SCHEMA
 from respop.case_finding.spec import AlgorithmSpec, Criterion, prefixes_by_length
+from respop.spark.frames import cast, from_polars, spark_type
 
 
 # --- compiling criteria ----------------------------------------------------------------------
@@ -122,10 +124,195 @@ def qualifying_stays(spec: AlgorithmSpec, stays: DataFrame, diagnoses: DataFrame
     )
 
 
+# --- cases -----------------------------------------------------------------------------------
+
+
 def deaths(stays: DataFrame) -> DataFrame:
     """Year of the first in-hospital death recorded for each patient (``_death_year``)."""
     return (
         stays.where(F.col("died") & F.col("patient_key").isNotNull() & F.col("exit_date").isNotNull())
         .groupBy("patient_key")
         .agg(F.min(F.year("exit_date")).cast("smallint").alias("_death_year"))
+    )
+
+
+def _windows(spark, index_years: list[int], lookback: int) -> DataFrame:
+    """(index year, year) pairs of every window (a few rows, built on the driver from the years)."""
+    rows = [(n, y) for n in sorted(set(index_years)) for y in range(n - lookback, n + 1)]
+    return spark.createDataFrame(rows, "index_year smallint, year smallint")
+
+
+def _greatest(columns: list[Column]) -> Column:
+    """The greatest non-null value of ``columns`` (``F.greatest`` wants two columns or more)."""
+    return columns[0] if len(columns) == 1 else F.greatest(*columns)
+
+
+def find_cases(
+    spec: AlgorithmSpec,
+    stays: DataFrame,
+    diagnoses: DataFrame,
+    index_years: list[int],
+    first_year: int | None = None,
+) -> DataFrame:
+    """Cases of one disease for each index year (columns and types of :data:`CASE_SCHEMA`).
+
+    ``stays`` and ``diagnoses`` are the canonical frames of every year read (respop.pmsi);
+    ``first_year`` is the first year the data cover (for ``complete_history``; by default the
+    earliest exit year of ``stays``, the only value read on the driver).
+    """
+    if not index_years:
+        raise ValueError("no index year")
+    stays = stays_only(stays)
+    if first_year is None:
+        first_year = stays.select(F.min(F.year("exit_date"))).first()[0]
+    lookback = spec.window.lookback_years
+    n_subtypes = len(spec.subtype_criteria())
+    n_branches = len(spec.branches)
+
+    # only the stays of the windows are read (deaths look at every year before)
+    in_windows = F.year("exit_date").between(min(index_years) - lookback, max(index_years))
+    qualifying = qualifying_stays(spec, stays.where(in_windows), diagnoses)
+    per_year = qualifying.groupBy("patient_key", "year").agg(
+        F.count(F.lit(1)).cast("int").alias("n"),
+        F.min("exit_date").alias("first"),
+        F.max("exit_date").alias("last"),
+        F.max("_order").alias("last_order"),
+        F.max_by("age", "_order").alias("last_age"),
+        F.max_by("sex", "_order").alias("last_sex"),
+        *[F.bool_or(f"_b{j}").alias(f"_b{j}") for j in range(n_branches)],
+        *[F.sum(F.col(f"_t{k}").cast("int")).cast("int").alias(f"_tn{k}") for k in range(n_subtypes)],
+        *[F.max(F.when(F.col(f"_t{k}"), F.col("_order"))).alias(f"_tl{k}") for k in range(n_subtypes)],
+    )
+    n = F.col("index_year")
+    age = F.col("last_age").cast("int") + (n.cast("int") - F.col("year").cast("int"))
+    grouped = (
+        per_year.join(F.broadcast(_windows(stays.sparkSession, index_years, lookback)), on="year", how="inner")
+        .groupBy("patient_key", "index_year")
+        .agg(
+            F.sum("n").cast("int").alias("qualifying_stays"),
+            F.sum(F.when(F.col("year") == n, F.col("n")).otherwise(0)).cast("int").alias("stays_in_index_year"),
+            F.min("first").alias("first_stay_date"),
+            F.max("last").alias("last_stay_date"),
+            F.max_by(age, F.col("last_order")).alias("age"),
+            F.max_by("last_sex", "last_order").alias("sex"),
+            *[F.bool_or(f"_b{j}").alias(f"_b{j}") for j in range(n_branches)],
+            *[F.sum(f"_tn{k}").alias(f"_tn{k}") for k in range(n_subtypes)],
+            *[F.max(f"_tl{k}").alias(f"_tl{k}") for k in range(n_subtypes)],
+        )
+    )
+    is_case = F.col("qualifying_stays") >= spec.window.min_stays
+    branches = F.concat_ws("+", *[F.when(F.col(f"_b{j}"), F.lit(b.name)) for j, b in enumerate(spec.branches)])
+    death_year = F.col("_death_year")
+    out = (
+        grouped.join(deaths(stays), on="patient_key", how="left")
+        .where(death_year.isNull() | (death_year >= n))
+        .select(
+            "patient_key",
+            F.lit(spec.disease).alias("disease"),
+            "index_year",
+            is_case.alias("is_case"),
+            F.when(is_case, _subtype(spec)).alias("subtype"),
+            "first_stay_date",
+            "last_stay_date",
+            "qualifying_stays",
+            "stays_in_index_year",
+            branches.alias("branches"),
+            (is_case & (F.year("first_stay_date") == n)).alias("incident"),
+            ((n.cast("int") - lookback) >= F.lit(first_year).cast("int")).alias("complete_history"),
+            "age",
+            "sex",
+            F.coalesce(death_year == n, F.lit(False)).alias("died_in_year"),
+        )
+    )
+    return cast(out, CASE_SCHEMA)
+
+
+def _subtype(spec: AlgorithmSpec) -> Column:
+    subtypes = spec.subtypes
+    if subtypes.by == "timing":
+        now = next(t.name for t in subtypes.types if t.when == "index_year")
+        before = next(t.name for t in subtypes.types if t.when == "before_index_year")
+        return F.when(F.col("stays_in_index_year") > 0, F.lit(now)).otherwise(F.lit(before))
+    # by codes: most stays, then the latest stay, then the first listed
+    names = [name for name, _ in spec.subtype_criteria()]
+    if not names:  # only a default type
+        return F.lit(subtypes.default)
+    counts = [F.col(f"_tn{k}") for k in range(len(names))]
+    lasts = [F.coalesce(F.col(f"_tl{k}"), F.lit(-1)) for k in range(len(names))]
+    most = _greatest(counts)
+    latest = _greatest([F.when(c == most, last) for c, last in zip(counts, lasts, strict=True)])
+    wins = [(c == most) & (c > 0) & (last == latest) for c, last in zip(counts, lasts, strict=True)]
+    chosen = F.when(wins[0], F.lit(names[0]))
+    for win, name in zip(wins[1:], names[1:], strict=True):
+        chosen = chosen.when(win, F.lit(name))
+    return chosen.otherwise(F.lit(subtypes.default))
+
+
+# --- residence -------------------------------------------------------------------------------
+
+
+def attach_residence(
+    cases: DataFrame,
+    stays: DataFrame,
+    lookback_years: int,
+    method: str = "modal",
+    zone_territory: pl.DataFrame | None = None,
+) -> DataFrame:
+    """Add the zone of residence over a long period (columns :data:`RESIDENCE_SCHEMA`).
+
+    The zone comes from all the patient's ``stays`` exiting in the years N − ``lookback_years`` … N
+    with a residence zone: the zone on most of them (``modal``; ties: the zone whose latest stay is
+    the latest) or the zone of the latest (``latest``). ``zone_territory`` (zone_code,
+    territory_id, territory_name; a small polars frame) gives the territory. ``cases`` is read
+    twice (its keys, then the rows): cache it beforehand when it is costly to compute.
+    """
+    if method not in RESIDENCE_METHODS:
+        raise ValueError(f"residence method must be one of {RESIDENCE_METHODS}, got {method!r}")
+    if lookback_years < 0:
+        raise ValueError(f"lookback_years must be at least 0, got {lookback_years}")
+    stays = stays_only(stays)
+    index_year = F.col("index_year").cast("int")
+    windows = (
+        cases.select("patient_key", "index_year")
+        .distinct()
+        .select("patient_key", "index_year", F.explode(F.sequence(index_year - lookback_years, index_year)).alias("year"))
+    )
+    per_zone = (
+        stays.where(
+            F.col("patient_key").isNotNull() & F.col("residence_zone").isNotNull() & F.col("exit_date").isNotNull()
+        )
+        .select("patient_key", F.year("exit_date").alias("year"), "residence_zone", order().alias("_order"))
+        .join(windows, on=["patient_key", "year"], how="inner")
+        .groupBy("patient_key", "index_year", "residence_zone")
+        .agg(F.count(F.lit(1)).cast("int").alias("n"), F.max("_order").alias("last_order"))
+    )
+    # the chosen zone is the greatest (n, last order) or (last order): last orders of a patient's
+    # zones differ (each is a stay's), so there is no tie left
+    fields = ["n", "last_order"] if method == "modal" else ["last_order", "n"]
+    best = F.max(F.struct(*fields, "residence_zone"))
+    chosen = per_zone.groupBy("patient_key", "index_year").agg(
+        best["residence_zone"].alias("residence_zone"),
+        best["n"].alias("_n_zone"),
+        F.sum("n").alias("residence_stays"),
+    )
+    out = cases.join(chosen, on=["patient_key", "index_year"], how="left")
+    if zone_territory is not None:
+        territory = from_polars(
+            cases.sparkSession,
+            zone_territory.select(
+                pl.col("zone_code").cast(pl.String).alias("residence_zone"),
+                pl.col("territory_id").cast(pl.Int32),
+                pl.col("territory_name").cast(pl.String),
+            ),
+        )
+        out = out.join(F.broadcast(territory), on="residence_zone", how="left")
+    else:
+        out = out.withColumns({"territory_id": F.lit(None), "territory_name": F.lit(None)})
+    out = out.withColumns({
+        "residence_share": F.col("_n_zone") / F.col("residence_stays"),
+        "residence_stays": F.coalesce(F.col("residence_stays"), F.lit(0)),
+    })
+    return out.select(
+        *[F.col(c) for c in cases.columns],
+        *[F.col(c).cast(spark_type(t)).alias(c) for c, t in RESIDENCE_SCHEMA.items()],
     )
