@@ -2,7 +2,7 @@
 
 A spec is data, not code: :func:`load_spec` reads and checks a TOML file into an
 :class:`AlgorithmSpec`; compilers turn it into an engine's expressions (``respop.case_finding.
-polars_engine`` today; Spark later). Nothing here knows about an engine.
+engine`` for polars, ``respop.spark.cases`` for Spark). Nothing here knows about an engine.
 
 Semantics (docs/case_finding.md gives the long version):
 

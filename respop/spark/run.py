@@ -58,11 +58,13 @@ def compute_cases(
 
     step = progress or (lambda _label: None)
     stays, diagnoses = canonical_frames(spark, data)
-    frames = []
+    frames, kept = [], []
     for spec in specs:
         step(f"finding {spec.algorithm.name.lower()} cases (Spark)")
-        cases = find_cases(spec, stays, diagnoses, years, first_year)
+        # attach_residence reads the cases twice: computed once, kept
+        cases = find_cases(spec, stays, diagnoses, years, first_year).persist(StorageLevel.MEMORY_AND_DISK)
         lookback = config.cases.residence_years if config.cases.residence_years is not None else spec.window.lookback_years
+        kept.append(cases)
         frames.append(attach_residence(cases, stays, lookback, config.cases.residence, territories))
     both = _union(frames).persist(StorageLevel.MEMORY_AND_DISK)
     try:
@@ -72,7 +74,8 @@ def compute_cases(
         counted = to_polars(both.groupBy(*keys).agg(F.count(F.lit(1)).cast("bigint").alias(WEIGHT)))
         counted = counted.select(*keys, WEIGHT).cast({k: schema[k] for k in keys})
     finally:
-        both.unpersist()
+        for frame in [both, *kept]:
+            frame.unpersist()
     return cases, counted
 
 

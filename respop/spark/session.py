@@ -2,10 +2,10 @@
 
 ``session(master, conf)`` builds (or reuses) one SparkSession. The defaults suit one machine
 (``local[*]``); on a cluster the master and the resources come from the configuration's
-``[engine]`` section or from ``spark-submit`` (docs/spark.md). Spark's own settings that keep
-results identical to the polars engine are always set: UTC session time zone (dates are not
-shifted), ANSI mode off for casts of text that may fail (the input layer already validated the
-values), and a fixed number of shuffle partitions when none is given.
+``[engine]`` section or from ``spark-submit`` (docs/spark.md). The UTC session time zone (dates
+are never shifted) is always set; Spark 4's ANSI mode stays on (a bad cast or an overflow fails
+loudly instead of giving null); a small number of shuffle partitions is the default on one
+machine.
 """
 
 from __future__ import annotations
