@@ -3,16 +3,20 @@
 ``"disease_stays_12m >= 2 or (ckd and age >= 80)"`` is parsed with Python's own parser (``ast``,
 ``mode="eval"``) into a tiny tree of :class:`Node` objects; only comparisons, ``and``, ``or``,
 ``not``, parentheses, numbers, ``true``/``false`` and feature names are accepted. The tree is
-engine-neutral: :func:`to_polars` compiles it to a polars expression (a Spark target can compile
-the same tree).
+engine-neutral: :func:`to_polars` compiles it to a polars expression, :func:`to_spark` to a
+Spark column (respop.spark.strata), with the same semantics.
 """
 
 from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column
 
 OPERATORS = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "==", ast.NotEq: "!="}
 
@@ -107,6 +111,40 @@ def _polars(node: Node) -> pl.Expr:
         exprs = [_polars(a).fill_null(False) for a in node.args]
         return pl.all_horizontal(exprs) if node.op == "and" else pl.any_horizontal(exprs)
     left, right = (_polars(a) for a in node.args)
+    return {
+        ">": left > right,
+        ">=": left >= right,
+        "<": left < right,
+        "<=": left <= right,
+        "==": left == right,
+        "!=": left != right,
+    }[str(node.value)]
+
+
+def to_spark(node: Node) -> Column:
+    """The condition as a Spark boolean column (nulls count as false, as in :func:`to_polars`).
+    pyspark is imported here only: this module imports without it."""
+    from pyspark.sql import functions as F
+
+    return F.coalesce(_spark(node), F.lit(False))
+
+
+def _spark(node: Node) -> Column:
+    from pyspark.sql import functions as F
+
+    if node.op == "feature":
+        return F.col(str(node.value))
+    if node.op == "const":
+        return F.lit(node.value)
+    if node.op == "not":
+        return ~F.coalesce(_spark(node.args[0]), F.lit(False))
+    if node.op in ("and", "or"):
+        columns = [F.coalesce(_spark(a), F.lit(False)) for a in node.args]
+        out = columns[0]
+        for c in columns[1:]:
+            out = (out & c) if node.op == "and" else (out | c)
+        return out
+    left, right = (_spark(a) for a in node.args)
     return {
         ">": left > right,
         ">=": left >= right,

@@ -4,7 +4,8 @@ Two kinds (docs/strata.md): the **computed** features of :data:`COMPUTED` (hospi
 latest disease stay, the other target disease), written here in polars; and the **code**
 features of ``algorithms/features.toml`` (a stay of the window carries one of the codes), which
 clinicians extend without touching Python. Adding a computed feature: one entry in
-:data:`COMPUTED` and one expression in :func:`compute_features`.
+:data:`COMPUTED` and one expression in :func:`compute_features`, and its Spark expression in
+respop/spark/strata.py too (the Spark ``compute_features`` stops, naming it, until it has one).
 """
 
 from __future__ import annotations
