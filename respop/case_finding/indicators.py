@@ -268,18 +268,22 @@ def _level_rows(
         .with_columns((pl.col("weight") / pl.col("population")).alias("_q"))
     )
     denominators = populated.group_by("unit", "year").agg(
-        pl.col("weight").sum().alias("_R"), pl.col("_q").max().alias("_M")
+        pl.col("weight").sort_by(_STRATUM).cum_sum().last().alias("_R"), pl.col("_q").max().alias("_M")
     )
+    # float sums in a fixed order (the strata's): the same rates whatever the order of the rows
+    # (threads, the Spark engine's pre-aggregated counts)
     q = pl.col("_q")
+    # (a running sum: a plain sum may be reordered by the optimiser, which treats it as order-free)
+    in_order = lambda e: e.sort_by(_STRATUM).cum_sum().last()  # noqa: E731
     numerators = (
         counts_u.join(populated.select("unit", "year", *_STRATUM, "_q"), on=["unit", "year", *_STRATUM])
         .group_by(_CELL)
         .agg(
             pl.col("cases").sum().alias("_std_cases"),
-            (q * pl.col("cases")).sum().alias("_A_prevalence"),
-            (q * q * pl.col("cases")).sum().alias("_B_prevalence"),
-            (q * pl.col("incident")).sum().alias("_A_incidence"),
-            (q * q * pl.col("incident")).sum().alias("_B_incidence"),
+            in_order(q * pl.col("cases")).alias("_A_prevalence"),
+            in_order(q * q * pl.col("cases")).alias("_B_prevalence"),
+            in_order(q * pl.col("incident")).alias("_A_incidence"),
+            in_order(q * q * pl.col("incident")).alias("_B_incidence"),
         )
     )
 
