@@ -144,7 +144,9 @@ def _spark(node: Node) -> Column:
         for c in columns[1:]:
             out = (out & c) if node.op == "and" else (out | c)
         return out
-    left, right = (_spark(a) for a in node.args)
+    # compared as numbers, as polars does (a boolean feature is 0/1: ``ckd == 1`` holds when ckd
+    # does); Spark's ANSI mode would otherwise refuse a boolean beside a number
+    left, right = (_spark(a).cast("double") for a in node.args)
     return {
         ">": left > right,
         ">=": left >= right,

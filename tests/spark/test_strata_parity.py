@@ -203,6 +203,20 @@ def test_random_conditions_compile_like_polars(spark, batch, data):
         assert got[f"c{k}"].to_list() == expected[f"c{k}"].to_list(), f"{render(tree)!r} on {data}"
 
 
+def test_booleans_compared_with_numbers_as_polars_does(spark):
+    """A boolean feature is 0/1 beside a number in polars; Spark (ANSI mode) must agree, not fail."""
+    frame = pl.DataFrame(
+        {"_i": [0, 1, 2, 3], "p": [True, False, None, True], "a": [3, 0, 5, None]},
+        schema={"_i": pl.Int32, "p": pl.Boolean, "a": pl.Int64},
+    )
+    texts = ["p == 1", "p > 0", "p != 0", "p >= true", "a > p", "not p == 0 and a >= 1"]
+    nodes = [parse(t) for t in texts]
+    expected = frame.select("_i", *[condition_to_polars(n).alias(f"c{k}") for k, n in enumerate(nodes)])
+    got = to_polars(from_polars(spark, frame).select("_i", *[to_spark(n).alias(f"c{k}") for k, n in enumerate(nodes)])).sort("_i")
+    for k, text in enumerate(texts):
+        assert got[f"c{k}"].to_list() == expected[f"c{k}"].to_list(), text
+
+
 # --- demo ----------------------------------------------------------------------------------------
 
 
