@@ -13,11 +13,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 from collections.abc import Mapping
 
 from respop.errors import ConfigError
 
 DEFAULT_MASTER = "local[*]"
+LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
+"""Spark's log settings for respop runs (errors only)."""
 FIXED_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.ui.showConsoleProgress": "false",
@@ -75,7 +78,10 @@ def session(master: str | None = None, conf: Mapping[str, str] | None = None, ap
     builder = SparkSession.builder.appName(app_name)
     if not launched_by_spark_submit():  # under spark-submit, the launcher's master wins
         builder = builder.master(master or DEFAULT_MASTER)
-    for key, value in {**DEFAULT_CONF, **dict(conf or {}), **FIXED_CONF}.items():
+    settings = {**DEFAULT_CONF, **dict(conf or {}), **FIXED_CONF}
+    quiet = f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}"
+    settings["spark.driver.extraJavaOptions"] = " ".join(filter(None, [settings.get("spark.driver.extraJavaOptions"), quiet]))
+    for key, value in settings.items():
         builder = builder.config(key, str(value))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
