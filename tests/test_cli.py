@@ -61,3 +61,16 @@ def test_bad_options_and_configuration_are_messages_not_tracebacks(tmp_path):
 def test_version():
     result = respop("version")
     assert result.returncode == 0 and result.stdout.startswith("respop ")
+
+
+def test_run_engine_options_are_checked_before_any_work(tmp_path):
+    config = tmp_path / "territory.toml"
+    config.write_text('[input]\npmsi_dir = "nowhere"\n')
+    result = respop("run", str(config), "--engine", "flink")
+    assert result.returncode == 2 and "--engine must be polars or spark" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = respop("run", str(config), "--no-models")
+    assert result.returncode == 2 and "store step needs the survival and prediction" in result.stderr
+    config.write_text('[engine]\nname = "hadoop"\n')
+    result = respop("run", str(config))
+    assert result.returncode == 2 and "engine.name" in result.stderr
