@@ -146,14 +146,19 @@ def apply_filters(stays: pl.LazyFrame, config: QualityConfig, zones: frozenset[s
         & pl.all_horizontal([pl.col(c).is_not_null() for c in DUPLICATE_KEYS])
         & ~pl.col("patient_key").str.contains(FICTITIOUS_KEY)
     )
-    lf = lf.with_columns(
-        (
-            candidate
-            & (pl.col("stay_id") != pl.col("stay_id").min().over([*DUPLICATE_KEYS, "_excluded_before"]))
-        )
+    # the first stay of each group of candidates with equal keys: a group-by over the candidates'
+    # keys joined back (streams; a window over every stay of every year held them all in memory)
+    lf = lf.with_columns(candidate.fill_null(False).alias("_candidate"))
+    firsts = (
+        lf.filter(pl.col("_candidate"))
+        .group_by(DUPLICATE_KEYS)
+        .agg(pl.col("stay_id").min().alias("_first_stay_id"))
+    )
+    lf = lf.join(firsts, on=list(DUPLICATE_KEYS), how="left", maintain_order="left").with_columns(
+        (pl.col("_candidate") & (pl.col("stay_id") != pl.col("_first_stay_id")))
         .fill_null(False)
         .alias(flag_column("duplicate_stays"))
-    )
+    ).drop("_candidate", "_first_stay_id")
     first = pl.lit(None, pl.String)
     for f in reversed(FILTERS):
         if enabled[f.name]:
