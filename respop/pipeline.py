@@ -114,7 +114,15 @@ def run(
     def pmsi():
         """The PMSI of the run, read, staged and made canonical once (first use)."""
         if "data" not in opened:
-            opened["data"] = read_pmsi(None, config.input, config.quality).canonical()
+            parts = details.setdefault("input", {})
+            start = time.perf_counter()
+            raw = read_pmsi(None, config.input, config.quality)
+            opened["data"] = raw
+            staged = raw.staged()
+            parts["validate_and_filter"] = round(time.perf_counter() - start, 2)
+            start = time.perf_counter()
+            opened["data"] = staged.canonical()
+            parts["canonical"] = round(time.perf_counter() - start, 2)
         return opened["data"]
 
     def spark():
@@ -138,6 +146,8 @@ def run(
     try:
         if "input" in steps:
             summaries["input"] = timed("input", lambda: input_report(config, data=pmsi()))
+            parts = details.get("input", {})
+            parts["report"] = round(timings["input"] - sum(parts.values()), 2)
         if "territories" in steps:
             summaries["territories"] = timed("territories", lambda: build_territories(config, data=pmsi()))
         if "cases" in steps:
