@@ -128,9 +128,10 @@ def flag_column(name: str) -> str:
     return f"flag_{name}"
 
 
-def apply_filters(stays: pl.LazyFrame, config: QualityConfig, zones: frozenset[str] | None = None) -> pl.LazyFrame:
-    """Add one ``flag_<filter>`` column per filter and ``excluded_by``: the first enabled filter
-    that flags the stay, or null when the stay is kept."""
+def flag_stays(stays: pl.LazyFrame, config: QualityConfig, zones: frozenset[str] | None = None) -> pl.LazyFrame:
+    """The row-wise part of the filters: one ``flag_<filter>`` column per filter but the duplicate
+    one, and ``_candidate`` (the stay may be a duplicate: not excluded by an earlier filter,
+    every identifying column known, a real patient key)."""
     enabled = {f.name: getattr(config, f.name) for f in FILTERS}
     lf = stays.with_columns(
         [f.flags(zones).fill_null(True).alias(flag_column(f.name)) for f in FILTERS if f.name != "duplicate_stays"]
@@ -138,23 +139,41 @@ def apply_filters(stays: pl.LazyFrame, config: QualityConfig, zones: frozenset[s
     excluded_before = pl.any_horizontal(
         [pl.col(flag_column(f.name)) & pl.lit(enabled[f.name]) for f in FILTERS if f.name != "duplicate_stays"]
     )
-    lf = lf.with_columns(excluded_before.alias("_excluded_before"))
     # only stays whose identifying columns are all known (and whose patient key is not a
     # placeholder) can be duplicates of one another: missing values are not equal
     candidate = (
-        ~pl.col("_excluded_before")
+        ~excluded_before
         & pl.all_horizontal([pl.col(c).is_not_null() for c in DUPLICATE_KEYS])
         & ~pl.col("patient_key").str.contains(FICTITIOUS_KEY)
     )
-    # the first stay of each group of candidates with equal keys: a group-by over the candidates'
-    # keys joined back (streams; a window over every stay of every year held them all in memory)
-    lf = lf.with_columns(candidate.fill_null(False).alias("_candidate"))
-    firsts = (
-        lf.filter(pl.col("_candidate"))
-        .group_by(DUPLICATE_KEYS)
-        .agg(pl.col("stay_id").min().alias("_first_stay_id"))
-    )
-    lf = lf.join(firsts, on=list(DUPLICATE_KEYS), how="left", maintain_order="left").with_columns(
+    return lf.with_columns(candidate.fill_null(False).alias("_candidate"))
+
+
+def duplicate_groups(flagged: pl.LazyFrame, partitions: int = 1) -> pl.LazyFrame:
+    """Keys of the groups of candidate stays that are duplicates of one another (two stays or
+    more) and the id of the first stay of each (``_first_stay_id``). ``flagged``: the output of
+    :func:`flag_stays`. With ``partitions`` > 1 the candidates are split by a hash of their keys
+    (equal keys, same part) and each part is grouped on its own, one after the other, so that
+    memory holds one part's groups: on several national years (~100 million stays, one group
+    each) a single group-by needs more memory than a 24 GB machine has."""
+    candidates = flagged.filter(pl.col("_candidate")).select(*DUPLICATE_KEYS, "stay_id")
+    parts = []
+    for i in range(partitions):
+        part = candidates if partitions == 1 else candidates.filter(pl.struct(DUPLICATE_KEYS).hash(seed=0) % partitions == i)
+        parts.append(
+            part.group_by(DUPLICATE_KEYS)
+            .agg(pl.col("stay_id").min().alias("_first_stay_id"), pl.len().alias("_stays"))
+            .filter(pl.col("_stays") > 1)
+            .drop("_stays")
+        )
+    return parts[0] if partitions == 1 else pl.concat(parts, how="vertical", parallel=False)
+
+
+def finish_filters(flagged: pl.LazyFrame, config: QualityConfig, duplicates: pl.LazyFrame) -> pl.LazyFrame:
+    """Add the duplicate flag (from :func:`duplicate_groups`) and ``excluded_by``: the first
+    enabled filter that flags the stay, or null when the stay is kept."""
+    enabled = {f.name: getattr(config, f.name) for f in FILTERS}
+    lf = flagged.join(duplicates, on=list(DUPLICATE_KEYS), how="left", maintain_order="left").with_columns(
         (pl.col("_candidate") & (pl.col("stay_id") != pl.col("_first_stay_id")))
         .fill_null(False)
         .alias(flag_column("duplicate_stays"))
@@ -163,4 +182,12 @@ def apply_filters(stays: pl.LazyFrame, config: QualityConfig, zones: frozenset[s
     for f in reversed(FILTERS):
         if enabled[f.name]:
             first = pl.when(pl.col(flag_column(f.name))).then(pl.lit(f.name)).otherwise(first)
-    return lf.with_columns(first.alias(EXCLUDED_BY)).drop("_excluded_before")
+    return lf.with_columns(first.alias(EXCLUDED_BY))
+
+
+def apply_filters(stays: pl.LazyFrame, config: QualityConfig, zones: frozenset[str] | None = None) -> pl.LazyFrame:
+    """Add one ``flag_<filter>`` column per filter and ``excluded_by``: the first enabled filter
+    that flags the stay, or null when the stay is kept (one lazy plan; see :func:`duplicate_groups`
+    for data too large for it)."""
+    flagged = flag_stays(stays, config, zones)
+    return finish_filters(flagged, config, duplicate_groups(flagged))

@@ -21,7 +21,7 @@ from respop.errors import InputError
 from respop.fsutil import atomic_folder
 from respop.pmsi.canonical import STAY_SCHEMA, build_diagnoses, build_stays
 from respop.pmsi.files import ROW, TableFile, Workspace, discover, locate_csv_problem, scan_table
-from respop.pmsi.quality import EXCLUDED_BY, FILTERS, apply_filters, flag_column
+from respop.pmsi.quality import EXCLUDED_BY, FILTERS, apply_filters, duplicate_groups, finish_filters, flag_column, flag_stays
 from respop.pmsi.report import FilterCount, PmsiReport, TableCount
 from respop.pmsi.schema import KEY, USED_COLUMNS
 from respop.pmsi.validate import CHECKS, DateWindow, ValidatedTable, validate_table
@@ -188,6 +188,10 @@ class PmsiData:
         self.workspace.close()
 
 
+STAYS_PER_PART = 10_000_000
+"""Stays per part when the duplicate stays are looked for part by part (memory: one part's groups)."""
+
+
 def read_pmsi(
     folder: str | Path | None = None,
     input: InputConfig | None = None,
@@ -252,12 +256,17 @@ def _build(
         tables += [b, c, d, um]
         stays.append(build_stays(b, c))
         diagnoses.append(build_diagnoses(b, d, um))
-    flagged = apply_filters(pl.concat(stays, how="vertical"), quality, zones)
     if stage:
+        # the row-wise filters written once; the duplicate stays then found part by part
+        # (quality.duplicate_groups) and joined back lazily: a small table
         step("applying the quality filters")
         path = workspace.path() / "flagged_stays.parquet"
-        _sink(flagged, path, "the stays")
-        flagged = pl.scan_parquet(path)
+        _sink(flag_stays(pl.concat(stays, how="vertical"), quality, zones), path, "the stays")
+        rows = pl.scan_parquet(path).select(pl.len()).collect().item()
+        duplicates = _collect(duplicate_groups(pl.scan_parquet(path), -(-rows // STAYS_PER_PART) or 1), "the duplicate stays")
+        flagged = finish_filters(pl.scan_parquet(path), quality, duplicates.lazy())
+    else:
+        flagged = apply_filters(pl.concat(stays, how="vertical"), quality, zones)
     return PmsiData(
         folder=folder,
         input=input,

@@ -164,9 +164,12 @@ def _filtered_world(tmp_path):
     return keys
 
 
-def test_every_filtered_stay_is_counted_under_its_filter(tmp_path):
+@pytest.mark.parametrize("stays_per_part", [10_000_000, 1, 3])
+def test_every_filtered_stay_is_counted_under_its_filter(tmp_path, monkeypatch, stays_per_part):
+    # stays_per_part: duplicates looked for in one group-by, or part by part (national scale)
+    monkeypatch.setattr("respop.pmsi.reader.STAYS_PER_PART", stays_per_part)
     keys = _filtered_world(tmp_path)
-    data = read_pmsi(tmp_path)
+    data = read_pmsi(tmp_path).staged()
     report = data.report()
     excluded = dict(data.excluded_stays.select("stay_id", "excluded_by").collect().iter_rows())
     expected_by = {
