@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from respop.pmsi.files import ROW, TableFile
-from respop.pmsi.nomenclatures import codes, normalize_icd10
+from respop.pmsi.nomenclatures import codes
 from respop.pmsi.schema import KEY, ColumnRule, table_schema
 
 REASONS = "_reasons"
@@ -48,9 +48,18 @@ def kind_dtype(rule: ColumnRule) -> pl.DataType:
 
 def text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """A raw value as trimmed text; empty strings become null."""
+    return _non_empty(_stripped(expr, dtype))
+
+
+def _stripped(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """A raw value as text without leading or trailing whitespace (empty strings kept)."""
     s = expr if dtype == pl.String else expr.cast(pl.String)
-    s = s.str.strip_chars()
-    return pl.when(s.str.len_chars() > 0).then(s)
+    return s.str.strip_chars()
+
+
+def _non_empty(s: pl.Expr) -> pl.Expr:
+    """Text with empty strings made null. (A string has a character iff it has a byte.)"""
+    return pl.when(s.str.len_bytes() > 0).then(s)
 
 
 def parse_sas_date(expr: pl.Expr) -> pl.Expr:
@@ -64,19 +73,26 @@ def parse_sas_date(expr: pl.Expr) -> pl.Expr:
 
 TEXT = "__text_"
 """Prefix of the trimmed-text copy of each raw column, computed once per row."""
+HELPER = "__help_"
+"""Prefix of intermediate values computed once per row from the text (dropped after typing)."""
 
 
 def _column_rule(
     rule: ColumnRule, dtype: pl.DataType, date_format: str | None = None
-) -> tuple[pl.Expr, list[tuple[pl.Expr, str]]]:
-    """The typed value of one column and its [(failure condition, reason)].
+) -> tuple[list[pl.Expr], pl.Expr, list[tuple[pl.Expr, str]]]:
+    """The helpers, the typed value of one column and its [(failure condition, reason)].
 
-    The value is computed from the raw column (``rule.name``) and its trimmed text
-    (``__text_<name>``); the failure conditions read the text and the typed value (again under
-    ``rule.name``), so that :func:`validate_table` computes each once, in three steps.
+    The value is computed from the raw column (``rule.name``), its trimmed text
+    (``__text_<name>``) and the helpers (``__help_<name>``, computed from the text before the
+    value: an expression the value and a check both need is computed once, polars' streaming
+    engine does not share common sub-expressions); the failure conditions read the text, the
+    helpers and the typed value (again under ``rule.name``), so that :func:`validate_table`
+    computes each once, in steps.
     ``date_format``: the format detected for a text date column; None tries every known format.
     """
     raw, t, v = pl.col(rule.name), pl.col(TEXT + rule.name), pl.col(rule.name)
+    h = pl.col(HELPER + rule.name)
+    helpers: list[pl.Expr] = []
     failures: list[tuple[pl.Expr, str]] = []
     kind = rule.kind
     if kind in ("integer", "year", "month"):
@@ -110,10 +126,13 @@ def _column_rule(
         value = pl.when(t.str.contains(r"^[0-9]{1,8}$")).then(t.str.zfill(9)).otherwise(t)
         failures.append((v.is_not_null() & ~v.str.contains(rule.pattern), rule.pattern_label))
     elif kind == "rsa":
-        value = pl.when(t.str.contains(rule.pattern)).then(t.str.zfill(10)).otherwise(t)
-        failures.append((t.is_not_null() & ~t.str.contains(rule.pattern), rule.pattern_label))
+        helpers.append(t.str.contains(rule.pattern))  # the value and the check need it
+        value = pl.when(h).then(t.str.zfill(10)).otherwise(t)
+        failures.append((t.is_not_null() & ~h, rule.pattern_label))
     elif kind == "icd10":
-        value = normalize_icd10(t)
+        # normalize_icd10 of the (already trimmed) text, its code computed once
+        helpers.append(t.str.to_uppercase().str.replace_all(".", "", literal=True))
+        value = _non_empty(h)
         known = v.is_in(sorted(codes("MS_CIM_V")))
         failures.append(((v.is_not_null() & ~known) | (t.is_not_null() & v.is_null()), "code absent from the French CIM-10"))
     else:  # string and return codes
@@ -135,7 +154,7 @@ def _column_rule(
             failures.append((t.is_not_null() & ~t.is_in(sorted(allowed)), f"not a code of {label}"))
     if rule.required_value:
         failures.append((t.is_null(), "missing value"))
-    return value, failures
+    return helpers, value, failures
 
 
 STAY_ROW = "_stay_row"
@@ -258,7 +277,9 @@ def validate_table(
     """
     schema = table_schema(tf.table)
     raw_schema = raw.collect_schema()
+    stripped: list[pl.Expr] = []
     texts: list[pl.Expr] = []
+    helpers: list[pl.Expr] = []
     values: list[pl.Expr] = []
     failures: list[tuple[pl.Expr, str]] = []
     for rule in schema.rules:
@@ -267,8 +288,11 @@ def validate_table(
             date_format = None
             if rule.kind == "date" and dtype == pl.String:
                 date_format = detect_date_format(raw, rule.name)
-            value, column_failures = _column_rule(rule, dtype, date_format)
-            texts.append(text(pl.col(rule.name), dtype).alias(TEXT + rule.name))
+            column_helpers, value, column_failures = _column_rule(rule, dtype, date_format)
+            # text(): trimmed once, then emptied strings made null (two steps: one trim per value)
+            stripped.append(_stripped(pl.col(rule.name), dtype).alias(TEXT + rule.name))
+            texts.append(_non_empty(pl.col(TEXT + rule.name)).alias(TEXT + rule.name))
+            helpers.extend(expr.alias(HELPER + rule.name) for expr in column_helpers)
         else:  # optional column absent from this file
             value, column_failures = pl.lit(None, dtype=kind_dtype(rule)), []
         values.append(value.alias(rule.name))
@@ -282,9 +306,11 @@ def validate_table(
     if len(reasons) > 63:
         raise ValueError(f"{tf.label}: too many checks ({len(reasons)}) for one bit mask")
 
+    typed = raw.with_columns(stripped).with_columns(texts)
+    if helpers:
+        typed = typed.with_columns(helpers)
     typed = (
-        raw.with_columns(texts)
-        .with_columns(values)
+        typed.with_columns(values)
         .select(
             pl.col(ROW),
             *(pl.col(rule.name) for rule in schema.rules),
