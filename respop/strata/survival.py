@@ -536,7 +536,7 @@ def _cox(
     time = df["duration"].to_numpy(dtype=float)
     event = df["event"].to_numpy(dtype=bool)
     score, schoenfeld = efron_residuals(x, time, event, beta)
-    robust = clustered_sandwich(score, variance, design.get_column("patient_key").to_numpy())
+    robust = clustered_sandwich(score, variance, _cluster_ids(design.get_column("patient_key")))
     se = np.sqrt(np.diag(robust))
     z = stats.norm.ppf(1 - alpha / 2)
     n, n_events = len(df), int(event.sum())
@@ -652,6 +652,16 @@ def clustered_sandwich(score: np.ndarray, variance: np.ndarray, clusters: np.nda
         [np.bincount(inverse, weights=delta[:, c], minlength=groups) for c in range(delta.shape[1])]
     )
     return summed.T @ summed
+
+
+def _cluster_ids(keys: pl.Series) -> np.ndarray:
+    """The patient keys as integers in the same order (dense rank: polars sorts strings by their
+    UTF-8 bytes, which is the order of their code points, as numpy's sort of Python strings), so
+    that :func:`clustered_sandwich` numbers the clusters as it would from the keys, without
+    sorting millions of Python strings (np.unique of an object array: seconds at national scale)."""
+    if keys.dtype != pl.String or keys.null_count():
+        return keys.to_numpy()
+    return keys.rank("dense").cast(pl.Int64).to_numpy()
 
 
 def _first_line(exc: BaseException) -> str:
