@@ -19,6 +19,7 @@ from respop.strata.prediction import (
     design_matrix,
     evaluate,
     labelled,
+    stratified_sample,
 )
 
 SCHEMA = {
@@ -263,6 +264,30 @@ def test_evaluate_needs_both_outcomes():
     data = rows([(f"k{i}", y, 1, False) for i in range(30) for y in (2019, 2020, 2021, 2022)])
     with pytest.raises(InputError, match="same outcome"):
         evaluate(data, "diabetes", last_year=2022)
+
+
+def test_stratified_sample_keeps_each_outcome_share():
+    y = np.array([1] * 300 + [0] * 2700)
+    keep = stratified_sample(y, 1000, random_state=4)
+    assert len(keep) == 1000 == len(np.unique(keep))
+    assert (np.diff(keep) > 0).all()
+    assert y[keep].sum() == 100
+    assert (keep == stratified_sample(y, 1000, random_state=4)).all()
+    assert not (keep == stratified_sample(y, 1000, random_state=5)).all()
+    assert (stratified_sample(y, 5000) == np.arange(3000)).all()
+
+
+def test_evaluate_fits_on_a_sample_of_the_training_years(simulated, report):
+    sampled = evaluate(simulated, "diabetes", last_year=2022, random_state=0, train_sample=2000)
+    assert sampled.n_fitted == 2000 and report.n_fitted is None
+    assert (sampled.n_train, sampled.n_test, sampled.positives_train) == (report.n_train, report.n_test, report.positives_train)
+    assert sampled.metrics["brier_reference"].to_list() == report.metrics["brier_reference"].to_list()
+    for full, part in zip(report.metrics["auc"], sampled.metrics["auc"], strict=True):
+        assert abs(full - part) < 0.03
+    card = sampled.model_card()
+    assert f"random sample of {sampled.n_fitted} of the {sampled.n_train} training person-years" in card
+    assert "random sample" not in report.model_card()
+    assert sampled.metrics_dict()["n_fitted"] == 2000 and report.metrics_dict()["n_fitted"] == report.n_train
 
 
 # --------------------------------------------------------------------------------------------
