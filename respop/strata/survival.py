@@ -587,15 +587,16 @@ def efron_residuals(
     n, p = x.shape
     time = np.asarray(time, dtype=float)
     event = np.asarray(event, dtype=bool)
+    # n × p arrays are computed in place and freed as soon as possible: at national scale (millions
+    # of follow-ups) each one takes hundreds of MB
     order = np.argsort(time, kind="stable")
-    xs = x[order] - x.mean(axis=0)  # centring leaves every residual unchanged and keeps exp() tame
+    xs = x[order]
+    xs -= x.mean(axis=0)  # centring leaves every residual unchanged and keeps exp() tame
     ts, es = time[order], event[order]
     r = np.exp(xs @ np.asarray(beta, dtype=float))
-    rx = r[:, None] * xs
-    score = np.zeros((n, p))
-    schoenfeld = np.full((n, p), np.nan)
     if not es.any():
-        return score, schoenfeld
+        return np.zeros((n, p)), np.full((n, p), np.nan)
+    rx = r[:, None] * xs
 
     death_rows = np.flatnonzero(es)
     death_times, ties = np.unique(ts[death_rows], return_counts=True)
@@ -606,6 +607,7 @@ def efron_residuals(
     group_start = np.r_[0, np.cumsum(ties)[:-1]]
     s0d = np.add.reduceat(r[death_rows], group_start)
     s1d = np.add.reduceat(rx[death_rows], group_start, axis=0)
+    del rx
 
     j = np.repeat(np.arange(m), ties)  # one row per (death time, k)
     frac = (np.arange(len(j)) - group_start[j]) / ties[j]
@@ -624,17 +626,24 @@ def efron_residuals(
     last = np.searchsorted(death_times, ts, side="right") - 1  # last death time <= T_i (-1: none)
     at = np.maximum(last, 0)
     cum_a = np.where(last >= 0, np.cumsum(a_full)[at], 0.0)
-    cum_b = np.where((last >= 0)[:, None], np.cumsum(b_full, axis=0)[at], 0.0)
+    cum_b = np.cumsum(b_full, axis=0)[at]
+    cum_b[last < 0] = 0.0
     # A death is at risk at its own time with the Efron weights 1 − k/d.
     cum_a[es] += a_own[last[es]] - a_full[last[es]]
     cum_b[es] += b_own[last[es]] - b_full[last[es]]
-    sorted_score = -r[:, None] * (xs * cum_a[:, None] - cum_b)
+    # sorted score = −r (xs · cum_a − cum_b), in place
+    sorted_score = xs * cum_a[:, None]
+    np.subtract(sorted_score, cum_b, out=sorted_score)
+    del cum_b
+    np.multiply(-r[:, None], sorted_score, out=sorted_score)
     own = xs[es] - x_efron[last[es]]
+    del xs
     sorted_score[es] += own
+    score = np.empty((n, p))
     score[order] = sorted_score
-    sorted_schoenfeld = np.full((n, p), np.nan)
-    sorted_schoenfeld[es] = own
-    schoenfeld[order] = sorted_schoenfeld
+    del sorted_score
+    schoenfeld = np.full((n, p), np.nan)
+    schoenfeld[order[es]] = own
     return score, schoenfeld
 
 
