@@ -10,6 +10,7 @@ Spark column (respop.spark.strata), with the same semantics.
 from __future__ import annotations
 
 import ast
+import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
     from pyspark.sql import Column
 
 OPERATORS = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "==", ast.NotEq: "!="}
+COMPARISONS = {
+    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne,
+}
+"""Each comparison of the language as a function of two operands (polars expressions, Spark columns)."""
 
 
 class ConditionError(ValueError):
@@ -111,14 +116,7 @@ def _polars(node: Node) -> pl.Expr:
         exprs = [_polars(a).fill_null(False) for a in node.args]
         return pl.all_horizontal(exprs) if node.op == "and" else pl.any_horizontal(exprs)
     left, right = (_polars(a) for a in node.args)
-    return {
-        ">": left > right,
-        ">=": left >= right,
-        "<": left < right,
-        "<=": left <= right,
-        "==": left == right,
-        "!=": left != right,
-    }[str(node.value)]
+    return COMPARISONS[str(node.value)](left, right)
 
 
 def to_spark(node: Node) -> Column:
@@ -147,11 +145,4 @@ def _spark(node: Node) -> Column:
     # compared as numbers, as polars does (a boolean feature is 0/1: ``ckd == 1`` holds when ckd
     # does); Spark's ANSI mode would otherwise refuse a boolean beside a number
     left, right = (_spark(a).cast("double") for a in node.args)
-    return {
-        ">": left > right,
-        ">=": left >= right,
-        "<": left < right,
-        "<=": left <= right,
-        "==": left == right,
-        "!=": left != right,
-    }[str(node.value)]
+    return COMPARISONS[str(node.value)](left, right)
