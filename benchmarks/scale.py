@@ -61,8 +61,10 @@ OUT = ROOT / "benchmarks" / "out" / "scale"
 GOAL = 5.0
 """The pipeline total within 5 times the floor."""
 POLL_SECONDS = 0.2
-SPARK_CONF = {"spark.driver.memory": "12g", "spark.sql.shuffle.partitions": "32"}
-"""Spark in local mode runs in the driver's JVM: respop's default 4 GB is small for national years."""
+SPARK_CONF = {"spark.driver.memory": "12g", "spark.driver.maxResultSize": "4g", "spark.sql.shuffle.partitions": "32"}
+"""Spark in local mode runs in the driver's JVM: respop's default 4 GB is small for national years;
+the person-years of 4 national years come back to Python as 1.04 GB of Arrow batches, over Spark's
+default limit of the results a job may return (1 GB: the run fails)."""
 
 STEPS = ("input", "territories", "cases", "strata", "store")
 STRATA_DETAILS = ("features", "events", "care_use", "transitions", "survival", "prediction")
