@@ -330,11 +330,19 @@ def fmt(x: float | None, digits: int = 1) -> str:
     return "–" if x is None else f"{x:,.{digits}f}"
 
 
+def validation_ratio(pipeline: dict, floor: dict) -> float | None:
+    """The input step's typing and checking of every value of every file (``validate`` in
+    timings.json: no filter, join of the tables or canonical table yet) over the floor: the part
+    of the ratio that the non-negotiable checks of the input alone take."""
+    seconds = pipeline.get("details", {}).get("input", {}).get("validate")
+    return seconds / floor["seconds"] if seconds is not None and floor.get("seconds") else None
+
+
 def polars_table(results: list[dict]) -> Table:
     table = Table(title="respop run --engine polars, national data: seconds per stage, peak memory, ratio to the floor",
                   title_justify="left")
     cols = ["years", "stays", "diagnoses", "floor s", "input", "territories", "cases", "features", "events", "care use",
-            "transitions", "total (goal)", "× floor", f"≤ {GOAL:.0f}×", "survival", "prediction", "store", "peak GB",
+            "transitions", "total (goal)", "× floor", f"≤ {GOAL:.0f}×", "validation × floor", "survival", "prediction", "store", "peak GB",
             "CPU s run / floor", "load"]
     for c in cols:
         table.add_column(c, justify="left" if c in ("years", f"≤ {GOAL:.0f}×") else "right")
@@ -355,7 +363,7 @@ def polars_table(results: list[dict]) -> Table:
             fmt(p.get("stays") or f["rows"].get("B"), 0), fmt(p.get("diagnoses"), 0), fmt(f["seconds"]),
             fmt(st["input"]), fmt(st["territories"]), fmt(st["cases"]),
             fmt(st["features"]) if split else f"strata {fmt(st['strata'])}", fmt(st["events"]), fmt(st["care_use"]),
-            fmt(st["transitions"]), fmt(total), fmt(ratio), met,
+            fmt(st["transitions"]), fmt(total), fmt(ratio), met, fmt(validation_ratio(p, f)),
             fmt(st["survival"]) if st["survival"] is not None else skipped,
             fmt(st["prediction"]) if st["prediction"] is not None else skipped,
             fmt(st["store"]) if st["store"] is not None else skipped,
@@ -472,7 +480,9 @@ def main() -> None:
             console.print(f"total (goal) = input (read, validation, filters, canonical tables) + territories + cases + strata's "
                           f"features, events (survival events, death years), care use and transitions; survival, prediction and "
                           f"store are outside the goal (n/a: fewer than {MODELS_MIN_YEARS} years, run with --no-models). × floor: "
-                          f"total over the floor's seconds (the fastest of {args.floor_repeat} floor runs); goal ≤ {GOAL:.0f}×. Peak GB: the run's "
+                          f"total over the floor's seconds (the fastest of {args.floor_repeat} floor runs); goal ≤ {GOAL:.0f}×. Validation × floor: "
+                          f"the input step's typing and checking of every value of every file alone (before the filters and "
+                          f"the canonical tables) over the floor. Peak GB: the run's "
                           f"process tree, polled every {POLL_SECONDS} s. CPU s: user + system seconds of the whole run's processes "
                           f"(all steps) and of the floor's; load: the machine's 1-minute load average at the start and end of the "
                           f"run (2 cores: above 2, other processes took part of the CPU).")

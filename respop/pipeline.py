@@ -96,6 +96,7 @@ def run(
     and prediction out of the strata step (then the store step cannot run)."""
     from respop.case_finding.run import run_cases
     from respop.pmsi import read_pmsi
+    from respop.pmsi.reader import FILTERS_STEP
     from respop.strata.run import run_strata
 
     config_path = Path(config_path)
@@ -118,8 +119,17 @@ def run(
             start = time.perf_counter()
             raw = read_pmsi(None, config.input, config.quality)
             opened["data"] = raw
-            staged = raw.staged()
-            parts["validate_and_filter"] = round(time.perf_counter() - start, 2)
+            filters_started: list[float] = []  # when the staging moved from checking files to the filters
+
+            def staging(label: str) -> None:
+                if label == FILTERS_STEP:
+                    filters_started.append(time.perf_counter())
+
+            staged = raw.staged(staging)
+            end = time.perf_counter()
+            middle = filters_started[0] if filters_started else end
+            parts["validate"] = round(middle - start, 2)
+            parts["filters"] = round(end - middle, 2)
             start = time.perf_counter()
             opened["data"] = staged.canonical()
             parts["canonical"] = round(time.perf_counter() - start, 2)

@@ -184,8 +184,8 @@ class ValidatedTable:
 
     @property
     def typed(self) -> pl.LazyFrame:
-        if self.duplicate_bit is None:
-            return self.checked
+        if self.duplicate_bit is None or (self.duplicate_keys is not None and self.duplicate_keys.is_empty()):
+            return self.checked  # no key held twice: no join to pay for on every read
         dups = self.duplicate_keys.lazy() if self.duplicate_keys is not None else _duplicate_keys(self.checked)
         first = pl.col("_first_row")
         duplicate = (pl.col(CHECKS) == 0) & first.is_not_null() & (pl.col(ROW) != first)

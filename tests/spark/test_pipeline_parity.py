@@ -97,6 +97,8 @@ def test_timings_say_which_engine_ran(tiny_runs):
         assert record["engine"] == engine
         assert set(record["steps"]) == {"input", "territories", "cases", "strata", "store"}
         assert record["details"]["strata"]["features"] >= 0
+        assert set(record["details"]["input"]) == {"validate", "filters", "canonical", "report"}
+        assert record["details"]["input"]["filters"] > 0  # the filters' mark was seen
 
 
 @pytest.mark.slow
