@@ -149,24 +149,44 @@ def flag_stays(stays: pl.LazyFrame, config: QualityConfig, zones: frozenset[str]
     return lf.with_columns(candidate.fill_null(False).alias("_candidate"))
 
 
-def duplicate_groups(flagged: pl.LazyFrame, partitions: int = 1) -> pl.LazyFrame:
+def duplicate_groups(flagged: pl.LazyFrame) -> pl.LazyFrame:
     """Keys of the groups of candidate stays that are duplicates of one another (two stays or
-    more) and the id of the first stay of each (``_first_stay_id``). ``flagged``: the output of
-    :func:`flag_stays`. With ``partitions`` > 1 the candidates are split by a hash of their keys
-    (equal keys, same part) and each part is grouped on its own, one after the other, so that
-    memory holds one part's groups: on several national years (~100 million stays, one group
-    each) a single group-by needs more memory than a 24 GB machine has."""
-    candidates = flagged.filter(pl.col("_candidate")).select(*DUPLICATE_KEYS, "stay_id")
-    parts = []
-    for i in range(partitions):
-        part = candidates if partitions == 1 else candidates.filter(pl.struct(DUPLICATE_KEYS).hash(seed=0) % partitions == i)
-        parts.append(
-            part.group_by(DUPLICATE_KEYS)
-            .agg(pl.col("stay_id").min().alias("_first_stay_id"), pl.len().alias("_stays"))
-            .filter(pl.col("_stays") > 1)
-            .drop("_stays")
-        )
-    return parts[0] if partitions == 1 else pl.concat(parts, how="vertical", parallel=False)
+    more) and the id of the first stay of each (``_first_stay_id``), as one lazy plan.
+    ``flagged``: the output of :func:`flag_stays`. For national data use
+    :func:`find_duplicate_groups`: one group-by on the keys of ~100 million stays needs more
+    memory than a 24 GB machine has."""
+    return _groups(_candidates(flagged))
+
+
+def find_duplicate_groups(flagged: pl.LazyFrame, modulus: int | None = None) -> pl.DataFrame:
+    """The same table as :func:`duplicate_groups`, in bounded memory, for several national years.
+
+    Two passes over ``flagged``: the 64-bit hash of every candidate's keys (8 bytes a stay,
+    sorted in memory) gives the hashes held more than once; then only the candidates with such
+    a hash (the duplicates, plus any stays whose hashes collide) are grouped on their keys,
+    exactly: a collision costs a few more rows in that group-by, never a wrong group.
+    ``modulus`` folds the hashes into fewer values (tests force collisions with it)."""
+    candidates = _candidates(flagged)
+    hashed = pl.struct(DUPLICATE_KEYS).hash(seed=0)
+    if modulus is not None:
+        hashed = hashed % modulus
+    hashes = candidates.select(hashed.alias("_hash")).collect(engine="streaming").get_column("_hash").sort()
+    repeated = hashes.filter(hashes == hashes.shift(1)).unique()
+    del hashes
+    return _groups(candidates.filter(hashed.is_in(repeated.implode()))).collect(engine="streaming")
+
+
+def _candidates(flagged: pl.LazyFrame) -> pl.LazyFrame:
+    return flagged.filter(pl.col("_candidate")).select(*DUPLICATE_KEYS, "stay_id")
+
+
+def _groups(candidates: pl.LazyFrame) -> pl.LazyFrame:
+    return (
+        candidates.group_by(DUPLICATE_KEYS)
+        .agg(pl.col("stay_id").min().alias("_first_stay_id"), pl.len().alias("_stays"))
+        .filter(pl.col("_stays") > 1)
+        .drop("_stays")
+    )
 
 
 def finish_filters(flagged: pl.LazyFrame, config: QualityConfig, duplicates: pl.LazyFrame) -> pl.LazyFrame:

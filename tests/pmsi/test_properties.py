@@ -92,3 +92,46 @@ def test_rows_load_exactly_when_valid_and_none_is_lost(rows):
     expected = [i + 1 for i, r in enumerate(rows) if _oracle(*r)]
     assert sorted(loaded[ROW].to_list()) == expected
     assert all(len(reasons) > 0 for reasons in quarantined[REASONS])
+
+
+# Duplicate stays in bounded memory: the hash pre-selection never changes the groups, even when
+# every hash collides (modulus 1) or many do.
+_stay = st.tuples(
+    st.booleans(),  # candidate
+    st.sampled_from(["P1", "P2", "P3"]),  # patient key
+    st.sampled_from(["H1", "H2"]),  # hospital
+    st.integers(0, 2),  # entry day
+    st.integers(0, 1),  # days to exit
+    st.sampled_from(["05M09T", "28Z04S"]),  # GHM
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(_stay, max_size=40), st.sampled_from([None, 1, 2, 7]))
+def test_duplicate_groups_found_by_hash_are_the_exact_groups(stays, modulus):
+    from respop.pmsi.quality import duplicate_groups, find_duplicate_groups
+
+    start = dt.date(2022, 1, 1)
+    flagged = pl.LazyFrame(
+        {
+            "stay_id": list(range(len(stays))),
+            "_candidate": [s[0] for s in stays],
+            "patient_key": [s[1] for s in stays],
+            "hospital_id": [s[2] for s in stays],
+            "entry_date": [start + dt.timedelta(days=s[3]) for s in stays],
+            "exit_date": [start + dt.timedelta(days=s[3] + s[4]) for s in stays],
+            "ghm": [s[5] for s in stays],
+        },
+        schema_overrides={"stay_id": pl.Int64, "_candidate": pl.Boolean, "entry_date": pl.Date, "exit_date": pl.Date},
+    )
+    exact = duplicate_groups(flagged).collect()
+    found = find_duplicate_groups(flagged, modulus)
+    key = list(exact.columns)
+    assert found.sort(key).equals(exact.sort(key))
+    # and the groups are what they mean: candidates sharing the five keys, first stay the smallest id
+    groups: dict[tuple, list[int]] = {}
+    for i, s in enumerate(stays):
+        if s[0]:
+            groups.setdefault(s[1:], []).append(i)
+    assert len(found) == sum(1 for ids in groups.values() if len(ids) > 1)
+    assert sorted(found["_first_stay_id"].to_list()) == sorted(min(ids) for ids in groups.values() if len(ids) > 1)

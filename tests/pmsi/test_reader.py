@@ -164,10 +164,14 @@ def _filtered_world(tmp_path):
     return keys
 
 
-@pytest.mark.parametrize("stays_per_part", [10_000_000, 1, 3])
-def test_every_filtered_stay_is_counted_under_its_filter(tmp_path, monkeypatch, stays_per_part):
-    # stays_per_part: duplicates looked for in one group-by, or part by part (national scale)
-    monkeypatch.setattr("respop.pmsi.reader.STAYS_PER_PART", stays_per_part)
+@pytest.mark.parametrize("modulus", [None, 1, 3])
+def test_every_filtered_stay_is_counted_under_its_filter(tmp_path, monkeypatch, modulus):
+    # modulus: the duplicate stays' hashes folded so that they collide (1: all of them)
+    import functools
+
+    from respop.pmsi import quality
+
+    monkeypatch.setattr("respop.pmsi.reader.find_duplicate_groups", functools.partial(quality.find_duplicate_groups, modulus=modulus))
     keys = _filtered_world(tmp_path)
     data = read_pmsi(tmp_path).staged()
     report = data.report()
