@@ -117,14 +117,66 @@ def suppress(
         # fixing them in the same pass masks no more than fixing them one after the other)
         progressed = False
         for group in exposed:
-            for k in of_cell[group[0]]:
+            extra = _nearest_complement(group, masked, values, members, of_cell)
+            if extra is not None:
+                masked[extra] = True
+                progressed = True
+        if not progressed:  # every relation around them is masked: only zeros can still be determined
+            return masked
+
+
+def _nearest_complement(
+    group: list[int], masked: list[bool], values: list[int], members: list[tuple[int, ...]], of_cell: list[list[int]]
+) -> int | None:
+    """The cell to mask for a group of determined masked cells: the complement of one of their
+    relations; when all their relations are masked already, of the nearest relation reached
+    through masked cells (breadth first). None when the whole connected group is masked, where
+    only cells worth 0 can be determined (the equations have no published term)."""
+    seen_cells, seen_relations = set(group), set()
+    frontier = list(group)
+    while frontier:
+        following = []
+        for cell in frontier:
+            for k in of_cell[cell]:
+                if k in seen_relations:
+                    continue
+                seen_relations.add(k)
                 extra = _complement(members[k], masked, values)
                 if extra is not None:
-                    masked[extra] = True
-                    progressed = True
-                    break
-        if not progressed:  # nothing left to mask around them (cannot happen with consistent relations)
-            return masked
+                    return extra
+                following += [c for c in members[k] if c not in seen_cells]
+                seen_cells.update(members[k])
+        frontier = following
+    return None
+
+
+def suppress_together(
+    columns: Sequence[tuple[Sequence[int | None], Sequence[Relation]]],
+    same: Sequence[tuple[tuple[int, int], tuple[int, int]]],
+    threshold: int = THRESHOLD,
+) -> list[list[bool]]:
+    """Masks of several count columns (each with its own relations, e.g. one per table) that
+    publish some counts twice: ``same`` lists pairs of cells ``((column, cell), (column, cell))``
+    holding the same count. Protected one at a time, two tables could choose different
+    complementary cells, and a cell masked in one would be read in the other (or recovered by
+    combining both tables' relations). Here the columns form one system: each pair is an equation
+    (one cell equals the other), so a pair is masked in both or in neither, and the audit solves
+    the relations of all the columns together."""
+    offsets, n = [], 0
+    for values, _ in columns:
+        offsets.append(n)
+        n += len(values)
+    counts = [v for values, _ in columns for v in values]
+    relations = [
+        Relation(r.total + off, tuple(p + off for p in r.parts)) for off, (_, rels) in zip(offsets, columns) for r in rels
+    ]
+    for (a, i), (b, j) in same:
+        x, y = offsets[a] + i, offsets[b] + j
+        if (counts[x] or 0) != (counts[y] or 0):
+            raise ValueError(f"cells {(a, i)} and {(b, j)} are given as the same count but hold {counts[x]} and {counts[y]}")
+        relations.append(Relation(x, (y,)))
+    masked = suppress(counts, relations, threshold=threshold)
+    return [masked[off : off + len(values)] for off, (values, _) in zip(offsets, columns)]
 
 
 def _complement(member: tuple[int, ...], masked: list[bool], values: list[int]) -> int | None:
@@ -247,19 +299,25 @@ def protect(
     rates: dict[str, Sequence[str]] | None = None,
     whole_row: str | None = None,
     threshold: int = THRESHOLD,
+    decided: dict[str, Sequence[bool]] | None = None,
 ) -> pl.DataFrame:
     """The table as it may be published: every column of ``counts`` suppressed (primary,
     complementary, audited) over the same row ``relations``, masked counts set to null, and every
     rate of ``rates`` (count column → rate columns built on it) null where its count is masked.
     ``whole_row``: a count column (e.g. ``people``) whose mask masks every other count and rate of
-    the row (measures of a group of fewer than 11 people are not published)."""
+    the row (measures of a group of fewer than 11 people are not published). ``decided``: masks
+    already chosen for some columns (with another table, :func:`suppress_together`); suppression
+    starts from them."""
     rates = rates or {}
+    decided = decided or {}
     order = ([whole_row] if whole_row else []) + [c for c in counts if c != whole_row]
     masks: dict[str, list[bool]] = {}
     for column in order:
         values = table[column].to_list()
         usable = exact_relations(values, relations)
-        forced = masks.get(whole_row) if whole_row and column != whole_row else None
+        forced = list(decided[column]) if column in decided else None
+        if whole_row and column != whole_row:
+            forced = [a or b for a, b in zip(forced, masks[whole_row])] if forced else masks[whole_row]
         masks[column] = suppress(values, usable, threshold=threshold, forced=forced)
     out = table.with_columns(
         pl.when(pl.Series(masks[c], dtype=pl.Boolean)).then(None).otherwise(pl.col(c)).alias(c) for c in order

@@ -6,8 +6,9 @@ in one place** (:mod:`respop.store.disclosure`): counts of 1 to 10 people or sta
 complementary suppression protects them from the totals and from neighbouring cells (strata of a
 unit summing to its ``all`` row, zones to their territory, territories to the area, hospital groups
 to a territory's total, a file's loaded and quarantined rows to its rows read), and every rate
-built on a masked count is masked. Tables are protected one at a time; the relations used are
-those that hold exactly in the table.
+built on a masked count is masked. A count published in two tables (the cases of a unit in
+``indicators``, the people of its ``all`` stratum in ``care_use``) is suppressed in both tables
+together (:func:`same_count_masks`); the relations used are those that hold exactly.
 
 What is *not* a count of people: census populations (public INSEE figures), indices and rates
 built on published counts, model metrics.
@@ -35,9 +36,11 @@ from respop.store import schema
 from respop.store.disclosure import (
     THRESHOLD,
     Relation,
+    exact_relations,
     protect,
     relations_from_keys,
     relations_from_mapping,
+    suppress_together,
 )
 
 SURVIVAL_GRID_DAYS = 7
@@ -203,13 +206,48 @@ INDICATOR_RATES = {
 }
 
 
-def indicators_table(config: Config, zone_territory: pl.DataFrame | None) -> pl.DataFrame | None:
+def read_indicators(config: Config) -> pl.DataFrame | None:
+    """The case-finding indicators (private, unprotected), in the order they are protected in."""
     path = config.output.dir / "cases" / "indicators.parquet"
-    if not path.is_file():
-        return None
-    table = pl.read_parquet(path).sort("disease", "year", "level", "unit", "subtype")
+    return pl.read_parquet(path).sort("disease", "year", "level", "unit", "subtype") if path.is_file() else None
+
+
+def read_care_use(config: Config) -> pl.DataFrame | None:
+    """Care use per unit and stratum (private, unprotected), in the order it is protected in."""
+    path = config.output.dir / "strata" / "care_use.parquet"
+    return pl.read_parquet(path).sort("disease", "year", "level", "unit", "stratum") if path.is_file() else None
+
+
+SAME_COUNT_KEYS = ["disease", "year", "level", "unit"]
+
+
+def same_count_masks(
+    indicators: pl.DataFrame, care_use: pl.DataFrame, zone_territory: pl.DataFrame | None
+) -> tuple[list[bool], list[bool]]:
+    """Masks of ``indicators.cases`` and ``care_use.people``, chosen together: the cases of a unit
+    and year (subtype ``all``) are the people of its ``all`` stratum, the same count published in
+    two tables. Protected one at a time, the tables could mask it in one and publish it in the
+    other, or choose different complementary cells that combined give a masked one away (measured
+    on 5 national years: 30 such counts, 56 masked cells recoverable from the two tables
+    together). Pairs are linked only where the two counts are equal."""
+    a = indicators.with_row_index("_i").filter(pl.col("subtype") == "all").select(*SAME_COUNT_KEYS, "_i", "cases")
+    b = care_use.with_row_index("_j").filter(pl.col("stratum") == "all").select(*SAME_COUNT_KEYS, "_j", "people")
+    pairs = a.join(b, on=SAME_COUNT_KEYS, how="inner", nulls_equal=True).filter(pl.col("cases") == pl.col("people"))
+    same = [((0, int(i)), (1, int(j))) for i, j in pairs.select("_i", "_j").iter_rows()]
+    columns = []
+    for table, column, category in ((indicators, "cases", "subtype"), (care_use, "people", "stratum")):
+        values = table[column].to_list()
+        columns.append((values, exact_relations(values, geographic_relations(table, category, ["year", "disease"], zone_territory))))
+    cases, people = suppress_together(columns, same)
+    return cases, people
+
+
+def indicators_table(table: pl.DataFrame, zone_territory: pl.DataFrame | None, cases_mask: list[bool] | None = None) -> pl.DataFrame:
+    """The indicators as published (``table`` from :func:`read_indicators`); ``cases_mask``: the
+    mask of ``cases`` chosen with care use (:func:`same_count_masks`)."""
     relations = geographic_relations(table, "subtype", ["year", "disease"], zone_territory)
-    out = protect(table, ["cases", "incident_cases", "cases_outside", "cases_unstandardised"], relations, rates=INDICATOR_RATES)
+    out = protect(table, ["cases", "incident_cases", "cases_outside", "cases_unstandardised"], relations, rates=INDICATOR_RATES,
+                  decided={"cases": cases_mask} if cases_mask is not None else None)
     return out.with_columns(pl.col(pl.Int16).cast(pl.Int64))
 
 
@@ -222,18 +260,21 @@ below 11 (national: 200,264 of 250,743 zone death cells would be masked), and th
 join into country-wide groups too large for the exact audit."""
 
 
-def care_use_table(table: pl.DataFrame, zone_territory: pl.DataFrame | None) -> pl.DataFrame:
-    """Care use per unit and stratum: a group of fewer than 11 people publishes no measure;
-    re-hospitalisations and deaths per territory and area only."""
-    table = table.sort("disease", "year", "level", "unit", "stratum")
+def care_use_table(table: pl.DataFrame, zone_territory: pl.DataFrame | None, people_mask: list[bool] | None = None) -> pl.DataFrame:
+    """Care use per unit and stratum (``table`` from :func:`read_care_use`): a group of fewer than
+    11 people publishes no measure; re-hospitalisations and deaths per territory and area only.
+    ``people_mask``: the mask of ``people`` chosen with the indicators (:func:`same_count_masks`)."""
     relations = geographic_relations(table, "stratum", ["year", "disease"], zone_territory)
     dense = [c for c in CARE_COUNTS if c not in ZONE_HIDDEN_COUNTS]
     out = protect(table, dense, relations, rates={c: [f"{c}_per_person"] for c in dense if c != "people"},
-                  whole_row="people")
+                  whole_row="people", decided={"people": people_mask} if people_mask is not None else None)
     upper = table.with_row_index("_row").filter(pl.col("level") != "zone")
     upper_relations = geographic_relations(upper.drop("_row"), "stratum", ["year", "disease"], zone_territory)
+    # the hidden measures are protected from the people masked in the whole table
+    upper_people = out["people"].is_null().gather(upper["_row"]).to_list()
     protected = protect(upper.drop("_row"), ["people", *ZONE_HIDDEN_COUNTS], upper_relations,
-                        rates={c: [f"{c}_per_person"] for c in ZONE_HIDDEN_COUNTS}, whole_row="people")
+                        rates={c: [f"{c}_per_person"] for c in ZONE_HIDDEN_COUNTS}, whole_row="people",
+                        decided={"people": upper_people})
     hidden = [*ZONE_HIDDEN_COUNTS, *(f"{c}_per_person" for c in ZONE_HIDDEN_COUNTS)]
     values = pl.DataFrame({"_row": upper["_row"]}).with_columns(protected.select(hidden))
     out = (
@@ -347,12 +388,14 @@ def model_tables(folder: Path) -> dict[str, pl.DataFrame]:
     return out
 
 
-def strata_tables(config: Config, zone_territory: pl.DataFrame | None) -> dict[str, pl.DataFrame]:
+def strata_tables(
+    config: Config, zone_territory: pl.DataFrame | None, care_use: pl.DataFrame | None, people_mask: list[bool] | None = None
+) -> dict[str, pl.DataFrame]:
     folder = config.output.dir / "strata"
-    if not (folder / "care_use.parquet").is_file():
+    if care_use is None:
         return {}
     tables = {
-        "care_use": care_use_table(pl.read_parquet(folder / "care_use.parquet"), zone_territory),
+        "care_use": care_use_table(care_use, zone_territory, people_mask),
         "transitions": transitions_table(pl.read_parquet(folder / "transitions.parquet")),
     }
     if (folder / "survival" / "km.parquet").is_file():
@@ -431,10 +474,13 @@ def collect(config: Config, config_path: Path | None = None, timings: dict | Non
     if not out.is_dir():
         raise InputError("no outputs for this configuration: run `respop run` (or its steps) first", out)
     tables, zone_territory, run = territory_tables(config)
-    indicators = indicators_table(config, zone_territory)
+    indicators, care_use = read_indicators(config), read_care_use(config)
+    cases_mask = people_mask = None
+    if indicators is not None and care_use is not None:
+        cases_mask, people_mask = same_count_masks(indicators, care_use, zone_territory)
     if indicators is not None:
-        tables["indicators"] = indicators
-    tables.update(strata_tables(config, zone_territory))
+        tables["indicators"] = indicators_table(indicators, zone_territory, cases_mask)
+    tables.update(strata_tables(config, zone_territory, care_use, people_mask))
     tables["strata_levels"] = strata_levels_table(config)
     report_path = out / "input" / "report.json"
     report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else None

@@ -211,3 +211,95 @@ def test_protect_on_hierarchical_tables(case):
     small_groups = table["people"].is_between(1, THRESHOLD - 1)
     assert out.filter(small_groups)["stays"].null_count() == int(small_groups.sum())
     assert out.filter(pl.col("stays").is_null() & pl.col("stays_per_person").is_not_null()).is_empty()
+
+
+def _hierarchy(zone_rows: list[tuple[str, str, int]], zt: pl.DataFrame, category: str) -> pl.DataFrame:
+    """Zone rows (zone, category, people) completed with each zone's ``all`` row, the territories
+    and the area, sorted as the store sorts them."""
+    table = pl.DataFrame(zone_rows, schema=["unit", category, "people"], orient="row").with_columns(pl.lit("zone").alias("level"))
+    table = pl.concat([table, table.group_by("level", "unit").agg(pl.lit("all").alias(category), pl.col("people").sum())], how="diagonal")
+    terr = (
+        table.join(zt, left_on="unit", right_on="zone_code")
+        .group_by("territory_id", category)
+        .agg(pl.col("people").sum())
+        .select(pl.lit("territory").alias("level"), pl.col("territory_id").cast(pl.String).alias("unit"), category, "people")
+    )
+    area = terr.group_by(category).agg(pl.col("people").sum()).select(pl.lit("area").alias("level"), pl.lit("all").alias("unit"), category, "people")
+    table = pl.concat([table.select(terr.columns), terr, area]).with_columns(pl.lit(2023).alias("year"), pl.lit("d").alias("disease"))
+    return table.sort("level", "unit", category)
+
+
+@st.composite
+def two_splits(draw):
+    """The same people per zone, split in two ways (strata in one table, subtypes in the other),
+    each table with its zone, territory and area totals — the shape of care use and indicators."""
+    n_territories = draw(st.integers(1, 3))
+    count = st.one_of(st.integers(0, 12), st.integers(0, 60))
+    strata, subtypes, zone_territory = [], [], []
+    zone_no = 0
+    for t in range(1, n_territories + 1):
+        for _ in range(draw(st.integers(1, 3))):
+            zone_no += 1
+            code = f"z{zone_no}"
+            zone_territory.append((code, t))
+            parts = [draw(count) for _ in range(draw(st.integers(1, 3)))]
+            strata += [(code, f"s{k}", v) for k, v in enumerate(parts)]
+            # the same zone total, split differently
+            total, cut = sum(parts), draw(st.floats(0, 1))
+            subtypes += [(code, "a", round(total * cut)), (code, "b", total - round(total * cut))]
+    zt = pl.DataFrame(zone_territory, schema=["zone_code", "territory_id"], orient="row").with_columns(pl.col("territory_id").cast(pl.Int64))
+    return _hierarchy(strata, zt, "stratum"), _hierarchy(subtypes, zt, "subtype"), zt
+
+
+def _joint_system(first: pl.DataFrame, second: pl.DataFrame, zt: pl.DataFrame):
+    """Both tables' people as one column: their relations, and an equation per count published twice."""
+    from respop.store.publish import geographic_relations
+
+    ra = geographic_relations(first, "stratum", ["year", "disease"], zt)
+    rb = geographic_relations(second, "subtype", ["year", "disease"], zt)
+    keys = ["level", "unit"]
+    a = first.with_row_index("i").filter(pl.col("stratum") == "all").select(*keys, "i")
+    b = second.with_row_index("j").filter(pl.col("subtype") == "all").select(*keys, "j")
+    same = [((0, int(i)), (1, int(j))) for i, j in a.join(b, on=keys).select("i", "j").iter_rows()]
+    n = first.height
+    joint = ra + [Relation(r.total + n, tuple(p + n for p in r.parts)) for r in rb]
+    joint += [Relation(i, (j + n,)) for (_, i), (_, j) in same]
+    return ra, rb, same, joint
+
+
+@settings(max_examples=int(os.environ.get("RESPOP_PROPERTY_EXAMPLES", "60")), deadline=None)
+@given(two_splits())
+def test_a_count_published_in_two_tables_is_protected_in_both(case):
+    """suppress_together: a count published twice is masked in both tables or in neither, and no
+    masked cell can be recovered from the two tables' relations together (independent check)."""
+    from respop.store.disclosure import suppress_together
+
+    first, second, zt = case
+    ra, rb, same, joint = _joint_system(first, second, zt)
+    assert same
+    ma, mb = suppress_together([(first["people"].to_list(), ra), (second["people"].to_list(), rb)], same)
+    for (_, i), (_, j) in same:
+        assert ma[i] == mb[j]
+    for masked, table, relations in ((ma, first, ra), (mb, second, rb)):
+        values = table["people"].to_list()
+        assert not any(1 <= v < THRESHOLD and not m for v, m in zip(values, masked, strict=True))
+        for rel in relations:
+            assert sum(masked[c] for c in (*rel.parts, rel.total)) != 1
+    assert independent_recoverable(ma + mb, joint) == []
+
+
+def test_tables_protected_apart_can_give_a_shared_count_away():
+    """Why the tables are protected together: alone, the first table masks zone z1 (5 people in a
+    stratum) with z2's total as complement; the second table, alone, publishes z2's total (30),
+    so z1's total is the territory's minus z2's and z3's, and its stratum of 5 follows."""
+    from respop.store.disclosure import suppress_together
+
+    zt = pl.DataFrame({"zone_code": ["z1", "z2", "z3"], "territory_id": [1, 1, 1]})
+    first = _hierarchy([("z1", "s0", 5), ("z1", "s1", 20), ("z2", "s0", 30), ("z3", "s0", 40)], zt, "stratum")
+    second = _hierarchy([("z1", "a", 13), ("z1", "b", 12), ("z2", "a", 3), ("z2", "b", 27), ("z3", "a", 40), ("z3", "b", 0)], zt, "subtype")
+    ra, rb, same, joint = _joint_system(first, second, zt)
+    apart = suppress(first["people"].to_list(), ra) + suppress(second["people"].to_list(), rb)
+    assert recoverable(apart[: first.height], ra) == [] and recoverable(apart[first.height :], rb) == []
+    assert independent_recoverable(apart, joint) != []
+    together = suppress_together([(first["people"].to_list(), ra), (second["people"].to_list(), rb)], same)
+    assert independent_recoverable(together[0] + together[1], joint) == []

@@ -237,3 +237,31 @@ def test_no_masked_count_can_be_recovered_from_the_published_relations(publicati
     tr = publication.tables["transitions"]
     rel = relations_from_keys(tr, by=["disease", "year", "from_stratum"], over="to_stratum", total_value="all")
     assert recoverable(tr["count"].is_null().to_list(), rel) == []
+
+
+def test_a_count_published_in_two_tables_cannot_be_recovered_from_both(publication, tiny_run):
+    """The cases of a unit and year (indicators, subtype all) are the people of its all stratum
+    (care use): masked in both tables or in neither, and no masked cell of either is determined by
+    the two tables' relations together."""
+    from respop.store.disclosure import Relation, exact_relations, recoverable
+    from respop.store.publish import SAME_COUNT_KEYS, geographic_relations, read_care_use, read_indicators
+
+    out = tiny_run.config.output.dir
+    zt = pl.read_parquet(out / "territories" / "zone_territory.parquet").select(
+        pl.col("zone_code").cast(pl.String), pl.col("territory_id").cast(pl.Int64)
+    )
+    raw_ind, raw_use = read_indicators(tiny_run.config), read_care_use(tiny_run.config)
+    ind, use = publication.tables["indicators"], publication.tables["care_use"]
+    assert ind.select(SAME_COUNT_KEYS + ["subtype"]).equals(raw_ind.select(SAME_COUNT_KEYS + ["subtype"]).with_columns(pl.col(pl.Int16).cast(pl.Int64)))
+    a = raw_ind.with_row_index("i").filter(pl.col("subtype") == "all").select(*SAME_COUNT_KEYS, "i", "cases")
+    b = raw_use.with_row_index("j").filter(pl.col("stratum") == "all").select(*SAME_COUNT_KEYS, "j", "people")
+    pairs = a.join(b, on=SAME_COUNT_KEYS).filter(pl.col("cases") == pl.col("people")).select("i", "j").rows()
+    assert len(pairs) > 100
+    masked = ind["cases"].is_null().to_list() + use["people"].is_null().to_list()
+    n = raw_ind.height
+    assert any(masked[i] for i, _ in pairs)
+    assert all(masked[i] == masked[n + j] for i, j in pairs)
+    ra = exact_relations(raw_ind["cases"].to_list(), geographic_relations(raw_ind, "subtype", ["year", "disease"], zt))
+    rb = exact_relations(raw_use["people"].to_list(), geographic_relations(raw_use, "stratum", ["year", "disease"], zt))
+    joint = ra + [Relation(r.total + n, tuple(p + n for p in r.parts)) for r in rb] + [Relation(i, (n + j,)) for i, j in pairs]
+    assert recoverable(masked, joint) == []
