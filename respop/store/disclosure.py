@@ -150,33 +150,64 @@ def _nearest_complement(
     return None
 
 
+Cell = tuple[int, int]
+"""A cell of :func:`suppress_together`: (column, row)."""
+
+
+@dataclass(frozen=True)
+class CrossRelation:
+    """A relation between cells of different columns (tables): ``parts`` sum to ``total``; a
+    single part is the same count published twice."""
+
+    total: Cell
+    parts: tuple[Cell, ...]
+
+
 def suppress_together(
     columns: Sequence[tuple[Sequence[int | None], Sequence[Relation]]],
-    same: Sequence[tuple[tuple[int, int], tuple[int, int]]],
+    links: Sequence[CrossRelation],
+    implies: Sequence[tuple[Cell, Cell]] = (),
     threshold: int = THRESHOLD,
 ) -> list[list[bool]]:
-    """Masks of several count columns (each with its own relations, e.g. one per table) that
-    publish some counts twice: ``same`` lists pairs of cells ``((column, cell), (column, cell))``
-    holding the same count. Protected one at a time, two tables could choose different
-    complementary cells, and a cell masked in one would be read in the other (or recovered by
-    combining both tables' relations). Here the columns form one system: each pair is an equation
-    (one cell equals the other), so a pair is masked in both or in neither, and the audit solves
-    the relations of all the columns together."""
+    """Masks of several count columns (each with the relations that hold in its table) whose
+    counts are also tied across tables by ``links``: the cases of a unit in one table are the
+    people of its ``all`` stratum in another; the people of a stratum are those followed in the
+    transitions plus those who died in the year. Protected one at a time, two tables could choose
+    different complementary cells, and a cell masked in one would be read in the other or
+    recovered by combining both tables' relations. Here the columns form one system: every link is
+    one more equation (a count published twice is masked in both or in neither) and the audit
+    solves the relations of all the columns together. ``implies``: (x, y) — when x is masked, y is
+    too (every measure of a group whose number of people is masked); applied until stable."""
     offsets, n = [], 0
     for values, _ in columns:
         offsets.append(n)
         n += len(values)
     counts = [v for values, _ in columns for v in values]
+
+    def at(cell: Cell) -> int:
+        column, row = cell
+        if not 0 <= row < len(columns[column][0]):
+            raise ValueError(f"cell {cell} is outside its column ({len(columns[column][0])} rows)")
+        return offsets[column] + row
+
     relations = [
         Relation(r.total + off, tuple(p + off for p in r.parts)) for off, (_, rels) in zip(offsets, columns) for r in rels
     ]
-    for (a, i), (b, j) in same:
-        x, y = offsets[a] + i, offsets[b] + j
-        if (counts[x] or 0) != (counts[y] or 0):
-            raise ValueError(f"cells {(a, i)} and {(b, j)} are given as the same count but hold {counts[x]} and {counts[y]}")
-        relations.append(Relation(x, (y,)))
-    masked = suppress(counts, relations, threshold=threshold)
-    return [masked[off : off + len(values)] for off, (values, _) in zip(offsets, columns)]
+    for link in links:
+        relation = Relation(at(link.total), tuple(at(c) for c in link.parts))
+        if (counts[relation.total] or 0) != sum(counts[p] or 0 for p in relation.parts):
+            raise ValueError(f"{link} does not hold: {counts[relation.total]} ≠ sum of {[counts[p] for p in relation.parts]}")
+        relations.append(relation)
+    pairs = [(at(x), at(y)) for x, y in implies]
+    forced = [False] * n
+    while True:
+        masked = suppress(counts, relations, threshold=threshold, forced=forced)
+        grown = False
+        for x, y in pairs:
+            if masked[x] and not forced[y]:
+                forced[y] = grown = True
+        if not grown:
+            return [masked[off : off + len(values)] for off, (values, _) in zip(offsets, columns)]
 
 
 def _complement(member: tuple[int, ...], masked: list[bool], values: list[int]) -> int | None:
@@ -305,9 +336,9 @@ def protect(
     complementary, audited) over the same row ``relations``, masked counts set to null, and every
     rate of ``rates`` (count column → rate columns built on it) null where its count is masked.
     ``whole_row``: a count column (e.g. ``people``) whose mask masks every other count and rate of
-    the row (measures of a group of fewer than 11 people are not published). ``decided``: masks
-    already chosen for some columns (with another table, :func:`suppress_together`); suppression
-    starts from them."""
+    the row (measures of a group of fewer than 11 people are not published). ``decided``: the final
+    masks of some columns, chosen with other tables by :func:`suppress_together` (over these
+    relations and more, with the ``whole_row`` masks applied)."""
     rates = rates or {}
     decided = decided or {}
     order = ([whole_row] if whole_row else []) + [c for c in counts if c != whole_row]
@@ -315,9 +346,10 @@ def protect(
     for column in order:
         values = table[column].to_list()
         usable = exact_relations(values, relations)
-        forced = list(decided[column]) if column in decided else None
-        if whole_row and column != whole_row:
-            forced = [a or b for a, b in zip(forced, masks[whole_row])] if forced else masks[whole_row]
+        if column in decided:  # final: chosen over these relations and more
+            masks[column] = list(decided[column])
+            continue
+        forced = masks.get(whole_row) if whole_row and column != whole_row else None
         masks[column] = suppress(values, usable, threshold=threshold, forced=forced)
     out = table.with_columns(
         pl.when(pl.Series(masks[c], dtype=pl.Boolean)).then(None).otherwise(pl.col(c)).alias(c) for c in order

@@ -8,7 +8,7 @@ unit summing to its ``all`` row, zones to their territory, territories to the ar
 to a territory's total, a file's loaded and quarantined rows to its rows read), and every rate
 built on a masked count is masked. A count published in two tables (the cases of a unit in
 ``indicators``, the people of its ``all`` stratum in ``care_use``) is suppressed in both tables
-together (:func:`same_count_masks`); the relations used are those that hold exactly.
+together (:func:`shared_count_masks`); the relations used are those that hold exactly.
 
 What is *not* a count of people: census populations (public INSEE figures), indices and rates
 built on published counts, model metrics.
@@ -35,6 +35,7 @@ from respop.errors import InputError
 from respop.store import schema
 from respop.store.disclosure import (
     THRESHOLD,
+    CrossRelation,
     Relation,
     exact_relations,
     protect,
@@ -218,33 +219,97 @@ def read_care_use(config: Config) -> pl.DataFrame | None:
     return pl.read_parquet(path).sort("disease", "year", "level", "unit", "stratum") if path.is_file() else None
 
 
-SAME_COUNT_KEYS = ["disease", "year", "level", "unit"]
+def read_transitions(config: Config) -> pl.DataFrame | None:
+    """Transitions N → N+1 (private, unprotected) with a row total (``to_stratum = 'all'``) per
+    origin, in the order they are protected in."""
+    path = config.output.dir / "strata" / "transitions.parquet"
+    if not path.is_file():
+        return None
+    table = pl.read_parquet(path).rename({"from": "from_stratum", "to": "to_stratum"}).with_columns(pl.col("year").cast(pl.Int64))
+    totals = table.group_by("disease", "year", "from_stratum").agg(
+        pl.lit("all").alias("to_stratum"), pl.col("count").sum(), pl.lit(1.0).alias("proportion")
+    )
+    return pl.concat([totals, table], how="vertical_relaxed").sort(
+        "disease", "year", "from_stratum", pl.col("to_stratum") != "all", "to_stratum"
+    )
 
 
-def same_count_masks(
-    indicators: pl.DataFrame, care_use: pl.DataFrame, zone_territory: pl.DataFrame | None
-) -> tuple[list[bool], list[bool]]:
-    """Masks of ``indicators.cases`` and ``care_use.people``, chosen together: the cases of a unit
-    and year (subtype ``all``) are the people of its ``all`` stratum, the same count published in
-    two tables. Protected one at a time, the tables could mask it in one and publish it in the
-    other, or choose different complementary cells that combined give a masked one away (measured
-    on 5 national years: 30 such counts, 56 masked cells recoverable from the two tables
-    together). Pairs are linked only where the two counts are equal."""
-    a = indicators.with_row_index("_i").filter(pl.col("subtype") == "all").select(*SAME_COUNT_KEYS, "_i", "cases")
-    b = care_use.with_row_index("_j").filter(pl.col("stratum") == "all").select(*SAME_COUNT_KEYS, "_j", "people")
-    pairs = a.join(b, on=SAME_COUNT_KEYS, how="inner", nulls_equal=True).filter(pl.col("cases") == pl.col("people"))
-    same = [((0, int(i)), (1, int(j))) for i, j in pairs.select("_i", "_j").iter_rows()]
-    columns = []
-    for table, column, category in ((indicators, "cases", "subtype"), (care_use, "people", "stratum")):
-        values = table[column].to_list()
-        columns.append((values, exact_relations(values, geographic_relations(table, category, ["year", "disease"], zone_territory))))
-    cases, people = suppress_together(columns, same)
-    return cases, people
+def transition_relations(table: pl.DataFrame) -> list[Relation]:
+    return relations_from_keys(table, by=["disease", "year", "from_stratum"], over="to_stratum", total_value="all")
+
+
+UNIT_KEYS = ["disease", "year", "level", "unit"]
+HIDDEN_ROWS = pl.col("level") == "zone"
+"""Care-use rows where re-hospitalisations and deaths are not published (see ZONE_HIDDEN_COUNTS)."""
+
+
+def shared_count_masks(
+    indicators: pl.DataFrame | None,
+    care_use: pl.DataFrame | None,
+    transitions: pl.DataFrame | None,
+    zone_territory: pl.DataFrame | None,
+) -> dict[str, list[bool]]:
+    """Masks of the counts that tie tables together, chosen as one system (:func:`suppress_together`):
+
+    - the cases of a unit and year (``indicators``, subtype ``all``) are the people of its ``all``
+      stratum (``care_use``), the same count in two tables;
+    - the people of a stratum in the area (``care_use``) are those followed into N + 1 (the row
+      total of ``transitions``) plus those who died in hospital in N (``care_use.deaths``), so a
+      masked number of deaths would be their difference (demo, heart failure 2022, unstable: 54
+      people, 47 followed, 7 deaths masked in care use and given away by the transitions).
+
+    Keys: ``indicators.cases``, ``care_use.people`` (every row), ``care_use.deaths`` (the rows
+    where deaths are published, not zones) and ``transitions.count``, for the tables given.
+    Measured on 5 national years, the first tie alone: protected one table at a time, 30 of these
+    counts were masked in one table and published in the other, and 56 masked cells could be
+    recovered from the two tables together. Links are made only where the counts agree exactly."""
+    columns: dict[str, tuple[list, list[Relation]]] = {}
+    if indicators is not None:
+        values = indicators["cases"].to_list()
+        columns["indicators.cases"] = (values, exact_relations(values, geographic_relations(indicators, "subtype", ["year", "disease"], zone_territory)))
+    if care_use is not None:
+        values = care_use["people"].to_list()
+        columns["care_use.people"] = (values, exact_relations(values, geographic_relations(care_use, "stratum", ["year", "disease"], zone_territory)))
+        upper = care_use.filter(~HIDDEN_ROWS)
+        values = upper["deaths"].to_list()
+        columns["care_use.deaths"] = (values, exact_relations(values, geographic_relations(upper, "stratum", ["year", "disease"], zone_territory)))
+    if transitions is not None:
+        values = transitions["count"].to_list()
+        columns["transitions.count"] = (values, exact_relations(values, transition_relations(transitions)))
+    if not columns:
+        return {}
+    number = {name: k for k, name in enumerate(columns)}
+    links: list[CrossRelation] = []
+    implies: list[tuple[tuple[int, int], tuple[int, int]]] = []
+    if care_use is not None:
+        use = care_use.with_row_index("_row").with_columns(pl.col("year").cast(pl.Int64))
+        upper = use.filter(~HIDDEN_ROWS).with_row_index("_upper")
+        people, deaths = number["care_use.people"], number["care_use.deaths"]
+        implies = [((people, int(r)), (deaths, int(u))) for r, u in upper.select("_row", "_upper").iter_rows()]
+        if indicators is not None:
+            a = indicators.with_row_index("_i").with_columns(pl.col("year").cast(pl.Int64)).filter(pl.col("subtype") == "all")
+            b = use.filter(pl.col("stratum") == "all")
+            pairs = a.join(b, on=UNIT_KEYS, how="inner", nulls_equal=True).filter(pl.col("cases") == pl.col("people"))
+            links += [CrossRelation((number["indicators.cases"], int(i)), ((people, int(r)),)) for i, r in pairs.select("_i", "_row").iter_rows()]
+        if transitions is not None:
+            totals = transitions.with_row_index("_t").filter(pl.col("to_stratum") == "all").select(
+                "disease", "year", pl.col("from_stratum").alias("stratum"), "_t", pl.col("count").alias("_followed")
+            )
+            area = upper.filter((pl.col("level") == "area") & (pl.col("stratum") != "all"))
+            tied = area.join(totals, on=["disease", "year", "stratum"], how="inner").filter(
+                pl.col("people") == pl.col("_followed") + pl.col("deaths")
+            )
+            links += [
+                CrossRelation((people, int(r)), ((number["transitions.count"], int(t)), (deaths, int(u))))
+                for r, t, u in tied.select("_row", "_t", "_upper").iter_rows()
+            ]
+    masks = suppress_together(list(columns.values()), links, implies)
+    return dict(zip(columns, masks))
 
 
 def indicators_table(table: pl.DataFrame, zone_territory: pl.DataFrame | None, cases_mask: list[bool] | None = None) -> pl.DataFrame:
     """The indicators as published (``table`` from :func:`read_indicators`); ``cases_mask``: the
-    mask of ``cases`` chosen with care use (:func:`same_count_masks`)."""
+    mask of ``cases`` chosen with care use (:func:`shared_count_masks`)."""
     relations = geographic_relations(table, "subtype", ["year", "disease"], zone_territory)
     out = protect(table, ["cases", "incident_cases", "cases_outside", "cases_unstandardised"], relations, rates=INDICATOR_RATES,
                   decided={"cases": cases_mask} if cases_mask is not None else None)
@@ -260,21 +325,24 @@ below 11 (national: 200,264 of 250,743 zone death cells would be masked), and th
 join into country-wide groups too large for the exact audit."""
 
 
-def care_use_table(table: pl.DataFrame, zone_territory: pl.DataFrame | None, people_mask: list[bool] | None = None) -> pl.DataFrame:
+def care_use_table(
+    table: pl.DataFrame, zone_territory: pl.DataFrame | None, people_mask: list[bool] | None = None, deaths_mask: list[bool] | None = None
+) -> pl.DataFrame:
     """Care use per unit and stratum (``table`` from :func:`read_care_use`): a group of fewer than
     11 people publishes no measure; re-hospitalisations and deaths per territory and area only.
-    ``people_mask``: the mask of ``people`` chosen with the indicators (:func:`same_count_masks`)."""
+    ``people_mask``, ``deaths_mask`` (rows other than zones): masks chosen with the other tables
+    (:func:`shared_count_masks`)."""
     relations = geographic_relations(table, "stratum", ["year", "disease"], zone_territory)
     dense = [c for c in CARE_COUNTS if c not in ZONE_HIDDEN_COUNTS]
     out = protect(table, dense, relations, rates={c: [f"{c}_per_person"] for c in dense if c != "people"},
                   whole_row="people", decided={"people": people_mask} if people_mask is not None else None)
-    upper = table.with_row_index("_row").filter(pl.col("level") != "zone")
+    upper = table.with_row_index("_row").filter(~HIDDEN_ROWS)
     upper_relations = geographic_relations(upper.drop("_row"), "stratum", ["year", "disease"], zone_territory)
     # the hidden measures are protected from the people masked in the whole table
     upper_people = out["people"].is_null().gather(upper["_row"]).to_list()
     protected = protect(upper.drop("_row"), ["people", *ZONE_HIDDEN_COUNTS], upper_relations,
                         rates={c: [f"{c}_per_person"] for c in ZONE_HIDDEN_COUNTS}, whole_row="people",
-                        decided={"people": upper_people})
+                        decided={"people": upper_people, **({"deaths": deaths_mask} if deaths_mask is not None else {})})
     hidden = [*ZONE_HIDDEN_COUNTS, *(f"{c}_per_person" for c in ZONE_HIDDEN_COUNTS)]
     values = pl.DataFrame({"_row": upper["_row"]}).with_columns(protected.select(hidden))
     out = (
@@ -286,17 +354,11 @@ def care_use_table(table: pl.DataFrame, zone_territory: pl.DataFrame | None, peo
     return out.with_columns(pl.col(pl.Int16).cast(pl.Int64))
 
 
-def transitions_table(table: pl.DataFrame) -> pl.DataFrame:
-    """Transitions N → N+1 with a row total (``to_stratum = 'all'``) per origin."""
-    table = table.rename({"from": "from_stratum", "to": "to_stratum"}).with_columns(pl.col("year").cast(pl.Int64))
-    totals = table.group_by("disease", "year", "from_stratum").agg(
-        pl.lit("all").alias("to_stratum"), pl.col("count").sum(), pl.lit(1.0).alias("proportion")
-    )
-    table = pl.concat([totals, table], how="vertical_relaxed").sort(
-        "disease", "year", "from_stratum", pl.col("to_stratum") != "all", "to_stratum"
-    )
-    relations = relations_from_keys(table, by=["disease", "year", "from_stratum"], over="to_stratum", total_value="all")
-    return protect(table, ["count"], relations, rates={"count": ["proportion"]})
+def transitions_table(table: pl.DataFrame, count_mask: list[bool] | None = None) -> pl.DataFrame:
+    """Transitions as published (``table`` from :func:`read_transitions`); ``count_mask``: chosen
+    with care use (:func:`shared_count_masks`)."""
+    return protect(table, ["count"], transition_relations(table), rates={"count": ["proportion"]},
+                   decided={"count": count_mask} if count_mask is not None else None)
 
 
 def survival_curves_table(km: pl.DataFrame) -> pl.DataFrame:
@@ -389,14 +451,15 @@ def model_tables(folder: Path) -> dict[str, pl.DataFrame]:
 
 
 def strata_tables(
-    config: Config, zone_territory: pl.DataFrame | None, care_use: pl.DataFrame | None, people_mask: list[bool] | None = None
+    config: Config, zone_territory: pl.DataFrame | None, care_use: pl.DataFrame | None, transitions: pl.DataFrame | None,
+    masks: dict[str, list[bool]],
 ) -> dict[str, pl.DataFrame]:
     folder = config.output.dir / "strata"
-    if care_use is None:
+    if care_use is None or transitions is None:
         return {}
     tables = {
-        "care_use": care_use_table(care_use, zone_territory, people_mask),
-        "transitions": transitions_table(pl.read_parquet(folder / "transitions.parquet")),
+        "care_use": care_use_table(care_use, zone_territory, masks.get("care_use.people"), masks.get("care_use.deaths")),
+        "transitions": transitions_table(transitions, masks.get("transitions.count")),
     }
     if (folder / "survival" / "km.parquet").is_file():
         tables["survival_curves"] = survival_curves_table(pl.read_parquet(folder / "survival" / "km.parquet"))
@@ -474,13 +537,13 @@ def collect(config: Config, config_path: Path | None = None, timings: dict | Non
     if not out.is_dir():
         raise InputError("no outputs for this configuration: run `respop run` (or its steps) first", out)
     tables, zone_territory, run = territory_tables(config)
-    indicators, care_use = read_indicators(config), read_care_use(config)
-    cases_mask = people_mask = None
-    if indicators is not None and care_use is not None:
-        cases_mask, people_mask = same_count_masks(indicators, care_use, zone_territory)
+    indicators, care_use, transitions = read_indicators(config), read_care_use(config), read_transitions(config)
+    if care_use is None or transitions is None:
+        care_use = transitions = None
+    masks = shared_count_masks(indicators, care_use, transitions, zone_territory)
     if indicators is not None:
-        tables["indicators"] = indicators_table(indicators, zone_territory, cases_mask)
-    tables.update(strata_tables(config, zone_territory, care_use, people_mask))
+        tables["indicators"] = indicators_table(indicators, zone_territory, masks.get("indicators.cases"))
+    tables.update(strata_tables(config, zone_territory, care_use, transitions, masks))
     tables["strata_levels"] = strata_levels_table(config)
     report_path = out / "input" / "report.json"
     report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else None

@@ -6,11 +6,13 @@ import os
 
 import numpy as np
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from respop.store.disclosure import (
     THRESHOLD,
+    CrossRelation,
     Relation,
     mask_rates,
     recoverable,
@@ -260,10 +262,10 @@ def _joint_system(first: pl.DataFrame, second: pl.DataFrame, zt: pl.DataFrame):
     keys = ["level", "unit"]
     a = first.with_row_index("i").filter(pl.col("stratum") == "all").select(*keys, "i")
     b = second.with_row_index("j").filter(pl.col("subtype") == "all").select(*keys, "j")
-    same = [((0, int(i)), (1, int(j))) for i, j in a.join(b, on=keys).select("i", "j").iter_rows()]
+    same = [CrossRelation((0, int(i)), ((1, int(j)),)) for i, j in a.join(b, on=keys).select("i", "j").iter_rows()]
     n = first.height
     joint = ra + [Relation(r.total + n, tuple(p + n for p in r.parts)) for r in rb]
-    joint += [Relation(i, (j + n,)) for (_, i), (_, j) in same]
+    joint += [Relation(link.total[1], (link.parts[0][1] + n,)) for link in same]
     return ra, rb, same, joint
 
 
@@ -278,8 +280,8 @@ def test_a_count_published_in_two_tables_is_protected_in_both(case):
     ra, rb, same, joint = _joint_system(first, second, zt)
     assert same
     ma, mb = suppress_together([(first["people"].to_list(), ra), (second["people"].to_list(), rb)], same)
-    for (_, i), (_, j) in same:
-        assert ma[i] == mb[j]
+    for link in same:
+        assert ma[link.total[1]] == mb[link.parts[0][1]]
     for masked, table, relations in ((ma, first, ra), (mb, second, rb)):
         values = table["people"].to_list()
         assert not any(1 <= v < THRESHOLD and not m for v, m in zip(values, masked, strict=True))
@@ -303,3 +305,67 @@ def test_tables_protected_apart_can_give_a_shared_count_away():
     assert independent_recoverable(apart, joint) != []
     together = suppress_together([(first["people"].to_list(), ra), (second["people"].to_list(), rb)], same)
     assert independent_recoverable(together[0] + together[1], joint) == []
+
+
+def test_a_relation_across_tables_and_implied_masks():
+    """suppress_together with a link of several cells (people = followed + deaths) and a whole-row
+    implication (people masked ⇒ deaths masked): the deaths are not their difference."""
+    from respop.store.disclosure import suppress_together
+
+    # column 0: people of two strata and their total; column 1: followed (transitions' row totals);
+    # column 2: deaths of the two strata and their total
+    people, followed, deaths = [54, 485, 539], [47, 465], [7, 20, 27]
+    columns = [(people, [Relation(2, (0, 1))]), (followed, []), (deaths, [Relation(2, (0, 1))])]
+    links = [CrossRelation((0, 0), ((1, 0), (2, 0))), CrossRelation((0, 1), ((1, 1), (2, 1)))]
+    implies = [((0, k), (2, k)) for k in range(3)]
+    mp, mf, md = suppress_together(columns, links, implies)
+    assert md[0]  # 7 deaths
+    n0, n1 = len(people), len(people) + len(followed)
+    joint = [Relation(2, (0, 1)), Relation(n1 + 2, (n1, n1 + 1)), Relation(0, (n0, n1)), Relation(1, (n0 + 1, n1 + 1))]
+    assert independent_recoverable(mp + mf + md, joint) == []
+    for k in range(3):
+        assert not mp[k] or md[k]
+    with pytest.raises(ValueError, match="does not hold"):
+        suppress_together(columns, [CrossRelation((0, 0), ((1, 0),))])
+
+
+def test_deaths_are_not_the_difference_between_people_and_the_followed():
+    """The demo's case (heart failure, 2022): 54 unstable people, 47 followed into 2023 in the
+    transitions, 7 in-hospital deaths. Care use masks the 7; with the transitions' row total
+    published next to the 54 people, the deaths were their difference. Protected together, one
+    of the three is masked with them (and its complements)."""
+    from respop.store.publish import care_use_table, shared_count_masks, transitions_table
+
+    rows = [("instable", 54, 7), ("chronique", 485, 20), ("all", 539, 27)]
+    use = pl.DataFrame(
+        [(level, unit, 2022, "heart_failure", s, people, 3 * people, people, 9 * people, 12, deaths)
+         for level, unit in (("area", "all"), ("territory", "1")) for s, people, deaths in rows],
+        schema=["level", "unit", "year", "disease", "stratum", "people", "stays", "emergency_stays", "bed_days", "readmissions_30d", "deaths"],
+        orient="row",
+    ).with_columns(pl.lit(None, pl.String).alias("unit_name"), pl.col("year").cast(pl.Int16))
+    use = use.with_columns((pl.col(c) / pl.col("people")).alias(f"{c}_per_person") for c in ["stays", "emergency_stays", "bed_days", "readmissions_30d", "deaths"])
+    use = use.sort("disease", "year", "level", "unit", "stratum")
+    moves = pl.DataFrame(
+        [("instable", "instable", 20), ("instable", "chronique", 27), ("chronique", "chronique", 400), ("chronique", "non_revu", 65)],
+        schema=["from_stratum", "to_stratum", "count"], orient="row",
+    )
+    totals = moves.group_by("from_stratum").agg(pl.lit("all").alias("to_stratum"), pl.col("count").sum())
+    transitions = pl.concat([totals, moves]).with_columns(
+        pl.lit("heart_failure").alias("disease"), pl.lit(2022, pl.Int64).alias("year"), pl.lit(0.5).alias("proportion")
+    ).sort("disease", "year", "from_stratum", pl.col("to_stratum") != "all", "to_stratum")
+    zt = pl.DataFrame({"zone_code": ["z1"], "territory_id": [1]})
+
+    apart_use, apart_tr = care_use_table(use, zt), transitions_table(transitions)
+    masks = shared_count_masks(None, use, transitions, zt)
+    together_use = care_use_table(use, zt, masks["care_use.people"], masks["care_use.deaths"])
+    together_tr = transitions_table(transitions, masks["transitions.count"])
+
+    def given_away(published_use: pl.DataFrame, published_tr: pl.DataFrame) -> int:
+        followed = published_tr.filter(pl.col("to_stratum") == "all").select(pl.col("from_stratum").alias("stratum"), pl.col("count").alias("followed"))
+        area = published_use.filter(pl.col("level") == "area").join(followed, on="stratum")
+        return area.filter(pl.col("deaths").is_null() & pl.col("people").is_not_null() & pl.col("followed").is_not_null()).height
+
+    assert apart_use.filter(pl.col("stratum") == "instable")["deaths"].is_null().all()
+    assert given_away(apart_use, apart_tr) > 0  # the leak this protects against
+    assert together_use.filter(pl.col("stratum") == "instable")["deaths"].is_null().all()
+    assert given_away(together_use, together_tr) == 0

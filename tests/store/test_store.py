@@ -239,29 +239,56 @@ def test_no_masked_count_can_be_recovered_from_the_published_relations(publicati
     assert recoverable(tr["count"].is_null().to_list(), rel) == []
 
 
-def test_a_count_published_in_two_tables_cannot_be_recovered_from_both(publication, tiny_run):
-    """The cases of a unit and year (indicators, subtype all) are the people of its all stratum
-    (care use): masked in both tables or in neither, and no masked cell of either is determined by
-    the two tables' relations together."""
-    from respop.store.disclosure import Relation, exact_relations, recoverable
-    from respop.store.publish import SAME_COUNT_KEYS, geographic_relations, read_care_use, read_indicators
+def test_counts_tied_across_tables_cannot_be_recovered_from_them_together(publication, tiny_run):
+    """Counts tied across tables: the cases of a unit and year (indicators, subtype all) are the
+    people of its all stratum (care use); the people of a stratum in the area are those followed
+    in the transitions plus the year's in-hospital deaths. Built here independently of the store's
+    code: a count published twice is masked in both tables or in neither, and no masked cell of
+    any of the four columns is determined by all their relations together."""
+    from respop.store.disclosure import Relation, exact_relations, recoverable, relations_from_keys
+    from respop.store.publish import geographic_relations
 
     out = tiny_run.config.output.dir
     zt = pl.read_parquet(out / "territories" / "zone_territory.parquet").select(
         pl.col("zone_code").cast(pl.String), pl.col("territory_id").cast(pl.Int64)
     )
-    raw_ind, raw_use = read_indicators(tiny_run.config), read_care_use(tiny_run.config)
-    ind, use = publication.tables["indicators"], publication.tables["care_use"]
-    assert ind.select(SAME_COUNT_KEYS + ["subtype"]).equals(raw_ind.select(SAME_COUNT_KEYS + ["subtype"]).with_columns(pl.col(pl.Int16).cast(pl.Int64)))
-    a = raw_ind.with_row_index("i").filter(pl.col("subtype") == "all").select(*SAME_COUNT_KEYS, "i", "cases")
-    b = raw_use.with_row_index("j").filter(pl.col("stratum") == "all").select(*SAME_COUNT_KEYS, "j", "people")
-    pairs = a.join(b, on=SAME_COUNT_KEYS).filter(pl.col("cases") == pl.col("people")).select("i", "j").rows()
+    keys = ["disease", "year", "level", "unit"]
+    raw_ind = pl.read_parquet(out / "cases" / "indicators.parquet").sort(*keys[:2], "level", "unit", "subtype").with_columns(pl.col("year").cast(pl.Int64))
+    raw_use = pl.read_parquet(out / "strata" / "care_use.parquet").sort(*keys[:2], "level", "unit", "stratum").with_columns(pl.col("year").cast(pl.Int64))
+    ind, use, tr = (publication.tables[t] for t in ("indicators", "care_use", "transitions"))
+    assert ind.select(*keys, "subtype").equals(raw_ind.select(*keys, "subtype"))
+    assert use.select(*keys, "stratum").equals(raw_use.select(*keys, "stratum"))
+    raw_tr = pl.read_parquet(out / "strata" / "transitions.parquet").group_by("disease", "year", pl.col("from").alias("from_stratum")).agg(
+        pl.col("count").sum().alias("followed")
+    ).with_columns(pl.col("year").cast(pl.Int64))
+    tr = tr.with_row_index("t").join(raw_tr, on=["disease", "year", "from_stratum"], how="left")
+    upper = raw_use.with_row_index("r").filter(pl.col("level") != "zone").with_row_index("u")
+    # offsets of the four columns in one vector
+    n_ind, n_use, n_up = raw_ind.height, raw_use.height, upper.height
+    o_use, o_dead, o_tr = n_ind, n_ind + n_use, n_ind + n_use + n_up
+    masked = (
+        ind["cases"].is_null().to_list() + use["people"].is_null().to_list()
+        + use.filter(pl.col("level") != "zone")["deaths"].is_null().to_list() + tr["count"].is_null().to_list()
+    )
+    shift = lambda rels, o: [Relation(r.total + o, tuple(p + o for p in r.parts)) for r in rels]  # noqa: E731
+    joint = exact_relations(raw_ind["cases"].to_list(), geographic_relations(raw_ind, "subtype", ["year", "disease"], zt))
+    joint += shift(exact_relations(raw_use["people"].to_list(), geographic_relations(raw_use, "stratum", ["year", "disease"], zt)), o_use)
+    up_rel = geographic_relations(upper.drop("r", "u"), "stratum", ["year", "disease"], zt)
+    joint += shift(exact_relations(upper["deaths"].to_list(), up_rel), o_dead)
+    joint += shift(relations_from_keys(tr, by=["disease", "year", "from_stratum"], over="to_stratum", total_value="all"), o_tr)
+    # a count published twice
+    a = raw_ind.with_row_index("i").filter(pl.col("subtype") == "all")
+    b = raw_use.with_row_index("j").filter(pl.col("stratum") == "all")
+    pairs = a.join(b, on=keys).filter(pl.col("cases") == pl.col("people")).select("i", "j").rows()
     assert len(pairs) > 100
-    masked = ind["cases"].is_null().to_list() + use["people"].is_null().to_list()
-    n = raw_ind.height
-    assert any(masked[i] for i, _ in pairs)
-    assert all(masked[i] == masked[n + j] for i, j in pairs)
-    ra = exact_relations(raw_ind["cases"].to_list(), geographic_relations(raw_ind, "subtype", ["year", "disease"], zt))
-    rb = exact_relations(raw_use["people"].to_list(), geographic_relations(raw_use, "stratum", ["year", "disease"], zt))
-    joint = ra + [Relation(r.total + n, tuple(p + n for p in r.parts)) for r in rb] + [Relation(i, (n + j,)) for i, j in pairs]
+    assert all(masked[i] == masked[o_use + j] for i, j in pairs)
+    joint += [Relation(i, (o_use + j,)) for i, j in pairs]
+    # people of a stratum in the area = followed into N + 1 + deaths of N
+    totals = tr.filter(pl.col("to_stratum") == "all").select("disease", "year", pl.col("from_stratum").alias("stratum"), "t", "followed")
+    tied = upper.filter(pl.col("level") == "area").join(totals, on=["disease", "year", "stratum"]).filter(
+        pl.col("people") == pl.col("followed") + pl.col("deaths")
+    )
+    assert tied.height > 10
+    joint += [Relation(o_use + r, (o_tr + t, o_dead + u)) for r, t, u in tied.select("r", "t", "u").iter_rows()]
+    assert any(masked)
     assert recoverable(masked, joint) == []
