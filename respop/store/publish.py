@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import polars as pl
 import shapely
 
@@ -44,8 +45,8 @@ from respop.store.disclosure import (
     suppress_together,
 )
 
-SURVIVAL_GRID_DAYS = 7
-"""Survival curves are published on a weekly grid (not at each event time)."""
+SURVIVAL_MIN_DAYS = 7
+"""Published points of a survival curve are at least a week apart (and 11 events apart)."""
 
 
 @dataclass
@@ -234,6 +235,15 @@ def read_transitions(config: Config) -> pl.DataFrame | None:
     )
 
 
+def read_survival_starts(config: Config) -> pl.DataFrame | None:
+    """The number of person-years at the start of each Kaplan–Meier curve (disease, stratum,
+    at_risk): the sum of the stratum's transitions row totals over the years."""
+    path = config.output.dir / "strata" / "survival" / "km.parquet"
+    if not path.is_file():
+        return None
+    return pl.read_parquet(path).sort("time").group_by("disease", "stratum", maintain_order=True).agg(pl.col("at_risk").first()).sort("disease", "stratum")
+
+
 def transition_relations(table: pl.DataFrame) -> list[Relation]:
     return relations_from_keys(table, by=["disease", "year", "from_stratum"], over="to_stratum", total_value="all")
 
@@ -248,6 +258,7 @@ def shared_count_masks(
     care_use: pl.DataFrame | None,
     transitions: pl.DataFrame | None,
     zone_territory: pl.DataFrame | None,
+    survival_starts: pl.DataFrame | None = None,
 ) -> dict[str, list[bool]]:
     """Masks of the counts that tie tables together, chosen as one system (:func:`suppress_together`):
 
@@ -258,8 +269,13 @@ def shared_count_masks(
       masked number of deaths would be their difference (demo, heart failure 2022, unstable: 54
       people, 47 followed, 7 deaths masked in care use and given away by the transitions).
 
+    - the people at the start of a stratum's survival curve (and in its log-rank and Cox counts)
+      are the sum over the years of the stratum's transitions row totals, so one masked year
+      would be the difference.
+
     Keys: ``indicators.cases``, ``care_use.people`` (every row), ``care_use.deaths`` (the rows
-    where deaths are published, not zones) and ``transitions.count``, for the tables given.
+    where deaths are published, not zones), ``transitions.count`` and ``survival.at_risk`` (one
+    per row of ``survival_starts``), for the tables given.
     Measured on 5 national years, the first tie alone: protected one table at a time, 30 of these
     counts were masked in one table and published in the other, and 56 masked cells could be
     recovered from the two tables together. Links are made only where the counts agree exactly."""
@@ -276,9 +292,22 @@ def shared_count_masks(
     if transitions is not None:
         values = transitions["count"].to_list()
         columns["transitions.count"] = (values, exact_relations(values, transition_relations(transitions)))
+    if survival_starts is not None and transitions is not None:
+        columns["survival.at_risk"] = (survival_starts["at_risk"].to_list(), [])
     if not columns:
         return {}
     number = {name: k for k, name in enumerate(columns)}
+    if "survival.at_risk" in columns:
+        years = transitions.with_row_index("_t").filter(pl.col("to_stratum") == "all").group_by(
+            "disease", pl.col("from_stratum").alias("stratum")
+        ).agg(pl.col("_t"), pl.col("count").sum().alias("_sum"))
+        starts = survival_starts.with_row_index("_s").join(years, on=["disease", "stratum"], how="inner").filter(pl.col("at_risk") == pl.col("_sum"))
+        links_to_years = [
+            CrossRelation((number["survival.at_risk"], int(k)), tuple((number["transitions.count"], int(t)) for t in ts))
+            for k, ts in starts.select("_s", "_t").iter_rows()
+        ]
+    else:
+        links_to_years = []
     links: list[CrossRelation] = []
     implies: list[tuple[tuple[int, int], tuple[int, int]]] = []
     if care_use is not None:
@@ -303,7 +332,7 @@ def shared_count_masks(
                 CrossRelation((people, int(r)), ((number["transitions.count"], int(t)), (deaths, int(u))))
                 for r, t, u in tied.select("_row", "_t", "_upper").iter_rows()
             ]
-    masks = suppress_together(list(columns.values()), links, implies)
+    masks = suppress_together(list(columns.values()), links + links_to_years, implies)
     return dict(zip(columns, masks))
 
 
@@ -361,24 +390,51 @@ def transitions_table(table: pl.DataFrame, count_mask: list[bool] | None = None)
                    decided={"count": count_mask} if count_mask is not None else None)
 
 
-def survival_curves_table(km: pl.DataFrame) -> pl.DataFrame:
-    """Kaplan–Meier curves on a weekly grid, stopped where fewer than 11 people are at risk."""
+def survival_steps(time: np.ndarray, survival: np.ndarray, at_risk: np.ndarray) -> list[int]:
+    """Rows of one Kaplan–Meier curve (event times, in order) that may be published.
+
+    Between two published points, the fall of the number at risk counts the events and censorings
+    in between, and the ratio of the survivals the events: with a point at every event time (or
+    every week) these are often 1 to 10 people. A row ``j`` is published when at least
+    :data:`THRESHOLD` events happened strictly between the previous published point and ``j``,
+    ``j`` is at least :data:`SURVIVAL_MIN_DAYS` after it, and ``j`` has at least 11 people at
+    risk. Then the fall of the number at risk (events from the previous point to ``j``, excluded)
+    and the ratio of survivals (events after the previous point to ``j``, included) both cover
+    those 11 events or more. The curve starts from a point at time 0 (survival 1, everybody at
+    risk), which is not a row. Events per row: ``at_risk × (1 − S / S_before)``, rounded down: the
+    estimator read backwards, exact at one event time; on a thinned curve (several event times
+    between two rows) it counts fewer events than there were, so the rule stays safe."""
+    before = np.r_[1.0, survival[:-1]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        events = np.where(before > 0, np.floor(at_risk * (1.0 - survival / before) + 1e-6), 0.0)
+    kept, last_time, since = [], 0.0, 0.0
+    for j in range(len(time)):
+        if at_risk[j] < THRESHOLD:
+            break
+        if since >= THRESHOLD and time[j] - last_time >= SURVIVAL_MIN_DAYS:
+            kept.append(j)
+            last_time, since = float(time[j]), 0.0
+        since += events[j]
+    return kept
+
+
+def survival_curves_table(km: pl.DataFrame, hidden: set[tuple[str, str]] = frozenset()) -> pl.DataFrame:
+    """Kaplan–Meier curves per stratum from time 0, at the points :func:`survival_steps` allows
+    (at least 11 events between two points, a week or more apart, 11 people or more at risk).
+    ``hidden``: (disease, stratum) whose number at the start is masked (:func:`shared_count_masks`)."""
     parts = []
     for (disease, stratum), curve in km.sort("time").group_by(["disease", "stratum"], maintain_order=True):
-        kept = curve.filter(pl.col("at_risk") >= THRESHOLD)
-        if kept.is_empty():
+        if curve["at_risk"][0] < THRESHOLD or (disease, stratum) in hidden:
             continue
-        last = float(kept["time"].max())
-        grid = pl.DataFrame({"time": [float(t) for t in range(0, int(last) + 1, SURVIVAL_GRID_DAYS)]})
-        parts.append(
-            grid.join_asof(kept.drop("time").with_columns(kept["time"].alias("_t")).sort("_t"), left_on="time", right_on="_t")
-            .drop("_t")
-            .with_columns(pl.lit(disease).alias("disease"), pl.lit(stratum).alias("stratum"))
+        rows = survival_steps(curve["time"].to_numpy(), curve["survival"].to_numpy(), curve["at_risk"].to_numpy())
+        start = curve.head(1).with_columns(
+            pl.lit(0.0).alias("time"), pl.lit(1.0).alias("survival"), pl.lit(1.0).alias("lower"), pl.lit(1.0).alias("upper")
         )
+        parts.append(pl.concat([start, curve[rows]], how="vertical_relaxed"))
     cols = schema.published_columns(schema.survival_curves)
     if not parts:
         return pl.DataFrame(schema={c: km.schema.get(c, pl.Float64) for c in cols})
-    out = pl.concat(parts, how="vertical_relaxed").drop_nulls("survival")
+    out = pl.concat(parts, how="vertical_relaxed")
     return out.select(cols).with_columns(pl.col("stratum_level").cast(pl.Int64), pl.col("at_risk").cast(pl.Int64))
 
 
@@ -386,11 +442,20 @@ def _masked_count(value) -> int | None:
     return None if value is None or 1 <= int(value) < THRESHOLD else int(value)
 
 
-def survival_tests_table(folder: Path) -> pl.DataFrame:
+def survival_tests_table(folder: Path, hidden: set[tuple[str, str]] = frozenset()) -> pl.DataFrame:
+    """Log-rank tests, Cox hazard ratios and proportional-hazards tests. Their counts of people
+    are the strata's numbers at the start of follow-up: masked where that number is (``hidden``,
+    see :func:`survival_curves_table`), and the Cox total with any of its disease's."""
     rows: list[dict] = []
+
+    def count(disease: str, stratum: str | None, value) -> int | None:
+        if (stratum is None and any(d == disease for d, _ in hidden)) or (disease, stratum) in hidden:
+            return None
+        return _masked_count(value)
+
     if (folder / "logrank.csv").is_file():
         for r in pl.read_csv(folder / "logrank.csv").iter_rows(named=True):
-            n_higher, n_lower = _masked_count(r["n_higher"]), _masked_count(r["n_lower"])
+            n_higher, n_lower = count(r["disease"], r["higher"], r["n_higher"]), count(r["disease"], r["lower"], r["n_lower"])
             detail = {
                 "higher": r["higher"], "lower": r["lower"], "n_higher": n_higher, "n_lower": n_lower,
                 "ordered": r["ordered"], "survival_365_higher": r["survival_365_higher"],
@@ -407,7 +472,7 @@ def survival_tests_table(folder: Path) -> pl.DataFrame:
             rows.append({
                 "disease": r["disease"], "kind": "cox", "term": r["covariate"], "estimate": r["hazard_ratio"],
                 "lower": r["lower"], "upper": r["upper"], "p_value": r["p_value"],
-                "n": _masked_count(r["n"]), "events": _masked_count(r["events"]), "detail": None,
+                "n": count(r["disease"], None, r["n"]), "events": _masked_count(r["events"]), "detail": None,
             })
     if (folder / "cox_ph_test.csv").is_file():
         for r in pl.read_csv(folder / "cox_ph_test.csv").iter_rows(named=True):
@@ -452,7 +517,7 @@ def model_tables(folder: Path) -> dict[str, pl.DataFrame]:
 
 def strata_tables(
     config: Config, zone_territory: pl.DataFrame | None, care_use: pl.DataFrame | None, transitions: pl.DataFrame | None,
-    masks: dict[str, list[bool]],
+    masks: dict[str, list[bool]], survival_starts: pl.DataFrame | None = None,
 ) -> dict[str, pl.DataFrame]:
     folder = config.output.dir / "strata"
     if care_use is None or transitions is None:
@@ -461,9 +526,12 @@ def strata_tables(
         "care_use": care_use_table(care_use, zone_territory, masks.get("care_use.people"), masks.get("care_use.deaths")),
         "transitions": transitions_table(transitions, masks.get("transitions.count")),
     }
+    hidden: set[tuple[str, str]] = set()
+    if survival_starts is not None and "survival.at_risk" in masks:
+        hidden = {(d, st) for (d, st), m in zip(survival_starts.select("disease", "stratum").iter_rows(), masks["survival.at_risk"]) if m}
     if (folder / "survival" / "km.parquet").is_file():
-        tables["survival_curves"] = survival_curves_table(pl.read_parquet(folder / "survival" / "km.parquet"))
-    tables["survival_tests"] = survival_tests_table(folder / "survival")
+        tables["survival_curves"] = survival_curves_table(pl.read_parquet(folder / "survival" / "km.parquet"), hidden)
+    tables["survival_tests"] = survival_tests_table(folder / "survival", hidden)
     tables.update(model_tables(folder / "prediction"))
     return tables
 
@@ -540,10 +608,11 @@ def collect(config: Config, config_path: Path | None = None, timings: dict | Non
     indicators, care_use, transitions = read_indicators(config), read_care_use(config), read_transitions(config)
     if care_use is None or transitions is None:
         care_use = transitions = None
-    masks = shared_count_masks(indicators, care_use, transitions, zone_territory)
+    starts = read_survival_starts(config) if transitions is not None else None
+    masks = shared_count_masks(indicators, care_use, transitions, zone_territory, starts)
     if indicators is not None:
         tables["indicators"] = indicators_table(indicators, zone_territory, masks.get("indicators.cases"))
-    tables.update(strata_tables(config, zone_territory, care_use, transitions, masks))
+    tables.update(strata_tables(config, zone_territory, care_use, transitions, masks, starts))
     tables["strata_levels"] = strata_levels_table(config)
     report_path = out / "input" / "report.json"
     report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else None

@@ -369,3 +369,84 @@ def test_deaths_are_not_the_difference_between_people_and_the_followed():
     assert given_away(apart_use, apart_tr) > 0  # the leak this protects against
     assert together_use.filter(pl.col("stratum") == "instable")["deaths"].is_null().all()
     assert given_away(together_use, together_tr) == 0
+
+
+@settings(max_examples=int(os.environ.get("RESPOP_PROPERTY_EXAMPLES", "60")), deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 400), st.booleans()), min_size=1, max_size=400),
+    st.sampled_from([400, 25, 5]),
+)
+def test_survival_curves_publish_no_step_of_fewer_than_11_events(follow_up, max_points):
+    """Between two published points of a Kaplan–Meier curve (and from time 0 to the first) at
+    least 11 events happened, so neither the fall of the number at risk nor the ratio of the
+    survivals counts 1 to 10 people; every published point has 11 people or more at risk. Checked
+    on the raw durations, with curves thinned as the strata step thins them."""
+    from lifelines import KaplanMeierFitter
+
+    from respop.store.publish import survival_curves_table
+    from respop.strata.survival import thin_curve
+
+    durations = np.array([d for d, _ in follow_up], dtype=float)
+    events = np.array([e for _, e in follow_up], dtype=int)
+    kmf = KaplanMeierFitter().fit(durations, events)
+    times = kmf.survival_function_.index.to_numpy(dtype=float)
+    surv = kmf.survival_function_.iloc[:, 0].to_numpy(dtype=float)
+    band = kmf.confidence_interval_survival_function_
+    at_risk = kmf.event_table["at_risk"].reindex(kmf.survival_function_.index).to_numpy()
+    keep = thin_curve(times, surv, max_points)
+    km = pl.DataFrame({
+        "disease": "d", "stratum": "s", "stratum_level": 1, "time": times[keep], "survival": surv[keep],
+        "lower": band.iloc[:, 0].to_numpy(dtype=float)[keep], "upper": band.iloc[:, 1].to_numpy(dtype=float)[keep],
+        "at_risk": at_risk[keep].astype(np.int64),
+    })
+    out = survival_curves_table(km)
+    if len(durations) < THRESHOLD:
+        assert out.is_empty()
+        return
+    published = out["time"].to_list()
+    assert published[0] == 0.0 and out["survival"][0] == 1.0 and out["at_risk"][0] == len(durations)
+    assert out["at_risk"].min() >= THRESHOLD
+    previous = -1.0
+    for t in published[1:]:
+        between = int(((durations > previous) & (durations < t) & (events == 1)).sum())
+        assert between >= THRESHOLD, (previous, t, between)
+        assert int((durations >= t).sum()) == out.filter(pl.col("time") == t)["at_risk"][0]
+        previous = t
+
+
+def test_a_stratum_year_is_not_the_start_of_its_survival_curve_minus_the_other_years(tmp_path):
+    """The people at the start of a stratum's survival curve are the sum of its transitions row
+    totals over the years: with 8 people followed in one year (masked) and the other years
+    published, the start of the curve would give the 8 away. Protected together, another year is
+    masked too; when a start is masked, its curve and its test counts are not published."""
+    from respop.store.publish import shared_count_masks, survival_curves_table, survival_tests_table, transitions_table
+
+    moves = pl.DataFrame(
+        [(2019, "s", "s", 5), (2019, "s", "non_revu", 3), (2020, "s", "s", 20), (2020, "s", "deces", 10),
+         (2021, "s", "s", 25), (2021, "s", "non_revu", 15)],
+        schema=["year", "from_stratum", "to_stratum", "count"], orient="row",
+    )
+    totals = moves.group_by("year", "from_stratum").agg(pl.lit("all").alias("to_stratum"), pl.col("count").sum())
+    transitions = pl.concat([totals, moves]).with_columns(pl.lit("d").alias("disease"), pl.lit(0.5).alias("proportion")).sort(
+        "disease", "year", "from_stratum", pl.col("to_stratum") != "all", "to_stratum"
+    )
+    starts = pl.DataFrame({"disease": ["d"], "stratum": ["s"], "at_risk": [78]})
+    alone = transitions_table(transitions)
+    row_totals = lambda t: t.filter(pl.col("to_stratum") == "all")["count"]  # noqa: E731
+    assert row_totals(alone).null_count() == 1  # 8 = 78 - 30 - 40
+    masks = shared_count_masks(None, None, transitions, None, starts)
+    together = transitions_table(transitions, masks["transitions.count"])
+    assert row_totals(together).null_count() >= 2 or masks["survival.at_risk"][0]
+    # a masked start hides the curve and the counts of the tests
+    km = pl.DataFrame({"disease": "d", "stratum": "s", "stratum_level": 1, "time": [0.0, 30.0], "survival": [1.0, 0.5],
+                       "lower": [1.0, 0.4], "upper": [1.0, 0.6], "at_risk": [78, 60]})
+    assert survival_curves_table(km, {("d", "s")}).is_empty()
+    assert not survival_curves_table(km).is_empty()
+    pl.DataFrame({"disease": ["d"], "higher": ["s"], "lower": ["t"], "n_higher": [78], "n_lower": [500], "ordered": [True],
+                  "survival_365_higher": [0.5], "survival_365_lower": [0.7], "statistic": [9.0], "p_value": [0.001]}).write_csv(tmp_path / "logrank.csv")
+    pl.DataFrame({"disease": ["d", "e"], "covariate": ["age", "age"], "hazard_ratio": [1.1, 1.2], "lower": [1.0, 1.1], "upper": [1.2, 1.3],
+                  "p_value": [0.01, 0.02], "n": [578, 900], "events": [300, 400]}).write_csv(tmp_path / "cox.csv")
+    tests = survival_tests_table(tmp_path, {("d", "s")})
+    assert tests.filter(pl.col("disease") == "d")["n"].null_count() == 2  # log-rank n and the Cox total
+    assert '"n_higher": null' in tests.filter(pl.col("kind") == "logrank")["detail"][0]
+    assert tests.filter(pl.col("disease") == "e")["n"].to_list() == [900]

@@ -242,7 +242,8 @@ def test_no_masked_count_can_be_recovered_from_the_published_relations(publicati
 def test_counts_tied_across_tables_cannot_be_recovered_from_them_together(publication, tiny_run):
     """Counts tied across tables: the cases of a unit and year (indicators, subtype all) are the
     people of its all stratum (care use); the people of a stratum in the area are those followed
-    in the transitions plus the year's in-hospital deaths. Built here independently of the store's
+    in the transitions plus the year's in-hospital deaths; the people at the start of a stratum's
+    survival curve are its transitions row totals summed over the years. Built here independently of the store's
     code: a count published twice is masked in both tables or in neither, and no masked cell of
     any of the four columns is determined by all their relations together."""
     from respop.store.disclosure import Relation, exact_relations, recoverable, relations_from_keys
@@ -290,5 +291,15 @@ def test_counts_tied_across_tables_cannot_be_recovered_from_them_together(public
     )
     assert tied.height > 10
     joint += [Relation(o_use + r, (o_tr + t, o_dead + u)) for r, t, u in tied.select("r", "t", "u").iter_rows()]
+    # people at the start of a survival curve = the stratum's row totals over the years
+    km = pl.read_parquet(out / "strata" / "survival" / "km.parquet").sort("time")
+    starts = km.group_by("disease", "stratum").agg(pl.col("at_risk").first()).sort("disease", "stratum")
+    shown = set(publication.tables["survival_curves"].filter(pl.col("time") == 0).select("disease", "stratum").iter_rows())
+    years = totals.group_by("disease", "stratum").agg(pl.col("t"), pl.col("followed").sum())
+    o_km = o_tr + tr.height
+    masked += [key not in shown for key in starts.select("disease", "stratum").iter_rows()]
+    summed = starts.with_row_index("k").join(years, on=["disease", "stratum"]).filter(pl.col("at_risk") == pl.col("followed"))
+    assert summed.height == starts.height
+    joint += [Relation(o_km + k, tuple(o_tr + t for t in ts)) for k, ts in summed.select("k", "t").iter_rows()]
     assert any(masked)
     assert recoverable(masked, joint) == []
