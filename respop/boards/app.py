@@ -329,7 +329,7 @@ def page_trajectories(board: Board) -> None:
     figure(board, "importance", f"{disease}-variables", disease=disease)
     card = data.model_card(url, run, disease)
     if card:
-        with st.expander("Fiche technique du modèle (rédigée en anglais)"):
+        with st.expander("Fiche technique du modèle"):
             st.markdown(card)
     st.caption("Outil de planification : le modèle ne doit jamais guider seul une décision individuelle.")
 

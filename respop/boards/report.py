@@ -273,7 +273,7 @@ class Dossier:
                 self.figure("importance", "Variables les plus utiles au modèle", disease=disease),
             ]
         parts.append('<p class="note">Outil de planification : le modèle ne doit jamais guider seul une décision '
-                     "individuelle. Sa fiche technique complète (en anglais) est sur le tableau de bord.</p>")
+                     "individuelle. Sa fiche technique complète est sur le tableau de bord.</p>")
         return "".join(parts)
 
     def quality(self) -> str:

@@ -365,6 +365,46 @@ def protect(
     )
 
 
+def masked_count(value: int | None, threshold: int = THRESHOLD) -> int | None:
+    """A lone count as it may be published: None when missing or between 1 and ``threshold - 1``."""
+    return None if value is None or 1 <= int(value) < threshold else int(value)
+
+
+def protect_parts(
+    parts: Sequence[int], total: int | None = None, forced: Sequence[bool] | None = None, threshold: int = THRESHOLD
+) -> tuple[list[bool], bool]:
+    """Masks of counts that sum to a total published elsewhere (``total``; their sum when None),
+    e.g. the men and the women of a test year: 1 to 10 masked, and one more part when a single
+    one is (else it would be the total minus the others). Returns the parts' masks and whether
+    the total itself must be masked (only when no other part can be)."""
+    total = sum(parts) if total is None else int(total)
+    forced_all = [*(forced or [False] * len(parts)), False]
+    masked = suppress([*parts, total], [Relation(len(parts), tuple(range(len(parts))))], threshold=threshold, forced=forced_all)
+    return masked[:-1], masked[-1]
+
+
+def protect_calibration(calibration: pl.DataFrame, threshold: int = THRESHOLD) -> tuple[pl.DataFrame, set[str]]:
+    """A calibration table (model, bin, n, mean_predicted, observed_rate) as it may be published.
+    Per model, the bins' person-years and their events (``n × observed_rate``) are counts that sum
+    to the test year's: 1 to 10 masked with their complements (:func:`protect_parts`); a bin's
+    observed rate is null where its events or its person-years are masked, its ``n`` where masked.
+    Returns the table and the models whose total of events would have to be masked."""
+    parts, hidden_totals = [], set()
+    for (model,), part in calibration.group_by(["model"], maintain_order=True):
+        n = [int(v) for v in part["n"].fill_null(0)]
+        events = [int(round(a * b)) for a, b in zip(n, part["observed_rate"].fill_null(0.0))]
+        n_masked, _ = protect_parts(n, threshold=threshold)
+        events_masked, total_masked = protect_parts(events, forced=n_masked, threshold=threshold)
+        if total_masked:
+            hidden_totals.add(model)
+        parts.append(part.with_columns(
+            pl.when(pl.Series(events_masked, dtype=pl.Boolean)).then(None).otherwise(pl.col("observed_rate")).alias("observed_rate"),
+            pl.when(pl.Series(n_masked, dtype=pl.Boolean)).then(None).otherwise(pl.col("n")).alias("n"),
+        ))
+    out = pl.concat(parts, how="vertical_relaxed") if parts else calibration
+    return out, hidden_totals
+
+
 def mask_rates(table: pl.DataFrame, masks: dict[str, str], rates: dict[str, Sequence[str]]) -> pl.DataFrame:
     """Null the ``rates`` columns built on a masked count: ``masks`` maps a count column to its
     boolean mask column; ``rates`` maps a count column to the rate columns built on it."""

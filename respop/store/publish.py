@@ -39,7 +39,9 @@ from respop.store.disclosure import (
     CrossRelation,
     Relation,
     exact_relations,
+    masked_count,
     protect,
+    protect_calibration,
     relations_from_keys,
     relations_from_mapping,
     suppress_together,
@@ -438,10 +440,6 @@ def survival_curves_table(km: pl.DataFrame, hidden: set[tuple[str, str]] = froze
     return out.select(cols).with_columns(pl.col("stratum_level").cast(pl.Int64), pl.col("at_risk").cast(pl.Int64))
 
 
-def _masked_count(value) -> int | None:
-    return None if value is None or 1 <= int(value) < THRESHOLD else int(value)
-
-
 def survival_tests_table(folder: Path, hidden: set[tuple[str, str]] = frozenset()) -> pl.DataFrame:
     """Log-rank tests, Cox hazard ratios and proportional-hazards tests. Their counts of people
     are the strata's numbers at the start of follow-up: masked where that number is (``hidden``,
@@ -451,7 +449,7 @@ def survival_tests_table(folder: Path, hidden: set[tuple[str, str]] = frozenset(
     def count(disease: str, stratum: str | None, value) -> int | None:
         if (stratum is None and any(d == disease for d, _ in hidden)) or (disease, stratum) in hidden:
             return None
-        return _masked_count(value)
+        return masked_count(value)
 
     if (folder / "logrank.csv").is_file():
         for r in pl.read_csv(folder / "logrank.csv").iter_rows(named=True):
@@ -472,7 +470,7 @@ def survival_tests_table(folder: Path, hidden: set[tuple[str, str]] = frozenset(
             rows.append({
                 "disease": r["disease"], "kind": "cox", "term": r["covariate"], "estimate": r["hazard_ratio"],
                 "lower": r["lower"], "upper": r["upper"], "p_value": r["p_value"],
-                "n": count(r["disease"], None, r["n"]), "events": _masked_count(r["events"]), "detail": None,
+                "n": count(r["disease"], None, r["n"]), "events": masked_count(r["events"]), "detail": None,
             })
     if (folder / "cox_ph_test.csv").is_file():
         for r in pl.read_csv(folder / "cox_ph_test.csv").iter_rows(named=True):
@@ -490,15 +488,8 @@ def model_tables(folder: Path) -> dict[str, pl.DataFrame]:
         if (sub / "metrics.csv").is_file():
             metrics.append(pl.read_csv(sub / "metrics.csv").with_columns(pl.lit(disease).alias("disease")))
         if (sub / "calibration.csv").is_file():
-            cal = pl.read_csv(sub / "calibration.csv").with_columns(pl.lit(disease).alias("disease"))
-            events = (pl.col("n") * pl.col("observed_rate")).round(0)
-            # a bin of fewer than 11 person-years, or with 1 to 10 events, publishes no rate
-            small = (pl.col("n") < THRESHOLD) | ((events >= 1) & (events < THRESHOLD))
-            cal = cal.with_columns(
-                pl.when(small).then(None).otherwise(pl.col("observed_rate")).alias("observed_rate"),
-                pl.when(pl.col("n") < THRESHOLD).then(None).otherwise(pl.col("n")).alias("n"),
-            )
-            calibration.append(cal)
+            cal, _ = protect_calibration(pl.read_csv(sub / "calibration.csv"))
+            calibration.append(cal.with_columns(pl.lit(disease).alias("disease")))
         if (sub / "importance.csv").is_file():
             importance.append(pl.read_csv(sub / "importance.csv").with_columns(pl.lit(disease).alias("disease")))
         if (sub / "model_card.md").is_file():

@@ -410,9 +410,11 @@ class PredictionReport:
             "models": {row.pop("model"): row for row in self.metrics.to_dicts()},
         }
 
-    def model_card(self) -> str:
-        """A short Markdown model card (English)."""
-        return _model_card(self)
+    def model_card(self, disease_name: str | None = None) -> str:
+        """A short Markdown model card, in French (clinicians read it on the boards), with every
+        count of people disclosure-controlled (:func:`_model_card`). ``disease_name``: the
+        disease's French name (its algorithm's ``name``); the disease id when None."""
+        return _model_card(self, disease_name or self.disease)
 
 
 def calibration_table(y: np.ndarray, p: np.ndarray, model: str, n_bins: int = N_BINS) -> pl.DataFrame:
@@ -582,62 +584,96 @@ def evaluate(
 # Model card
 # --------------------------------------------------------------------------------------------
 
-_MODEL_NAMES = {"gradient_boosting": "Gradient boosting", "logistic": "Logistic regression (baseline)"}
+_MODEL_NAMES = {"gradient_boosting": "Gradient boosting", "logistic": "Régression logistique (référence)"}
+_GROUP_VALUES = {"male": "hommes", "female": "femmes"}
+HIDDEN = "< 11"
+"""How a masked count reads in the card."""
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "n.d."
+    return f"{value:.{digits}f}".replace(".", ",")
 
 
-def _model_card(r: PredictionReport) -> str:
+def _count(value: int | None) -> str:
+    return HIDDEN if value is None else f"{value:,}".replace(",", "\u202f")
+
+
+def _share(k: int | None, n: int | None) -> str:
+    return "n.d." if k is None or not n else f"{100 * k / n:.1f} %".replace(".", ",")
+
+
+def _pct_f(x: float | None) -> str:
+    return "n.d." if x is None or (isinstance(x, float) and np.isnan(x)) else f"{100 * x:.1f} %".replace(".", ",")
+
+
+def _model_card(r: PredictionReport, disease_name: str) -> str:
+    """The model card, in French. It is published in the store and shown on the boards, so its
+    counts of people go through disclosure control like every table's: lone counts of 1 to 10
+    masked (:func:`respop.store.disclosure.masked_count`), the calibration deciles as the
+    ``model_calibration`` table (:func:`respop.store.disclosure.protect_calibration`), and the
+    groups of the fairness table (men and women, under and over 75) as parts of the test year's
+    totals (:func:`respop.store.disclosure.protect_parts`), so that no group is the total minus
+    the other."""
+    from respop.store.disclosure import masked_count, protect_calibration, protect_parts
+
+    calibration, hidden_totals = protect_calibration(r.calibration)
+    n_train, n_test = masked_count(r.n_train), masked_count(r.n_test)
+    positives_train = masked_count(r.positives_train)
+    positives_test = None if hidden_totals else masked_count(r.positives_test)
     years = ", ".join(str(y) for y in r.train_years)
+    name = disease_name.lower()
     lines = [
-        f"# Model card — moving up a stratum ({r.disease})",
+        f"# Fiche du modèle — passage à un profil plus sévère ({name})",
         "",
-        "## Intended use",
+        "## Usage prévu",
         "",
-        f"Estimates, for each person followed for {r.disease} in a year N, the probability of moving to a "
-        "more severe stratum or dying in hospital in N + 1. Intended for **planning in réunions cliniques**: "
-        "sizing the groups of people whose care should be anticipated, comparing territories and strata. "
-        "It must **never drive an individual decision without a clinician** who knows the patient; it is "
-        "not a diagnostic or triage tool.",
+        f"Estime, pour chaque personne suivie pour {name} une année N, la probabilité de passer à un profil "
+        "plus sévère ou de décéder à l'hôpital en N + 1. Destiné à la **planification en réunion clinique** : "
+        "dimensionner les groupes de personnes dont il faut anticiper la prise en charge, comparer territoires "
+        "et profils. Il ne doit **jamais guider seul une décision individuelle** sans un clinicien qui connaît "
+        "le patient ; ce n'est ni un outil de diagnostic ni un outil de tri.",
         "",
-        "## Data",
+        "## Données",
         "",
-        f"- Training: person-years of {years} (outcomes in the following years); test: {r.test_year} "
-        f"(outcomes in {r.test_year + 1}), a temporal validation.",
-        f"- {r.n_train} training person-years ({r.positives_train} moved up or died, "
-        f"{_pct(r.positives_train, r.n_train)}); {r.n_test} test person-years ({r.positives_test}, "
-        f"{_pct(r.positives_test, r.n_test)}).",
+        f"- Apprentissage : personnes-années {years} (devenir l'année suivante) ; test : {r.test_year} "
+        f"(devenir en {r.test_year + 1}), une validation temporelle.",
+        f"- {_count(n_train)} personnes-années d'apprentissage ({_count(positives_train)} passées à un profil plus "
+        f"sévère ou décédées, {_share(positives_train, n_train)}) ; {_count(n_test)} personnes-années de test "
+        f"({_count(positives_test)}, {_share(positives_test, n_test)}).",
         *(
-            [f"- The models were fitted on a random sample of {r.n_fitted} of the {r.n_train} training person-years, "
-             "stratified by the outcome (each outcome keeps its share); the metrics are on every test person-year."]
+            [f"- Les modèles ont été ajustés sur un échantillon aléatoire de {_count(r.n_fitted)} des {_count(n_train)} "
+             "personnes-années d'apprentissage, stratifié sur le devenir (chaque devenir garde sa part) ; les mesures "
+             "portent sur toutes les personnes-années de test."]
             if r.n_fitted is not None else []
         ),
-        f"- {r.not_seen_next_year} person-years of these years were **not seen in the following year** "
-        "(no longer a case, moved away, or died outside hospital) and were excluded from training and testing.",
-        "- People who died in hospital in N are not followed from N.",
+        f"- {_count(masked_count(r.not_seen_next_year))} personnes-années de ces années **n'étaient plus vues l'année "
+        "suivante** (plus repérées, parties du territoire ou décédées hors de l'hôpital) et sont exclues de "
+        "l'apprentissage et du test.",
+        "- Les personnes décédées à l'hôpital en N ne sont pas suivies à partir de N.",
         "",
-        "## Target",
+        "## Cible",
         "",
-        "1 when the person is, in N + 1, in a higher stratum of the same disease (a greater `stratum_level`) "
-        "or died in hospital in N + 1; 0 when they are in the same or a lower stratum and did not die.",
+        "1 quand la personne est, en N + 1, dans un profil plus sévère de la même maladie (un `stratum_level` plus "
+        "élevé) ou est décédée à l'hôpital en N + 1 ; 0 quand elle reste dans le même profil ou un profil moins "
+        "sévère sans décéder.",
         "",
-        "## Features (year N)",
+        "## Variables (année N)",
         "",
-        ", ".join(f"`{f}`" for f in r.features) + ". Booleans count as 0/1; `female` is `sex == 2`; "
-        "the stratum enters as its level (ordered).",
+        ", ".join(f"`{f}`" for f in r.features) + ". Les indicateurs oui/non valent 0 ou 1 ; `female` vaut 1 pour "
+        "`sex == 2` ; le profil entre par son niveau (ordonné).",
         "",
-        "## Models",
+        "## Modèles",
         "",
-        "- Gradient boosting: scikit-learn HistGradientBoostingClassifier (learning rate 0.05, up to 300 "
-        "iterations, early stopping on a 15 % validation fraction from 1,000 person-years, 15 leaves, "
-        "40 person-years per leaf).",
-        "- Logistic regression baseline: median imputation, standardisation, L2-penalised logistic regression.",
+        "- Gradient boosting : HistGradientBoostingClassifier de scikit-learn (pas d'apprentissage 0,05, jusqu'à "
+        "300 itérations, arrêt précoce sur 15 % de validation à partir de 1 000 personnes-années, 15 feuilles, "
+        "40 personnes-années par feuille).",
+        "- Régression logistique de référence : imputation par la médiane, standardisation, pénalité L2.",
         "",
-        f"## Metrics (test year {r.test_year})",
+        f"## Performances (année de test {r.test_year})",
         "",
-        "| model | AUC | Brier score | Brier score, prevalence only | log loss |",
+        "| modèle | AUC | score de Brier | Brier, prévalence seule | log loss |",
         "|---|---|---|---|---|",
     ]
     for row in r.metrics.iter_rows(named=True):
@@ -647,78 +683,79 @@ def _model_card(r: PredictionReport) -> str:
         )
     lines += [
         "",
-        "AUC: probability that a person who moved up or died was given a higher risk than one who did not "
-        "(0.5 = chance). Brier score: mean squared error of the probabilities (lower is better); the reference "
-        "gives everyone the training prevalence.",
+        "AUC : probabilité qu'une personne qui s'aggrave ou décède ait reçu un risque plus élevé qu'une autre "
+        "(0,5 = hasard). Score de Brier : erreur quadratique moyenne des probabilités (plus bas = mieux) ; la "
+        "référence donne à tous la prévalence de l'apprentissage.",
         "",
-        "## Calibration (deciles of predicted risk, test year)",
+        "## Calibration (déciles du risque prédit, année de test)",
         "",
     ]
     for kind in KINDS:
-        cal = r.calibration.filter(pl.col("model") == kind)
+        cal = calibration.filter(pl.col("model") == kind)
         if cal.is_empty():
             continue
-        gap = (cal["mean_predicted"] - cal["observed_rate"]).abs()
+        gap = (cal["mean_predicted"] - cal["observed_rate"]).abs().drop_nulls()
         low, high = cal.row(0, named=True), cal.row(-1, named=True)
         lines.append(
-            f"- {_MODEL_NAMES.get(kind, kind)}: lowest decile predicted {_pct_f(low['mean_predicted'])}, "
-            f"observed {_pct_f(low['observed_rate'])}; highest decile predicted {_pct_f(high['mean_predicted'])}, "
-            f"observed {_pct_f(high['observed_rate'])}; largest gap over the deciles "
-            f"{_fmt(100 * float(gap.max()), 1)} points."
+            f"- {_MODEL_NAMES.get(kind, kind)} : décile le plus bas, prédit {_pct_f(low['mean_predicted'])}, "
+            f"observé {_pct_f(low['observed_rate'])} ; décile le plus haut, prédit {_pct_f(high['mean_predicted'])}, "
+            f"observé {_pct_f(high['observed_rate'])} ; plus grand écart sur les déciles publiés "
+            f"{_fmt(100 * float(gap.max()), 1) if gap.len() else 'n.d.'} points."
         )
+    lines.append("")
+    lines.append(f"« n.d. » : taux observé non publié (moins de 11 événements ou personnes dans le décile, ou secret "
+                 f"secondaire) ; « {HIDDEN} » : effectif non publié.")
     if not r.importance.is_empty():
         top = r.importance.head(5)
         lines += [
             "",
-            "## Most influential features (gradient boosting, permutation importance: drop of the test AUC"
-            + (f", on {IMPORTANCE_SAMPLE:,} test person-years drawn at random)" if r.n_test > IMPORTANCE_SAMPLE else ")"),
+            "## Variables les plus influentes (gradient boosting, importance par permutation : baisse de l'AUC de test"
+            + (f", sur {IMPORTANCE_SAMPLE:,} personnes-années de test tirées au sort)".replace(",", "\u202f")
+               if r.n_test > IMPORTANCE_SAMPLE else ")"),
             "",
-            *(f"- `{row['feature']}`: {_fmt(row['importance'])}" for row in top.iter_rows(named=True)),
+            *(f"- `{row['feature']}` : {_fmt(row['importance'])}" for row in top.iter_rows(named=True)),
         ]
     lines += [
         "",
-        "## Fairness",
+        "## Équité",
         "",
-        f"AUC per sex and per age group (< {AGE_CUT}, ≥ {AGE_CUT}) on the test year; n/a when a group has fewer "
-        f"than {MIN_GROUP_CLASS} people with either outcome.",
+        f"AUC par sexe et par âge (< {AGE_CUT} ans, ≥ {AGE_CUT} ans) sur l'année de test ; n.d. quand un groupe compte "
+        f"moins de {MIN_GROUP_CLASS} personnes de l'un des deux devenirs.",
         "",
-        "| model | group | n | moved up or died | AUC |",
+        "| modèle | groupe | personnes-années | aggravées ou décédées | AUC |",
         "|---|---|---|---|---|",
     ]
-    for row in r.subgroups.iter_rows(named=True):
-        lines.append(
-            f"| {_MODEL_NAMES.get(row['model'], row['model'])} | {row['group']} {row['value']} | {row['n']} | "
-            f"{row['positives']} | {_fmt(row['auc'])} |"
-        )
-    if r.subgroups.is_empty():
-        lines.append("| — | no sex or age column | | | |")
+    if not r.subgroups.is_empty():
+        for (model, _group), part in r.subgroups.group_by(["model", "group"], maintain_order=True):
+            n_masked, _ = protect_parts([int(v) for v in part["n"]], r.n_test)
+            pos_masked, _ = protect_parts([int(v) for v in part["positives"]], r.positives_test, forced=n_masked)
+            for row, hide_n, hide_pos in zip(part.iter_rows(named=True), n_masked, pos_masked, strict=True):
+                value = _GROUP_VALUES.get(row["value"], f"{row['value']} ans")
+                lines.append(
+                    f"| {_MODEL_NAMES.get(model, model)} | {value} | {_count(None if hide_n else row['n'])} | "
+                    f"{_count(None if hide_pos else row['positives'])} | {_fmt(row['auc'])} |"
+                )
+    else:
+        lines.append("| — | pas de colonne de sexe ou d'âge | | | |")
     lines += [
         "",
-        "A lower AUC in a group means the ranking is less reliable there; the probabilities should then be "
-        "read with more caution for that group.",
+        "Une AUC plus basse dans un groupe signifie que le classement y est moins fiable ; les probabilités "
+        "doivent alors y être lues avec plus de prudence.",
         "",
-        "## Limitations",
+        "## Limites",
         "",
-        "- PMSI only (short-stay hospital discharges): no primary care, drugs, laboratory results or "
-        "social data; the strata and the target only see what reaches hospital.",
-        "- Deaths outside hospital are not seen: such people count as *not seen next year* and are "
-        "excluded, so the target undercounts deaths and the model is conditional on still being followed.",
-        "- The strata are rules on the same features, so part of the signal is mechanical (a person near a "
-        "threshold moves up easily).",
-        f"- One test year ({r.test_year}): performance may drift with coding practices and care organisation; "
-        "re-validate every year.",
+        "- PMSI seul (séjours hospitaliers de court séjour) : ni soins de ville, ni médicaments, ni biologie, ni "
+        "données sociales ; les profils et la cible ne voient que ce qui arrive à l'hôpital.",
+        "- Les décès hors de l'hôpital ne sont pas vus : ces personnes comptent comme *plus vues l'année suivante* "
+        "et sont exclues ; la cible sous-compte les décès et le modèle suppose que la personne est encore suivie.",
+        "- Les profils sont des règles sur les mêmes variables : une part du signal est mécanique (une personne "
+        "proche d'un seuil change facilement de profil).",
+        f"- Une seule année de test ({r.test_year}) : les performances peuvent dériver avec le codage et "
+        "l'organisation des soins ; revalider chaque année.",
     ]
     if r.synthetic:
         lines.append(
-            "- **The data are synthetic** (generated by respop): the metrics show that the pipeline works, "
-            "not how well the model would predict on real patients."
+            "- **Les données sont synthétiques** (générées par respop) : les mesures montrent que la chaîne "
+            "fonctionne, pas la qualité de la prédiction sur de vrais patients."
         )
     return "\n".join(lines) + "\n"
-
-
-def _pct(k: int, n: int) -> str:
-    return f"{100 * k / n:.1f} %" if n else "n/a"
-
-
-def _pct_f(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f} %"

@@ -143,6 +143,7 @@ def run_strata(config: Config, progress: Progress | None = None, data=None, spar
     summary["engine"] = "spark" if spark is not None else "polars"
     summary["timings"] = timings
     step("writing the outputs")
+    names = {s.disease: s.algorithm.name for s in specs}
     out = config.output.dir / "strata"
     with atomic_folder(out) as tmp:
         person_strata.write_parquet(tmp / "person_strata.parquet")
@@ -160,7 +161,7 @@ def run_strata(config: Config, progress: Progress | None = None, data=None, spar
             report.metrics.write_csv(folder / "metrics.csv")
             report.calibration.write_csv(folder / "calibration.csv")
             report.importance.write_csv(folder / "importance.csv")
-            (folder / "model_card.md").write_text(report.model_card(), encoding="utf-8")
+            (folder / "model_card.md").write_text(report.model_card(names[disease]), encoding="utf-8")
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
     return StrataResult(out=out, person_strata=person_strata, summary=summary)
 

@@ -151,23 +151,26 @@ def test_rates_on_masked_counts_are_masked():
     assert out["rate"].to_list() == [None, 0.2] and out["low"].to_list() == [None, 0.1]
 
 
+def draw_zones(draw) -> list[tuple[str, int]]:
+    """Zones z1, z2, … (code, territory) of 1 to 3 territories of 1 to 3 zones each."""
+    zones: list[tuple[str, int]] = []
+    for t in range(1, draw(st.integers(1, 3)) + 1):
+        zones += [(f"z{len(zones) + k + 1}", t) for k in range(draw(st.integers(1, 3)))]
+    return zones
+
+
 @st.composite
 def hierarchical_tables(draw):
     """Zones of territories of one area, each with strata and an 'all' row, for two measures
     (people, stays) whose totals are sums — the shape of the care-use table."""
-    n_territories = draw(st.integers(1, 3))
+    zone_territory = draw_zones(draw)
     strata = ["s1", "s2", "s3"][: draw(st.integers(1, 3))]
     small = st.one_of(st.integers(0, 12), st.integers(0, 200))
-    rows, zone_territory = [], []
-    zone_no = 0
-    for t in range(1, n_territories + 1):
-        for _ in range(draw(st.integers(1, 3))):
-            zone_no += 1
-            code = f"z{zone_no}"
-            zone_territory.append((code, t))
-            for s in strata:
-                people = draw(small)
-                rows.append(("zone", code, s, people, people * draw(st.integers(0, 3))))
+    rows = []
+    for code, _ in zone_territory:
+        for s in strata:
+            people = draw(small)
+            rows.append(("zone", code, s, people, people * draw(st.integers(0, 3))))
     table = pl.DataFrame(rows, schema=["level", "unit", "stratum", "people", "stays"], orient="row")
     zone_all = table.group_by("level", "unit").agg(pl.lit("all").alias("stratum"), pl.col("people", "stays").sum())
     table = pl.concat([table, zone_all.select(table.columns)])
@@ -235,20 +238,15 @@ def _hierarchy(zone_rows: list[tuple[str, str, int]], zt: pl.DataFrame, category
 def two_splits(draw):
     """The same people per zone, split in two ways (strata in one table, subtypes in the other),
     each table with its zone, territory and area totals — the shape of care use and indicators."""
-    n_territories = draw(st.integers(1, 3))
+    zone_territory = draw_zones(draw)
     count = st.one_of(st.integers(0, 12), st.integers(0, 60))
-    strata, subtypes, zone_territory = [], [], []
-    zone_no = 0
-    for t in range(1, n_territories + 1):
-        for _ in range(draw(st.integers(1, 3))):
-            zone_no += 1
-            code = f"z{zone_no}"
-            zone_territory.append((code, t))
-            parts = [draw(count) for _ in range(draw(st.integers(1, 3)))]
-            strata += [(code, f"s{k}", v) for k, v in enumerate(parts)]
-            # the same zone total, split differently
-            total, cut = sum(parts), draw(st.floats(0, 1))
-            subtypes += [(code, "a", round(total * cut)), (code, "b", total - round(total * cut))]
+    strata, subtypes = [], []
+    for code, _ in zone_territory:
+        parts = [draw(count) for _ in range(draw(st.integers(1, 3)))]
+        strata += [(code, f"s{k}", v) for k, v in enumerate(parts)]
+        # the same zone total, split differently
+        total, cut = sum(parts), draw(st.floats(0, 1))
+        subtypes += [(code, "a", round(total * cut)), (code, "b", total - round(total * cut))]
     zt = pl.DataFrame(zone_territory, schema=["zone_code", "territory_id"], orient="row").with_columns(pl.col("territory_id").cast(pl.Int64))
     return _hierarchy(strata, zt, "stratum"), _hierarchy(subtypes, zt, "subtype"), zt
 
@@ -450,3 +448,32 @@ def test_a_stratum_year_is_not_the_start_of_its_survival_curve_minus_the_other_y
     assert tests.filter(pl.col("disease") == "d")["n"].null_count() == 2  # log-rank n and the Cox total
     assert '"n_higher": null' in tests.filter(pl.col("kind") == "logrank")["detail"][0]
     assert tests.filter(pl.col("disease") == "e")["n"].to_list() == [900]
+
+
+@settings(max_examples=int(os.environ.get("RESPOP_PROPERTY_EXAMPLES", "60")), deadline=None)
+@given(st.lists(st.one_of(st.integers(0, 12), st.integers(0, 300)), min_size=1, max_size=12))
+def test_parts_of_a_published_total(parts):
+    """protect_parts: no part of 1 to 10 published, never exactly one part masked while the total
+    is published (it would be the total minus the others)."""
+    from respop.store.disclosure import protect_parts
+
+    masked, total_masked = protect_parts(parts)
+    assert not any(1 <= v < THRESHOLD and not m for v, m in zip(parts, masked, strict=True))
+    assert sum(masked) + total_masked != 1
+    relation = [Relation(len(parts), tuple(range(len(parts))))]
+    assert independent_recoverable([*masked, total_masked], relation) == []
+
+
+def test_calibration_deciles_are_protected_with_their_total():
+    """One decile with 7 events: its rate is masked, and another decile's too (the test year's
+    events are published in the model card); a decile of fewer than 11 person-years shows no n."""
+    from respop.store.disclosure import protect_calibration
+
+    n = [100] * 9 + [8]
+    events = [7, 20, 30, 15, 40, 50, 60, 70, 80, 0]
+    cal = pl.DataFrame({"model": "m", "bin": list(range(1, 11)), "n": n, "mean_predicted": 0.1,
+                        "observed_rate": [e / k for e, k in zip(events, n)]})
+    out, hidden = protect_calibration(cal)
+    assert out["observed_rate"].null_count() >= 2 and out["observed_rate"][0] is None
+    assert out["n"][9] is None and out["n"].null_count() == 2
+    assert hidden == set()

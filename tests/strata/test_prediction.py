@@ -241,12 +241,12 @@ def test_subgroups_and_model_card(report):
     sub = report.subgroups
     assert set(sub["value"]) == {"male", "female", "< 75", "≥ 75"}
     assert sub["auc"].null_count() == 0
-    card = report.model_card()
+    card = report.model_card("Diabète")
     for row in report.metrics.iter_rows(named=True):
-        assert f"{row['auc']:.3f}" in card
-        assert f"{row['brier']:.3f}" in card
-    for word in ("réunions cliniques", "clinician", "Calibration", "Fairness", "Limitations", "synthetic",
-                 "outside hospital", "2019, 2020", str(report.not_seen_next_year)):
+        assert f"{row['auc']:.3f}".replace(".", ",") in card
+        assert f"{row['brier']:.3f}".replace(".", ",") in card
+    for word in ("Fiche du modèle", "(diabète)", "réunion clinique", "clinicien", "Calibration", "Équité", "Limites",
+                 "synthétiques", "hors de l'hôpital", "2019, 2020"):
         assert word in card
     assert report.metrics_dict()["models"]["logistic"]["auc"] == report.metrics.filter(
         pl.col("model") == "logistic")["auc"].item()
@@ -285,8 +285,9 @@ def test_evaluate_fits_on_a_sample_of_the_training_years(simulated, report):
     for full, part in zip(report.metrics["auc"], sampled.metrics["auc"], strict=True):
         assert abs(full - part) < 0.03
     card = sampled.model_card()
-    assert f"random sample of {sampled.n_fitted} of the {sampled.n_train} training person-years" in card
-    assert "random sample" not in report.model_card()
+    n = lambda v: f"{v:,}".replace(",", "\u202f")  # noqa: E731
+    assert f"échantillon aléatoire de {n(sampled.n_fitted)} des {n(sampled.n_train)} personnes-années" in card
+    assert "échantillon aléatoire" not in report.model_card()
     assert sampled.metrics_dict()["n_fitted"] == 2000 and report.metrics_dict()["n_fitted"] == report.n_train
 
 
@@ -384,3 +385,35 @@ def test_scikit_learn_estimator_checks(model):
 
     failed = [r for r in check_estimator(model, on_fail=None) if r["status"] == "failed"]
     assert not failed, [(r["check_name"], str(r["exception"])[:200]) for r in failed]
+
+
+def test_the_model_card_publishes_no_count_of_1_to_10(report):
+    """The card is shown on the boards: counts of 1 to 10 (a calibration decile's events, a small
+    subgroup, the people not seen again) never appear, nor a group that is the total minus the
+    other; the masked deciles read n.d., as in the published calibration table."""
+    import dataclasses
+
+    from respop.store.disclosure import protect_calibration
+
+    cal = report.calibration.with_columns(
+        pl.when(pl.col("bin") == 1).then(7 / pl.col("n")).otherwise(pl.col("observed_rate")).alias("observed_rate")
+    )
+    groups = report.subgroups.with_columns(
+        pl.when(pl.col("value") == "≥ 75").then(6).when(pl.col("value") == "< 75").then(report.n_test - 6).otherwise(pl.col("n")).alias("n")
+    )
+    small = dataclasses.replace(report, calibration=cal, subgroups=groups, not_seen_next_year=4)
+    card = small.model_card("Diabète")
+    assert "< 11 personnes-années de ces années" in card
+    fairness = card[card.index("## Équité"):card.index("## Limites")]
+    rows = [line.split("|")[3:5] for line in fairness.splitlines() if line.startswith(("| Gradient", "| Régression"))]
+    assert len(rows) == report.subgroups.height
+    for cells in rows:
+        for cell in cells:
+            value = cell.strip()
+            assert value == "< 11" or int(value.replace("\u202f", "")) >= 11, rows
+    assert sum(cells[0].strip() == "< 11" for cells in rows) == 4  # the 6 and its complement, for both models
+    assert f"| {report.n_test - 6:,} |".replace(",", "\u202f") not in card
+    published, _ = protect_calibration(cal)
+    low = published.filter((pl.col("model") == "gradient_boosting") & (pl.col("bin") == 1))
+    assert low["observed_rate"].is_null().all()
+    assert "Gradient boosting : décile le plus bas, prédit" in card and "observé n.d." in card

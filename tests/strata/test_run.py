@@ -51,7 +51,7 @@ def test_cli_run_then_validate(world):
         for name in ("metrics.csv", "calibration.csv", "importance.csv", "model_card.md"):
             assert (out / "prediction" / disease / name).is_file(), (disease, name)
         card = (out / "prediction" / disease / "model_card.md").read_text()
-        assert "AUC" in card and "synthetic" in card.lower()
+        assert "AUC" in card and "synthétiques" in card.lower() and "Fiche du modèle" in card
     ps = pl.read_parquet(out / "person_strata.parquet")
     cases = pl.read_parquet(world / "run" / "cases" / "cases.parquet").filter(pl.col("is_case"))
     assert ps.height == cases.height and ps["stratum"].null_count() == 0
