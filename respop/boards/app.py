@@ -14,6 +14,8 @@ meeting dossier (:mod:`respop.boards.report`).
 
 from __future__ import annotations
 
+import re
+
 import sys
 from pathlib import Path
 
@@ -330,7 +332,8 @@ def page_trajectories(board: Board) -> None:
     card = data.model_card(url, run, disease)
     if card:
         with st.expander("Fiche technique du modèle"):
-            st.markdown(card)
+            # the card's headings one level under the page's subheadings (its "#" title is not a page title)
+            st.markdown(re.sub(r"^(#+) ", lambda m: "#" * (len(m.group(1)) + 3) + " ", card, flags=re.MULTILINE))
     st.caption("Outil de planification : le modèle ne doit jamais guider seul une décision individuelle.")
 
 
