@@ -19,8 +19,12 @@ of a territory summing to the territory. :func:`suppress`:
    several relations (a masked cell on a "bridge" between two groups of masked cells is fixed by
    the others). :func:`recoverable` finds such cells exactly, by linear algebra on each connected
    group of masked cells (a cell is determined when it is zero on the null space of the relations
-   restricted to the masked cells); one more cell of one of its relations is then masked, and
-   steps 2–3 repeat until no masked cell is determined.
+   restricted to the masked cells); one more cell of one of its relations is then masked (of the
+   nearest relation reached through masked cells when its own are all masked), and steps 2–3
+   repeat until no masked cell is determined.
+
+Counts tied across tables (the same count published twice, or a count that is the sum of counts
+of other tables) are suppressed as one system by :func:`suppress_together`.
 
 Rates are masked wherever a count they are built on is masked (:func:`mask_rates`). The loops run
 over the cells of an aggregated table and its relations (thousands), never over people.

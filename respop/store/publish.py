@@ -6,9 +6,12 @@ in one place** (:mod:`respop.store.disclosure`): counts of 1 to 10 people or sta
 complementary suppression protects them from the totals and from neighbouring cells (strata of a
 unit summing to its ``all`` row, zones to their territory, territories to the area, hospital groups
 to a territory's total, a file's loaded and quarantined rows to its rows read), and every rate
-built on a masked count is masked. A count published in two tables (the cases of a unit in
-``indicators``, the people of its ``all`` stratum in ``care_use``) is suppressed in both tables
-together (:func:`shared_count_masks`); the relations used are those that hold exactly.
+built on a masked count is masked. Counts tied across tables (the cases of a unit in
+``indicators`` are the people of its ``all`` stratum in ``care_use``; those people are the
+transitions' row total plus the year's deaths; the start of a survival curve is the sum of the
+stratum's row totals over the years) are suppressed together (:func:`shared_count_masks`); the
+relations used are those that hold exactly. Survival curves are published only every 11 events
+(:func:`survival_steps`).
 
 What is *not* a count of people: census populations (public INSEE figures), indices and rates
 built on published counts, model metrics.
@@ -269,8 +272,7 @@ def shared_count_masks(
     - the people of a stratum in the area (``care_use``) are those followed into N + 1 (the row
       total of ``transitions``) plus those who died in hospital in N (``care_use.deaths``), so a
       masked number of deaths would be their difference (demo, heart failure 2022, unstable: 54
-      people, 47 followed, 7 deaths masked in care use and given away by the transitions).
-
+      people, 47 followed, 7 deaths masked in care use and given away by the transitions);
     - the people at the start of a stratum's survival curve (and in its log-rank and Cox counts)
       are the sum over the years of the stratum's transitions row totals, so one masked year
       would be the difference.
@@ -299,19 +301,17 @@ def shared_count_masks(
     if not columns:
         return {}
     number = {name: k for k, name in enumerate(columns)}
+    links: list[CrossRelation] = []
+    implies: list[tuple[tuple[int, int], tuple[int, int]]] = []
     if "survival.at_risk" in columns:
         years = transitions.with_row_index("_t").filter(pl.col("to_stratum") == "all").group_by(
             "disease", pl.col("from_stratum").alias("stratum")
         ).agg(pl.col("_t"), pl.col("count").sum().alias("_sum"))
         starts = survival_starts.with_row_index("_s").join(years, on=["disease", "stratum"], how="inner").filter(pl.col("at_risk") == pl.col("_sum"))
-        links_to_years = [
+        links += [
             CrossRelation((number["survival.at_risk"], int(k)), tuple((number["transitions.count"], int(t)) for t in ts))
             for k, ts in starts.select("_s", "_t").iter_rows()
         ]
-    else:
-        links_to_years = []
-    links: list[CrossRelation] = []
-    implies: list[tuple[tuple[int, int], tuple[int, int]]] = []
     if care_use is not None:
         use = care_use.with_row_index("_row").with_columns(pl.col("year").cast(pl.Int64))
         upper = use.filter(~HIDDEN_ROWS).with_row_index("_upper")
@@ -334,7 +334,7 @@ def shared_count_masks(
                 CrossRelation((people, int(r)), ((number["transitions.count"], int(t)), (deaths, int(u))))
                 for r, t, u in tied.select("_row", "_t", "_upper").iter_rows()
             ]
-    masks = suppress_together(list(columns.values()), links + links_to_years, implies)
+    masks = suppress_together(list(columns.values()), links, implies)
     return dict(zip(columns, masks))
 
 
