@@ -58,6 +58,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted
 
 from respop.errors import InputError
+from respop.store.disclosure import masked_count, protect_calibration, protect_parts
 
 def _known_features() -> tuple[str, ...]:
     from respop.strata.features import COMPUTED, load_features
@@ -616,8 +617,6 @@ def _model_card(r: PredictionReport, disease_name: str) -> str:
     groups of the fairness table (men and women, under and over 75) as parts of the test year's
     totals (:func:`respop.store.disclosure.protect_parts`), so that no group is the total minus
     the other."""
-    from respop.store.disclosure import masked_count, protect_calibration, protect_parts
-
     calibration, hidden_totals = protect_calibration(r.calibration)
     n_train, n_test = masked_count(r.n_train), masked_count(r.n_test)
     positives_train = masked_count(r.positives_train)
