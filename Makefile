@@ -2,13 +2,17 @@
 #   make demo   set up (virtual environment, install) and run the main job on the embedded default,
 #               then serve the board of the demo territory (BOARD=no: stop before the board)
 #   make test   set up and run the whole test suite (what .ci/run calls)
+# and one for maintainers:
+#   make validity  issue 18's acceptance benchmark (benchmarks/validity.py: demo and peripheral worlds,
+#               seeds 1-5, respop as committed at HEAD), then the generated tables of docs/ rewritten
+#               and stamped with the commit and seeds (SEEDS=1,2 SHAPES=demo: fewer worlds)
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.respop-installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean validity
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "respop needs Python 3.11+"'
@@ -43,7 +47,13 @@ ifneq ($(BOARD),no)
 endif
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest -n auto --durations=30
+
+SEEDS  ?= 1,2,3,4,5
+SHAPES ?= demo,peripheral
+
+validity: $(STAMP)
+	$(BIN)/python benchmarks/validity.py --seeds $(SEEDS) --shapes $(SHAPES) --write-docs
 
 clean:
 	rm -rf $(VENV) output .pytest_cache .hypothesis

@@ -55,7 +55,7 @@ if step == "floor":
     counts = {"stays": int(a[0, 0]), "diagnoses": int(b[0, 0])}
 elif step == "respop":
     from respop.case_finding import attach_residence, find_cases, load_spec
-    from respop.case_finding.spec import spec_path
+    from respop.spec.loaders import spec_path
     stays, dx = pl.scan_parquet(stays_files), pl.scan_parquet(dx_files)
     for disease in ("diabetes", "heart_failure"):
         spec = load_spec(spec_path(disease))
@@ -67,7 +67,7 @@ else:
     sys.path.insert(0, str(Path.cwd() / "benchmarks"))
     from naive_pandas import naive_cases
     from respop.case_finding import load_spec
-    from respop.case_finding.spec import spec_path
+    from respop.spec.loaders import spec_path
     for disease in ("diabetes", "heart_failure"):
         df = naive_cases(load_spec(spec_path(disease)), stays_files, dx_files, years[-1], years[0])
         counts[disease] = int(df["is_case"].sum())

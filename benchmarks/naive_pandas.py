@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from respop.case_finding.spec import AlgorithmSpec, Criterion
+from respop.spec.algorithm import AlgorithmSpec, Criterion
 
 STAY_COLS = ["stay_id", "patient_key", "exit_date", "age", "sex", "died", "residence_zone"]
 

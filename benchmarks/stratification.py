@@ -52,7 +52,7 @@ if step == "floor":
     lap("floor")
 else:
     from respop.case_finding import attach_residence, find_cases, load_spec
-    from respop.case_finding.spec import spec_path
+    from respop.spec.loaders import spec_path
     from respop.strata.engine import assign, care_use, death_years, outcome_events, transitions
     from respop.strata.features import compute_features, load_features, model_features
     stays, dx = pl.scan_parquet(stays_files), pl.scan_parquet(dx_files)
@@ -87,7 +87,7 @@ else:
         lap("survival")
         for s in specs:
             r = evaluate(ps, s.disease, years[-1], features=["female", "stratum_level", *model_features(feats)])
-            counts[f"auc_{s.disease}"] = round(float(r.metrics.filter(pl.col("model") == "gradient_boosting")["auc"].item()), 3)
+            counts[f"auc_{s.disease}"] = round(float(r.metrics.filter((pl.col("model") == "gradient_boosting") & (pl.col("target") == r.main_target))["auc"].item()), 3)
         lap("prediction")
 peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) / 1024
 print(json.dumps({"timings": timings, "peak_mb": peak, **counts}))

@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/territories.py                    # demo and national
     .venv/bin/python benchmarks/territories.py --cases demo
     .venv/bin/python benchmarks/territories.py --cases national --rebuild   # recount the national flows
+    .venv/bin/python benchmarks/territories.py --shapes --seeds 1,2,3        # the default on 5 world shapes
+    .venv/bin/python benchmarks/territories.py --shapes --seeds 1,2,3,4,5 --shape-names coast
 
 For each case the flow problem (zone → hospital stays of 2023, zones with population, rook
 contiguity, hospital groups by establishment) is built once in a child process and cached as
@@ -59,7 +61,7 @@ result = {}
 t0 = time.perf_counter()
 if step == "generate":
     from respop.synth import generate, load_profile
-    r = generate(load_profile(case), seed=1, out=data, years=args["years"])
+    r = generate(load_profile(args.get("profile", case)), seed=args.get("seed", 1), out=data, years=args["years"])
     result = {"persons": r.persons, "stays": sum(r.stays.values())}
 elif step == "problem":
     import shutil
@@ -98,8 +100,25 @@ else:  # a method
     load_mb = vmhwm_mb()
     if step == "truth":
         assignment, seconds, notes = truth, None, "the planted territories"
+        # the flow ceiling: each zone with stays given to the planted territory whose hospital groups
+        # (located in its zones) receive most of its residents' stays, as refine_borders would
+        import numpy as np
+        from scipy import sparse
+        from respop.delineation.graph import from_labels, labels_from_values, problem_index, to_labels
+        idx = problem_index(problem)
+        planted = to_labels(truth, idx)
+        loc = idx.located
+        to_terr = sparse.csr_matrix((np.ones(len(loc)), (loc, planted.lab[idx.group_zone[loc]])),
+                                    shape=(idx.flows.shape[1], len(planted.values)))
+        use = (idx.flows @ to_terr).toarray()
+        plurality = np.where(idx.has_flow, use.argmax(axis=1), planted.lab)
+        result["flow_ceiling_ari"] = adjusted_rand(from_labels(labels_from_values(plurality, planted.values), idx), truth)
+        result["flow_inconsistent_zones"] = int((plurality != planted.lab).sum())
     else:
-        if step == "leiden":
+        if step == "default":
+            from respop.delineation.leiden import Leiden
+            method = Leiden()  # the default: no count given
+        elif step == "leiden":
             from respop.delineation.leiden import Leiden
             method = Leiden(target_count=args["target_count"])
         else:
@@ -109,7 +128,9 @@ else:  # a method
         method.fit(problem)
         seconds = time.perf_counter() - start
         assignment = method.assignment_
-        if step == "leiden":
+        if step == "default":
+            notes = ", ".join(f"{k} {v}" for k, v in method.count_.items())
+        elif step == "leiden":
             fits = len(method.search_)
             notes = (f"resolution {method.resolution_:.3g}, {fits} fit{'s' if fits > 1 else ''} "
                      f"(resolution → territories: {', '.join(f'{x:.3g} → {n}' for x, n in method.search_)})")
@@ -117,8 +138,8 @@ else:  # a method
             notes = f"{len(method.surviving_groups_):,} hospital groups keep the plurality of their own zone"
     fit_mb = vmhwm_mb()
     overall = overall_metrics(assignment, problem, zones)
-    result = {**overall, "ari": adjusted_rand(assignment, truth), "seconds": seconds, "notes": notes,
-              "load_peak_mb": load_mb, "fit_peak_mb": fit_mb}
+    result.update({**overall, "ari": adjusted_rand(assignment, truth), "seconds": seconds, "notes": notes,
+                   "load_peak_mb": load_mb, "fit_peak_mb": fit_mb})
 result.setdefault("seconds", time.perf_counter() - t0)
 result["peak_mb"] = vmhwm_mb()
 print(json.dumps(result))
@@ -159,16 +180,18 @@ def is_world(data: Path) -> bool:
     return all((data / p).exists() for p in ("pmsi", "reference/zones.parquet", "truth/zone_territory.parquet"))
 
 
-def prepare(case: str, rebuild: bool, console: Console) -> tuple[Path, Path, list[str]]:
+def prepare(case: str, rebuild: bool, console: Console, data: Path | None = None, problem_dir: Path | None = None,
+            generate: dict | None = None) -> tuple[Path, Path, list[str]]:
     """The world's folder, the cached problem's folder, and notes to print."""
-    data = DATA[case]
+    data = data or DATA[case]
+    generate = generate or {}
     notes = []
     if not is_world(data):
-        console.print(f"{case}: generating the world (seed 1, {YEARS}) into {data}…")
-        r = run("generate", case, data, data, {"years": YEARS})
+        console.print(f"{case}: generating the world (seed {generate.get('seed', 1)}, {YEARS}) into {data}…")
+        r = run("generate", case, data, data, {"years": YEARS, **generate})
         notes.append(f"{case}: world generated in {r['seconds']:.0f} s ({r['persons']:,} persons, {r['stays']:,} stays), "
                      f"peak {r['peak_mb']:,.0f} MB")
-    problem_dir = OUT / case / "problem"
+    problem_dir = problem_dir or OUT / case / "problem"
     key = fingerprint(data)
     meta_path = problem_dir / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
@@ -187,14 +210,68 @@ def prepare(case: str, rebuild: bool, console: Console) -> tuple[Path, Path, lis
     return data, problem_dir, notes
 
 
+SHAPES = ("demo", "peripheral", "metropole", "coast", "border")
+"""World shapes scored with no count given: the plain demo region and the shape profiles of
+synthetic_data/ (small peripheral territories, a metropole with three CHU, a coast, a border)."""
+
+
+def shapes_main(seeds: list[int], rebuild: bool, console: Console, json_path: Path | None,
+                shapes: tuple[str, ...] = SHAPES) -> None:
+    """The default (no count given) on every shape and seed: planted and found counts, ARI, LI."""
+    table = Table(title="Health territories with no count given (Leiden's automatic count), against the planted "
+                        "territories", title_justify="left")
+    for col in ("world shape", "seed", "planted", "found", "ARI", "flow ceiling", "mean LI", "min LI",
+                "planted mean LI", "seconds", "peak MB"):
+        table.add_column(col, justify="left" if col == "world shape" else "right")
+    results, notes = [], []
+    for shape in shapes:
+        for seed in seeds:
+            folder = OUT / "shapes" / f"{shape}-{seed}"
+            data, problem_dir, case_notes = prepare(f"{shape} seed {seed}", rebuild, console, folder / "world",
+                                                    folder / "problem", {"profile": shape, "seed": seed})
+            planted = run("truth", shape, data, problem_dir, {})
+            r = run("default", shape, data, problem_dir, {})
+            results.append({"shape": shape, "seed": seed, "planted": planted, "default": r})
+            table.add_row(shape, str(seed), str(planted["territories"]), str(r["territories"]), f"{r['ari']:.3f}",
+                          f"{planted['flow_ceiling_ari']:.3f} ({planted['flow_inconsistent_zones']})", f"{r['mean_li']:.3f}", f"{r['min_li']:.3f}", f"{planted['mean_li']:.3f}",
+                          f"{r['seconds']:.2f}", f"{r['fit_peak_mb']:,.0f}")
+            notes.append(f"{shape} seed {seed}: {r['notes']}")
+    console.print(table)
+    aris = [x["default"]["ari"] for x in results]
+    console.print(f"ARI: min {min(aris):.3f}, mean {sum(aris) / len(aris):.3f}; worlds with ARI >= 0.90: "
+                  f"{sum(a >= 0.9 for a in aris)} of {len(aris)}")
+    for line in notes:
+        console.print(line)
+    console.print("flow ceiling: ARI of the planted territories with each zone given to the planted territory whose "
+                  "hospital groups receive most of its stays (in brackets: the zones that move), what a partition "
+                  "with the planted hospital groups and every zone in the territory it uses most scores.")
+    console.print("seconds: Delineation.fit alone; peak MB: the fitting process's VmHWM just after the fit. count: "
+                  "service areas → merged (the first target) → Leiden → merged again and grown → after the borders.")
+    console.print(f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())} (2 cores; other work on them slows the fits)")
+    if json_path:
+        json_path.write_text(json.dumps(results, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", action="store_true",
+                        help="score the default (no count given) on the world shapes instead: " + ", ".join(SHAPES))
+    parser.add_argument("--seeds", default="1,2,3", help="--shapes: comma-separated seeds")
+    parser.add_argument("--shape-names", default=",".join(SHAPES), help="--shapes: comma-separated world shapes")
     parser.add_argument("--cases", default="demo,national", help="comma-separated: demo, national")
     parser.add_argument("--min-population", type=int, default=None,
                         help="minimum population of 'plurality, min' (default: 30,000 demo, 100,000 national)")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached flow problems")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
+    if args.shapes:
+        console = Console(width=160)
+        console.print(f"respop {commit()}")
+        shapes = tuple(s.strip() for s in args.shape_names.split(",") if s.strip())
+        if unknown := [s for s in shapes if s not in SHAPES]:
+            parser.error(f"--shape-names: unknown {', '.join(unknown)} (known: {', '.join(SHAPES)})")
+        shapes_main([int(s) for s in args.seeds.split(",")], args.rebuild, console, args.json, shapes)
+        return
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in cases if c not in DATA]
     if unknown:

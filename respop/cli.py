@@ -158,7 +158,7 @@ NEW_TERRITORY = """# Territory configuration written by `respop territories new 
 # Review every value, then run: respop territories build territories/{name}.toml
 name = "{name}"
 description = "Territoire {name}"
-diseases = ["diabetes", "heart_failure"]
+# diseases = ["<disease>", …]   # default: every algorithm spec of [cases] algorithms_dir (<disease>.toml)
 
 [input]
 pmsi_dir = "../data/pmsi"            # SNDS tables T_MCOaaB/C/D/UM, relative to this file
@@ -218,9 +218,11 @@ def territories_new(
 
 def _territory_inputs(config_path: Path, step):
     from respop.delineation.run import territory_inputs
+    from respop.pipeline import private_workspace
 
     cfg = load_config(config_path)
-    reference, problem = territory_inputs(cfg, step)
+    with private_workspace(cfg) as private:
+        reference, problem = territory_inputs(private, step)
     return cfg, reference, problem
 
 
@@ -285,7 +287,7 @@ def territories_compare(
     console.print(table)
 
 
-cases_app = typer.Typer(help="Case finding: diabetes and heart failure from the stays, by residence.", no_args_is_help=True)
+cases_app = typer.Typer(help="Case finding: the configured diseases from the stays, by residence.", no_args_is_help=True)
 app.add_typer(cases_app, name="cases")
 
 
@@ -302,14 +304,15 @@ def cases_run(
     from rich.table import Table
 
     from respop.case_finding.run import run_cases, steps
-    from respop.case_finding.spec import load_specs
+    from respop.pipeline import private_workspace
+    from respop.spec.catalogue import run_catalogue
 
     cfg = load_config(config)
-    with progress_steps(steps(cfg), "case finding") as step:
-        result = run_cases(cfg, step)
+    with private_workspace(cfg) as private, progress_steps(steps(cfg), "case finding") as step:
+        result = run_cases(private, step)
 
     area = result.indicators.filter(pl.col("level") == "area")
-    for spec in load_specs(list(cfg.diseases), cfg.cases.algorithms_dir):
+    for spec in run_catalogue(cfg).specs:
         labels = {"all": "Ensemble", **{t.name: t.label for t in spec.subtypes.types}}
         order = list(labels)
         table = Table(title=f"{spec.algorithm.name} : cas repérés dans la région (résidence)", title_justify="left")
@@ -356,18 +359,19 @@ def cases_validate(
     import polars as pl
     from rich.table import Table
 
-    from respop.case_finding.run import zone_territory
-    from respop.case_finding.spec import load_specs
-    from respop.case_finding.validation import PUBLISHED_HF_RATE, truth_folder, validate
+    from respop.case_finding.run import load_population, zone_territory
+    from respop.case_finding.validation import check_validatable, truth_folder, validate
+    from respop.spec.catalogue import run_catalogue
 
     cfg = load_config(config)
     path = cfg.output.dir / "cases" / "cases.parquet"
     if not path.is_file():
         raise RespopError(f"{path} not found: run `respop cases run {config}` first")
     folder = truth_folder(cfg.input.pmsi_dir, truth)
-    specs = load_specs(list(cfg.diseases), cfg.cases.algorithms_dir)
+    specs = run_catalogue(cfg).specs
+    check_validatable([s.disease for s in specs], folder)  # refused before any work when the truth lacks one
     with progress_steps(None, "comparing with the truth"):
-        results = validate(pl.read_parquet(path), specs, folder, zone_territory(cfg))
+        results = validate(pl.read_parquet(path), specs, folder, zone_territory(cfg), load_population(cfg).table)
     metrics = [
         ("true cases (alive, with the disease)", lambda r: f"{r.true_cases:,}"),
         ("sensitivity: all true cases", lambda r: _pct(r.sensitivity)),
@@ -376,11 +380,12 @@ def cases_validate(
         ("detected cases", lambda r: f"{r.detected:,}"),
         ("positive predictive value", lambda r: _pct(r.ppv)),
         ("detected, died out of hospital before", lambda r: f"{r.detected_dead:,}"),
+        ("  … share of the detected cases", lambda r: _pct(r.dead_share)),
         ("sub-type agrees with the truth", lambda r: _pct(r.subtype_agreement)),
         ("residence zone = true zone", lambda r: _pct(r.residence_accuracy)),
         ("territory = true zone's territory", lambda r: _pct(r.territory_accuracy)),
         ("  … people who moved in the window", lambda r: _pct(r.movers_accuracy)),
-        (f"adults hospitalised /100,000 (pub. {PUBLISHED_HF_RATE})",
+        ("adults hospitalised /100,000 (pub. {published})",
          lambda r: "–" if r.hf_rate_per_100k_adults is None else f"{r.hf_rate_per_100k_adults:.1f}"),
     ]
     for spec in specs:
@@ -390,8 +395,11 @@ def cases_validate(
         for r in mine:
             table.add_column(str(r.index_year), justify="right")
         for label, value in metrics:
-            if label.startswith("adults") and spec.disease != "heart_failure":
-                continue
+            if label.startswith("adults"):
+                published = spec.algorithm.published_rate_per_100k_adults
+                if published is None:
+                    continue
+                label = label.format(published=published)
             table.add_row(label, *[value(r) for r in mine])
         console.print(table)
     console.print(
@@ -399,9 +407,17 @@ def cases_validate(
         "whose death the PMSI cannot record (the SNDS referential does). Movers: the residence comes from the stays of "
         "the whole window (cases.residence, cases.residence_years)."
     )
+    input_report = cfg.output.dir / "input" / "report.json"
+    deaths = json.loads(input_report.read_text(encoding="utf-8")).get("deaths") if input_report.is_file() else None
+    known = bool((deaths or {}).get("known"))
+    console.print(
+        "Deaths out of hospital: " + ("known to the run (the SNDS referential IR_BEN_R was read)." if known else
+        "not known to the run (no IR_BEN_R in the PMSI folder, or input.deaths = 'ignore'); run again with "
+        "input.deaths = 'ignore' / 'auto' to compare (docs/case_finding.md).")
+    )
     out = cfg.output.dir / "validation"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "cases.json").write_text(json.dumps([r.to_dict() for r in results], indent=2), encoding="utf-8")
+    (out / "cases.json").write_text(json.dumps([{**r.to_dict(), "deaths_known": known} for r in results], indent=2), encoding="utf-8")
     console.print(f"Written {escape(str(out / 'cases.json'))}")
 
 
@@ -417,11 +433,12 @@ def strata_run(
     import polars as pl
     from rich.table import Table
 
+    from respop.pipeline import private_workspace
     from respop.strata.run import run_strata, steps, strata_specs
 
     cfg = load_config(config)
-    with progress_steps(steps(cfg), "risk strata") as step:
-        result = run_strata(cfg, step)
+    with private_workspace(cfg) as private, progress_steps(steps(cfg), "risk strata") as step:
+        result = run_strata(private, step)
     ps = result.person_strata
     last = int(ps["year"].max())
     for spec in strata_specs(cfg):
@@ -565,18 +582,20 @@ def dashboard(
     config: Annotated[str, typer.Argument(metavar="CONFIG", help="Territory configuration (TOML); or hash-password: make the hash of a board password.")],
     port: Annotated[int, typer.Option(help="Port of the board.")] = DASHBOARD_PORT,
     run: Annotated[Optional[int], typer.Option("--run", help="Open this run of the store (default: the newest that succeeded).")] = None,
+    address: Annotated[str, typer.Option(help="Address the board listens on: 127.0.0.1 (this machine only, e.g. behind a reverse proxy), or 0.0.0.0 for every interface.")] = "127.0.0.1",
+    host_name: Annotated[Optional[list[str]], typer.Option("--host-name", help="Host name browsers reach the board by (a reverse proxy's), repeatable; other names are refused.")] = None,
 ) -> None:
     """Serve the board of the réunions cliniques (Streamlit, in French) over the configuration's store.
 
-    `respop dashboard hash-password` asks for a password twice and prints the lines to paste in
-    the dashboard section of the configuration."""
+    The board has no HTTPS of its own: to reach it from other machines, put it behind a reverse
+    proxy that serves HTTPS (dashboards/README.md). `respop dashboard hash-password` asks for a
+    password twice and prints the lines to paste in the dashboard section of the configuration."""
     import subprocess
-    import sys
 
     if config == "hash-password" and not Path(config).exists():
         _hash_password()
         return
-    from respop.boards import app as board_app
+    from respop.boards.serve import LOOPBACK, WILDCARD, streamlit_command
     from respop.store.db import Store
 
     cfg = load_config(config)
@@ -588,13 +607,16 @@ def dashboard(
     if latest is None:
         err_console.print(f"[yellow]No published results for {escape(cfg.name)!r} yet[/]: run `respop run {escape(config)}`; "
                           "the board says so until then.")
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(Path(board_app.__file__).with_name("serve.py").resolve()),
-        "--server.headless", "true", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-        "--client.toolbarMode", "viewer",
-        "--", str(Path(config).resolve()), *(["--run", str(run)] if run is not None else []),
-    ]
-    url = f"http://localhost:{port}/" + (f"?run={run}" if run is not None else "")
+    names = tuple(host_name or ())
+    command = streamlit_command(config, port, address, run, names)
+    if address in WILDCARD and not names:
+        err_console.print(f"[yellow]The board listens on every interface ({escape(address)}) without HTTPS[/]: give "
+                          "--host-name (the name browsers use) and serve it through a reverse proxy with HTTPS.")
+    elif address not in LOOPBACK:
+        err_console.print(f"[yellow]The board listens on {escape(address)} without HTTPS[/]: serve it through a "
+                          "reverse proxy with HTTPS (dashboards/README.md).")
+    host = "localhost" if address in LOOPBACK + WILDCARD else address
+    url = f"http://{host}:{port}/" + (f"?run={run}" if run is not None else "")
     console.print(f"Board of {escape(cfg.name)}: {url}  (Ctrl+C stops it)", soft_wrap=True)
     raise typer.Exit(subprocess.call(command))
 
@@ -608,6 +630,8 @@ def _hash_password() -> None:
     console.print("Paste in the [dashboard] section of the configuration:", soft_wrap=True, markup=False)
     console.print('access = "password"', soft_wrap=True, markup=False)
     console.print(f'password_hash = "{hash_password(password)}"', soft_wrap=True, markup=False)
+    console.print("(or keep the hash out of the configuration: in a file named by password_hash_file, "
+                  "or in the environment variable RESPOP_DASHBOARD_PASSWORD_HASH)", soft_wrap=True, markup=False)
 
 
 @app.command("report")
@@ -632,10 +656,89 @@ def version() -> None:
     console.print(ATTRIBUTION)
 
 
+EXIT_UNEXPECTED = 3
+"""Exit status of an unexpected error (a bug of respop); 2 is a user error, 1 a failed check."""
+
+
 def main() -> None:
-    """Entry point: user errors print a message, not a traceback, and exit with status 2."""
+    """Entry point and error policy (docs/architecture.md, "Error policy"): a :class:`RespopError`
+    (user error, full disk) prints its message in one line, no traceback, and exits with 2; any
+    other exception prints its type only (its message may quote data rows: polars quotes the
+    values it could not read) and the private file its full traceback was written to, and exits
+    with :data:`EXIT_UNEXPECTED`."""
     try:
         app(standalone_mode=True)
     except RespopError as exc:
-        err_console.print(f"[bold red]Error:[/] {escape(str(exc))}")
+        err_console.print(f"[bold red]Error:[/] {escape(str(exc))}", soft_wrap=True)  # one line: a path is never cut
         raise SystemExit(2) from None
+    except Exception as exc:  # noqa: BLE001 - the policy for everything else
+        raise SystemExit(_unexpected(exc)) from None
+
+
+def _unexpected(exc: Exception) -> int:
+    """Report an exception that is not a :class:`RespopError`; returns the exit status."""
+    from respop.errors import is_disk_full
+
+    if is_disk_full(exc):
+        where = getattr(exc, "filename", None)
+        err_console.print(
+            f"[bold red]Error:[/] disk full{f' while writing {escape(str(where))}' if where else ''}: respop replaces "
+            "results only once they are completely written, so the previous results are intact; free some space "
+            "and run again",
+            soft_wrap=True,
+        )
+        return 2
+    name = f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins.")
+    try:
+        path = _write_traceback(exc)
+    except OSError as failure:
+        where = f"its traceback could not be written ({escape(failure.strerror or type(failure).__name__)})"
+    else:
+        where = f"the full traceback is in {escape(str(path))} (private: it may quote patient data; keep it in the secure area)"
+    err_console.print(
+        f"[bold red]Unexpected error[/] ({escape(name)}): a bug of respop. Its message is not shown here (it may quote "
+        f"data rows); {where}. Please report it with the command you ran.",
+        soft_wrap=True,
+    )
+    return EXIT_UNEXPECTED
+
+
+def _write_traceback(exc: Exception) -> Path:
+    """Write the traceback of ``exc`` to a new private file (mode 600): in the configuration's
+    ``input.workspace_dir`` (the secure area) when the command names a configuration that has
+    one, else in the system's temporary folder. Never in the store, never on a board."""
+    import datetime as dt
+    import os
+    import sys
+    import tempfile
+    import traceback
+
+    folder = Path(tempfile.gettempdir())
+    for config_path in _configurations_named(sys.argv[1:]):
+        try:
+            workspace = load_config(config_path).input.workspace_dir
+        except Exception:  # noqa: BLE001 - an unreadable configuration: the temporary folder
+            continue
+        if workspace is not None:
+            folder = workspace
+        break
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"respop-error-{dt.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.txt"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(f"respop {__version__}\ncommand: respop {' '.join(sys.argv[1:])}\n\n")
+        fh.write("".join(traceback.format_exception(exc)))
+    return path
+
+
+def _configurations_named(args: list[str]) -> list[Path]:
+    """The configuration files a command line names: ``--config FILE`` or a ``.toml`` argument."""
+    found = []
+    for i, arg in enumerate(args):
+        if arg == "--config" and i + 1 < len(args):
+            found.append(Path(args[i + 1]))
+        elif arg.startswith("--config="):
+            found.append(Path(arg.split("=", 1)[1]))
+        elif arg.endswith(".toml") and not arg.startswith("-"):
+            found.append(Path(arg))
+    return [p for p in found if p.is_file()]

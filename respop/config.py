@@ -8,13 +8,15 @@ file are relative to the file's own folder.
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
+import os
+import sys
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from respop.errors import ConfigError
+from respop.tomlfiles import LOCATED, explain_validation_error, load_toml_model  # noqa: F401 - re-exported
 
 
 class _Section(BaseModel):
@@ -45,6 +47,11 @@ class InputConfig(_Section):
     years: list[int] | None = Field(None, description="exit years to read; all found if absent")
     separator: Literal["auto", ",", ";", "\t", "|"] = "auto"
     encoding: Literal["utf-8", "latin-1", "cp1252"] = "utf-8"
+    deaths: Literal["auto", "ignore"] = Field(
+        "auto",
+        description="the SNDS referential IR_BEN_R (death dates) in pmsi_dir: 'auto' uses it when present, "
+        "'ignore' leaves it aside (docs/pmsi.md, Deaths)",
+    )
 
     @field_validator("years")
     @classmethod
@@ -83,8 +90,10 @@ class TerritoriesConfig(_Section):
     zones: list[str] | None = Field(None, description="scope: these zones; neither key means every zone of the reference")
     method: Literal["plurality", "leiden"] = "leiden"
     min_population: int = Field(0, ge=0, description="every territory has at least this many inhabitants")
-    target_count: int | None = Field(None, ge=1, description="leiden: number of territories to aim for")
-    resolution: float = Field(1.0, gt=0, description="leiden: resolution when no target_count is given")
+    target_count: int | None = Field(None, ge=1, description="leiden: number of territories to aim for (a warning says why when it cannot be met)")
+    resolution: float | None = Field(None, gt=0, description="leiden: one fit at this resolution when no target_count is given; neither: the count is chosen from the flows")
+    min_containment: float = Field(1.5, ge=0, description="leiden, automatic count: a territory's residents use its hospitals at least this many times as much as those of any adjacent territory")
+    min_localization: float = Field(0.0, ge=0, le=1, description="leiden, automatic count: every territory's localization index is at least this")
     seed: int = 0
     hospital_grouping: str = Field("establishment", description="establishment, town, or a CSV/Parquet table (hospital_id, group)")
     years: list[int] | None = Field(None, description="exit years of the flows; all years read if absent")
@@ -120,6 +129,11 @@ class CasesConfig(_Section):
     )
     confidence: float = Field(0.95, gt=0.5, lt=1, description="level of the confidence intervals")
     algorithms_dir: Path | None = Field(None, description="folder of <disease>.toml specs (default: the shipped algorithms/)")
+    drop_unseen_years: int | None = Field(
+        None, ge=1, le=20,
+        description="drop a patient from the index year when none of their stays exits in it or the years before "
+        "it, this many years in all (off by default; for runs without the death referential: docs/case_finding.md)",
+    )
 
     @field_validator("years")
     @classmethod
@@ -133,28 +147,49 @@ class OutputConfig(_Section):
     )
 
 
+STORE_URL_ENV = "RESPOP_STORE_URL"
+"""Environment variable holding the store's URL: it overrides ``[store] url`` and ``url_file``."""
+PASSWORD_HASH_ENV = "RESPOP_DASHBOARD_PASSWORD_HASH"
+"""Environment variable holding the board password's hash: it overrides ``[dashboard]
+password_hash`` and ``password_hash_file``."""
+
+
+def _check_database_url(value: str) -> str:
+    """``value`` if it is a SQLite or PostgreSQL URL; ValueError (without the URL) otherwise."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ValueError("not a database URL") from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValueError(f"the store is SQLite or PostgreSQL, got {url.get_backend_name()!r}")
+    return value
+
+
 class StoreConfig(_Section):
     url: str | None = Field(
         None,
         description="SQLAlchemy URL of the results store; default: SQLite file respop.sqlite in output.dir. "
-        "A relative SQLite path is resolved against the configuration file's folder",
+        "A relative SQLite path is resolved against the configuration file's folder. A URL with a password "
+        "belongs in RESPOP_STORE_URL or url_file, not here",
+    )
+    url_file: Path | None = Field(
+        None, description="file holding the store's URL (one line), e.g. with its password; the environment "
+        "variable RESPOP_STORE_URL overrides it"
     )
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError
+        return value if value is None else _check_database_url(value)
 
-        try:
-            url = make_url(value)
-        except ArgumentError as exc:
-            raise ValueError(f"not a database URL ({exc})") from None
-        if url.get_backend_name() not in ("sqlite", "postgresql"):
-            raise ValueError(f"the store is SQLite or PostgreSQL, got {url.get_backend_name()!r}")
-        return value
+    @model_validator(mode="after")
+    def _one_source(self) -> "StoreConfig":
+        if self.url is not None and self.url_file is not None:
+            raise ValueError("give url or url_file, not both")
+        return self
 
 
 class DashboardConfig(_Section):
@@ -164,12 +199,20 @@ class DashboardConfig(_Section):
     password_hash: str | None = Field(
         None, description="scrypt hash of the board's password, made by `respop dashboard hash-password`"
     )
+    password_hash_file: Path | None = Field(
+        None, description="file holding the password's hash instead; RESPOP_DASHBOARD_PASSWORD_HASH overrides both"
+    )
     meeting_mode: bool = Field(False, description="open the board in meeting mode (large type) by default")
 
     @model_validator(mode="after")
     def _password(self) -> "DashboardConfig":
-        if self.access == "password" and not self.password_hash:
-            raise ValueError("access = 'password' needs password_hash (respop dashboard hash-password)")
+        if self.password_hash and self.password_hash_file is not None:
+            raise ValueError("give password_hash or password_hash_file, not both")
+        if self.access == "password" and not (self.password_hash or self.password_hash_file or os.environ.get(PASSWORD_HASH_ENV)):
+            raise ValueError(
+                f"access = 'password' needs password_hash, password_hash_file or {PASSWORD_HASH_ENV} "
+                "(respop dashboard hash-password)"
+            )
         return self
 
 
@@ -185,12 +228,24 @@ class EngineConfig(_Section):
     )
 
 
+class DisclosureConfig(_Section):
+    """Disclosure control of what the store publishes (docs/store.md, threat model)."""
+
+    protection: int = Field(
+        3, ge=1, le=10,
+        description="every count of 1 to 10 keeps a feasible interval (max − min) at least this wide under every "
+        "relation a viewer can derive, across every visible run (1: only 'not determined exactly')",
+    )
+
+
 class Config(_Section):
     """A territory's configuration file."""
 
     name: str = "respop"
     description: str = ""
-    diseases: list[Literal["diabetes", "heart_failure"]] = ["diabetes", "heart_failure"]
+    diseases: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] | None = Field(
+        None, description="the diseases to run, each a <disease>.toml of cases.algorithms_dir (default: every spec file there)"
+    )
     input: InputConfig = InputConfig()
     quality: QualityConfig = QualityConfig()
     territories: TerritoriesConfig = TerritoriesConfig()
@@ -199,49 +254,54 @@ class Config(_Section):
     store: StoreConfig = StoreConfig()
     dashboard: DashboardConfig = DashboardConfig()
     engine: EngineConfig = EngineConfig()
+    disclosure: DisclosureConfig = DisclosureConfig()
 
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def load_toml_model(path: str | Path, model: type[M], what: str) -> M:
-    """Read a TOML file and validate it as ``model``; every problem is a :class:`ConfigError`
-    naming the file (and, for invalid content, each key and value). ``what``: e.g. "configuration"."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{what} not found: {path}")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not a valid TOML file: {exc}") from None
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: invalid {what.removesuffix(' file')}:\n{explain_validation_error(exc)}") from None
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        # the default output folder is output/<name>: the name must stay one folder name
+        if not name.strip() or ".." in name or "/" in name or "\\" in name or name.strip() == ".":
+            raise ValueError("the name names the output folder output/<name>: give a name without '..', '/' or '\\'")
+        return name
 
 
 def load_config(path: str | Path) -> Config:
     """Read and validate a TOML configuration; relative paths become relative to its folder."""
-    config = load_toml_model(path, Config, "configuration file")
-    return _resolve_paths(config, Path(path).parent)
+    config = with_credentials(load_toml_model(path, Config, "configuration file"), Path(path))
+    config = _resolve_paths(config, Path(path).parent)
+    _check_output_dir(config.output.dir, Path(path))
+    return with_diseases(config, Path(path))
 
 
-LOCATED = "located error: key '"
-"""Start of a validator's message that names its own key (a check across several keys)."""
+def with_diseases(config: Config, path: Path | None = None) -> Config:
+    """The configuration with ``diseases`` listed: those of the file, each with its spec file in
+    ``cases.algorithms_dir`` (else a :class:`ConfigError` naming the file), or every spec there."""
+    from respop.spec.loaders import configured_diseases
+
+    try:
+        diseases = configured_diseases(config.diseases, config.cases.algorithms_dir)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}" if path is not None else str(exc)) from None
+    return config.model_copy(update={"diseases": diseases})
 
 
-def explain_validation_error(exc: ValidationError) -> str:
-    """One line per problem: the key (dotted path), what is wrong, and the value given."""
-    lines = []
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"])
-        if LOCATED in err["msg"]:
-            lines.append("  - key '" + err["msg"].split(LOCATED, 1)[1])
-        elif err["type"] == "extra_forbidden":
-            lines.append(f"  - unknown key '{key}' (value {err['input']!r})")
-        else:
-            lines.append(f"  - key '{key}': {err['msg']} (value {err['input']!r})")
-    return "\n".join(lines)
+def _check_output_dir(folder: Path, path: Path) -> None:
+    """respop replaces its steps' folders under ``output.dir``: refuse the file system's root, the
+    home folder, and a folder that exists, is not empty and was not created by respop."""
+    from respop.fsutil import output_folder_problem
+
+    resolved = folder.resolve()
+    try:
+        home = Path.home().resolve()
+    except RuntimeError:  # no home folder known
+        home = None
+    if resolved == Path(resolved.anchor):
+        raise ConfigError(f"{path}: key 'output.dir': {folder} is the root of the file system; give a folder for respop's outputs")
+    if resolved == home:
+        raise ConfigError(f"{path}: key 'output.dir': {folder} is your home folder; give a folder for respop's outputs, e.g. {folder / 'respop'}")
+    problem = output_folder_problem(resolved)
+    if problem is not None:
+        raise ConfigError(f"{path}: key 'output.dir': {folder} {problem}")
 
 
 def _resolve_paths(config: Config, base: Path) -> Config:
@@ -275,8 +335,75 @@ def _resolve_paths(config: Config, base: Path) -> Config:
                 }
             ),
             "output": config.output.model_copy(update={"dir": output_dir}),
-            "store": config.store.model_copy(update={"url": _store_url(config.store.url, base, output_dir)}),
+            "store": config.store.model_copy(
+                update={"url": _store_url(config.store.url, base, output_dir), "url_file": resolve(config.store.url_file)}
+            ),
         }
+    )
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Print a warning on stderr, once per process (the board loads its configuration on every page)."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(f"respop: warning: {message}", file=sys.stderr)
+
+
+def _read_secret(path: Path, key: str) -> str:
+    """The one-line content of a file named by ``key`` (``store.url_file``...); ConfigError, naming
+    the key and the file but never the content, when it is missing or empty."""
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise ConfigError(f"key '{key}': file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"key '{key}': cannot read {path}: {type(exc).__name__}") from None
+    if not value:
+        raise ConfigError(f"key '{key}': {path} is empty")
+    return value
+
+
+def with_credentials(config: Config, path: Path) -> Config:
+    """The configuration with its credentials read from where they are kept outside it: the store's
+    URL from RESPOP_STORE_URL, else ``[store] url_file``, else ``[store] url``; the board password's
+    hash from RESPOP_DASHBOARD_PASSWORD_HASH, else ``[dashboard] password_hash_file``, else
+    ``password_hash``. File paths are relative to the configuration's folder. A URL with a
+    password written in the configuration itself still works, with a warning (once)."""
+    from respop.secrets import url_password
+
+    base = path.parent
+    store, dashboard = config.store, config.dashboard
+    if store.url is not None and url_password(store.url):
+        _warn_once(f"{path}: [store] url holds a password; put the URL in the environment variable "
+                   f"{STORE_URL_ENV} or in a file named by [store] url_file, out of the configuration")
+    url, source = store.url, "store.url"
+    if os.environ.get(STORE_URL_ENV, "").strip():
+        url, source = os.environ[STORE_URL_ENV].strip(), STORE_URL_ENV
+    elif store.url_file is not None:
+        url_file = store.url_file if store.url_file.is_absolute() else (base / store.url_file).resolve()
+        url, source = _read_secret(url_file, "store.url_file"), f"the file {url_file} (store.url_file)"
+    if url is not None and source != "store.url":
+        try:
+            _check_database_url(url)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: the store URL from {source}: {exc}") from None
+    password_hash = dashboard.password_hash
+    if os.environ.get(PASSWORD_HASH_ENV, "").strip():
+        password_hash = os.environ[PASSWORD_HASH_ENV].strip()
+        if dashboard.access != "password":
+            _warn_once(f"{path}: {PASSWORD_HASH_ENV} is set but the board is public ([dashboard] access = \"public\"): "
+                       "no password is asked")
+    elif dashboard.password_hash_file is not None:
+        hash_file = dashboard.password_hash_file
+        hash_file = hash_file if hash_file.is_absolute() else (base / hash_file).resolve()
+        password_hash = _read_secret(hash_file, "dashboard.password_hash_file")
+        dashboard = dashboard.model_copy(update={"password_hash_file": hash_file})
+    return config.model_copy(
+        update={"store": store.model_copy(update={"url": url}),
+                "dashboard": dashboard.model_copy(update={"password_hash": password_hash})}
     )
 
 

@@ -11,30 +11,92 @@ Steps, in order (each one writes its outputs atomically under ``<output.dir>``):
 
 The raw PMSI is parsed and checked **once** per run: the first step that needs it stages it and
 writes the canonical stays and diagnoses to the private workspace (``PmsiData.canonical``); the
-later steps scan those files. ``engine`` ``spark`` runs the specs of the cases and strata steps
-on Spark (respop.spark, docs/spark.md); everything else is the same code.
+later steps scan those files. The engine that runs the specs of the cases and strata steps is
+chosen here, once (:func:`choose_engine`: polars, or ``engine`` ``spark``: respop.spark,
+docs/spark.md); the domain runners call it and never import Spark; everything else is the same
+code.
+
+At its start, the run loads the configured diseases' specs once, freezes them and writes them
+with its outputs (``<output.dir>/catalogue.json``, respop.spec.catalogue); the cases, strata and
+store steps read that catalogue, not the TOML files.
 
 The seconds of every step (and of the parts of the cases and strata steps) are written to
 ``<output.dir>/timings.json``.
 
 A step that fails stops the run: the outputs of the steps before it are written, the store keeps
 its previous runs as they were (the failed run is marked ``failed``).
+
+Each step's folder carries a manifest of what it was built on (respop.stages); the store step
+refuses outputs that do not belong to one build (e.g. ``--steps territories,cases,store`` with
+strata built on the previous territories) and says which steps to run again.
+
+The run's patient-level temporary files live in a private workspace named after its process
+(``respop-run-…`` in ``input.workspace_dir`` or the system's temporary folder), removed at the
+end. A run that is killed leaves it, and perhaps a step's half-written folder
+(``<output.dir>/.<step>.tmp-…``): the next run (or step command) removes those whose process is
+gone, and says so on standard error (:func:`private_workspace`).
 """
 
 from __future__ import annotations
 
 import json
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from respop import stages
 from respop.config import Config, load_config
 from respop.errors import ConfigError
-from respop.fsutil import atomic_folder
+from respop.fsutil import leftovers, remove, run_workspace
 
 Progress = Callable[[str], None]
 STEPS = ("input", "territories", "cases", "strata", "store")
+
+
+@dataclass(frozen=True)
+class Engine:
+    """What runs the specs of the cases and strata steps (chosen by :func:`choose_engine`).
+
+    ``cases(config, specs, staged, years, first_year, territories, progress)`` → the cases with
+    residence and the rows the indicators count; ``strata(catalogue, staged, cases_file,
+    territories, last_year, order, progress)`` → person strata, survival events, care use,
+    transitions and the seconds of each part."""
+
+    name: str
+    cases: Callable
+    strata: Callable
+
+
+def polars_engine() -> Engine:
+    from respop.case_finding.run import polars_cases
+    from respop.strata.run import polars_strata
+
+    return Engine("polars", polars_cases, polars_strata)
+
+
+def spark_engine(session: Callable[[], object]) -> Engine:
+    """The Spark engine over a session started at first use (``session()``)."""
+
+    def cases(*args, **kwargs):
+        from respop.spark.run import compute_cases
+
+        return compute_cases(session(), *args, **kwargs)
+
+    def strata(*args, **kwargs):
+        from respop.spark.run import compute_strata
+
+        return compute_strata(session(), *args, **kwargs)
+
+    return Engine("spark", cases, strata)
+
+
+def choose_engine(config: Config, session: Callable[[], object]) -> Engine:
+    """The configuration's engine (``[engine] name``); ``session`` starts Spark when needed."""
+    return spark_engine(session) if config.engine.name == "spark" else polars_engine()
 
 
 @dataclass
@@ -45,11 +107,13 @@ class PipelineResult:
     summaries: dict[str, object]
 
 
-def input_report(config: Config, progress: Progress | None = None, data=None) -> dict:
+def input_report(config: Config, progress: Progress | None = None, data=None, input_fingerprint: dict | None = None) -> dict:
     """Read the PMSI input once and write ``<output.dir>/input/report.json`` (counts only).
-    ``data``: the PMSI already read by the caller (who closes it)."""
+    ``data``: the PMSI already read by the caller (who closes it); ``input_fingerprint``: the
+    PMSI's, taken before it was read (respop.stages)."""
     from respop.pmsi import read_pmsi
 
+    inputs = stages.stage_inputs(config, "input", input_fingerprint)
     own = data is None
     data = data if data is not None else read_pmsi(None, config.input, config.quality)
     try:
@@ -57,28 +121,73 @@ def input_report(config: Config, progress: Progress | None = None, data=None) ->
     finally:
         if own:
             data.close()
-    with atomic_folder(config.output.dir / "input") as tmp:
+    # the SNDS referential's deaths (respop.pmsi.deaths): its file counted with the PMSI's, and
+    # whether the run knows the deaths out of hospital (the boards say so when it does not)
+    from respop.pmsi.deaths import known_deaths
+
+    deaths = known_deaths(config.input, config.quality).report
+    if deaths.table is not None:
+        report["tables"].append(deaths.to_dict()["table"])
+        report["balanced"] = report["balanced"] and deaths.balanced
+    report["deaths"] = {k: v for k, v in deaths.to_dict().items() if k != "table"}
+    with stages.stage_folder(config, "input", inputs) as tmp:
         (tmp / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     return report
 
 
-def build_territories(config: Config, progress: Progress | None = None, data=None):
+def build_territories(config: Config, progress: Progress | None = None, data=None, input_fingerprint: dict | None = None):
     from respop.delineation.run import build, territory_inputs
 
+    input_fingerprint = input_fingerprint or stages.input_fingerprint(config)
     reference, problem = territory_inputs(config, progress, data)
     if progress:
         progress(f"fitting {config.territories.method}")
-    return build(config, problem, reference)
+    return build(config, problem, reference, input_fingerprint=input_fingerprint)
+
+
+def _notice(message: str) -> None:
+    print(f"respop: {message}", file=sys.stderr, flush=True)
+
+
+def remove_leftovers(config: Config, notice: Callable[[str], None] = _notice) -> list[Path]:
+    """Remove what killed runs left: private workspaces (``respop-run-…`` in
+    ``input.workspace_dir`` or the system's temporary folder) and half-written step folders
+    (``<output.dir>/.<step>.tmp-…``, ``.<step>.old-…``) whose process has ended on this host.
+    Says how many and where (``notice``: standard error), and which could not be removed;
+    returns those removed."""
+    base = config.input.workspace_dir or Path(tempfile.gettempdir())
+    found = leftovers([base, config.output.dir])
+    left = remove(found)
+    removed = [p for p in found if p not in left]
+    for paths, said in ((removed, "removed"), (left, "could not remove")):
+        if paths:
+            places: dict[Path, list[str]] = {}
+            for path in paths:
+                places.setdefault(path.parent, []).append(path.name)
+            where = "; ".join(f"in {folder}: {', '.join(names)}" for folder, names in places.items())
+            notice(f"{said} {len(paths)} temporary folder(s) left by interrupted runs (patient-level data) {where}")
+    return removed
+
+
+@contextmanager
+def private_workspace(config: Config, notice: Callable[[str], None] = _notice) -> Iterator[Config]:
+    """The configuration with ``input.workspace_dir`` set to a private folder of this process,
+    removed at the end, after removing what killed runs left (:func:`remove_leftovers`)."""
+    remove_leftovers(config, notice)
+    with run_workspace(config.input.workspace_dir) as folder:
+        yield config.model_copy(update={"input": config.input.model_copy(update={"workspace_dir": folder})})
 
 
 def publish(config: Config, config_path: Path | None, timings: dict | None = None) -> int:
     """Publish the configuration's outputs as one run of its store; returns the run id."""
     from respop.store.db import Store
     from respop.store.publish import collect
+    from respop.store.releases import visible_runs
 
     store = Store(config.store.url)
     try:
-        return store.write(collect(config, config_path, timings))
+        # protected together with every run a viewer can already see (docs/store.md)
+        return store.write(collect(config, config_path, timings, visible=visible_runs(store)))
     finally:
         store.close()
 
@@ -94,11 +203,6 @@ def run(
     """Run ``steps`` of the pipeline on a configuration file (module docstring). ``engine`` and
     ``spark_master`` override the configuration's ``[engine]``; ``models`` false leaves survival
     and prediction out of the strata step (then the store step cannot run)."""
-    from respop.case_finding.run import run_cases
-    from respop.pmsi import read_pmsi
-    from respop.pmsi.reader import FILTERS_STEP
-    from respop.strata.run import run_strata
-
     config_path = Path(config_path)
     config = load_config(config_path)
     updates = {k: v for k, v in {"name": engine, "spark_master": spark_master}.items() if v is not None}
@@ -107,6 +211,19 @@ def run(
     if not models and "store" in steps:
         raise ConfigError("the store step needs the survival and prediction results: run it with the models")
     say = progress or (lambda _message: None)
+    with private_workspace(config) as private:
+        result = _run(private, config_path, say, steps, models)
+    return PipelineResult(config=config, run_id=result.run_id, timings=result.timings, summaries=result.summaries)
+
+
+def _run(config: Config, config_path: Path, say: Progress, steps: tuple[str, ...], models: bool) -> PipelineResult:
+    from respop.case_finding.run import run_cases
+    from respop.pmsi import read_pmsi
+    from respop.pmsi.reader import FILTERS_STEP
+    from respop.spec.catalogue import start_catalogue
+    from respop.strata.run import run_strata
+
+    source = stages.input_fingerprint(config)  # before the PMSI is read
     timings: dict[str, float] = {}
     details: dict[str, dict] = {}
     summaries: dict[str, object] = {}
@@ -136,8 +253,6 @@ def run(
         return opened["data"]
 
     def spark():
-        if config.engine.name != "spark":
-            return None
         if "spark" not in opened:
             from respop.spark.session import session
 
@@ -153,19 +268,24 @@ def run(
         timings[name] = round(time.perf_counter() - start, 2)
         return out
 
+    engine = choose_engine(config, spark)
+    # the specs, loaded once, frozen and written with the outputs; every later step reads them
+    catalogue = start_catalogue(config) if {"cases", "strata", "store"} & set(steps) else None
     try:
         if "input" in steps:
-            summaries["input"] = timed("input", lambda: input_report(config, data=pmsi()))
+            summaries["input"] = timed("input", lambda: input_report(config, data=pmsi(), input_fingerprint=source))
             parts = details.get("input", {})
             parts["report"] = round(timings["input"] - sum(parts.values()), 2)
         if "territories" in steps:
-            summaries["territories"] = timed("territories", lambda: build_territories(config, data=pmsi()))
+            summaries["territories"] = timed("territories", lambda: build_territories(config, data=pmsi(), input_fingerprint=source))
         if "cases" in steps:
-            result = timed("cases", lambda: run_cases(config, data=pmsi(), spark=spark()))
+            result = timed("cases", lambda: run_cases(config, data=pmsi(), engine=engine, input_fingerprint=source, catalogue=catalogue))
             summaries["cases"] = result.summary
             details["cases"] = result.summary.get("timings", {})
         if "strata" in steps:
-            result = timed("strata", lambda: run_strata(config, data=pmsi(), spark=spark(), models=models))
+            result = timed("strata", lambda: run_strata(
+                config, data=pmsi(), engine=engine, models=models, input_fingerprint=source, catalogue=catalogue
+            ))
             summaries["strata"] = result.summary
             details["strata"] = result.summary.get("timings", {})
     finally:

@@ -34,7 +34,8 @@ def test_demo_configuration_loads_and_resolves_paths():
         ("[territories]\nmethode = 'leiden'\n", ["unknown key 'territories.methode'"]),
         ("[territories]\nmethod = 'kmeans'\n", ["key 'territories.method'", "'kmeans'"]),
         ("[territories]\ndepartements = ['29']\nzones = ['29001']\n", ["not both"]),
-        ("diseases = ['asthma']\n", ["key 'diseases.0'", "'asthma'"]),
+        ("diseases = ['asthma']\n", ["key 'diseases'", "'asthma'", "asthma.toml not found"]),
+        ("diseases = ['Asthme!']\n", ["key 'diseases.0'", "'Asthme!'"]),
     ],
 )
 def test_invalid_configuration_names_file_key_and_value(tmp_path, text, pieces):

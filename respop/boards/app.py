@@ -23,18 +23,21 @@ if __name__ == "__main__":  # `streamlit run respop/boards/app.py` puts this fol
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse
+import functools
 import hashlib
+import math
 import os
 from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
 
-from respop.boards import data
+from respop.boards import access, data
 from respop.boards.access import check_password
-from respop.boards.labels import DISEASES, MASKED, MISSING, PER_100K
-from respop.config import Config, load_config
+from respop.boards.labels import MASKED, MISSING, PER_100K
+from respop.config import STORE_URL_ENV, Config, load_config
 from respop.errors import RespopError
+from respop.secrets import HIDDEN, config_secrets, hide_url_password, redact_text, redacted_config_text
 
 CONFIG_ENV = "RESPOP_CONFIG"
 """Environment variable naming the configuration file when none is given after ``--``."""
@@ -47,6 +50,9 @@ TABLE_ROWS = 25
 NOTICES = "respop_notices"
 """Session key of the warnings about the address (an unknown run or territory) the next page shows."""
 """Tables up to this many rows are shown whole; longer ones scroll."""
+
+DISEASE_ICON = ":material/clinical_notes:"
+"""The icon of every disease page (a disease's page is built from the run's catalogue)."""
 
 NORMAL_CSS = """
 <style>
@@ -174,12 +180,14 @@ def metrics(board: Board, items: list[tuple[str, str, str]]) -> None:
 
 
 def choose_disease(board: Board) -> str | None:
+    """The disease of a strata, care or trajectories page, chosen in the sidebar among the run's
+    catalogue (none, and a message, for a run published before the catalogue)."""
     diseases = data.diseases(board.url, board.run_id)
     if not diseases:
-        st.info("Aucune maladie publiée dans cette exécution.")
+        st.warning(data.NO_CATALOGUE)
         return None
-    return st.sidebar.radio("Maladie", diseases, format_func=lambda d: DISEASES.get(d, d), key="disease",
-                            persist_state="session")
+    names = {d: data.disease_name(board.url, board.run_id, d) for d in diseases}
+    return st.sidebar.radio("Maladie", diseases, format_func=names.get, key="disease", persist_state="session")
 
 
 def choose_year(years: list[int], key: str, label_: str = "Année") -> int | None:
@@ -226,7 +234,7 @@ def page_disease(board: Board, disease: str) -> None:
         "Indicateur", list(data.INDICATOR_CHOICES), format_func=data.INDICATOR_CHOICES.get,
         key=f"indicator-{disease}", persist_state="session",
     )
-    page_title(board, DISEASES.get(disease, disease))
+    page_title(board, data.disease_name(url, run, disease))
     if year is None:
         st.info("Aucun indicateur publié pour cette maladie dans cette exécution.")
         return
@@ -241,6 +249,9 @@ def page_disease(board: Board, disease: str) -> None:
     note = data.history_note(url, run, tid, disease)
     if note:
         st.caption(note)
+    deaths = data.deaths_note(url, run)
+    if deaths:
+        st.caption(deaths)
     st.subheader(data.comparison_heading(url, run, tid, year))
     figure(board, "comparison", f"{disease}-territoires", territory_id=tid, disease=disease, indicator=indicator, year=year)
     with details(board, "Tableau des territoires"):
@@ -296,7 +307,8 @@ def page_care(board: Board) -> None:
     figure(board, "flows", "recours-flux", territory_id=tid)
     with details(board, "Les 10 premiers établissements"):
         table(data.table_flows(url, run, tid))
-    st.caption("Séjours, arrivées par les urgences, journées, réhospitalisations à 30 jours et décès à l'hôpital "
+    st.caption("Séjours, arrivées par les urgences, journées, réhospitalisations à 30 jours et décès (à l'hôpital ; "
+               "hors de l'hôpital aussi quand le référentiel des bénéficiaires est fourni) "
                f"des personnes suivies dans l'année. « {MASKED} » : effectif masqué (secret statistique).")
 
 
@@ -326,7 +338,10 @@ def page_trajectories(board: Board) -> None:
     with details(board, "Performances du modèle (année de test)"):
         table(data.table_model_metrics(url, run, disease), "Pas de modèle publié pour cette maladie.")
         st.caption("AUC : probabilité qu'une personne qui s'aggrave ait reçu un risque plus élevé qu'une autre "
-                   "(0,5 = hasard). Score de Brier : erreur quadratique moyenne des probabilités (plus bas = mieux).")
+                   "(0,5 = hasard). Score de Brier : erreur quadratique moyenne des probabilités (plus bas = mieux). "
+                   "Un modèle « sans pouvoir prédictif » ne fait pas mieux que la prévalence seule (gain de Brier ≤ 0) "
+                   "ou ne classe pas mieux que le hasard (intervalle de l'AUC contenant 0,5) : ses scores ne sont pas "
+                   "montrés.")
     figure(board, "calibration", f"{disease}-calibration", disease=disease)
     figure(board, "importance", f"{disease}-variables", disease=disease)
     card = data.model_card(url, run, disease)
@@ -354,7 +369,10 @@ def page_quality(board: Board) -> None:
     st.markdown("**Durée des étapes**")
     table(data.run_timings(url, run), "Durées non enregistrées.")
     with st.expander("Fichier de configuration de l'exécution"):
-        st.code((data.run_info(url, run) or {}).get("config_toml") or "", language="toml")
+        # stored without its secrets; redacted again here for the runs stored before that
+        st.code(redacted_config_text((data.run_info(url, run) or {}).get("config_toml") or ""), language="toml")
+        st.caption(f"Les secrets (mot de passe de la base de résultats, empreinte du mot de passe du tableau de "
+                   f"bord) ne sont ni conservés ni affichés : « {HIDDEN} » les remplace.")
     with details(board, "Toutes les exécutions de cette configuration"):
         table(data.table_runs(url, board.config.name))
 
@@ -362,8 +380,58 @@ def page_quality(board: Board) -> None:
 # --------------------------------------------------------------------------------- the session
 
 
+ATTEMPT = "respop_attempt"
+"""Session key of the outcome of the last password attempt, for the page that follows it."""
+
+
+def client_key() -> str:
+    """Who is trying a password, for the rate limit: the client's IP address as Streamlit sees it
+    (behind a reverse proxy on this machine, uvicorn takes it from the proxy's X-Forwarded-For),
+    else (a browser on this machine, or a proxy that sends no address) this browser session."""
+    try:
+        ip = st.context.ip_address
+    except Exception:  # noqa: BLE001 - no client context (a bare script run)
+        ip = None
+    if isinstance(ip, str) and ip:  # (Streamlit's AppTest gives a stand-in object)
+        return f"ip:{ip}"
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return f"session:{ctx.session_id if ctx is not None else 'none'}"
+
+
+def _try_password(expected: str | None, client: str) -> None:
+    """The password field's callback: each password typed is checked once (and the field emptied),
+    unless the client's attempts are paused."""
+    password = st.session_state.get("respop_password") or ""
+    st.session_state["respop_password"] = ""
+    if not password:
+        return
+    if access.LIMITER.wait(client) > 0:
+        st.session_state[ATTEMPT] = "paused"
+    elif check_password(password, expected):
+        access.LIMITER.succeeded(client)
+        st.session_state["respop_access"] = expected
+    else:
+        access.LIMITER.failed(client)
+        st.session_state[ATTEMPT] = "wrong"
+
+
+def _duration(seconds: float) -> str:
+    """A pause in French: "30 secondes", "2 minutes", "1 heure"."""
+    seconds = max(1, math.ceil(seconds))
+    if seconds < 120:
+        return f"{seconds} secondes"
+    minutes = math.ceil(seconds / 60)
+    if minutes < 120:
+        return f"{minutes} minutes"
+    hours = math.ceil(minutes / 60)
+    return f"{hours} heure" + ("s" if hours > 1 else "")
+
+
 def password_gate(config: Config) -> bool:
-    """True when the board is public or the session gave the right password."""
+    """True when the board is public or the session gave the right password. Wrong passwords
+    are rate-limited per client (:data:`respop.boards.access.LIMITER`)."""
     expected = config.dashboard.password_hash
     if config.dashboard.access != "password":
         return True
@@ -371,13 +439,28 @@ def password_gate(config: Config) -> bool:
         return True
     st.title(TITLE)
     st.markdown("Ce tableau de bord est réservé aux participants de la réunion clinique.")
-    password = st.text_input("Mot de passe", type="password", key="respop_password")
-    if password:
-        if check_password(password, expected):
-            st.session_state["respop_access"] = expected
-            st.rerun()
+    client = client_key()
+    wait = access.LIMITER.wait(client)
+    st.text_input("Mot de passe", type="password", key="respop_password", on_change=_try_password,
+                  args=(expected, client), disabled=wait > 0)
+    outcome = st.session_state.pop(ATTEMPT, None)
+    if wait > 0:
+        st.error(("Mot de passe incorrect. " if outcome == "wrong" else "")
+                 + f"Trop de mots de passe erronés : les essais sont suspendus pendant {_duration(wait)}. "
+                 "Rechargez la page ensuite pour réessayer.")
+    elif outcome == "wrong":
         st.error("Mot de passe incorrect.")
     return False
+
+
+def _config_secrets(path: str) -> list[str]:
+    """The secrets a configuration error could repeat: those written in the file, and the store
+    URL of the environment."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    return [*config_secrets(text), os.environ.get(STORE_URL_ENV, "")]
 
 
 def _choose(key: str, param: str, options: list[int], default: int, labels: dict[int, str], label_: str,
@@ -396,7 +479,8 @@ def _choose(key: str, param: str, options: list[int], default: int, labels: dict
 
 def main() -> None:
     st.set_page_config(
-        page_title=TITLE, page_icon=":material/local_hospital:", layout="wide",
+        # an emoji, drawn by the browser: a ":material/...:" icon is fetched from Google's font servers
+        page_title=TITLE, page_icon="🏥", layout="wide",
         menu_items={"Get help": None, "Report a bug": None,
                     "About": "respop : responsabilité populationnelle, tableau de bord des réunions cliniques. "
                              "Données agrégées du PMSI ; effectifs de 1 à 10 masqués (« < 11 »)."},
@@ -411,7 +495,7 @@ def main() -> None:
         config = load_config(path)
     except RespopError as exc:
         st.title(TITLE)
-        st.error(f"Configuration illisible ({path}) :\n\n{exc}")
+        st.error(f"Configuration illisible ({path}) :\n\n{redact_text(str(exc), *_config_secrets(path))}")
         st.stop()
     if not password_gate(config):
         st.stop()
@@ -420,7 +504,8 @@ def main() -> None:
         done = data.succeeded_runs(url, config.name)
     except Exception as exc:  # noqa: BLE001 - unreachable database, bad URL: a message, not a traceback
         st.title(TITLE)
-        st.error(f"La base de résultats est inaccessible ({data.store(url)!r}) : {type(exc).__name__}: {exc}")
+        error = redact_text(f"{type(exc).__name__}: {exc}", url, config.dashboard.password_hash)
+        st.error(f"La base de résultats est inaccessible ({hide_url_password(url)}) : {error}")
         st.stop()
     if not done:
         st.title(TITLE)
@@ -467,9 +552,9 @@ def main() -> None:
     pages = [
         home,
         territory,
-        st.Page(lambda: page_disease(board, "diabetes"), title="Diabète", url_path="diabete", icon=":material/water_drop:"),
-        st.Page(lambda: page_disease(board, "heart_failure"), title="Insuffisance cardiaque",
-                url_path="insuffisance-cardiaque", icon=":material/favorite:"),
+        # one page per disease of the run's catalogue, named and addressed from its spec
+        *[st.Page(functools.partial(page_disease, board, disease), title=name, url_path=path,
+                  icon=DISEASE_ICON) for disease, name, path in data.disease_pages(url, run_id)],
         st.Page(lambda: page_strata(board), title="Strates", url_path="strates", icon=":material/change_history:"),
         st.Page(lambda: page_care(board), title="Recours aux soins", url_path="recours", icon=":material/local_hospital:"),
         st.Page(lambda: page_trajectories(board), title="Trajectoires", url_path="trajectoires", icon=":material/moving:"),

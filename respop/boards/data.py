@@ -27,6 +27,7 @@ import functools
 import json
 import logging
 import re
+import unicodedata
 from collections.abc import Callable
 
 import geopandas as gpd
@@ -35,13 +36,13 @@ import pandas as pd
 import polars as pl
 import shapely
 import streamlit as st
+from sqlalchemy import inspect
 from streamlit import runtime
 
 from respop.boards import figures
 from respop.boards.labels import (
     CARE_USE,
     CARE_USE_PER_PERSON,
-    DISEASES,
     MASKED,
     MISSING,
     NNBSP,
@@ -52,6 +53,7 @@ from respop.boards.labels import (
     fr_rate,
     label,
 )
+from respop.store import schema
 from respop.store.db import Store
 
 RUNS_TTL = 30
@@ -63,17 +65,8 @@ AREA = "Région étudiée"
 # ------------------------------------------------------------------------------- French labels
 # Labels the boards need beyond :mod:`respop.boards.labels` (store codes of the other tables).
 
-DISEASE_NOUNS = {"diabetes": "diabète", "heart_failure": "insuffisance cardiaque"}
-"""The disease inside a sentence ("suivies pour insuffisance cardiaque")."""
-
-SUBTYPES = {
-    "all": "Tous les cas",
-    "type_1": "Diabète de type 1",
-    "type_2": "Diabète de type 2",
-    "unspecified": "Diabète de type non précisé",
-    "acute": "IC aiguë",
-    "chronic": "IC chronique",
-}
+ALL_SUBTYPES = "Tous les cas"
+"""The row of every case (sub-type ``all``); the sub-types' own labels come from the catalogue."""
 
 INDICATOR_CHOICES = {
     "prevalence_std": "Prévalence standardisée",
@@ -106,35 +99,28 @@ STEP_LABELS = {
     "store": "Publication dans la base",
 }
 
-RUN_STATUS = {"succeeded": "réussie", "failed": "échouée", "running": "en cours"}
+RUN_STATUS = {"succeeded": "réussie", "failed": "échouée", "running": "en cours", "interrupted": "interrompue"}
 
 MODELS = {"gradient_boosting": "Gradient boosting (modèle principal)", "logistic": "Régression logistique (référence)"}
 MAIN_MODEL = "gradient_boosting"
+MAIN_TARGET = "upstratum"
+TARGETS = {"upstratum": "Profil plus sévère ou décès", "emergency_or_death": "Hospitalisation en urgence ou décès"}
 
-FEATURES = {
-    "age": "Âge",
+
+def has_skill(row: dict) -> bool:
+    """The model beats the prevalence (Brier skill > 0) and its AUC interval excludes 0.5 (the
+    rule of respop.strata.prediction.has_skill; a run published before these figures: unknown, false)."""
+    skill, lower = row.get("brier_skill"), row.get("auc_lower")
+    return skill is not None and lower is not None and skill > 0 and lower > 0.5
+
+MODEL_TERMS = {
     "age_per_10_years": "Âge (par tranche de 10 ans)",
     "female": "Femme",
     "stratum_level": "Niveau de la strate",
-    "disease_stays_12m": "Séjours pour la maladie dans l'année",
-    "disease_stays_window": "Séjours pour la maladie sur la période d'antériorité",
-    "disease_emergency_stays_12m": "Séjours pour la maladie arrivés par les urgences",
-    "disease_bed_days_12m": "Journées d'hospitalisation pour la maladie",
-    "days_since_disease_stay": "Jours depuis le dernier séjour pour la maladie",
-    "stays_12m": "Séjours de l'année (toutes causes)",
-    "emergency_stays_12m": "Arrivées par les urgences (toutes causes)",
-    "bed_days_12m": "Journées d'hospitalisation (toutes causes)",
-    "other_disease": "Atteint aussi de l'autre maladie suivie",
-    "kidney": "Atteinte rénale",
-    "dialysis": "Dialyse",
-    "eye": "Rétinopathie diabétique",
-    "foot": "Pied diabétique",
-    "cardiovascular": "Maladie cardiovasculaire athéromateuse",
-    "ckd": "Maladie rénale chronique",
-    "copd": "BPCO",
     "readmissions_30d": "Réhospitalisations à 30 jours",
 }
-"""Features of the strata and of the prediction model (``algorithms/features.toml``)."""
+"""Terms of the survival and prediction models that are not features of the catalogue (the
+features' own labels, computed, case-of and code features, come from the run's catalogue)."""
 
 CARE_MEASURES = ["stays_per_person", "emergency_stays_per_person", "readmissions_30d_per_person", "deaths_per_person"]
 """Care use per person shown side by side (bed-days, on another scale, have their own figure)."""
@@ -322,22 +308,121 @@ def comparison_heading(url: str, run_id: int, territory_id: int, year: int) -> s
     return f"Comparaison avec {others}, {year}"
 
 
+# ------------------------------------------------------------------------- the run's catalogue
+# What the boards say about the diseases (which ones, their French names, sub-types, strata,
+# features) is the ``catalogue`` table of the run (respop.spec.catalogue: the specs the run
+# computed with), never Python: a disease added by a spec file gets its page and its labels.
+
+NO_CATALOGUE = (
+    "Cette exécution a été publiée par une version antérieure de respop, sans le catalogue de ses maladies "
+    "(noms, sous-types, strates) : ses pages par maladie ne peuvent pas être affichées. Relancez `respop run` "
+    "sur cette configuration pour publier une exécution complète."
+)
+"""What the boards say for a run whose ``catalogue`` table has no row."""
+
+RESERVED_PATHS = {"accueil", "territoire", "strates", "recours", "trajectoires", "qualite"}
+"""The addresses of the board's other pages (a disease page never takes one)."""
+
+
+@st.cache_data(show_spinner=False)
+def has_table(url: str, table: str) -> bool:
+    """Whether the store has ``table`` (a store written before a migration may lack it: the
+    boards read, they never upgrade a store)."""
+    return inspect(store(url).engine).has_table(table)
+
+
+def catalogue(url: str, run_id: int, **equals) -> pl.DataFrame:
+    """The run's catalogue rows (disease, kind, name, rank, label, description, protocol,
+    condition, codes, version), in the spec's order; none for a run published before the
+    catalogue existed."""
+    if not has_table(url, "catalogue"):
+        return pl.DataFrame(schema={c.name: pl.Int64 if c.name == "rank" else pl.String
+                                    for c in schema.catalogue.columns if c.name not in schema.STORE_KEYS})
+    return read(url, "catalogue", run_id, **equals)
+
+
+def _labels(url: str, run_id: int, disease: str, kind: str) -> dict[str, str]:
+    rows = catalogue(url, run_id, disease=disease, kind=kind)
+    return dict(zip(rows["name"].to_list(), rows["label"].to_list(), strict=True)) if rows.height else {}
+
+
+def diseases(url: str, run_id: int) -> list[str]:
+    """The diseases of the run's catalogue, in the run's configured order (none for a run
+    published before the catalogue: :data:`NO_CATALOGUE`)."""
+    rows = catalogue(url, run_id, kind="disease")
+    return rows["disease"].to_list() if rows.height else []
+
+
+def disease_name(url: str, run_id: int, disease: str) -> str:
+    """The disease's French name, from its spec (``name`` of its ``[algorithm]``)."""
+    return _labels(url, run_id, disease, "disease").get(disease, disease)
+
+
+def in_sentence(name: str) -> str:
+    """A French name inside a sentence: its first letter in lower case ("Maladie rare" → "maladie
+    rare"), unless the name starts with an acronym ("ABCD" stays "ABCD")."""
+    if len(name) > 1 and name[1].isupper():
+        return name
+    return name[:1].lower() + name[1:]
+
+
+def disease_noun(url: str, run_id: int, disease: str) -> str:
+    """The disease's name inside a sentence ("suivies pour <nom>", :func:`in_sentence`)."""
+    return in_sentence(disease_name(url, run_id, disease))
+
+
+def slug(text: str) -> str:
+    """An address from a French name: "Qualité des données" → "qualite-des-donnees"."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")
+
+
+def disease_pages(url: str, run_id: int) -> list[tuple[str, str, str]]:
+    """(disease, French name, address) of each disease's page, in the catalogue's order; the
+    address is the name's :func:`slug`, else the identifier's when that is taken or empty."""
+    pages, taken = [], set(RESERVED_PATHS)
+    for disease in diseases(url, run_id):
+        name = disease_name(url, run_id, disease)
+        path = slug(name)
+        if not path or path in taken:
+            path = slug(disease) or "maladie"
+        while path in taken:
+            path += "-bis"
+        taken.add(path)
+        pages.append((disease, name, path))
+    return pages
+
+
+def subtype_labels(url: str, run_id: int, disease: str) -> dict[str, str]:
+    """Sub-type → French label, from the disease's spec, and "all" → :data:`ALL_SUBTYPES`."""
+    return {"all": ALL_SUBTYPES, **_labels(url, run_id, disease, "subtype")}
+
+
+def feature_labels(url: str, run_id: int, disease: str) -> dict[str, str]:
+    """Feature or model term → French label: the disease's features in the catalogue (computed,
+    ``case_of_<disease>`` and code features) and :data:`MODEL_TERMS`."""
+    return {**MODEL_TERMS, **_labels(url, run_id, disease, "feature")}
+
+
+STRATA_COLUMNS = {"stratum": pl.String, "stratum_level": pl.Int64, "name": pl.String, "description": pl.String,
+                  "protocol": pl.String, "condition": pl.String}
+
+
 def strata_levels(url: str, run_id: int, disease: str) -> pl.DataFrame:
-    """The disease's strata, least severe first: stratum, stratum_level, name, description,
-    protocol, condition."""
-    return read(url, "strata_levels", run_id, disease=disease).sort("stratum_level")
+    """The disease's strata from the catalogue, least severe first: stratum, stratum_level, name
+    (French), description, protocol, condition."""
+    rows = catalogue(url, run_id, disease=disease, kind="stratum")
+    if rows.height == 0:
+        return pl.DataFrame(schema=STRATA_COLUMNS)
+    return rows.select(
+        pl.col("name").alias("stratum"), pl.col("rank").cast(pl.Int64).alias("stratum_level"),
+        pl.col("label").alias("name"), "description", "protocol", "condition",
+    ).sort("stratum_level")
 
 
 def strata_names(url: str, run_id: int, disease: str) -> dict[str, str]:
     levels = strata_levels(url, run_id, disease)
     return dict(zip(levels["stratum"].to_list(), levels["name"].to_list(), strict=True))
-
-
-def diseases(url: str, run_id: int) -> list[str]:
-    """The diseases the run has indicators for, in the boards' order."""
-    found = set(read(url, "indicators", run_id, level="area")["disease"].to_list())
-    found |= set(read(url, "strata_levels", run_id)["disease"].to_list())
-    return [d for d in DISEASES if d in found] + sorted(found - set(DISEASES))
 
 
 def indicator_years(url: str, run_id: int, disease: str) -> list[int]:
@@ -443,7 +528,7 @@ def headline_territory(url: str, run_id: int, territory_id: int) -> str:
 @_typeset
 def headline_disease(url: str, run_id: int, territory_id: int, disease: str, year: int) -> str:
     row = territory_indicators(url, run_id, territory_id, disease).filter(pl.col("year") == year)
-    noun = DISEASE_NOUNS.get(disease, label(disease).lower())
+    noun = disease_noun(url, run_id, disease)
     if row.height == 0:
         return f"Pas de résultat pour {noun} sur le territoire en {year}"
     return _sentence(f"{people_phrase(_value(row, 'cases'))} suivies pour {noun} sur le territoire en {year}")
@@ -457,7 +542,7 @@ def headline_strata(url: str, run_id: int, territory_id: int, disease: str, year
         return "Pas de strates publiées pour cette année"
     top = strata.row(0, named=True)
     total = _value(care.filter(pl.col("stratum") == "all"), "people")
-    noun = DISEASE_NOUNS.get(disease, label(disease).lower())
+    noun = disease_noun(url, run_id, disease)
     among = f" sur {fr_int(total)} suivies pour {noun}" if total is not None else f" suivies pour {noun}"
     verb = "est" if top["people"] is not None and top["people"] <= 1 else "sont"
     return _sentence(f"{people_phrase(top['people'])}{among} {verb} au profil le plus sévère, « {top['name']} » ({year})")
@@ -466,7 +551,7 @@ def headline_strata(url: str, run_id: int, territory_id: int, disease: str, year
 @_typeset
 def headline_care(url: str, run_id: int, territory_id: int, disease: str, year: int) -> str:
     row = territory_care(url, run_id, territory_id, disease, year).filter(pl.col("stratum") == "all")
-    noun = DISEASE_NOUNS.get(disease, label(disease).lower())
+    noun = disease_noun(url, run_id, disease)
     if row.height == 0:
         return f"Pas de recours aux soins publié pour {noun} en {year}"
     r = row.row(0, named=True)
@@ -486,7 +571,7 @@ def _upward(from_level: int | None, to: str, levels: dict[str, int]) -> bool:
 def headline_trajectories(url: str, run_id: int, disease: str, year: int) -> str:
     rows = read(url, "transitions", run_id, disease=disease, year=year)
     levels = dict(strata_levels(url, run_id, disease).select("stratum", "stratum_level").iter_rows())
-    noun = DISEASE_NOUNS.get(disease, label(disease).lower())
+    noun = disease_noun(url, run_id, disease)
     totals = rows.filter((pl.col("to_stratum") == "all") & pl.col("count").is_not_null())
     if totals.height == 0:
         return f"Pas de trajectoires publiées pour {noun} en {year}"
@@ -572,17 +657,25 @@ def territory_facts(url: str, run_id: int, territory_id: int) -> list[tuple[str,
     ]
 
 
+def rate_unit(url: str, run_id: int, disease: str, year: int) -> str:
+    """The unit of the disease's rates, its denominator stated: "pour 100 000 habitants de 18 ans
+    et plus en 2023" (the ages of its spec's ``[population]``, from the run's catalogue)."""
+    ages = _labels(url, run_id, disease, "population").get("population")  # None: a run published before it
+    return f"{PER_100K}{' ' + ages if ages else ''} en {year}"
+
+
 def disease_facts(url: str, run_id: int, territory_id: int, disease: str, year: int) -> list[tuple[str, str, str]]:
     """(label, value, help) of the disease's key figures on the territory for one year."""
     row = territory_indicators(url, run_id, territory_id, disease).filter(pl.col("year") == year)
     if row.height == 0:
         return []
     r = row.row(0, named=True)
+    unit = rate_unit(url, run_id, disease, year)
     return [
         ("Personnes suivies", fr_int(r["cases"]), f"Cas repérés dans les données hospitalières en {year}"),
         ("Nouveaux cas", fr_int(r["incident_cases"]), f"Cas incidents (repérés pour la première fois) en {year}"),
-        ("Prévalence standardisée", fr_rate(r["prevalence_std"]), f"{PER_100K}, standardisée sur l'âge et le sexe"),
-        ("Incidence standardisée", fr_rate(r["incidence_std"]), f"{PER_100K}, standardisée sur l'âge et le sexe"),
+        ("Prévalence standardisée", fr_rate(r["prevalence_std"]), f"{unit}, standardisée sur l'âge et le sexe"),
+        ("Incidence standardisée", fr_rate(r["incidence_std"]), f"{unit}, standardisée sur l'âge et le sexe"),
     ]
 
 
@@ -683,9 +776,10 @@ def _interval(low, high, fmt: Callable = fr_rate) -> str:
 def table_subtypes(url: str, run_id: int, territory_id: int, disease: str, year: int) -> pd.DataFrame:
     rows = read(url, "indicators", run_id, level="territory", unit=str(territory_id), disease=disease, year=year)
     rows = rows.sort(pl.col("subtype") != "all", "subtype")
+    labels = subtype_labels(url, run_id, disease)
     return _table([
         {
-            "Sous-groupe": SUBTYPES.get(r["subtype"], label(r["subtype"])),
+            "Sous-groupe": labels.get(r["subtype"], label(r["subtype"])),
             "Personnes suivies": fr_int(r["cases"]),
             "Nouveaux cas": fr_int(r["incident_cases"]),
             f"Prévalence standardisée ({PER_100K})": fr_rate(r["prevalence_std"]),
@@ -737,6 +831,21 @@ def history_note(url: str, run_id: int, territory_id: int, disease: str) -> str 
     listed = ", ".join(str(y) for y in years)
     return (f"Antériorité incomplète ({listed}) : les années de recul demandées par l'algorithme ne sont pas toutes "
             "dans les données ; la prévalence peut y être sous-estimée et l'incidence surestimée.")
+
+
+DEATHS_UNKNOWN = "La prévalence peut inclure des personnes décédées hors de l'hôpital."
+"""Said beside the prevalence when the run did not know the deaths out of hospital (no SNDS
+referential of the beneficiaries, IR_BEN_R: docs/pmsi.md, Deaths)."""
+
+
+def deaths_note(url: str, run_id: int) -> str | None:
+    """:data:`DEATHS_UNKNOWN` (completed) when the run did not know the deaths out of hospital;
+    None when it read the referential of the beneficiaries' deaths."""
+    report = (run_info(url, run_id) or {}).get("input_report") or {}
+    if report.get("deaths_known"):
+        return None
+    return (f"{DEATHS_UNKNOWN[:-1]} : les données hospitalières n'enregistrent que les décès à l'hôpital, et "
+            "le référentiel des bénéficiaires (dates de décès) n'a pas été fourni pour cette exécution.")
 
 
 def strata_pyramid_rows(url: str, run_id: int, territory_id: int, disease: str, year: int) -> pl.DataFrame:
@@ -801,11 +910,11 @@ def table_transitions(url: str, run_id: int, disease: str, year: int) -> pd.Data
     return _table(out)
 
 
-def _stratum_term(term: str, names: dict[str, str]) -> str:
+def _stratum_term(term: str, names: dict[str, str], features: dict[str, str]) -> str:
     if term.startswith("stratum:"):
         code = term.split(":", 1)[1]
         return typeset(f"Profil « {names.get(code, code)} »")
-    return FEATURES.get(term, term)
+    return features.get(term, term)
 
 
 def table_logrank(url: str, run_id: int, disease: str) -> pd.DataFrame:
@@ -831,9 +940,10 @@ def table_logrank(url: str, run_id: int, disease: str) -> pd.DataFrame:
 def table_cox(url: str, run_id: int, disease: str) -> pd.DataFrame:
     rows = read(url, "survival_tests", run_id, disease=disease, kind="cox")
     names = strata_names(url, run_id, disease)
+    features = feature_labels(url, run_id, disease)
     return _table([
         {
-            "Variable": _stratum_term(r["term"], names),
+            "Variable": _stratum_term(r["term"], names, features),
             "Rapport de risques (HR)": fr_dec(r["estimate"], 2),
             "IC 95 %": _interval(r["lower"], r["upper"], lambda v: fr_dec(v, 2)),
             "p": _fr_p(r["p_value"]),
@@ -847,9 +957,10 @@ def table_cox(url: str, run_id: int, disease: str) -> pd.DataFrame:
 def table_ph_test(url: str, run_id: int, disease: str) -> pd.DataFrame:
     rows = read(url, "survival_tests", run_id, disease=disease, kind="ph_test")
     names = strata_names(url, run_id, disease)
+    features = feature_labels(url, run_id, disease)
     return _table([
         {
-            "Variable": _stratum_term(r["term"], names),
+            "Variable": _stratum_term(r["term"], names, features),
             "Statistique": fr_dec(r["estimate"], 2),
             "p": _fr_p(r["p_value"]),
             "Risques proportionnels": "hypothèse plausible" if (r["p_value"] or 0) >= 0.05 else "à vérifier",
@@ -860,13 +971,18 @@ def table_ph_test(url: str, run_id: int, disease: str) -> pd.DataFrame:
 
 def table_model_metrics(url: str, run_id: int, disease: str) -> pd.DataFrame:
     rows = read(url, "model_metrics", run_id, disease=disease)
+    # a model without skill: its scores are not shown as figures to compare, only the verdict
     return _table([
         {
+            "Cible": TARGETS.get(r.get("target") or MAIN_TARGET, r.get("target")),
             "Modèle": MODELS.get(r["model"], r["model"]),
-            "AUC": fr_dec(r["auc"], 3),
+            "Pouvoir prédictif": "oui" if has_skill(r) else "sans pouvoir prédictif : ne pas utiliser",
+            "AUC (IC 95 %)": (f"{fr_dec(r['auc'], 3)} ({fr_dec(r.get('auc_lower'), 3)}–{fr_dec(r.get('auc_upper'), 3)})"
+                              if has_skill(r) else "–"),
+            "Gain de Brier (> 0 : mieux que la prévalence)": fr_dec(r.get("brier_skill"), 3),
+            "Pente de calibration (1 = idéal)": fr_dec(r.get("calibration_slope"), 2) if has_skill(r) else "–",
             "Score de Brier": fr_dec(r["brier"], 3),
             "Brier de référence (prévalence seule)": fr_dec(r["brier_reference"], 3),
-            "Log loss": fr_dec(r["log_loss"], 3),
         }
         for r in rows.iter_rows(named=True)
     ])
@@ -1015,7 +1131,7 @@ def _fig_indicator_map(url, run_id, meeting, territory_id, disease, indicator, y
     rows = zone_indicators(url, run_id, territory_id, disease, year).select(
         pl.col("unit").alias("zone_code"), pl.col(indicator).alias("value")
     )
-    title = f"{INDICATOR_CHOICES[indicator]} — {DISEASES.get(disease, disease)}, {year}"
+    title = f"{INDICATOR_CHOICES[indicator]} — {disease_name(url, run_id, disease)}, {year}"
     return figures.zone_map(zones_gdf(url, run_id), rows, title, indicator_unit(indicator), territory_id=territory_id,
                             meeting=meeting)
 
@@ -1036,7 +1152,7 @@ def _fig_trend(url, run_id, meeting, territory_id, disease, indicator):
         ))
     if not band:  # a count of the whole area dwarfs the territory's: show the territory alone
         frames = frames[:1]
-    title = f"{INDICATOR_CHOICES[indicator]} — {DISEASES.get(disease, disease)}, évolution"
+    title = f"{INDICATOR_CHOICES[indicator]} — {disease_name(url, run_id, disease)}, évolution"
     value_label = f"{INDICATOR_CHOICES[indicator]} ({indicator_unit(indicator)})"
     return figures.trend(pl.concat(frames), title, value_label, meeting=meeting)
 
@@ -1047,14 +1163,14 @@ def _fig_comparison(url, run_id, meeting, territory_id, disease, indicator, year
         .otherwise(pl.col("unit_name")).alias("name")
     )
     title = (f"{INDICATOR_CHOICES[indicator]}{comparison_scope(url, run_id, territory_id)} — "
-             f"{DISEASES.get(disease, disease)}, {year}")
+             f"{disease_name(url, run_id, disease)}, {year}")
     return figures.hbar(rows, "name", indicator, title, f"{INDICATOR_CHOICES[indicator]} ({indicator_unit(indicator)})",
                         formatter=indicator_format(indicator), meeting=meeting)
 
 
 def _fig_pyramid(url, run_id, meeting, territory_id, disease, year):
     rows = strata_pyramid_rows(url, run_id, territory_id, disease, year)
-    title = f"Profils des personnes suivies pour {DISEASE_NOUNS.get(disease, disease)} — {territory_name(url, run_id, territory_id)}, {year}"
+    title = f"Profils des personnes suivies pour {disease_noun(url, run_id, disease)} — {territory_name(url, run_id, territory_id)}, {year}"
     return figures.strata_pyramid(rows, title, meeting=meeting)
 
 
@@ -1071,13 +1187,13 @@ def _fig_care(url, run_id, meeting, territory_id, disease, year):
         order = {n: i for i, n in enumerate(rows["name"].to_list())}
         long = long.with_columns(pl.col("name").replace_strict(order, return_dtype=pl.Int64).alias("_o")).sort(
             "_o", maintain_order=True).drop("_o")
-    title = f"Recours aux soins par personne et par profil — {DISEASES.get(disease, disease)}, {year}"
+    title = f"Recours aux soins par personne et par profil — {disease_name(url, run_id, disease)}, {year}"
     return figures.grouped_bars(long, "name", "measure", "value", title, "Nombre moyen par personne", meeting=meeting)
 
 
 def _fig_bed_days(url, run_id, meeting, territory_id, disease, year):
     rows = _care_rows(url, run_id, territory_id, disease, year)
-    title = f"Journées d'hospitalisation par personne — {DISEASES.get(disease, disease)}, {year}"
+    title = f"Journées d'hospitalisation par personne — {disease_name(url, run_id, disease)}, {year}"
     return figures.hbar(rows, "name", "bed_days_per_person", title, "Journées par personne",
                         formatter=lambda v: fr_dec(v, 1), meeting=meeting)
 
@@ -1085,18 +1201,26 @@ def _fig_bed_days(url, run_id, meeting, territory_id, disease, year):
 def _fig_sankey(url, run_id, meeting, disease, year):
     rows = read(url, "transitions", run_id, disease=disease, year=year)
     levels = strata_levels(url, run_id, disease)
-    title = f"Trajectoires {year} → {year + 1} — {DISEASES.get(disease, disease)} (région étudiée)"
+    title = f"Trajectoires {year} → {year + 1} — {disease_name(url, run_id, disease)} (région étudiée)"
     return figures.sankey(rows, levels["stratum"].to_list(), strata_names(url, run_id, disease), title, meeting=meeting)
 
 
 def _fig_survival(url, run_id, meeting, disease):
     curves = read(url, "survival_curves", run_id, disease=disease)
-    title = f"Survie sans nouvelle hospitalisation pour {DISEASE_NOUNS.get(disease, disease)} ni décès, par profil"
+    title = f"Survie sans nouvelle hospitalisation pour {disease_noun(url, run_id, disease)} ni décès, par profil"
     return figures.survival(curves, strata_names(url, run_id, disease), title, meeting=meeting)
 
 
 def _fig_calibration(url, run_id, meeting, disease):
-    rows = read(url, "model_calibration", run_id, disease=disease, model=MAIN_MODEL).sort("bin")
+    rows = read(url, "model_calibration", run_id, disease=disease, model=MAIN_MODEL)
+    if "target" in rows.columns and rows["target"].is_not_null().any():
+        rows = rows.filter(pl.col("target") == MAIN_TARGET)
+    rows = rows.sort("bin")
+    main = read(url, "model_metrics", run_id, disease=disease, model=MAIN_MODEL)
+    main = main.filter(pl.col("target") == MAIN_TARGET) if "target" in main.columns and main["target"].is_not_null().any() else main
+    no_skill = bool(main.height) and not has_skill(main.row(0, named=True))
+    if no_skill:
+        rows = rows.head(0)  # no deciles of a model without skill: nothing to read in them
     long = pl.concat([
         rows.select(pl.format("Décile {}", "bin").alias("decile"), pl.lit("Risque prédit").alias("series"),
                     (pl.col("mean_predicted") * 100).alias("value")),
@@ -1106,15 +1230,17 @@ def _fig_calibration(url, run_id, meeting, disease):
     if long is not None:
         long = long.with_columns(pl.col("decile").str.extract(r"(\d+)").cast(pl.Int64).alias("_b")).sort(
             "_b", maintain_order=True).drop("_b")
-    title = f"Calibration du modèle — {DISEASES.get(disease, disease)} (déciles de risque prédit, année de test)"
+    title = f"Calibration du modèle — {disease_name(url, run_id, disease)} (déciles de risque prédit, année de test)"
+    if no_skill:
+        title = f"Modèle sans pouvoir prédictif — {disease_name(url, run_id, disease)} : calibration non montrée"
     return figures.grouped_bars(long, "decile", "series", "value", title, "Passage à un profil plus sévère ou décès (%)",
                                 meeting=meeting, formatter=_percent)
 
 
 def _fig_importance(url, run_id, meeting, disease):
     rows = read(url, "model_importance", run_id, disease=disease).sort("importance", descending=True).head(10)
-    rows = rows.with_columns(pl.col("feature").replace(FEATURES).alias("name"))
-    title = f"Variables les plus utiles au modèle — {DISEASES.get(disease, disease)}"
+    rows = rows.with_columns(pl.col("feature").replace(feature_labels(url, run_id, disease)).alias("name"))
+    title = f"Variables les plus utiles au modèle — {disease_name(url, run_id, disease)}"
     return figures.hbar(rows, "name", "importance", title, "Baisse de l'AUC quand la variable est brouillée",
                         formatter=lambda v: fr_dec(v, 3), meeting=meeting)
 
@@ -1153,7 +1279,7 @@ def figure_png(name: str, url: str, run_id: int, meeting: bool = False, **params
 
 
 def file_name(*parts: object) -> str:
-    """A download file name: "respop-diabetes-carte-2023.png"."""
+    """A download file name: "respop-<disease>-carte-2023.png"."""
     text = "-".join(str(p) for p in ("respop", *parts) if p is not None and p != "")
     text = re.sub(r"[^A-Za-z0-9_.-]+", "-", text.replace(NNBSP, "-")).strip("-")
     return f"{text}.png"

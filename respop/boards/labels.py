@@ -6,8 +6,10 @@ Masked counts are ``None`` in the store: :func:`fr_int` shows them as :data:`MAS
 share built on a masked count is ``None`` too and shows as :data:`MISSING`. NaN is treated as
 ``None``.
 
-Labels: :func:`label` looks a store key up (disease, level, column, transition target, indicator)
-and falls back to the key itself, so that an unknown code still shows.
+Labels: :func:`label` looks a store key up (level, column, transition target, indicator) and falls
+back to the key itself, so that an unknown code still shows. Nothing here is about one disease: the
+diseases' names, sub-types, strata and features are the run's published catalogue
+(:func:`respop.boards.data.disease_name` and the functions beside it).
 """
 
 from __future__ import annotations
@@ -97,11 +99,6 @@ def parse_fr_number(text: str) -> float:
 
 # -------------------------------------------------------------------------------------------- labels
 
-DISEASES: dict[str, str] = {
-    "diabetes": "Diabète",
-    "heart_failure": "Insuffisance cardiaque",
-}
-
 LEVELS: dict[str, str] = {
     "zone": "Zone",
     "territory": "Territoire",
@@ -114,7 +111,7 @@ CARE_USE: dict[str, str] = {
     "emergency_stays": "Arrivées par les urgences",
     "bed_days": "Journées d'hospitalisation",
     "readmissions_30d": "Réhospitalisations à 30 jours",
-    "deaths": "Décès à l'hôpital",
+    "deaths": "Décès",
 }
 """The counts of the ``care_use`` table; ``<count>_per_person`` is "<label> par personne"."""
 
@@ -161,13 +158,13 @@ OTHER: dict[str, str] = {
 }
 
 LABELS: dict[str, str] = {
-    **DISEASES, **LEVELS, **CARE_USE, **CARE_USE_PER_PERSON, **TRANSITION_TARGETS, **INDICATORS, **OTHER,
+    **LEVELS, **CARE_USE, **CARE_USE_PER_PERSON, **TRANSITION_TARGETS, **INDICATORS, **OTHER,
 }
 """Every known key → its French label."""
 
 
 def label(key: object) -> str:
-    """The French label of a store key ("heart_failure" → "Insuffisance cardiaque",
+    """The French label of a store key ("bed_days" → "Journées d'hospitalisation",
     "prevalence_std_low" → "Prévalence standardisée (borne basse de l'intervalle de confiance)");
     any other key is returned as text, unchanged; ``None`` → ""."""
     if key is None:

@@ -1,7 +1,7 @@
 """``respop report``: the meeting dossier, one self-contained HTML file for one territory.
 
-The dossier holds what the board shows, page by page (one section each: Territoire, Diabète,
-Insuffisance cardiaque, Strates, Recours aux soins, Trajectoires, Qualité des données), read
+The dossier holds what the board shows, page by page (one section each: Territoire, one per
+disease of the run's catalogue, Strates, Recours aux soins, Trajectoires, Qualité des données), read
 and drawn by the same functions (:mod:`respop.boards.data`): the same headlines, tables and
 figures, the figures drawn large (``meeting=True``) and embedded as base64 PNG images, so that
 the file can be mailed, opened offline and printed on A4 (print CSS: one section per page
@@ -19,22 +19,18 @@ from pathlib import Path
 import pandas as pd
 
 from respop.boards import data
-from respop.boards.labels import DISEASES, MASKED, MISSING, PER_100K
+from respop.boards.labels import MASKED, MISSING, PER_100K
 from respop.config import Config, load_config
 from respop.errors import RespopError
 
-SECTIONS = (
-    ("territoire", "Territoire"),
-    ("diabete", "Diabète"),
-    ("insuffisance-cardiaque", "Insuffisance cardiaque"),
+FIRST_SECTIONS = (("territoire", "Territoire"),)
+LAST_SECTIONS = (
     ("strates", "Strates"),
     ("recours", "Recours aux soins"),
     ("trajectoires", "Trajectoires"),
     ("qualite", "Qualité des données"),
 )
-"""(anchor, title) of the dossier's sections, in the board's page order."""
-
-DISEASE_ANCHORS = {"diabetes": "diabete", "heart_failure": "insuffisance-cardiaque"}
+"""(anchor, title) of the dossier's sections around the diseases' (:meth:`Dossier.sections`)."""
 
 CSS = """
 @page { size: A4; margin: 14mm 12mm 16mm 12mm; }
@@ -116,6 +112,7 @@ class Dossier:
         self.territory_id = territory_id if territory_id is not None else data.default_territory(self.url, self.run_id)
         self.territory_name = names[self.territory_id]
         self.diseases = data.diseases(self.url, self.run_id)
+        self.disease_pages = data.disease_pages(self.url, self.run_id)
         self.figures = 0
 
     # -- pieces ------------------------------------------------------------------------------
@@ -137,7 +134,7 @@ class Dossier:
         years = data.run_years(r)
         started = r.get("started_at")
         when = started.strftime("%d/%m/%Y") if isinstance(started, dt.datetime) else MISSING
-        toc = "".join(f'<li><a href="#{anchor}">{_e(title)}</a></li>' for anchor, title in SECTIONS)
+        toc = "".join(f'<li><a href="#{anchor}">{_e(title)}</a></li>' for anchor, title in self.sections())
         return (
             '<div class="cover">'
             "<h1>Dossier de réunion clinique</h1>"
@@ -182,6 +179,7 @@ class Dossier:
             return '<p class="note">Aucun indicateur publié pour cette maladie dans cette exécution.</p>'
         year, indicator = years[-1], "prevalence_std"
         note = data.history_note(url, run, tid, disease)
+        deaths = data.deaths_note(url, run)
         parts = [
             self.headline(data.headline_disease(url, run, tid, disease, year)),
             _facts(data.disease_facts(url, run, tid, disease, year)),
@@ -191,6 +189,7 @@ class Dossier:
             "<h3>Évolution</h3>",
             self.figure("trend", "Évolution", territory_id=tid, disease=disease, indicator=indicator),
             f'<p class="note">{_e(note)}</p>' if note else "",
+            f'<p class="note">{_e(deaths)}</p>' if deaths else "",
             f"<h3>{_e(data.comparison_heading(url, run, tid, year))}</h3>",
             self.figure("comparison", "Comparaison des territoires", territory_id=tid, disease=disease,
                         indicator=indicator, year=year),
@@ -200,12 +199,16 @@ class Dossier:
         ]
         return "".join(parts)
 
+    def no_catalogue(self) -> list[str]:
+        """The message of a run published before the catalogue (its diseases are unknown)."""
+        return [] if self.diseases else [f'<p class="note">{_e(data.NO_CATALOGUE)}</p>']
+
     def strata(self) -> str:
         url, run, tid = self.url, self.run_id, self.territory_id
-        parts = []
+        parts = self.no_catalogue()
         for disease in self.diseases:
             years = data.care_years(url, run, disease)
-            parts.append(f"<h3>{_e(DISEASES.get(disease, disease))}</h3>")
+            parts.append(f"<h3>{_e(data.disease_name(url, run, disease))}</h3>")
             if not years:
                 parts.append('<p class="note">Aucune strate publiée pour cette maladie.</p>')
                 continue
@@ -229,10 +232,10 @@ class Dossier:
 
     def care(self) -> str:
         url, run, tid = self.url, self.run_id, self.territory_id
-        parts = []
+        parts = self.no_catalogue()
         for disease in self.diseases:
             years = data.care_years(url, run, disease)
-            parts.append(f"<h3>{_e(DISEASES.get(disease, disease))}</h3>")
+            parts.append(f"<h3>{_e(data.disease_name(url, run, disease))}</h3>")
             if not years:
                 parts.append('<p class="note">Aucun recours aux soins publié pour cette maladie.</p>')
                 continue
@@ -250,9 +253,9 @@ class Dossier:
 
     def trajectories(self) -> str:
         url, run = self.url, self.run_id
-        parts = ['<p class="note">Ensemble de la région étudiée (tous territoires).</p>']
+        parts = ['<p class="note">Ensemble de la région étudiée (tous territoires).</p>', *self.no_catalogue()]
         for disease in self.diseases:
-            parts.append(f"<h3>{_e(DISEASES.get(disease, disease))}</h3>")
+            parts.append(f"<h3>{_e(data.disease_name(url, run, disease))}</h3>")
             years = data.transition_years(url, run, disease)
             if years:
                 year = years[-1]
@@ -295,20 +298,22 @@ class Dossier:
             _table(data.table_runs(url, self.config.name)),
         ])
 
+    def sections(self) -> list[tuple[str, str]]:
+        """(anchor, title) of the sections, in the board's page order: one per disease of the
+        run's catalogue, at its page's address (:func:`respop.boards.data.disease_pages`)."""
+        return [*FIRST_SECTIONS, *[(path, name) for _d, name, path in self.disease_pages], *LAST_SECTIONS]
+
     def html(self) -> str:
         bodies = {
             "territoire": self.territory(),
-            "diabete": self.disease("diabetes") if "diabetes" in self.diseases else "",
-            "insuffisance-cardiaque": self.disease("heart_failure") if "heart_failure" in self.diseases else "",
+            **{path: self.disease(disease) for disease, _name, path in self.disease_pages},
             "strates": self.strata(),
             "recours": self.care(),
             "trajectoires": self.trajectories(),
             "qualite": self.quality(),
         }
         sections = "".join(
-            f'<section id="{anchor}"><h2>{_e(title)}</h2>'
-            f"{bodies[anchor] or '<p class=note>Maladie non suivie dans cette configuration.</p>'}</section>"
-            for anchor, title in SECTIONS
+            f'<section id="{anchor}"><h2>{_e(title)}</h2>{bodies[anchor]}</section>' for anchor, title in self.sections()
         )
         title = f"Dossier de réunion clinique — {self.territory_name}"
         return (

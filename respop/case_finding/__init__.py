@@ -5,6 +5,7 @@
 """
 
 from respop.case_finding.engine import CASE_SCHEMA, RESIDENCE_SCHEMA, attach_residence, find_cases
-from respop.case_finding.spec import AlgorithmSpec, load_spec, load_specs
+from respop.spec.algorithm import AlgorithmSpec
+from respop.spec.loaders import load_spec, load_specs
 
 __all__ = ["CASE_SCHEMA", "RESIDENCE_SCHEMA", "AlgorithmSpec", "attach_residence", "find_cases", "load_spec", "load_specs"]

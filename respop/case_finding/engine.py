@@ -3,7 +3,7 @@
 :func:`find_cases` and :func:`attach_residence` implement the semantics of docs/case_finding.md
 over the canonical stays and diagnoses of every year, lazily, without a Python loop over patients
 or rows (the loops below run over the spec's criteria, branches and sub-types). The parsed spec
-(:mod:`respop.case_finding.spec`) knows nothing of polars: another engine compiles the same spec.
+(:mod:`respop.spec`) knows nothing of polars: another engine compiles the same spec.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from collections.abc import Iterable
 
 import polars as pl
 
-from respop.case_finding.spec import AlgorithmSpec, Criterion, prefixes_by_length
+from respop.pmsi.quality import residence_stays
+from respop.spec.algorithm import AlgorithmSpec, Criterion, prefixes_by_length
+from respop.spec.residence import check_residence
 
 ORDER_DAYS = 10**13
 """``latest`` order of stays: exit date (days) × 10¹³ + stay id (stay ids are below 10¹³), one Int64."""
@@ -44,9 +46,6 @@ RESIDENCE_SCHEMA: dict[str, pl.DataType] = {
     "residence_stays": pl.Int32,
 }
 """Columns :func:`attach_residence` adds."""
-
-RESIDENCE_METHODS = ("modal", "latest")
-
 
 # --- compiling criteria ----------------------------------------------------------------------
 
@@ -139,12 +138,47 @@ def _order() -> pl.Expr:
 # --- cases -----------------------------------------------------------------------------------
 
 
-def deaths(stays: pl.LazyFrame) -> pl.LazyFrame:
-    """Year of the first in-hospital death recorded for each patient."""
-    return (
+DEATHS_SCHEMA: dict[str, pl.DataType] = {"patient_key": pl.String, "death_date": pl.Date}
+"""Columns of the deaths known outside the PMSI (the SNDS referential: respop.pmsi.deaths)."""
+
+
+def death_dates(stays: pl.LazyFrame, known: pl.LazyFrame | pl.DataFrame | None = None) -> pl.LazyFrame:
+    """patient_key, death_date: the earliest death known of each patient, in hospital (a stay with
+    exit mode 9: its exit date) or, with ``known`` (patient_key, death_date: the referential), out
+    of hospital."""
+    frames = [
         stays.filter(pl.col("died") & pl.col("patient_key").is_not_null() & pl.col("exit_date").is_not_null())
-        .group_by("patient_key")
-        .agg(pl.col("exit_date").dt.year().min().cast(pl.Int16).alias("_death_year"))
+        .select("patient_key", pl.col("exit_date").alias("death_date"))
+    ]
+    if known is not None:
+        frames.append(known.lazy().select(*DEATHS_SCHEMA).cast(DEATHS_SCHEMA).filter(pl.col("death_date").is_not_null()))
+    return pl.concat(frames).group_by("patient_key").agg(pl.col("death_date").min())
+
+
+def deaths(stays: pl.LazyFrame, known: pl.LazyFrame | pl.DataFrame | None = None) -> pl.LazyFrame:
+    """Year of the first death recorded for each patient: in hospital, or (``known``: the
+    referential's deaths) out of hospital."""
+    return death_dates(stays, known).select(
+        "patient_key", pl.col("death_date").dt.year().cast(pl.Int16).alias("_death_year")
+    )
+
+
+def seen(stays: pl.LazyFrame, index_years: list[int], years: int) -> pl.LazyFrame:
+    """(patient_key, index_year) of the patients with a stay exiting in the index year or the
+    ``years`` − 1 years before it (``cases.drop_unseen_years``)."""
+    offsets = pl.LazyFrame({"_offset": list(range(years))}, schema={"_offset": pl.Int16})
+    wanted = pl.LazyFrame({"index_year": sorted(set(index_years))}, schema={"index_year": pl.Int16})
+    year = pl.col("exit_date").dt.year().cast(pl.Int16)
+    per_year = (
+        stays.filter(pl.col("patient_key").is_not_null() & pl.col("exit_date").is_not_null())
+        .select("patient_key", year.alias("year"))
+        .unique()
+    )
+    return (
+        per_year.join(offsets, how="cross")
+        .select("patient_key", (pl.col("year") + pl.col("_offset")).cast(pl.Int16).alias("index_year"))
+        .join(wanted, on="index_year", how="semi")
+        .unique()
     )
 
 
@@ -163,12 +197,18 @@ def find_cases(
     diagnoses: pl.LazyFrame,
     index_years: list[int],
     first_year: int | None = None,
+    known_deaths: pl.LazyFrame | pl.DataFrame | None = None,
+    drop_unseen_years: int | None = None,
 ) -> pl.LazyFrame:
     """Cases of one disease for each index year (columns :data:`CASE_SCHEMA`), lazily.
 
     ``stays`` and ``diagnoses`` are the canonical frames of every year read (respop.pmsi);
     ``first_year`` is the first year the data cover (for ``complete_history``; by default the
-    earliest exit year of ``stays``).
+    earliest exit year of ``stays``). ``known_deaths`` (patient_key, death_date: the SNDS
+    referential, respop.pmsi.deaths): deaths out of hospital, which end a patient's rows as an
+    in-hospital death does (a patient is counted in N when alive on 1 January of N).
+    ``drop_unseen_years``: leave out a patient in N when none of their stays exits in N or the
+    years before it, this many years in all (``cases.drop_unseen_years``).
     """
     if not index_years:
         raise ValueError("no index year")
@@ -216,8 +256,10 @@ def find_cases(
         separator="+",
         ignore_nulls=True,
     )
+    if drop_unseen_years is not None:
+        grouped = grouped.join(seen(stays, index_years, drop_unseen_years), on=["patient_key", "index_year"], how="semi")
     return (
-        grouped.join(deaths(stays), on="patient_key", how="left")
+        grouped.join(deaths(stays, known_deaths), on="patient_key", how="left")
         .filter(pl.col("_death_year").is_null() | (pl.col("_death_year") >= n))
         .select(
             "patient_key",
@@ -276,13 +318,12 @@ def attach_residence(
     with a residence zone: the zone on most of them (``modal``; ties: the zone whose latest stay is
     the latest) or the zone of the latest (``latest``). ``zone_territory`` (zone_code,
     territory_id, territory_name) gives the territory. ``cases`` is collected first (it is read
-    several times); the stays are read lazily, only for the years of the windows.
+    several times); the stays are read lazily, only for the years of the windows. Only the stays
+    whose residence is used count (``residence_used``, when the frame has it: not a residence
+    code invalid or abroad, not an inter-hospital service; respop.pmsi.quality).
     """
-    if method not in RESIDENCE_METHODS:
-        raise ValueError(f"residence method must be one of {RESIDENCE_METHODS}, got {method!r}")
-    if lookback_years < 0:
-        raise ValueError(f"lookback_years must be at least 0, got {lookback_years}")
-    stays = stays_only(stays)
+    check_residence(method, lookback_years)
+    stays = residence_stays(stays_only(stays))
     # the cases are computed once here (they are read three times below)
     cases = (cases.collect(engine="streaming") if isinstance(cases, pl.LazyFrame) else cases).lazy()
     keys = cases.select("patient_key", "index_year").collect()

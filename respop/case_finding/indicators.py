@@ -5,7 +5,8 @@ One row per level × unit × index year × disease × sub-type (``all`` for ever
 - **levels**: ``zone`` (every zone of the population table, with or without cases), ``territory``
   (sum of its zones) and ``area`` (``all``: sum of every zone of the population table);
 - **counts**: ``cases`` and ``incident_cases`` (rows of ``cases`` with ``is_case``) by residence zone;
-  ``population`` from the population table;
+  ``population``: the denominator, the people of the disease's ages (its spec's ``[population]``)
+  in the population table for the year (:func:`respop.case_finding.rates.denominator`);
 - **crude rates** per 100,000 inhabitants with exact Poisson limits;
 - **age-sex directly standardised rates** per 100,000, strata = the population table's age bands ×
   sex, weights from :func:`respop.case_finding.rates.reference_population`, Fay & Feuer gamma
@@ -22,7 +23,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import polars as pl
 
-from respop.case_finding.rates import SEXES, band_of_age, fay_feuer_interval, poisson_ci, population_bands
+from respop.case_finding.rates import (
+    SEXES, band_of_age, band_shares, fay_feuer_interval, poisson_ci, population_bands,
+)
 from respop.errors import InputError
 
 PER = 100_000
@@ -245,12 +248,18 @@ def _level_rows(
     combos: pl.DataFrame,
     years: list[int],
     confidence: float,
+    shares: pl.DataFrame,
 ) -> pl.DataFrame:
     """The rows of one level. ``unit_map``: zone_code → unit; ``units``: unit, unit_name,
-    _unit_order (every unit of the level, with or without population or cases)."""
+    _unit_order (every unit of the level, with or without population or cases); ``shares``:
+    disease, age_band, _share (the share of each band within the disease's ages)."""
+    # the denominator of each disease (rates.denominator: the population of its ages, a band cut
+    # by an age limit pro rata), per unit, year and stratum
     pop_u = (
         pop.lazy().join(unit_map.lazy(), on="zone_code")
         .group_by("unit", "year", *_STRATUM).agg(pl.col("population").sum())
+        .join(shares.lazy(), on="age_band")
+        .with_columns((pl.col("population").cast(pl.Float64) * pl.col("_share")).alias("_eligible"))
     )
     counts_u = (
         counts.lazy().join(unit_map.lazy(), on="zone_code")
@@ -261,14 +270,21 @@ def _level_rows(
     # sparse form: with q_i = ref_i / n_i and R = Σ ref_i, y = Σ q_i d_i / R, v = Σ q_i² d_i / R²
     # and w_M = max q_i / R; R and w_M do not depend on the counts, the sums only need the strata
     # that have cases.
+    # Strata a disease's ages leave out are not standardised over; a stratum an age limit cuts
+    # keeps its rate (cases / people of the band within the ages) and the same share of its weight.
     populated = (
-        pop_u.filter(pl.col("population") > 0)
+        pop_u.filter((pl.col("population") > 0) & (pl.col("_share") > 0))
         .join(ref.lazy(), on=_STRATUM, how="left")
         .with_columns(pl.col("weight").fill_null(0.0))
-        .with_columns((pl.col("weight") / pl.col("population")).alias("_q"))
+        .with_columns(
+            (pl.col("weight") / pl.col("population")).alias("_q"), (pl.col("weight") * pl.col("_share")).alias("_w")
+        )
     )
-    denominators = populated.group_by("unit", "year").agg(
-        pl.col("weight").sort_by(_STRATUM).cum_sum().last().alias("_R"), pl.col("_q").max().alias("_M")
+    denominators = populated.group_by("disease", "unit", "year").agg(
+        pl.col("_w").sort_by(_STRATUM).cum_sum().last().alias("_R"), pl.col("_q").max().alias("_M")
+    )
+    eligible = pop_u.group_by("disease", "unit", "year").agg(
+        pl.col("_eligible").sort_by(_STRATUM).cum_sum().last().alias("_denominator")
     )
     # float sums in a fixed order (the strata's): the same rates whatever the order of the rows
     # (threads, the Spark engine's pre-aggregated counts)
@@ -276,7 +292,9 @@ def _level_rows(
     # (a running sum: a plain sum may be reordered by the optimiser, which treats it as order-free)
     in_order = lambda e: e.sort_by(_STRATUM).cum_sum().last()  # noqa: E731
     numerators = (
-        counts_u.join(populated.select("unit", "year", *_STRATUM, "_q"), on=["unit", "year", *_STRATUM])
+        counts_u.join(
+            populated.select("disease", "unit", "year", *_STRATUM, "_q"), on=["disease", "unit", "year", *_STRATUM]
+        )
         .group_by(_CELL)
         .agg(
             pl.col("cases").sum().alias("_std_cases"),
@@ -290,19 +308,21 @@ def _level_rows(
     year_frame = pl.LazyFrame({"year": years}, schema={"year": pl.Int16})
     out = (
         units.lazy().join(year_frame, how="cross").join(combos.lazy(), how="cross")
-        .join(pop_u.group_by("unit", "year").agg(pl.col("population").sum()), on=["unit", "year"], how="left")
+        .join(eligible, on=["disease", "unit", "year"], how="left")
         .join(counts_u.group_by(_CELL).agg(pl.col("cases").sum(), pl.col("incident").sum()), on=_CELL, how="left")
-        .join(denominators, on=["unit", "year"], how="left")
+        .join(denominators, on=["disease", "unit", "year"], how="left")
         .join(numerators, on=_CELL, how="left")
         .with_columns(
-            pl.col("population", "cases", "incident", "_std_cases").fill_null(0).cast(pl.Int64),
+            pl.col("_denominator").fill_null(0.0),
+            pl.col("_denominator").fill_null(0.0).round(0).cast(pl.Int64).alias("population"),
+            pl.col("cases", "incident", "_std_cases").fill_null(0).cast(pl.Int64),
             pl.col("^_[AB]_.*$").fill_null(0.0),
         )
         .with_columns((pl.col("cases") - pl.col("_std_cases")).alias("cases_unstandardised"))
         .collect(engine="streaming")
     )
 
-    population = out["population"].to_numpy().astype(np.float64)
+    population = out["_denominator"].to_numpy().astype(np.float64)
     total = out["_R"].to_numpy().astype(np.float64)  # null → NaN: no populated stratum
     with np.errstate(divide="ignore", invalid="ignore"):
         per_person = np.where(population > 0, PER / population, np.nan)
@@ -341,6 +361,7 @@ def indicators(
     *,
     zone_territory: pl.DataFrame | None = None,
     years: Sequence[int] | None = None,
+    ages: Mapping[str, tuple[int | None, int | None]] | None = None,
 ) -> pl.DataFrame:
     """Cases, prevalence and incidence per level (zone, territory, area), unit, year, disease and
     sub-type; columns :data:`INDICATOR_COLUMNS`, rates per 100,000 inhabitants.
@@ -367,6 +388,13 @@ def indicators(
       area.
     - ``years``: the index years (default: every ``index_year`` of ``cases``); cases of other
       years are ignored. Give them when an index year may have no row in ``cases``.
+    - ``ages``: disease → (min_age, max_age), the ages of its spec's ``[population]`` (None: no
+      limit; a disease not listed: every age). **The denominator** of a disease's rates, and its
+      ``population`` column (rounded), is the population of those ages in the year
+      (:func:`respop.case_finding.rates.denominator`, the definition ``respop cases validate``
+      uses too): heart failure (adults) per 100,000 inhabitants aged 18 or more. Its standardised
+      rates are standardised over the strata of those ages (a band an age limit cuts counts pro
+      rata of its years, in the population and in the reference's weight).
 
     **Standardisation**: strata are the population table's age bands × sex; a case's age is
     mapped to its band. Cases with a null age or a sex other than 1/2, and cases of a stratum where
@@ -387,6 +415,16 @@ def indicators(
     if not years:
         return pl.DataFrame(schema=INDICATOR_SCHEMA)
     pop = _population_by_year(pop, years)
+    limits = ages or {}
+    shares = pl.DataFrame(
+        [
+            (d, band, share)
+            for d in subtypes
+            for band, share in band_shares(bands, *limits.get(d, (None, None))).items()
+        ],
+        schema={"disease": pl.String, "age_band": pl.String, "_share": pl.Float64},
+        orient="row",
+    )
     zones = pop.select("zone_code").unique().sort("zone_code")
     mapping = _zone_territory(cases, zone_territory)
 
@@ -455,7 +493,7 @@ def indicators(
     rows = [
         _level_rows(
             level, unit_map, units.with_columns(pl.col("_unit_order").cast(pl.Int64)), pop, counts, ref, combos, years,
-            confidence,
+            confidence, shares,
         )
         for level, (unit_map, units) in levels.items()
     ]

@@ -106,6 +106,46 @@ def band_of_age(age: pl.Expr, bands: Sequence[str]) -> pl.Expr:
 
 
 # ---------------------------------------------------------------------------------------------
+# Denominators
+
+OPEN_BAND_YEARS = 15
+"""Width assumed for the open last band (``85+``: 85 to 99) when an age limit falls inside it."""
+
+
+def band_shares(bands: Sequence[str], min_age: int | None = None, max_age: int | None = None) -> dict[str, float]:
+    """The share of each band's people whose age is within ``[min_age, max_age]`` (inclusive;
+    None: no limit), ages spread evenly within a band (the open last band taken as
+    :data:`OPEN_BAND_YEARS` wide): 1 inside, 0 outside, the share of its years for a band a limit
+    cuts (``15-19`` with ``min_age = 18``: 2/5)."""
+    shares = {}
+    for label, low, high in check_bands(bands):
+        top = high if high is not None else low + OPEN_BAND_YEARS - 1
+        first = max(low, min_age) if min_age is not None else low
+        last = min(top, max_age) if max_age is not None else top
+        shares[label] = max(0, last - first + 1) / (top - low + 1)
+    return shares
+
+
+def denominator(
+    population: pl.DataFrame, min_age: int | None = None, max_age: int | None = None, by: Sequence[str] = ("year",)
+) -> pl.DataFrame:
+    """**The denominator of a disease's rates**: the population whose age is within the disease's
+    ages (its spec's ``[population]``: ``min_age``, ``max_age``), summed by ``by`` (Float64
+    column ``population``; a band a limit cuts counts pro rata of its years: :func:`band_shares`).
+
+    One definition for the indicators (respop.case_finding.indicators, per unit and year) and
+    ``respop cases validate`` (the area, per year): their rates are the same figure.
+    ``population``: age_band, population and the ``by`` columns."""
+    _require(population, ["age_band", "population", *by], "the population table")
+    shares = band_shares(population.get_column("age_band").cast(pl.String).unique().to_list(), min_age, max_age)
+    share = pl.col("age_band").cast(pl.String).replace_strict(shares, return_dtype=pl.Float64)
+    total = (pl.col("population").cast(pl.Float64) * share).sum().alias("population")
+    if not by:
+        return population.select(total)
+    return population.group_by(list(by)).agg(total).sort(list(by))
+
+
+# ---------------------------------------------------------------------------------------------
 # Confidence intervals
 
 

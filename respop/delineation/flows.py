@@ -18,6 +18,7 @@ import numpy as np
 
 from respop.delineation.base import FlowProblem
 from respop.errors import InputError
+from respop.pmsi.quality import residence_stays
 from respop.geo import rook_pairs
 
 Kind = Literal["all", "medical", "surgical"]
@@ -33,7 +34,7 @@ def flows(
 ) -> pl.DataFrame:
     """Stays per (zone_code, group). ``hospital_groups`` maps hospital_id → group (default: the
     establishment itself)."""
-    lf = stays
+    lf = residence_stays(stays)  # not a residence invalid or abroad, not an inter-hospital service
     if years:
         lf = lf.filter(pl.col("exit_date").dt.year().is_in(list(years)))
     if adults_only:
@@ -80,6 +81,12 @@ def hospital_grouping(
     ``establishment``: each hospital is its own group, named by its town; ``town``: hospitals of
     one town form a group, located at the zone of its first hospital (by id); a path: a CSV or
     Parquet table with hospital_id and group, for a grouping such as the GHT."""
+    if "town" not in hospitals.columns:
+        if how == "town":
+            raise InputError("hospital_grouping = \"town\" needs a town column in hospitals.parquet", None, column="town")
+        # the town only names the territories: without it, a territory is named by its number
+        # (establishments) or by its group (a grouping table)
+        hospitals = hospitals.with_columns(pl.lit(None, dtype=pl.String).alias("town"))
     if how == "establishment":
         mapping = hospitals.select("hospital_id", pl.col("hospital_id").alias("group"))
         groups = hospitals.select(pl.col("hospital_id").alias("group"), "zone_code", pl.col("town").alias("name"))
@@ -96,7 +103,7 @@ def hospital_grouping(
                 raise InputError(f"hospital grouping table lacks the column {col}", path, column=col)
         mapping = table.select(pl.col("hospital_id").cast(pl.String), pl.col("group").cast(pl.String))
     first = hospitals.join(mapping, on="hospital_id").sort("hospital_id").group_by("group", maintain_order=True).first()
-    groups = first.select("group", "zone_code", pl.col("town").alias("name"))
+    groups = first.select("group", "zone_code", pl.col("town").fill_null(pl.col("group")).alias("name"))
     return mapping, groups
 
 

@@ -34,6 +34,7 @@ either merges or creates a territory from a finite set of parts.
 from __future__ import annotations
 
 import heapq
+import math
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ import polars as pl
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from respop.delineation.base import DelineationError, FlowProblem
+from respop.delineation.problem import DelineationError, FlowProblem
 
 LABELS_SCHEMA = {"zone_code": pl.String, "territory_id": pl.Int64}
 
@@ -547,3 +548,130 @@ def repair(labels: pl.DataFrame, problem: FlowProblem, min_population: float = 0
     idx = problem_index(problem)
     return from_labels(
         repair_labels(to_labels(labels, idx), idx, min_population, internal_flow, relabel_unflowed), idx)
+
+
+# ---------------------------------------------------------------------------------------------
+# Self-containment: the criterion that chooses the number of territories
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Containment:
+    """How self-contained a territory is: ``li`` (localization index: the share of its residents'
+    stays in its own hospital groups), ``ratio`` (its residents' stays in its own groups divided
+    by their stays in the groups of the adjacent territory they use most; infinite without an
+    adjacent territory), ``neighbour`` (that territory's dense index, -1: none)."""
+
+    li: float
+    ratio: float
+    neighbour: int
+
+
+def _containment(merger: _Merger, t: int, zone_stays: np.ndarray) -> Containment:
+    flows = merger.flows_from(t)
+    total = zone_stays[merger.members[t]].sum()
+    li = float(flows[t] / total) if total > 0 else 1.0
+    adj = merger.idx.adjacency[merger.members[t]]
+    neigh = np.unique(merger.lab[adj.indices])
+    neigh = neigh[(neigh >= 0) & (neigh != t)]
+    if len(neigh) == 0:
+        return Containment(li, math.inf, -1)
+    best = neigh[np.lexsort((neigh, -flows[neigh]))[0]]
+    other = float(flows[best])
+    ratio = math.inf if other <= 0 else float(flows[t]) / other
+    return Containment(li, ratio, int(best))
+
+
+def _merge_uncontained(labels: Labels, idx: ProblemIndex, min_ratio: float, min_li: float = 0.0) -> Labels:
+    merger = _Merger(labels, idx)
+    zone_stays = np.asarray(idx.flows.sum(axis=1)).ravel()
+    score = {int(t): _containment(merger, int(t), zone_stays) for t in np.flatnonzero(merger.alive)}
+
+    def failing(c: Containment) -> bool:
+        return c.ratio < min_ratio or c.li < min_li
+
+    while True:
+        bad = [(c.ratio, c.li, merger.values[t], t) for t, c in score.items() if failing(c)]
+        if not bad or len(score) <= 1:
+            break
+        # the least self-contained territory first: lowest ratio (then LI, then label)
+        _, _, _, t = min(bad)
+        b = merger.target(t)
+        if b is None:
+            score[t] = Containment(1.0, math.inf, -1)  # cut off: nothing to merge with
+            continue
+        touched = set(np.unique(merger.lab[idx.adjacency[merger.members[t]].indices]).tolist())
+        merger.merge(t, b)
+        del score[t]
+        touched |= set(np.unique(merger.lab[idx.adjacency[merger.members[b]].indices]).tolist())
+        for u in touched | {b}:
+            if u >= 0 and merger.alive[u]:
+                score[u] = _containment(merger, u, zone_stays)
+    return merger.labels()
+
+
+def merge_uncontained(labels: pl.DataFrame, problem: FlowProblem, min_ratio: float,
+                      min_li: float = 0.0) -> pl.DataFrame:
+    """Merge, least self-contained first, every territory whose residents do not use their own
+    hospital groups at least ``min_ratio`` times as much as those of the adjacent territory they
+    use most (or whose localization index is under ``min_li``), into the adjacent territory with
+    the strongest flow from it, until every territory passes (or one is left). This is the
+    plurality rule of the Dartmouth hospital service areas applied to whole territories, and,
+    with ``min_li``, the minimum localization index of HSAr (Wang and Hu)."""
+    idx = problem_index(problem)
+    return from_labels(_merge_uncontained(to_labels(labels, idx), idx, min_ratio, min_li), idx)
+
+
+def _refine_borders(labels: Labels, idx: ProblemIndex, min_population: float = 0,
+                    max_rounds: int = 100) -> Labels:
+    lab = labels.lab.copy()
+    n_lab = len(labels.values)
+    loc = idx.located
+    hosts = np.zeros(idx.n, dtype=bool)
+    hosts[idx.group_zone[loc]] = True
+    # stays of each zone in the groups located in each territory: fixed, since the zones that
+    # host a group never move
+    g = sparse.csr_matrix((np.ones(len(loc)), (loc, lab[idx.group_zone[loc]])), shape=(idx.flows.shape[1], n_lab))
+    shares = (idx.flows @ g).toarray()
+    pop = np.bincount(lab[lab >= 0], weights=idx.population[lab >= 0], minlength=n_lab)
+    adj = idx.adjacency
+    for _ in range(max_rounds):
+        best = shares.argmax(axis=1)
+        gain = shares[np.arange(idx.n), best] - np.where(lab >= 0, shares[np.arange(idx.n), np.maximum(lab, 0)], 0)
+        movers = np.flatnonzero((lab >= 0) & ~hosts & idx.has_flow & (best != lab) & (gain > 0))
+        moved = 0
+        for z in movers[np.argsort(-gain[movers], kind="stable")]:
+            src, dst = lab[z], best[z]
+            neigh = adj.indices[adj.indptr[z]:adj.indptr[z + 1]]
+            if not (lab[neigh] == dst).any():
+                continue
+            if pop[src] - idx.population[z] < min_population:
+                continue
+            rest = np.flatnonzero(lab == src)
+            rest = rest[rest != z]
+            if len(rest) == 0 or not _connected(rest, adj):
+                continue
+            lab[z] = dst
+            pop[src] -= idx.population[z]
+            pop[dst] += idx.population[z]
+            moved += 1
+        if moved == 0:
+            break
+    return labels_from_values(lab, labels.values)
+
+
+def _connected(nodes: np.ndarray, adjacency: sparse.csr_matrix) -> bool:
+    sub = adjacency[nodes][:, nodes]
+    n_comp, _ = connected_components(sub, directed=False)
+    return n_comp == 1
+
+
+def refine_borders(labels: pl.DataFrame, problem: FlowProblem, min_population: float = 0) -> pl.DataFrame:
+    """Move each zone to the adjacent territory whose hospital groups receive most of its
+    residents' stays, when that is more than its own territory receives, round after round,
+    largest gain first. A zone hosting a hospital group, a zone without stays, or a move that
+    would leave its territory in pieces or under ``min_population`` stays put. Every move raises
+    the moved zone's share of stays in its own territory, which the moves of other zones do not
+    change, so the rounds end."""
+    idx = problem_index(problem)
+    return from_labels(_refine_borders(to_labels(labels, idx), idx, min_population), idx)

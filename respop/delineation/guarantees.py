@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from respop.delineation.base import DelineationError, FlowProblem
+from respop.delineation.problem import DelineationError, FlowProblem
 from respop.delineation.graph import kept_parts, part_components, problem_index
 
 

@@ -29,6 +29,7 @@ closest above it when no resolution tried gives as few; among equals, the resolu
 from __future__ import annotations
 
 import math
+import warnings
 
 import igraph as ig
 import leidenalg
@@ -37,8 +38,13 @@ import polars as pl
 
 from respop.delineation.base import Delineation, FlowProblem
 from respop.delineation.graph import (
-    Labels, ProblemIndex, from_labels, labels_from_array, problem_index, repair_labels,
+    Labels, ProblemIndex, _assign_unflowed, _enforce_contiguity, _ensure_hospital, _merge_small,
+    _merge_uncontained, _refine_borders, from_labels, labels_from_array, problem_index, repair_labels,
 )
+
+
+class TargetCountWarning(UserWarning):
+    """``target_count`` could not be met; the message says how many territories were found and why."""
 
 
 def flow_graph(idx: ProblemIndex) -> ig.Graph:
@@ -53,13 +59,20 @@ class Leiden(Delineation):
     """Leiden communities of the zone–hospital-group flow network, spatially constrained.
 
     Parameters: ``resolution`` (of the modularity; the starting point of the search when
-    ``target_count`` is set), ``target_count`` (wanted number of territories, None: use
-    ``resolution``), ``min_population``, ``seed`` (of leidenalg), ``n_iterations`` (of
-    leidenalg; -1: until stable).
+    ``target_count`` is set; None: 1.0 there), ``target_count`` (wanted number of territories),
+    ``min_population``, ``min_containment`` and ``min_localization`` (the self-containment
+    criterion of the automatic count), ``seed`` (of leidenalg), ``n_iterations`` (of leidenalg;
+    -1: until stable).
+
+    Three ways to fit: ``target_count`` set: the resolution search for that count (a
+    :class:`TargetCountWarning` says why when it is not met); ``resolution`` set without a
+    target: one fit at that resolution; neither (the default): the number of territories is
+    chosen from the flows (:meth:`_fit_auto`).
 
     Fitted attributes: ``assignment_``, ``main_group_`` (see :class:`Delineation`),
     ``resolution_`` (the resolution used), ``search_`` (the resolutions tried: resolution,
-    number of territories).
+    number of territories), ``count_`` (automatic count: the territories at each step),
+    ``warnings_`` (the messages warned).
     """
 
     name = "leiden"
@@ -67,14 +80,19 @@ class Leiden(Delineation):
     """Most fits of the resolution search."""
     resolution_bounds: tuple[float, float] = (1e-4, 1e4)
     """The search does not go beyond these resolutions."""
+    max_growth: int = 5
+    """Automatic count: most territories added beyond the count of the service areas."""
 
-    def __init__(self, resolution: float = 1.0, target_count: int | None = None, min_population: float = 0,
-                 seed: int = 0, n_iterations: int = -1):
+    def __init__(self, resolution: float | None = None, target_count: int | None = None,
+                 min_population: float = 0, seed: int = 0, n_iterations: int = -1,
+                 min_containment: float = 1.5, min_localization: float = 0.0):
         self.resolution = resolution
         self.target_count = target_count
         self.min_population = min_population
         self.seed = seed
         self.n_iterations = n_iterations
+        self.min_containment = min_containment
+        self.min_localization = min_localization
 
     def _fit_at(self, graph: ig.Graph, idx: ProblemIndex, resolution: float) -> Labels:
         partition = leidenalg.find_partition(
@@ -83,25 +101,85 @@ class Leiden(Delineation):
         )
         membership = np.asarray(partition.membership[: idx.n], dtype=np.int64)
         membership[~idx.has_flow] = -1
-        return repair_labels(labels_from_array(membership, idx), idx, self.min_population, internal_flow=True)
+        labels = labels_from_array(membership, idx)
+        # the repairs of repair_labels, counting the territories after each (for the warning)
+        steps = [("communities", len(labels.values))]
+        labels = _assign_unflowed(labels, idx)
+        labels = _enforce_contiguity(labels, idx)
+        steps.append(("contiguity", len(labels.values)))
+        labels = _merge_small(labels, idx, self.min_population)
+        steps.append(("population", len(labels.values)))
+        labels = _ensure_hospital(labels, idx, True)
+        steps.append(("hospital", len(labels.values)))
+        self._steps[resolution] = steps
+        return labels
 
     def _fit(self, problem: FlowProblem) -> pl.DataFrame:
-        if self.resolution <= 0:
+        if self.resolution is not None and self.resolution <= 0:
             raise ValueError("resolution must be positive")
         if self.target_count is not None and self.target_count < 1:
             raise ValueError("target_count must be at least 1")
+        if self.min_containment < 0 or not 0 <= self.min_localization <= 1:
+            raise ValueError("min_containment must be at least 0 and min_localization in [0, 1]")
         idx = problem_index(problem)
         graph = flow_graph(idx)
+        self._steps: dict[float, list[tuple[str, int]]] = {}
+        self.warnings_: list[str] = []
+        self.count_: dict[str, int] = {}
+        if self.target_count is None and self.resolution is None:
+            return from_labels(self._fit_auto(graph, idx), idx)
         if self.target_count is None:
             labels = self._fit_at(graph, idx, self.resolution)
             self.resolution_ = self.resolution
             self.search_ = [(self.resolution, len(labels.values))]
             return from_labels(labels, idx)
+        labels = self._search(graph, idx, self.target_count)
+        self._check_target(idx, labels)
+        return from_labels(labels, idx)
 
-        target = self.target_count
+    def _fit_auto(self, graph: ig.Graph, idx: ProblemIndex) -> Labels:
+        """The number of territories chosen from the flows (the self-containment criterion).
+
+        1. Count: the hospital service areas of ``plurality`` (with the repairs and
+           ``min_population``), then the territories that fail the criterion merged
+           (:func:`~respop.delineation.graph.merge_uncontained`): the count left is the target.
+        2. Shape: the Leiden resolution search for that count, the territories that fail the
+           criterion merged again, then the borders refined
+           (:func:`~respop.delineation.graph.refine_borders`) and the repairs run again.
+        """
+        from respop.delineation.plurality import surviving_groups
+
+        _, choice = surviving_groups(idx)
+        hsa = repair_labels(labels_from_array(choice, idx), idx, self.min_population, internal_flow=True,
+                            relabel_unflowed=False)
+        counted = _merge_uncontained(hsa, idx, self.min_containment, self.min_localization)
+        target = len(counted.values)
+        labels = self._search(graph, idx, target)
+        found = len(labels.values)
+        labels = _merge_uncontained(labels, idx, self.min_containment, self.min_localization)
+        # then more territories, as long as they all pass the criterion
+        resolution, search = self.resolution_, list(self.search_)
+        for _ in range(self.max_growth):
+            more = self._search(graph, idx, len(labels.values) + 1)
+            more = _merge_uncontained(more, idx, self.min_containment, self.min_localization)
+            search += self.search_
+            if len(more.values) <= len(labels.values):
+                break
+            labels, resolution = more, self.resolution_
+        self.resolution_, self.search_ = resolution, sorted(set(search))
+        merged = len(labels.values)
+        labels = _refine_borders(labels, idx, self.min_population)
+        labels = repair_labels(labels, idx, self.min_population, internal_flow=True)
+        self.count_ = {"service_areas": len(hsa.values), "target": target, "leiden": found,
+                       "contained": merged, "territories": len(labels.values)}
+        return labels
+
+    def _search(self, graph: ig.Graph, idx: ProblemIndex, target: int) -> Labels:
+        """The resolution search for ``target`` territories (sets ``resolution_``, ``search_``)."""
+        start = self.resolution or 1.0
         lo_bound, hi_bound = self.resolution_bounds
         tried: dict[float, Labels] = {}
-        r = self.resolution
+        r = start
         while len(tried) < self.max_fits:
             tried[r] = self._fit_at(graph, idx, r)
             r = self._next_resolution({x: len(v.values) for x, v in tried.items()}, target)
@@ -110,12 +188,49 @@ class Leiden(Delineation):
 
         def rank(x: float) -> tuple:
             k = len(tried[x].values)
-            return (k > target, abs(k - target), abs(math.log(x / self.resolution)))
+            return (k > target, abs(k - target), abs(math.log(x / start)))
 
         best = min(tried, key=rank)
         self.resolution_ = best
         self.search_ = sorted((x, len(v.values)) for x, v in tried.items())
-        return from_labels(tried[best], idx)
+        return tried[best]
+
+    def _check_target(self, idx: ProblemIndex, labels: Labels) -> None:
+        """Warn (:class:`TargetCountWarning`) when the search ended away from the target, saying why."""
+        target, found = self.target_count, len(labels.values)
+        if found == target:
+            return
+        tried = ", ".join(f"{x:.3g} → {k}" for x, k in self.search_)
+        if found > target:
+            why = (f"every resolution tried gives more (resolution → territories: {tried}); "
+                   f"the contiguity and hospital repairs leave at least {found}")
+        else:
+            # the fit that gave most territories: which repair took them away
+            richest = max(self._steps, key=lambda x: (self._steps[x][-1][1], self._steps[x][0][1]))
+            steps = dict(self._steps[richest])
+            lost_pop = steps["contiguity"] - steps["population"]
+            lost_hosp = steps["population"] - steps["hospital"]
+            total = float(idx.population.sum())
+            reasons = []
+            if self.min_population > 0 and lost_pop > 0:
+                reasons.append(
+                    f"the minimum population {self.min_population:,.0f} merged {lost_pop} territor"
+                    f"{'y' if lost_pop == 1 else 'ies'} (the scope's {total:,.0f} inhabitants allow at most "
+                    f"{int(total // self.min_population)} territories of that size, fewer where small "
+                    f"territories lie between large ones)")
+            if lost_hosp > 0:
+                reasons.append(
+                    f"{lost_hosp} territor{'y' if lost_hosp == 1 else 'ies'} without a hospital group located in "
+                    f"{'it' if lost_hosp == 1 else 'them'} or without internal flow merged")
+            located = len(np.unique(idx.group_zone[idx.located]))
+            if located < target:
+                reasons.append(f"only {located} zones host a hospital group, and every territory needs one")
+            if not reasons:
+                reasons.append(f"no resolution gives more (resolution → territories: {tried})")
+            why = "; ".join(reasons)
+        message = f"target_count {target} not met: {found} territories, because {why}"
+        self.warnings_.append(message)
+        warnings.warn(message, TargetCountWarning, stacklevel=4)
 
     @staticmethod
     def _next_resolution(counts: dict[float, int], target: int) -> float | None:

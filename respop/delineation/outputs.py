@@ -69,7 +69,8 @@ def territory_names(assignment: pl.DataFrame, main_group: pl.DataFrame, problem:
 
     The town is the main group's ``name`` in ``problem.groups``. Homonyms get the département of
     the main group's zone in parentheses ("Territoire de Saint-Pierre (29)"), and a number after it
-    if they share the département too. A territory without a main group is "Territoire n° <id>"."""
+    if they share the département too. A territory without a main group, or whose main group has
+    no name (hospitals.parquet without a town column), is "Territoire n° <id>"."""
     ids = assignment.select(pl.col("territory_id").cast(pl.Int32)).unique().sort("territory_id")
     info = ids.join(
         main_group.select(pl.col("territory_id").cast(pl.Int32), "group"), on="territory_id", how="left"
@@ -77,7 +78,7 @@ def territory_names(assignment: pl.DataFrame, main_group: pl.DataFrame, problem:
     rows = info.sort("territory_id").to_dicts()
     base = []
     for r in rows:
-        name = r["name"] or r["group"]
+        name = r["name"]  # None: no town in hospitals.parquet
         base.append(f"Territoire {_de(str(name))}" if name else f"Territoire n° {r['territory_id']}")
     counts: dict[str, int] = {}
     for b in base:

@@ -9,7 +9,9 @@ table, fragile zones, map) atomically under ``<output.dir>/territories``.
 from __future__ import annotations
 
 import json
+import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +23,12 @@ from respop.config import Config
 from respop.delineation import guarantees
 from respop.delineation.base import Delineation, DelineationError, FlowProblem, finalize
 from respop.delineation.flows import build_problem
-from respop.delineation.leiden import Leiden
+from respop.delineation.leiden import Leiden, TargetCountWarning
 from respop.delineation.metrics import fragile_zones, overall_metrics, territory_metrics
 from respop.delineation.outputs import territory_names, write_outputs
 from respop.delineation.plurality import Plurality
 from respop.errors import ConfigError, InputError
-from respop.fsutil import atomic_folder
+from respop.stages import stage_folder, stage_inputs
 
 Progress = Callable[[str], None]
 METHODS: dict[str, type[Delineation]] = {"plurality": Plurality, "leiden": Leiden}
@@ -47,7 +49,7 @@ def load_reference(config: Config) -> Reference:
     needed = {
         "zones.parquet": ("zone_code", "geometry"),
         "population.parquet": ("zone_code", "population"),
-        "hospitals.parquet": ("hospital_id", "zone_code", "town"),
+        "hospitals.parquet": ("hospital_id", "zone_code"),
     }
     for name, columns in needed.items():
         path = folder / name
@@ -57,6 +59,10 @@ def load_reference(config: Config) -> Reference:
         missing = [c for c in columns if c not in present]
         if missing:
             raise InputError(f"reference table lacks the column(s) {', '.join(missing)}", path, column=missing[0])
+    hospitals_path = folder / "hospitals.parquet"
+    if config.territories.hospital_grouping == "town" and "town" not in pl.read_parquet_schema(hospitals_path).names():
+        raise InputError('reference table lacks the column town, which hospital_grouping = "town" groups on',
+                         hospitals_path, column="town")
     return Reference(
         zones=gpd.read_parquet(folder / "zones.parquet"),
         population=pl.read_parquet(folder / "population.parquet"),
@@ -132,7 +138,8 @@ def make_method(config: Config, name: str | None = None) -> Delineation:
     t = config.territories
     name = name or t.method
     if name == "leiden":
-        return Leiden(resolution=t.resolution, target_count=t.target_count, min_population=t.min_population, seed=t.seed)
+        return Leiden(resolution=t.resolution, target_count=t.target_count, min_population=t.min_population, seed=t.seed,
+                      min_containment=t.min_containment, min_localization=t.min_localization)
     if name == "plurality":
         return Plurality(min_population=t.min_population)
     raise ConfigError(f"unknown delineation method {name!r} (known: {', '.join(METHODS)})")
@@ -177,12 +184,21 @@ class BuildResult:
 def fit(config: Config, problem: FlowProblem, name: str | None = None) -> tuple[Delineation, float]:
     method = make_method(config, name)
     start = time.perf_counter()
-    method.fit(problem)
-    return method, time.perf_counter() - start
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TargetCountWarning)
+        method.fit(problem)
+    seconds = time.perf_counter() - start
+    for warning in caught:  # an unreachable target_count: said, not silent
+        print(f"respop: warning: territories: {warning.message}", file=sys.stderr)
+    return method, seconds
 
 
-def build(config: Config, problem: FlowProblem, reference: Reference, write: bool = True) -> BuildResult:
-    """Fit the configured method, apply the pins, check, measure and (optionally) write."""
+def build(
+    config: Config, problem: FlowProblem, reference: Reference, write: bool = True, input_fingerprint: dict | None = None
+) -> BuildResult:
+    """Fit the configured method, apply the pins, check, measure and (optionally) write.
+    ``input_fingerprint``: the PMSI's, taken before reading it (respop.stages; default: now)."""
+    inputs = stage_inputs(config, "territories", input_fingerprint) if write else None
     method, seconds = fit(config, problem)
     apply_pins(method, config.territories.pins, problem, config.territories.min_population)
     guarantees.check(method.assignment_, problem, config.territories.min_population)
@@ -193,7 +209,7 @@ def build(config: Config, problem: FlowProblem, reference: Reference, write: boo
     paths: dict[str, Path] = {}
     if write:
         target = config.output.dir / "territories"
-        with atomic_folder(target) as tmp:
+        with stage_folder(config, "territories", inputs) as tmp:
             # write_outputs writes into <folder>/territories: flatten it into the staging folder
             written = write_outputs(tmp, method.assignment_, method.main_group_, problem, zones, method.name)
             for path in (tmp / "territories").iterdir():
@@ -202,6 +218,8 @@ def build(config: Config, problem: FlowProblem, reference: Reference, write: boo
             if selected is not None:
                 (tmp / "selected.json").write_text(json.dumps(selected, ensure_ascii=False, indent=2), encoding="utf-8")
                 written["selected"] = tmp / "selected.json"
+            (tmp / "count.json").write_text(json.dumps(count_choice(config, method), ensure_ascii=False, indent=2), encoding="utf-8")
+            written["count"] = tmp / "count.json"
         paths = {key: target / Path(path).name for key, path in written.items()}
     return BuildResult(
         method=method,
@@ -214,6 +232,22 @@ def build(config: Config, problem: FlowProblem, reference: Reference, write: boo
         paths=paths,
         selected=selected,
     )
+
+
+def count_choice(config: Config, method: Delineation) -> dict:
+    """How the number of territories was chosen (``count.json``): given (``target_count``), fixed by
+    a resolution, or automatic (the self-containment criterion of docs/territories.md), with the
+    counts at each step of the automatic search and the warnings of an unmet target."""
+    t = config.territories
+    mode = "target" if t.target_count is not None else "resolution" if t.resolution is not None else "automatic"
+    out: dict = {"method": method.name, "mode": mode, "territories": int(method.assignment_["territory_id"].n_unique())}
+    if method.name == "leiden":
+        out["criterion"] = {"min_containment": method.min_containment, "min_localization": method.min_localization,
+                            "min_population": t.min_population}
+        out["target_count"], out["resolution"] = t.target_count, getattr(method, "resolution_", t.resolution)
+        out["steps"] = {k: (int(v) if v is not None else None) for k, v in getattr(method, "count_", {}).items()}
+        out["warnings"] = list(getattr(method, "warnings_", []))
+    return out
 
 
 def selected_territory(config: Config, assignment: pl.DataFrame, names: pl.DataFrame) -> dict | None:

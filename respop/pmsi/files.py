@@ -7,23 +7,32 @@ A Parquet table may also be a folder of Parquet parts (``T_MCO22B/part-0.parquet
 Opening a file checks what can be checked cheaply and early (empty file, unreadable Parquet
 footer, encoding, separator, missing columns) and returns a lazy frame of the raw rows with a
 1-based ``_row`` number. Nothing is loaded in memory here.
+
+Error messages name the file, the line and the column when they can, and the kind of problem;
+they never quote the file's content (a row holds patient keys and dates): a header is shown by
+its SNDS column names only, and a reader's failure (polars quotes the values it could not parse)
+is described by :func:`read_failure`, never passed on as it is.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import difflib
+import json
 import re
 import shutil
 import tempfile
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
 import polars as pl
 
-from respop.errors import InputError
+from respop.errors import DiskFullError, InputError, is_disk_full
 from respop.pmsi.schema import TABLES, table_schema
+from respop.resources import snds_schema_path
 
 ROW = "_row"
 """Name of the 1-based row-number column added to every raw table."""
@@ -163,32 +172,65 @@ def scan_table(
     a required column that is absent (naming the file and the columns).
     """
     if tf.format == "csv":
-        lf = _scan_csv(tf.path, separator, encoding, workspace)
+        lf = _scan_csv(tf.path, separator, encoding, workspace, tf.table)
     else:
-        lf = _scan_parquet(tf.path)
+        lf = _scan_parquet(tf.path, tf.table)
     columns = lf.collect_schema().names()
     missing = [c for c in table_schema(tf.table).required_columns if c not in columns]
     if missing:
         raise InputError(
             f"required column(s) missing from {tf.label}: {', '.join(missing)} "
-            f"(columns found: {', '.join(c for c in columns if c != ROW) or 'none'})",
+            f"({_columns_found([c for c in columns if c != ROW], tf.table, missing)})",
             tf.path,
             column=missing[0],
         )
     return lf
 
 
-def _normalize_names(names: list[str], path: Path) -> list[str]:
+@cache
+def snds_columns(table: str) -> frozenset[str]:
+    """Every column the SNDS Table Schema lists for a table: the header names a message may show."""
+    raw = json.loads(snds_schema_path(table).read_text(encoding="utf-8"))
+    return frozenset(f["name"].upper() for f in raw["fields"])
+
+
+def _columns_found(names: list[str], table: str, missing: list[str]) -> str:
+    """The header's columns as a message shows them: its SNDS column names; the others are only
+    counted (a header line merged with a data line would hold patient keys), except a name that
+    looks like a misspelt missing column (``AGE_ANNN`` for ``AGE_ANN``): values look like no name."""
+    known = [n for n in names if n in snds_columns(table)]
+    others = [(i, n) for i, n in enumerate(names, start=1) if n not in snds_columns(table)]
+    text = f"columns found: {', '.join(known) or 'no SNDS column of this table'}"
+    if others:
+        text += f"; {len(others)} other field(s) in the header line, not shown"
+        typos = []
+        for column in missing:
+            close = difflib.get_close_matches(column, [n for _, n in others], n=1, cutoff=0.8)
+            if close:
+                position = next(i for i, n in others if n == close[0])
+                typos.append(f"field {position} ({close[0]!r}) looks like a misspelt {column}")
+        if typos:
+            text += "; " + "; ".join(typos)
+    return text
+
+
+def _normalize_names(names: list[str], path: Path, table: str) -> list[str]:
     out = [n.strip().lstrip("\ufeff").strip().upper() for n in names]
-    seen: set[str] = set()
-    for n in out:
+    seen: dict[str, int] = {}
+    for i, n in enumerate(out, start=1):
         if n in seen:
-            raise InputError(f"column {n} appears twice in the header", path, column=n)
-        seen.add(n)
+            if n in snds_columns(table):
+                raise InputError(f"column {n} appears twice in the header", path, column=n)
+            raise InputError(
+                f"fields {seen[n]} and {i} of the header line hold the same text (not an SNDS column "
+                "name, not shown): is the first line the header?",
+                path,
+            )
+        seen[n] = i
     return out
 
 
-def _scan_csv(path: Path, separator: str, encoding: str, workspace: Workspace | None) -> pl.LazyFrame:
+def _scan_csv(path: Path, separator: str, encoding: str, workspace: Workspace | None, table: str) -> pl.LazyFrame:
     if path.stat().st_size == 0:
         raise InputError("empty file (no header line)", path)
     with path.open("rb") as fh:
@@ -202,11 +244,19 @@ def _scan_csv(path: Path, separator: str, encoding: str, workspace: Workspace | 
         source = _transcode(path, encoding, workspace)
         with source.open("rb") as fh:
             head = fh.read(_SNIFF_BYTES)
-    header = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()
-    if not header or not header[0].strip():
+    # the first line as the CSV reader sees it: up to "\n" only (splitlines() also splits at
+    # form feeds, \x1c… and U+2028, which the reader keeps inside the line)
+    first = head.decode("utf-8", errors="replace").lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
+    if not first.strip():
         raise InputError("no header line (the first line is empty)", path)
-    sep = _choose_separator(header[0], separator, path)
-    names = _normalize_names(next(csv.reader([header[0]], delimiter=sep)), path)
+    sep = _choose_separator(first, separator, path)
+    if first.count('"') % 2:
+        raise InputError(f"malformed CSV: line 1 (the header): {_UNBALANCED}", path)
+    try:
+        fields = next(csv.reader([first], delimiter=sep))
+    except csv.Error as exc:
+        raise InputError(f"line 1 (the header) cannot be read as CSV: {_csv_error(exc)}", path) from None
+    names = _normalize_names(fields, path, table)
     try:
         lf = pl.scan_csv(
             source,
@@ -222,7 +272,7 @@ def _scan_csv(path: Path, separator: str, encoding: str, workspace: Workspace | 
     except InputError:
         raise
     except pl.exceptions.PolarsError as exc:
-        raise InputError(f"unreadable CSV file: {exc}", path) from None
+        raise read_failure(path, "csv", table, exc, separator=sep) from None
     return lf
 
 
@@ -231,8 +281,9 @@ def _check_utf8(head: bytes, path: Path, complete: bool) -> None:
     try:
         decoder.decode(head, final=complete)
     except UnicodeDecodeError as exc:
+        line = head[: exc.start].count(b"\n") + 1
         raise InputError(
-            f"not UTF-8 text (byte 0x{head[exc.start]:02X} at offset {exc.start} is invalid). "
+            f"not UTF-8 text (byte 0x{head[exc.start]:02X} at offset {exc.start} is invalid), line {line}. "
             "If the file is in Latin-1 or Windows-1252, set encoding = \"cp1252\" under [input] "
             "in the configuration (or --encoding cp1252)",
             path,
@@ -241,10 +292,24 @@ def _check_utf8(head: bytes, path: Path, complete: bool) -> None:
 
 def _transcode(path: Path, encoding: str, workspace: Workspace) -> Path:
     target = workspace.path() / f"{path.stem}.utf8{path.suffix}"
-    with path.open("r", encoding=encoding, newline="") as src, target.open(
-        "w", encoding="utf-8", newline=""
-    ) as dst:
-        shutil.copyfileobj(src, dst, length=_SNIFF_BYTES)
+    try:
+        with path.open("r", encoding=encoding, newline="") as src, target.open(
+            "w", encoding="utf-8", newline=""
+        ) as dst:
+            shutil.copyfileobj(src, dst, length=_SNIFF_BYTES)
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"not {encoding} text: byte 0x{exc.object[exc.start]:02X} has no character in {encoding}; "
+            "check the encoding under [input]",
+            path,
+        ) from None
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFullError(
+                f"the private workspace (input.workspace_dir), copying {path.name} to UTF-8",
+                "the input files and previous outputs are intact",
+            ) from None
+        raise
     return target
 
 
@@ -253,9 +318,11 @@ def _choose_separator(header: str, separator: str, path: Path) -> str:
     best = max(counts, key=lambda s: counts[s])
     if separator == "auto":
         if counts[best] == 0:
+            start = header.split(maxsplit=1)[0][:32] if header.split() else ""
+            shown = f" (it starts with {start!r})" if start.upper() in snds_columns_any() else ""
             raise InputError(
-                "cannot find the field separator: the header line has a single column "
-                f"({header[:80]!r}); expected ';' or ','",
+                "cannot find the field separator: the header line has a single column"
+                f"{shown}; expected ';' or ','",
                 path,
             )
         return best
@@ -269,32 +336,170 @@ def _choose_separator(header: str, separator: str, path: Path) -> str:
     return separator
 
 
-def locate_csv_problem(path: Path, max_lines: int | None = None) -> str | None:
-    """Find the first CSV line whose number of fields differs from the header's.
+def snds_columns_any() -> frozenset[str]:
+    """The SNDS column names of every PMSI MCO table."""
+    return frozenset().union(*(snds_columns(t) for t in TABLES))
 
-    Used to explain a read failure (the CSV reader only says that a line had too many fields).
-    Quote-aware; reads the file in Python, so it is only called after a failure.
+
+_UNBALANCED = 'a quote (") opens a quoted field that does not close on this line (an unbalanced quote?)'
+_CSV_ERROR_DEFAULT = "a quote or a separator out of place"
+_CSV_ERRORS = {  # the csv module's messages (they quote nothing of the line) → what to say
+    "field larger than field limit": "a field longer than {limit:,} characters (a quote \" that never closes?)",
+    "line contains nul": "a NUL byte (\\x00) in the line",
+    "new-line character seen in unquoted field": "a carriage return (\\r) inside a field",
+}
+
+
+def _csv_error(exc: csv.Error) -> str:
+    """What a ``csv`` module error says, in respop's words (it never quotes the line)."""
+    text = str(exc).lower()
+    for start, said in _CSV_ERRORS.items():
+        if text.startswith(start):
+            return said.format(limit=csv.field_size_limit())
+    return _CSV_ERROR_DEFAULT
+
+
+def _count_fields(line: bytes, sep: bytes) -> int:
+    """Fields of one line as polars' CSV reader splits it: a quote anywhere in a field opens or
+    closes a quoted part, and a separator inside one does not split."""
+    if b'"' not in line:
+        return line.count(sep) + 1
+    fields, quoted = 1, False
+    for i in range(len(line)):
+        byte = line[i : i + 1]
+        if byte == b'"':
+            quoted = not quoted
+        elif byte == sep and not quoted:
+            fields += 1
+    return fields
+
+
+def locate_csv_problem(path: Path, max_lines: int | None = None, separator: str | None = None) -> str | None:
+    """Find the first line of a CSV file the reader cannot read: a quote ``"`` that opens a quoted
+    part not closed on its line (an unbalanced quote: the reader would run on to the next quote,
+    lines or the whole file later), or a line with more fields than the header. Returns
+    ``"line N …"`` (1-based, the header is line 1), or None.
+
+    Quotes are taken as polars takes them (a quote anywhere in a field opens or closes a quoted
+    part), so that the line found is the one that made polars fail. Used to explain a read
+    failure (polars says neither the line nor, safely, why: its message may quote rows); streams
+    the file once, line by line, and never quotes it.
     """
-    with path.open("r", encoding="utf-8", errors="replace", newline="") as fh:
+    with path.open("rb") as fh:
         first = fh.readline()
-        try:
-            sep = _choose_separator(first.lstrip("\ufeff"), "auto", path)
-        except InputError:
-            return None
+        sep_text = separator
+        if sep_text is None:
+            try:
+                sep_text = _choose_separator(first.decode("utf-8", "replace").lstrip("\ufeff"), "auto", path)
+            except InputError:
+                return None
+        sep = sep_text.encode("utf-8")
         fh.seek(0)
-        reader = csv.reader(fh, delimiter=sep)
-        header = next(reader, None)
-        if header is None:
-            return None
-        for n, fields in enumerate(reader, start=2):
-            if max_lines is not None and n > max_lines:
+        header = None
+        for number, raw in enumerate(fh, start=1):
+            if max_lines is not None and number > max_lines:
                 break
-            if fields and len(fields) > len(header):
-                return f"line {n} has {len(fields)} fields where the header has {len(header)}"
+            line = raw[:-1] if raw.endswith(b"\n") else raw
+            line = line[:-1] if line.endswith(b"\r") else line
+            if line.count(b'"') % 2:
+                return f"line {number}: {_UNBALANCED}"
+            fields = _count_fields(line, sep)
+            if header is None:
+                header = fields
+            elif line and fields > header:
+                return f"line {number} has {fields} fields where the header has {header}"
     return None
 
 
-def _scan_parquet(path: Path) -> pl.LazyFrame:
+def first_invalid_utf8(path: Path) -> tuple[int, int] | None:
+    """(line, byte offset) of the first byte of ``path`` that is not UTF-8, or None. Streams."""
+    offset, line, carry = 0, 1, b""
+    with path.open("rb") as fh:
+        while True:
+            chunk = fh.read(_SNIFF_BYTES)
+            data = carry + chunk
+            try:
+                data.decode("utf-8")
+                good, carry = len(data), b""
+            except UnicodeDecodeError as exc:
+                if chunk and exc.reason == "unexpected end of data":  # a character cut by the chunk
+                    good, carry = exc.start, data[exc.start :]
+                else:
+                    return line + data[: exc.start].count(b"\n"), offset + exc.start
+            line += data[:good].count(b"\n")
+            offset += good
+            if not chunk:
+                return None
+
+
+_KINDS = (  # (text in a polars message, what respop says): the first that matches
+    ("utf-8", "the file is not UTF-8 text throughout"),
+    ("utf8", "the file is not UTF-8 text throughout"),
+    ("new_columns", "the header line and the lines below it do not have the same number of fields"),
+    ("csv malformed", "malformed CSV (a quote or a separator out of place)"),
+    ("more fields", "a line has more fields than the header"),
+    ("could not parse", "a value could not be read"),
+    ("conversion from", "a value could not be converted to its type"),
+    ("out of range", "a value is out of range for its type"),
+)
+
+
+def read_failure(
+    path: Path, fmt: Format, table: str, exc: BaseException, separator: str | None = None
+) -> InputError:
+    """An :class:`InputError` for a failure reading ``path``: the kind of problem, the line when
+    it can be found (CSV), the SNDS columns the reader named. The reader's own message is never
+    passed on: polars quotes the values it could not parse (patient keys, dates).
+    """
+    message = str(exc)
+    lowered = message.lower()
+    if isinstance(exc, OSError):
+        return InputError(f"could not be read ({exc.strerror or type(exc).__name__})", path)
+    if fmt == "csv" and path.is_file():
+        if "utf-8" in lowered or "utf8" in lowered:
+            bad = first_invalid_utf8(path)
+            if bad is not None:
+                return InputError(
+                    f"not UTF-8 text: line {bad[0]} (byte offset {bad[1]}) has an invalid byte. If the file "
+                    'is in Latin-1 or Windows-1252, set encoding = "cp1252" in the input section',
+                    path,
+                )
+        try:
+            located = locate_csv_problem(path, separator=separator)
+        except OSError:
+            located = None
+        if located:
+            return InputError(f"malformed CSV: {located}", path)
+    columns = _columns_named(message, table)
+    return InputError(describe_failure(exc, table), path, column=columns[0] if columns else None)
+
+
+def _columns_named(message: str, table: str | None) -> list[str]:
+    """The SNDS columns of ``table`` a reader's message names (names only are taken from it)."""
+    if table is None:
+        return []
+    return sorted(c for c in snds_columns(table) if re.search(rf"(?<![A-Z0-9_]){c}(?![A-Z0-9_])", message, re.I))
+
+
+def describe_failure(exc: BaseException, table: str | None = None) -> str:
+    """What kind of problem a reader's exception reports, and the SNDS columns of ``table`` it
+    names; nothing else of its message (polars quotes the values it could not parse)."""
+    lowered = str(exc).lower()
+    kind = next((said for text, said in _KINDS if text in lowered), None)
+    if kind is None:
+        kind = {
+            "SchemaError": "a column has an unexpected type",
+            "ColumnNotFoundError": "a column is missing",
+            "InvalidOperationError": "a value could not be converted",
+            "ShapeError": "the columns do not have the same length",
+            "ComputeError": "the data could not be parsed",
+        }.get(type(exc).__name__, f"the data could not be read ({type(exc).__name__})")
+    columns = _columns_named(str(exc), table)
+    where = f" (column {', '.join(columns)})" if columns else ""
+    return f"{kind}{where}; the reader's message is not shown (it may quote patient data)"
+
+
+def _scan_parquet(path: Path, table: str) -> pl.LazyFrame:
     if path.is_file() and path.stat().st_size == 0:
         raise InputError("empty file (0 bytes, not a Parquet file)", path)
     source: Path | str = path
@@ -309,7 +514,7 @@ def _scan_parquet(path: Path) -> pl.LazyFrame:
         _parquet_schema(path)
     lf = pl.scan_parquet(source, row_index_name=ROW, row_index_offset=1)
     names = lf.collect_schema().names()
-    normalized = _normalize_names([n for n in names if n != ROW], path)
+    normalized = _normalize_names([n for n in names if n != ROW], path, table)
     return lf.rename(dict(zip([n for n in names if n != ROW], normalized, strict=True)))
 
 
@@ -318,6 +523,7 @@ def _parquet_schema(path: Path) -> pl.Schema:
         return pl.read_parquet_schema(path)
     except Exception as exc:  # noqa: BLE001 - pyarrow, polars and OS errors all mean the same here
         raise InputError(
-            f"not a readable Parquet file (truncated or corrupt?): {type(exc).__name__}: {exc}",
+            f"not a readable Parquet file (truncated or corrupt?): {type(exc).__name__} "
+            "(the reader's message is not shown)",
             path,
         ) from None

@@ -17,11 +17,21 @@ from pathlib import Path
 import polars as pl
 
 from respop.config import InputConfig, QualityConfig
-from respop.errors import InputError
+from respop.errors import DiskFullError, InputError, is_disk_full
 from respop.fsutil import atomic_folder
 from respop.pmsi.canonical import STAY_SCHEMA, build_diagnoses, build_stays
-from respop.pmsi.files import ROW, TableFile, Workspace, discover, locate_csv_problem, scan_table
-from respop.pmsi.quality import EXCLUDED_BY, FILTERS, apply_filters, find_duplicate_groups, finish_filters, flag_column, flag_stays
+from respop.pmsi.files import ROW, TableFile, Workspace, describe_failure, discover, read_failure, scan_table
+from respop.pmsi.quality import (
+    CLINICAL_ONLY_BY,
+    EXCLUDED_BY,
+    FILTERS,
+    USE_SCHEMA,
+    apply_filters,
+    find_duplicate_groups,
+    finish_filters,
+    flag_column,
+    flag_stays,
+)
 from respop.pmsi.report import FilterCount, PmsiReport, TableCount
 from respop.pmsi.schema import KEY, USED_COLUMNS
 from respop.pmsi.validate import CHECKS, DateWindow, ValidatedTable, validate_table
@@ -33,9 +43,12 @@ Progress = Callable[[str], None]
 class PmsiData:
     """The PMSI of one folder: canonical lazy frames, quarantines, and the means to report on them.
 
-    ``stays``: kept stays (séances apart unless ``quality.sessions_apart`` is false);
-    ``sessions``: kept séances; ``excluded_stays``: stays a quality filter excluded, with
-    ``excluded_by``; ``diagnoses``: diagnoses of the kept stays and séances.
+    ``stays``: kept stays (séances apart unless ``quality.sessions_apart`` is false), with the
+    columns of :data:`~respop.pmsi.quality.USE_SCHEMA` after STAY_SCHEMA: a stay kept for clinical
+    events only (a residence filter, an inter-hospital service) is among them with
+    ``residence_used`` or ``stay_counted`` false; ``sessions``: kept séances (same columns);
+    ``excluded_stays``: stays an excluding quality filter excluded, with ``excluded_by``;
+    ``diagnoses``: diagnoses of the kept stays and séances.
     Patient keys are in these frames: they belong to the run's private outputs only.
 
     The frames are lazy plans over the raw files. :meth:`staged` parses and checks each file once
@@ -70,14 +83,14 @@ class PmsiData:
         kept = self.flagged_stays.filter(pl.col(EXCLUDED_BY).is_null())
         if self.quality.sessions_apart:
             kept = kept.filter(~pl.col("is_session"))
-        return kept.select(list(STAY_SCHEMA))
+        return kept.select(*STAY_SCHEMA, *USE_SCHEMA)
 
     @property
     def sessions(self) -> pl.LazyFrame:
         kept = self.flagged_stays.filter(pl.col(EXCLUDED_BY).is_null() & pl.col("is_session"))
         if not self.quality.sessions_apart:
             kept = kept.filter(pl.lit(False))
-        return kept.select(list(STAY_SCHEMA))
+        return kept.select(*STAY_SCHEMA, *USE_SCHEMA)
 
     @property
     def excluded_stays(self) -> pl.LazyFrame:
@@ -177,20 +190,25 @@ class PmsiData:
         if out.exists() and any(out.iterdir()) and not (out / "report.json").is_file():
             raise InputError("exists and is not a respop output folder; choose another --out", out)
         data = self.staged(progress)
-        with atomic_folder(out) as tmp:
-            (tmp / "staged").mkdir()
-            (tmp / "quarantine").mkdir()
-            for name in ("stays", "sessions", "diagnoses", "excluded_stays"):
-                step(f"writing staged/{name}.parquet")
-                _sink(getattr(data, name), tmp / "staged" / f"{name}.parquet", f"the {name}")
-            for t in data.tables:
-                step(f"writing quarantine/{t.file.label}.parquet")
-                with _reading(t.file):
-                    t.quarantine.sink_parquet(tmp / "quarantine" / f"{t.file.label}.parquet")
-            report = data.report(progress, diagnoses=pl.scan_parquet(tmp / "staged" / "diagnoses.parquet"))
-            (tmp / "report.json").write_text(
-                json.dumps(report.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8"
-            )
+        try:
+            with atomic_folder(out) as tmp:
+                (tmp / "staged").mkdir()
+                (tmp / "quarantine").mkdir()
+                for name in ("stays", "sessions", "diagnoses", "excluded_stays"):
+                    step(f"writing staged/{name}.parquet")
+                    _sink(getattr(data, name), tmp / "staged" / f"{name}.parquet", f"the {name}")
+                for t in data.tables:
+                    step(f"writing quarantine/{t.file.label}.parquet")
+                    with _reading(t.file):
+                        t.quarantine.sink_parquet(tmp / "quarantine" / f"{t.file.label}.parquet")
+                report = data.report(progress, diagnoses=pl.scan_parquet(tmp / "staged" / "diagnoses.parquet"))
+                (tmp / "report.json").write_text(
+                    json.dumps(report.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8"
+                )
+        except (DiskFullError, OSError) as exc:
+            if not is_disk_full(exc):
+                raise
+            raise DiskFullError(out, "its previous content is intact") from None
         return report
 
     def close(self) -> None:
@@ -276,8 +294,8 @@ def _build(
         _sink(flag_stays(pl.concat(stays, how="vertical"), quality, zones), path, "the stays")
         try:
             duplicates = find_duplicate_groups(pl.scan_parquet(path))
-        except pl.exceptions.PolarsError as exc:
-            raise InputError(f"could not read the duplicate stays: {_short(exc)}") from None
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise _failure(exc, "the duplicate stays", path) from None
         flagged = finish_filters(pl.scan_parquet(path), quality, duplicates.lazy())
     else:
         flagged = apply_filters(pl.concat(stays, how="vertical"), quality, zones)
@@ -298,27 +316,34 @@ def _build(
 
 @contextmanager
 def _reading(tf: TableFile) -> Iterator[None]:
-    """Turn a read failure of one file into an :class:`InputError` naming it (and the bad line)."""
+    """Turn a read failure of one file into an :class:`InputError` naming it, the bad line and
+    the kind of problem (:func:`~respop.pmsi.files.read_failure`: the reader's message, which may
+    quote rows, is not passed on); a full disk while staging into a :class:`DiskFullError`."""
     try:
         yield
-    except pl.exceptions.PolarsError as exc:
-        message = _short(exc)
-        located = locate_csv_problem(tf.path) if tf.format == "csv" and tf.path.is_file() else None
-        if located:
-            message = f"malformed CSV: {located}"
-        elif "utf-8" in message.lower():
-            message += (
-                " (the file is not UTF-8 throughout; if it is Latin-1 or Windows-1252, set "
-                'encoding = "cp1252" in the input section)'
-            )
-        raise InputError(message, tf.path) from None
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        if is_disk_full(exc):
+            raise DiskFullError(f"{_WORKSPACE} (staging {tf.path.name})", _INTACT) from None
+        raise read_failure(tf.path, tf.format, tf.table, exc) from None
+
+
+_WORKSPACE = "the private workspace (input.workspace_dir)"
+_INTACT = "the input files and previous outputs are intact"
+
+
+def _failure(exc: BaseException, label: str, path: Path | None = None) -> Exception:
+    """A failure building ``label`` from the staged tables: a full disk or an :class:`InputError`
+    saying the kind of problem, never the reader's message (it may quote rows)."""
+    if is_disk_full(exc):
+        return DiskFullError(path if path is not None else f"{_WORKSPACE} (building {label})", _INTACT)
+    return InputError(f"could not build {label}: {describe_failure(exc)}")
 
 
 def _sink(lf: pl.LazyFrame, path: Path, label: str) -> None:
     try:
         lf.sink_parquet(path)
-    except pl.exceptions.PolarsError as exc:
-        raise InputError(f"could not build {label}: {_short(exc)}") from None
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise _failure(exc, label, path) from None
 
 
 def _default_max_date(year: int | None) -> dt.date:
@@ -342,12 +367,8 @@ def _load_zones(path: Path) -> frozenset[str]:
 def _collect(lf: pl.LazyFrame, label: str) -> pl.DataFrame:
     try:
         return lf.collect(engine="streaming")
-    except pl.exceptions.PolarsError as exc:
-        raise InputError(f"could not read {label}: {_short(exc)}") from None
-
-
-def _short(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise _failure(exc, label) from None
 
 
 def _count_table(t: ValidatedTable) -> TableCount:
@@ -382,6 +403,7 @@ def _count_stays(flagged: pl.LazyFrame, quality: QualityConfig) -> dict:
             pl.len().alias("loaded"),
             *[pl.col(flag_column(f.name)).sum().alias(f"flagged_{f.name}") for f in FILTERS],
             *[(pl.col(EXCLUDED_BY) == f.name).sum().alias(f"excluded_{f.name}") for f in FILTERS],
+            *[(pl.col(CLINICAL_ONLY_BY) == f.name).sum().alias(f"clinical_{f.name}") for f in FILTERS],
             (pl.col(EXCLUDED_BY).is_null() & pl.col("is_session")).sum().alias("sessions"),
             pl.col(EXCLUDED_BY).is_null().sum().alias("kept_all"),
         ),
@@ -395,6 +417,8 @@ def _count_stays(flagged: pl.LazyFrame, quality: QualityConfig) -> dict:
             enabled=getattr(quality, f.name),
             excluded=int(counts[f"excluded_{f.name}"]),
             flagged=int(counts[f"flagged_{f.name}"]),
+            effect=f.effect,
+            clinical_only=int(counts[f"clinical_{f.name}"]),
         )
         for f in FILTERS
     ]

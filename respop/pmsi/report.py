@@ -35,13 +35,19 @@ class TableCount:
 
 @dataclass
 class FilterCount:
-    """Stays a quality filter excluded (first filter only) and flagged (overlaps allowed)."""
+    """Stays a quality filter excluded (first excluding filter only), kept for clinical events
+    only (first such filter, among the kept stays and séances) and flagged (overlaps allowed)."""
 
     name: str
     title: str
     enabled: bool
     excluded: int
     flagged: int
+    effect: str = "excluded"
+    """``excluded`` (left out of everything) or ``clinical events only`` (kept for case finding
+    and outcomes; residence not used, or not counted as a stay): respop.pmsi.quality."""
+    clinical_only: int = 0
+    """Kept stays and séances this filter is the first enabled clinical-only filter to flag."""
 
 
 @dataclass
@@ -61,6 +67,12 @@ class PmsiReport:
         return self.stays_loaded == self.stays_kept + self.sessions_kept + sum(f.excluded for f in self.filters)
 
     @property
+    def stays_clinical_only(self) -> int:
+        """Kept stays and séances whose residence is not used or that are not counted as stays
+        (part of ``stays_kept + sessions_kept``, not an addend of the balance)."""
+        return sum(f.clinical_only for f in self.filters)
+
+    @property
     def balanced(self) -> bool:
         return self.stays_balanced and all(t.balanced for t in self.tables)
 
@@ -73,6 +85,7 @@ class PmsiReport:
     def to_dict(self) -> dict:
         out = asdict(self)
         out["balanced"] = self.balanced
+        out["stays_clinical_only"] = self.stays_clinical_only
         return out
 
     def render(self, console: Console) -> None:
@@ -104,14 +117,21 @@ class PmsiReport:
 
         filters = Table(title="Stays: quality filters, in order", title_justify="left")
         for col, justify in (("filter", "left"), ("what it catches", "left"), ("on", "center"),
-                             ("excluded", "right"), ("flagged", "right")):
+                             ("excluded", "right"), ("clinical only", "right"), ("flagged", "right")):
             filters.add_column(col, justify=justify)
         for f in self.filters:
-            filters.add_row(f.name, f.title, "yes" if f.enabled else "no", f"{f.excluded:,}", f"{f.flagged:,}")
+            clinical = f"{f.clinical_only:,}" if f.effect != "excluded" else "–"
+            excluded = f"{f.excluded:,}" if f.effect == "excluded" else "–"
+            filters.add_row(f.name, f.title, "yes" if f.enabled else "no", excluded, clinical, f"{f.flagged:,}")
         console.print(f"Stays loaded (valid T_MCOaaB rows): {self.stays_loaded:,}")
         console.print(filters)
         console.print(f"Séances kept apart (CMD 28): {self.sessions_kept:,}")
         console.print(f"[bold]Stays kept: {self.stays_kept:,}[/]")
+        if self.stays_clinical_only:
+            console.print(
+                "Kept for clinical events only (residence not used, or not counted as a stay; "
+                f"séances included): {self.stays_clinical_only:,}"
+            )
         if self.diagnoses:
             console.print(
                 "Diagnoses of kept stays and séances: "

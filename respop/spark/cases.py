@@ -15,8 +15,10 @@ import polars as pl
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from respop.case_finding.engine import CASE_SCHEMA, ORDER_DAYS, RESIDENCE_METHODS, RESIDENCE_SCHEMA
-from respop.case_finding.spec import AlgorithmSpec, Criterion, prefixes_by_length
+from respop.case_finding.engine import CASE_SCHEMA, DEATHS_SCHEMA, ORDER_DAYS, RESIDENCE_SCHEMA
+from respop.pmsi.quality import RESIDENCE_USED, STAY_COUNTED
+from respop.spec.algorithm import AlgorithmSpec, Criterion, prefixes_by_length
+from respop.spec.residence import check_residence
 from respop.spark.frames import cast, from_polars, spark_type
 
 
@@ -87,6 +89,22 @@ def stays_only(stays: DataFrame) -> DataFrame:
     return stays
 
 
+def residence_stays(stays: DataFrame) -> DataFrame:
+    """The stays whose residence is used (``residence_used``, when the frame has it), as
+    respop.pmsi.quality.residence_stays."""
+    if RESIDENCE_USED in stays.columns:
+        return stays.where(F.coalesce(F.col(RESIDENCE_USED), F.lit(True)))
+    return stays
+
+
+def counted_stays(stays: DataFrame) -> DataFrame:
+    """The stays counted as stays of their own (``stay_counted``, when the frame has it), as
+    respop.pmsi.quality.counted_stays."""
+    if STAY_COUNTED in stays.columns:
+        return stays.where(F.coalesce(F.col(STAY_COUNTED), F.lit(True)))
+    return stays
+
+
 def qualifying_stays(spec: AlgorithmSpec, stays: DataFrame, diagnoses: DataFrame) -> DataFrame:
     """The stays that qualify, with a boolean per branch (``_b<j>``) and per code sub-type (``_t<k>``)."""
     flag = lambda c: F.col(_flag(spec.criterion_index(c)))  # noqa: E731
@@ -127,12 +145,39 @@ def qualifying_stays(spec: AlgorithmSpec, stays: DataFrame, diagnoses: DataFrame
 # --- cases -----------------------------------------------------------------------------------
 
 
-def deaths(stays: DataFrame) -> DataFrame:
-    """Year of the first in-hospital death recorded for each patient (``_death_year``)."""
+def death_dates(stays: DataFrame, known: DataFrame | None = None) -> DataFrame:
+    """patient_key, death_date: the earliest death known of each patient, in hospital or, with
+    ``known`` (patient_key, death_date: the SNDS referential), out of hospital."""
+    died = stays.where(F.col("died") & F.col("patient_key").isNotNull() & F.col("exit_date").isNotNull()).select(
+        "patient_key", F.col("exit_date").alias("death_date")
+    )
+    if known is not None:
+        died = died.unionByName(cast(known, DEATHS_SCHEMA).where(F.col("death_date").isNotNull()))
+    return died.groupBy("patient_key").agg(F.min("death_date").alias("death_date"))
+
+
+def deaths(stays: DataFrame, known: DataFrame | None = None) -> DataFrame:
+    """Year of the first death recorded for each patient (``_death_year``): in hospital, or (``known``:
+    the referential's deaths) out of hospital."""
+    return death_dates(stays, known).select("patient_key", F.year("death_date").cast("smallint").alias("_death_year"))
+
+
+def seen(stays: DataFrame, index_years: list[int], years: int) -> DataFrame:
+    """(patient_key, index_year) of the patients with a stay exiting in the index year or the
+    ``years`` − 1 years before it (``cases.drop_unseen_years``)."""
+    spark = stays.sparkSession
+    offsets = spark.createDataFrame([(k,) for k in range(years)], "_offset smallint")
+    wanted = spark.createDataFrame([(n,) for n in sorted(set(index_years))], "index_year smallint")
+    per_year = (
+        stays.where(F.col("patient_key").isNotNull() & F.col("exit_date").isNotNull())
+        .select("patient_key", F.year("exit_date").cast("smallint").alias("year"))
+        .distinct()
+    )
     return (
-        stays.where(F.col("died") & F.col("patient_key").isNotNull() & F.col("exit_date").isNotNull())
-        .groupBy("patient_key")
-        .agg(F.min(F.year("exit_date")).cast("smallint").alias("_death_year"))
+        per_year.crossJoin(F.broadcast(offsets))
+        .select("patient_key", (F.col("year") + F.col("_offset")).cast("smallint").alias("index_year"))
+        .join(F.broadcast(wanted), on="index_year", how="left_semi")
+        .distinct()
     )
 
 
@@ -153,8 +198,11 @@ def find_cases(
     diagnoses: DataFrame,
     index_years: list[int],
     first_year: int | None = None,
+    known_deaths: DataFrame | None = None,
+    drop_unseen_years: int | None = None,
 ) -> DataFrame:
     """Cases of one disease for each index year (columns and types of :data:`CASE_SCHEMA`).
+    ``known_deaths`` and ``drop_unseen_years``: as in :func:`respop.case_finding.engine.find_cases`.
 
     ``stays`` and ``diagnoses`` are the canonical frames of every year read (respop.pmsi);
     ``first_year`` is the first year the data cover (for ``complete_history``; by default the
@@ -203,8 +251,10 @@ def find_cases(
     is_case = F.col("qualifying_stays") >= spec.window.min_stays
     branches = F.concat_ws("+", *[F.when(F.col(f"_b{j}"), F.lit(b.name)) for j, b in enumerate(spec.branches)])
     death_year = F.col("_death_year")
+    if drop_unseen_years is not None:
+        grouped = grouped.join(seen(stays, index_years, drop_unseen_years), on=["patient_key", "index_year"], how="left_semi")
     out = (
-        grouped.join(deaths(stays), on="patient_key", how="left")
+        grouped.join(deaths(stays, known_deaths), on="patient_key", how="left")
         .where(death_year.isNull() | (death_year >= n))
         .select(
             "patient_key",
@@ -266,11 +316,8 @@ def attach_residence(
     territory_id, territory_name; a small polars frame) gives the territory. ``cases`` is read
     twice (its keys, then the rows): cache it beforehand when it is costly to compute.
     """
-    if method not in RESIDENCE_METHODS:
-        raise ValueError(f"residence method must be one of {RESIDENCE_METHODS}, got {method!r}")
-    if lookback_years < 0:
-        raise ValueError(f"lookback_years must be at least 0, got {lookback_years}")
-    stays = stays_only(stays)
+    check_residence(method, lookback_years)
+    stays = residence_stays(stays_only(stays))  # not a residence invalid or abroad, not an inter-hospital service
     index_year = F.col("index_year").cast("int")
     windows = (
         cases.select("patient_key", "index_year")

@@ -1,34 +1,36 @@
 """The Spark target of the strata: features, strata, events, care use and transitions in PySpark.
 
 Mirrors :mod:`respop.strata.engine` and :func:`respop.strata.features.compute_features` (the polars
-target) function by function, with the semantics of docs/strata.md. The lists stay in the polars
-modules: the computed features and outcomes (``COMPUTED``, ``OUTCOMES``), the code features
-(``algorithms/features.toml``), the care-use measures and the state names are read from there;
+target) function by function, with the semantics of docs/strata.md. The lists are not repeated
+here: the computed features and outcomes (``COMPUTED``, ``OUTCOMES``) and the case-of features
+come from the features catalogue (:mod:`respop.spec.features`), the code features from
+``algorithms/features.toml``, the care-use measures and the state names from the polars module;
 this module holds only the Spark expression of each computed feature (:data:`FROM_CASE`,
-:data:`STAY_SUMS`, :data:`DISEASE_STAY_SUMS`). Each output has the columns, order and types of the
-polars target's, asked of the polars function itself on frames without rows, so the two engines'
-results compare row for row (tests/spark/). Everything runs in Spark: no Python UDF, no
+:data:`STAY_SUMS`, :data:`DISEASE_STAY_SUMS`). The features have the columns, order and types the
+spec gives (:func:`respop.strata.features.features_schema`); the other outputs those of the polars
+target's, asked of the polars function on frames without rows, so the two engines' results
+compare row for row (tests/spark/). Everything runs in Spark: no Python UDF, no
 patient-level data collected to the driver.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import polars as pl
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 
-from respop.case_finding.spec import AlgorithmSpec
+from respop.spec.algorithm import AlgorithmSpec
 from respop.errors import ConfigError
-from respop.spark.cases import criterion_expr, deaths, prefix_match, qualifying_stays, stays_only
+from respop.spark.cases import counted_stays, criterion_expr, deaths, prefix_match, qualifying_stays, stays_only
 from respop.spark.frames import cast
 from respop.strata import engine as polars_engine
-from respop.strata.conditions import to_spark
+from respop.spark.conditions import to_spark
 from respop.strata.engine import ALL, CARE_USE, DEATH, NOT_SEEN
-from respop.strata.features import COMPUTED, OTHER, OUTCOMES, FeaturesSpec
-from respop.strata.features import compute_features as polars_compute_features
+from respop.spec.features import CASE_OF, COMPUTED, OUTCOMES, FeaturesSpec
+from respop.strata.features import features_schema
 
 # --- the Spark expression of each computed feature and outcome ----------------------------------
 # (functions: a Spark column can only be built once a session runs)
@@ -59,13 +61,9 @@ DISEASE_STAY_SUMS: dict[str, Callable[[], Column]] = {
 """Aggregates over the person's qualifying stays exiting in the year (0 without any); ``_gap``: days
 from the exit of the patient's previous qualifying stay to this one's entry."""
 
-OTHER_DISEASE = "other_disease"
-"""The feature joined from the cases of the other target disease (false when not one of them)."""
-
-
 def missing_expressions() -> list[str]:
-    """The computed features and outcomes of :mod:`respop.strata.features` without a Spark expression here."""
-    known = {*FROM_CASE, *STAY_SUMS, *DISEASE_STAY_SUMS, OTHER_DISEASE}
+    """The computed features and outcomes of :mod:`respop.spec.features` without a Spark expression here."""
+    known = {*FROM_CASE, *STAY_SUMS, *DISEASE_STAY_SUMS}
     return [name for name in (*COMPUTED, *OUTCOMES) if name not in known]
 
 
@@ -77,8 +75,10 @@ def _empty(sdf: DataFrame) -> pl.DataFrame:
     return out
 
 
-def _like(sdf: DataFrame, polars_result: pl.LazyFrame | pl.DataFrame) -> DataFrame:
-    """``sdf`` with the columns, order and types of the polars target's result."""
+def _like(sdf: DataFrame, polars_result: pl.LazyFrame | pl.DataFrame | dict) -> DataFrame:
+    """``sdf`` with the columns, order and types of the polars target's result (or of a schema)."""
+    if isinstance(polars_result, dict):
+        return cast(sdf, polars_result)
     schema = polars_result.collect_schema() if isinstance(polars_result, pl.LazyFrame) else polars_result.schema
     return cast(sdf, schema)
 
@@ -98,10 +98,12 @@ def compute_features(
     diagnoses: DataFrame,
     features: FeaturesSpec,
     qualifying: DataFrame | None = None,
+    case_of: Sequence[str] = (),
 ) -> DataFrame:
     """One row per case-year of ``spec``'s disease: identity, residence, every feature and the
     outcomes of the year (as :func:`respop.strata.features.compute_features`). ``qualifying``: the
-    ids (``stay_id``) of the disease's qualifying stays when already computed (:func:`qualifying_ids`).
+    ids (``stay_id``) of the disease's qualifying stays when already computed (:func:`qualifying_ids`);
+    ``case_of``: the case-of features (one per other configured disease, ``Catalogue.case_of``).
 
     A computed feature of ``COMPUTED`` without a Spark expression here is an error naming it.
     """
@@ -111,7 +113,7 @@ def compute_features(
             f"computed feature(s) {missing} have no Spark expression: add one to respop/spark/strata.py "
             "(FROM_CASE, STAY_SUMS or DISEASE_STAY_SUMS)"
         )
-    schema = polars_compute_features(spec, _empty(cases).lazy(), _empty(stays).lazy(), _empty(diagnoses).lazy(), features)
+    schema = features_schema(features, case_of)
     disease = spec.disease
     mine = cases.where(F.col("is_case") & (F.col("disease") == disease))
     person_years = mine.select(
@@ -129,13 +131,15 @@ def compute_features(
     theirs = kept.join(patients, on="patient_key", how="left_semi").withColumn(
         "_stay_year", F.year("exit_date").cast("smallint")
     )
-    all_use = theirs.groupBy("patient_key", F.col("_stay_year").alias("year")).agg(
+    # care-use counts: the stays counted as stays of their own (as respop.strata.features)
+    counted = counted_stays(theirs)
+    all_use = counted.groupBy("patient_key", F.col("_stay_year").alias("year")).agg(
         *[make().alias(name) for name, make in STAY_SUMS.items()]
     )
     ids = qualifying if qualifying is not None else qualifying_stays(spec, theirs, diagnoses).select("stay_id")
     previous = Window.partitionBy("patient_key").orderBy("entry_date", "exit_date", "stay_id")
     disease_stays = ids.join(
-        theirs.select("stay_id", "patient_key", "entry_date", "exit_date", "_stay_year", "via_emergency", "length_of_stay"),
+        counted.select("stay_id", "patient_key", "entry_date", "exit_date", "_stay_year", "via_emergency", "length_of_stay"),
         on="stay_id",
     ).withColumn("_gap", F.datediff(F.col("entry_date"), F.lag("exit_date").over(previous)))
     disease_use = disease_stays.groupBy("patient_key", F.col("_stay_year").alias("year")).agg(
@@ -173,17 +177,18 @@ def compute_features(
             .agg(*[F.bool_or(F.col(name) & (F.col("_offset") <= f.lookback_years)).alias(name) for name, f in features.codes.items()])
         )
         out = out.join(code_features, on=keys, how="left")
-    other_cases = (
-        cases.where(F.col("is_case") & (F.col("disease") == OTHER[disease]))
-        .select("patient_key", F.col("index_year").cast("smallint").alias("year"))
-        .distinct()
-        .withColumn(OTHER_DISEASE, F.lit(True))
-    )
-    out = out.join(other_cases, on=keys, how="left")
+    for name in case_of:
+        other_cases = (
+            cases.where(F.col("is_case") & (F.col("disease") == name.removeprefix(CASE_OF)))
+            .select("patient_key", F.col("index_year").cast("smallint").alias("year"))
+            .distinct()
+            .withColumn(name, F.lit(True))
+        )
+        out = out.join(other_cases, on=keys, how="left")
     out = out.withColumns(
         {
             **{c: F.coalesce(F.col(c), F.lit(0)) for c in [*STAY_SUMS, *DISEASE_STAY_SUMS]},
-            **{c: F.coalesce(F.col(c), F.lit(False)) for c in [*features.codes, OTHER_DISEASE]},
+            **{c: F.coalesce(F.col(c), F.lit(False)) for c in [*case_of, *features.codes]},
         }
     )
     return _like(out, schema)
@@ -206,9 +211,14 @@ def assign(spec: AlgorithmSpec, features: DataFrame) -> DataFrame:
 
 
 def outcome_events(
-    spec: AlgorithmSpec, stays: DataFrame, diagnoses: DataFrame, qualifying: DataFrame | None = None
+    spec: AlgorithmSpec,
+    stays: DataFrame,
+    diagnoses: DataFrame,
+    qualifying: DataFrame | None = None,
+    known_deaths: DataFrame | None = None,
 ) -> DataFrame:
-    """Entry dates of the disease's qualifying stays and dates of in-hospital deaths, per patient.
+    """Entry dates of the disease's qualifying stays and dates of deaths, per patient: in hospital,
+    and with ``known_deaths`` (the SNDS referential) out of hospital.
     ``qualifying``: the qualifying stay ids when already computed (:func:`qualifying_ids`)."""
     kept = stays_only(stays)
     ids = qualifying if qualifying is not None else qualifying_ids(spec, kept, diagnoses)
@@ -218,13 +228,18 @@ def outcome_events(
     died = kept.where(F.col("died") & F.col("patient_key").isNotNull() & F.col("exit_date").isNotNull()).select(
         "patient_key", F.col("exit_date").alias("date"), F.lit("death").alias("kind")
     )
+    if known_deaths is not None:
+        died = died.unionByName(
+            known_deaths.select("patient_key", F.col("death_date").cast("date").alias("date"), F.lit("death").alias("kind"))
+        )
     out = disease_stays.unionByName(died).where(F.col("date").isNotNull()).withColumn("disease", F.lit(spec.disease))
     return _like(out, polars_engine.outcome_events(spec, _empty(stays).lazy(), _empty(diagnoses).lazy()))
 
 
-def death_years(stays: DataFrame) -> DataFrame:
-    """patient_key, death_year: the first in-hospital death recorded (séances excluded)."""
-    out = deaths(stays_only(stays)).withColumnRenamed("_death_year", "death_year")
+def death_years(stays: DataFrame, known_deaths: DataFrame | None = None) -> DataFrame:
+    """patient_key, death_year: the first death recorded, in hospital (séances excluded) or, with
+    ``known_deaths`` (the SNDS referential), out of hospital."""
+    out = deaths(stays_only(stays), known_deaths).withColumnRenamed("_death_year", "death_year")
     return _like(out, polars_engine.death_years(_empty(stays).lazy()))
 
 
@@ -284,7 +299,8 @@ def care_use(person_strata: DataFrame, zone_territory: pl.DataFrame | None = Non
         F.array(
             F.struct(F.lit("zone").alias("level"), F.col("residence_zone").alias("unit"), F.lit(None).cast("string").alias("unit_name")),
             F.struct(F.lit("territory").alias("level"), F.col("territory_id").cast("string").alias("unit"), F.col("territory_name").alias("unit_name")),
-            F.struct(F.lit("area").alias("level"), F.lit(ALL).alias("unit"), F.lit(None).cast("string").alias("unit_name")),
+            F.struct(F.lit("area").alias("level"), F.when(F.col("residence_zone").isNotNull(), F.lit(ALL)).alias("unit"),
+                     F.lit(None).cast("string").alias("unit_name")),
         )
     )
     measures = {"people": F.lit(1).cast("bigint"), **{n: F.col(c).cast("bigint") for n, c in CARE_USE.items()}}

@@ -5,6 +5,8 @@ the run's row is first recorded as ``running`` (committed on its own, so that an
 can be seen), then every result row and the ``succeeded`` status are committed together. A run
 that fails is marked ``failed`` with its error and has no result row; a run killed in the middle
 of its write leaves its row ``running`` and nothing else — the database rolls the transaction back.
+The ``running`` row records its process (``timings.process``: host, pid, start): the next write
+marks ``interrupted`` the runs whose process has ended on this host (:meth:`Store.mark_interrupted`).
 Readers only ever see runs that ``succeeded``; earlier runs stay readable by their ``run_id``.
 
 The schema is created and upgraded by the Alembic migrations shipped in
@@ -20,11 +22,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import polars as pl
-from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, LargeBinary, String, Text, create_engine, event, func, insert, select, update
+from sqlalchemy import Engine, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import make_url
 
-from respop.errors import ConfigError
+from respop.errors import ConfigError, DiskFullError, is_disk_full
+from respop.fsutil import identity_alive, process_identity
 from respop.store import schema
+from respop.store.schema import polars_schema
 from respop.store.publish import Publication
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -32,29 +36,6 @@ BATCH = 5_000
 PAUSE_ENV = "RESPOP_STORE_TEST_PAUSE"
 """Tests only: seconds to sleep inside the write transaction, after the first table (to kill the
 process there and check that the previous results are intact)."""
-
-
-def polars_schema(table) -> dict[str, pl.DataType]:
-    """The polars types of a table's columns (``run_id`` included when present)."""
-    out: dict[str, pl.DataType] = {}
-    for column in table.columns:
-        kind = column.type
-        if isinstance(kind, Boolean):
-            dtype = pl.Boolean
-        elif isinstance(kind, Integer):
-            dtype = pl.Int64
-        elif isinstance(kind, Float):
-            dtype = pl.Float64
-        elif isinstance(kind, LargeBinary):
-            dtype = pl.Binary
-        elif isinstance(kind, DateTime):
-            dtype = pl.Datetime("us")
-        elif isinstance(kind, (String, Text)):
-            dtype = pl.String
-        else:
-            dtype = pl.Object
-        out[column.name] = dtype
-    return out
 
 
 def _engine(url: str) -> Engine:
@@ -88,7 +69,9 @@ class Store:
         self.engine = _engine(url)
 
     def __repr__(self) -> str:
-        return f"Store({make_url(self.url).render_as_string(hide_password=True)!r})"
+        from respop.secrets import hide_url_password
+
+        return f"Store({hide_url_password(self.url)!r})"
 
     def close(self) -> None:
         self.engine.dispose()
@@ -117,13 +100,15 @@ class Store:
     def write(self, publication: Publication) -> int:
         """Write one run; returns its ``run_id``. All or nothing (module docstring)."""
         self.upgrade()
+        self.mark_interrupted()
         run = publication.run
         fields = {c.name for c in schema.runs.columns}
         with self.engine.begin() as connection:
             run_id = connection.execute(
                 insert(schema.runs)
                 .values(
-                    **{k: v for k, v in run.items() if k in fields},
+                    **{k: v for k, v in run.items() if k in fields and k != "timings"},
+                    timings={**(run.get("timings") or {}), "process": process_identity()},
                     status="running",
                     started_at=dt.datetime.now(),
                 )
@@ -145,14 +130,59 @@ class Store:
                     .values(status="succeeded", finished_at=dt.datetime.now(), timings=timings)
                 )
         except BaseException as exc:
+            if is_disk_full(exc):  # one clear line; the transaction rolled back, earlier runs untouched
+                marked = self._mark_failed_quietly(run_id, "disk full while writing the run: nothing of it was written")
+                state = "this run is marked failed" if marked else "this run's row could not be marked failed and stays 'running'"
+                raise DiskFullError(f"the store {self!r}", f"its previous runs are intact ({state})") from None
+            from respop.secrets import redact_text  # no URL password in the stored error
+
             with self.engine.begin() as connection:
                 connection.execute(
                     update(schema.runs)
                     .where(schema.runs.c.run_id == run_id)
-                    .values(status="failed", finished_at=dt.datetime.now(), error=f"{type(exc).__name__}: {exc}"[:2000])
+                    .values(status="failed", finished_at=dt.datetime.now(),
+                            error=redact_text(f"{type(exc).__name__}: {exc}", self.url)[:2000])
                 )
             raise
         return run_id
+
+    def _mark_failed_quietly(self, run_id: int, error: str) -> bool:
+        """Mark a run ``failed`` if the database still can (a full disk may refuse even that)."""
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    update(schema.runs)
+                    .where(schema.runs.c.run_id == run_id)
+                    .values(status="failed", finished_at=dt.datetime.now(), error=error)
+                )
+        except Exception:  # noqa: BLE001 - the run then stays 'running' (the message says so)
+            return False
+        return True
+
+    def mark_interrupted(self) -> list[int]:
+        """Mark ``interrupted`` the runs left ``running`` by a process of this host that has ended
+        (killed in the middle of its write: its row records the process in ``timings.process``).
+        Runs of a process that still runs, of another host, or without that record stay
+        ``running``. Returns the run ids marked."""
+        if not self._has_schema():
+            return []
+        with self.engine.begin() as connection:
+            rows = connection.execute(
+                select(schema.runs.c.run_id, schema.runs.c.timings).where(schema.runs.c.status == "running")
+            ).all()
+            ended = [(r.run_id, r.timings["process"]) for r in rows if identity_alive((r.timings or {}).get("process")) is False]
+            for run_id, process in ended:
+                connection.execute(
+                    update(schema.runs)
+                    .where(schema.runs.c.run_id == run_id, schema.runs.c.status == "running")
+                    .values(
+                        status="interrupted",
+                        finished_at=dt.datetime.now(),
+                        error=f"interrupted: process {process['pid']} on {process['host']} ended during its write "
+                        "(killed or crashed); nothing of it was written",
+                    )
+                )
+        return [run_id for run_id, _ in ended]
 
     @staticmethod
     def _insert(connection, table, run_id: int, frame: pl.DataFrame) -> None:

@@ -2,7 +2,7 @@
 
 :func:`collect` reads the run's outputs under ``<output.dir>`` (territories, cases, strata, the
 input report), keeps only aggregates, and passes **every count through disclosure control here,
-in one place** (:mod:`respop.store.disclosure`): counts of 1 to 10 people or stays are masked,
+in one place** (:mod:`respop.privacy.disclosure`): counts of 1 to 10 people or stays are masked,
 complementary suppression protects them from the totals and from neighbouring cells (strata of a
 unit summing to its ``all`` row, zones to their territory, territories to the area, hospital groups
 to a territory's total, a file's loaded and quarantined rows to its rows read), and every rate
@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,12 +36,17 @@ import shapely
 
 from respop import __version__
 from respop.config import Config
-from respop.errors import InputError
+from respop.errors import DisclosureError, InputError
+from respop.stages import check_chain
+from respop.spec.catalogue import Catalogue, run_catalogue
 from respop.store import schema
-from respop.store.disclosure import (
+from respop.privacy.disclosure import (
+    PROTECTION_WIDTH,
     THRESHOLD,
     CrossRelation,
+    Extension,
     Relation,
+    SuppressionReport,
     exact_relations,
     masked_count,
     protect,
@@ -49,9 +55,38 @@ from respop.store.disclosure import (
     relations_from_mapping,
     suppress_together,
 )
+from respop.privacy.audit import MAX_AUDIT_CELLS
+from respop.store.releases import (
+    VisibleRun,
+    flows_extension,
+    followed_elsewhere,
+    geographic_extension,
+    starts_elsewhere,
+    test_totals,
+    transitions_extension,
+)
 
 SURVIVAL_MIN_DAYS = 7
 """Published points of a survival curve are at least a week apart (and 11 events apart)."""
+
+
+@dataclass
+class Rules:
+    """The disclosure rules of one publication (``[disclosure]`` of the configuration) and what
+    their audits found, per table (``runs.disclosure`` in the store)."""
+
+    protection: int = PROTECTION_WIDTH
+    reports: dict[str, SuppressionReport] = field(default_factory=dict)
+
+    def report_for(self, table: str) -> SuppressionReport:
+        return self.reports.setdefault(table, SuppressionReport())
+
+    def summary(self) -> dict:
+        """Per table: masked cells, sensitive cells left too narrow, unaudited cells, programs."""
+        return {
+            name: {"masked": r.masked, "narrow": len(r.failing), "unaudited": r.unaudited, "programs": r.programs}
+            for name, r in sorted(self.reports.items())
+        }
 
 
 @dataclass
@@ -74,9 +109,7 @@ class Publication:
 
 def _frame(rows: list[dict], table) -> pl.DataFrame:
     """Rows (dicts) as a frame with the published columns and types of a store table."""
-    from respop.store.db import polars_schema
-
-    types = {k: v for k, v in polars_schema(table).items() if k not in schema.STORE_KEYS}
+    types = {k: v for k, v in schema.polars_schema(table).items() if k not in schema.STORE_KEYS}
     return pl.DataFrame([{k: r.get(k) for k in types} for r in rows], schema=types) if rows else pl.DataFrame(schema=types)
 
 
@@ -117,7 +150,8 @@ def _wkb(geometries) -> list[bytes | None]:
     return [None if g is None else bytes(g) for g in shapely.to_wkb(list(geometries))]
 
 
-def territory_tables(config: Config) -> tuple[dict[str, pl.DataFrame], pl.DataFrame | None, dict]:
+def territory_tables(config: Config, visible: list[VisibleRun] | None = None,
+                     rules: Rules | None = None) -> tuple[dict[str, pl.DataFrame], pl.DataFrame | None, dict]:
     """territories, zones, hospitals, flows; the zone → territory table; run fields (crs, selected)."""
     folder = config.output.dir / "territories"
     reference = config.input.reference_dir
@@ -140,7 +174,7 @@ def territory_tables(config: Config) -> tuple[dict[str, pl.DataFrame], pl.DataFr
         if (folder / "selected.json").is_file():
             run["selected_territory"] = json.loads((folder / "selected.json").read_text(encoding="utf-8"))["territory_id"]
         if (folder / "flows.parquet").is_file():
-            tables["flows"] = flows_table(pl.read_parquet(folder / "flows.parquet"), zone_territory)
+            tables["flows"] = flows_table(pl.read_parquet(folder / "flows.parquet"), zone_territory, visible, rules)
     if zones_path is not None:
         zgdf = gpd.read_parquet(zones_path)
         run["crs"] = run["crs"] or (zgdf.crs.to_string() if zgdf.crs is not None else None)
@@ -174,9 +208,14 @@ def territory_tables(config: Config) -> tuple[dict[str, pl.DataFrame], pl.DataFr
     return tables, zone_territory, run
 
 
-def flows_table(flows: pl.DataFrame, zone_territory: pl.DataFrame) -> pl.DataFrame:
+def flows_table(flows: pl.DataFrame, zone_territory: pl.DataFrame, visible: list[VisibleRun] | None = None,
+                rules: Rules | None = None) -> pl.DataFrame:
     """Stays of each territory's residents per hospital group, with the territory's total row
-    (``hospital_group = 'all'``); masked below 11 with complementary suppression."""
+    (``hospital_group = 'all'``); masked below 11 with complementary suppression, together with
+    the flows of the runs a viewer already sees (``visible``): a territory of another build is
+    the sum of this run's zones, whose cells (zone × hospital group) then enter the system as
+    never-published cells (two runs with other territories otherwise determined a flow of 8)."""
+    rules = rules or Rules()
     group_territory = zone_territory.rename({"zone_code": "group_zone", "territory_id": "group_territory_id"})
     per_group = (
         flows.join(zone_territory, on="zone_code", how="inner")
@@ -204,7 +243,36 @@ def flows_table(flows: pl.DataFrame, zone_territory: pl.DataFrame) -> pl.DataFra
         (pl.col("stays") / pl.col("stays").filter(pl.col("hospital_group") == "all").first().over("territory_id")).alias("share")
     )
     relations = relations_from_keys(table, by=["territory_id"], over="hospital_group", total_value="all")
-    return protect(table, ["stays"], relations, rates={"stays": ["share"]})
+    zone_cells = (
+        flows.join(zone_territory, on="zone_code", how="inner")
+        .group_by("zone_code", "territory_id", "group").agg(pl.col("stays").sum().cast(pl.Int64))
+        .sort("zone_code", "group")
+    )
+    ext, linked = flows_extension(table, zone_cells, zone_territory, visible or [])
+    if not linked:
+        out = protect(table, ["stays"], relations, rates={"stays": ["share"]}, extensions={"stays": ext},
+                      protection=rules.protection, report=rules.report_for("flows"))
+        return mask_shares(out, "stays", "share", ["territory_id"], "hospital_group")
+    # the zone cells, never published: a territory's flow to a group is the sum of its zones'
+    n = table.height
+    row = {(str(t), str(g)): i for i, (t, g) in enumerate(table.select("territory_id", "hospital_group").iter_rows())}
+    parts: dict[int, list[int]] = defaultdict(list)
+    for k, (territory, group) in enumerate(zone_cells.select("territory_id", "group").iter_rows()):
+        i = row.get((str(territory), str(group)))
+        if i is not None:
+            parts[i].append(n + k)
+    relations = [*relations, *(Relation(i, tuple(p)) for i, p in parts.items())]
+    full = pl.concat([
+        table.with_columns(pl.lit(False).alias("_zone")),
+        zone_cells.select(
+            "territory_id", pl.col("group").cast(pl.String).alias("hospital_group"), pl.lit(None, pl.String).alias("group_name"),
+            pl.lit(None, pl.Int64).alias("group_territory_id"), "stays", pl.lit(None, pl.Float64).alias("share"), pl.lit(True).alias("_zone"),
+        ),
+    ], how="vertical_relaxed")
+    out = protect(full, ["stays"], relations, rates={"stays": ["share"]}, extensions={"stays": ext},
+                  hidden={"stays": full["_zone"].to_list()}, protection=rules.protection, report=rules.report_for("flows"))
+    out = out.filter(~pl.col("_zone")).drop("_zone").select(table.columns)
+    return mask_shares(out, "stays", "share", ["territory_id"], "hospital_group")
 
 
 INDICATOR_RATES = {
@@ -254,6 +322,23 @@ def transition_relations(table: pl.DataFrame) -> list[Relation]:
 
 
 UNIT_KEYS = ["disease", "year", "level", "unit"]
+LEVEL_COST = {"zone": 1, "territory": 4, "area": 16}
+"""What masking a count costs per unit of its value, by level: a territory's or the area's count is
+read by the whole room (the board's headline), a zone's on a map."""
+COLUMN_COST = {"indicators.cases": 5, "indicators.incident_cases": 2, "care_use.people": 5}
+"""More per unit for the counts a board leads with (cases, new cases) and for a group's people,
+whose masking masks every measure of the group with them (``implies``); 1 otherwise."""
+
+
+def masking_costs(table: pl.DataFrame, column: str, key: str) -> list[float]:
+    """What masking each row's ``column`` costs (:func:`respop.privacy.disclosure.suppress`): its
+    count times :data:`LEVEL_COST` of its level times :data:`COLUMN_COST` of ``key``. Complements
+    then fall on zones' cells and secondary measures before a territory's cases: on tiny (seed 5)
+    a law's difference of 4 (heart failure, 2023: 134 people, 138 stays) took every territory's
+    cases with it when complements were the smallest count."""
+    factor = COLUMN_COST.get(key, 1)
+    level = table["level"].replace_strict(LEVEL_COST, default=1).to_list()
+    return [float(v or 0) * w * factor for v, w in zip(table[column].to_list(), level)]
 HIDDEN_ROWS = pl.col("level") == "zone"
 """Care-use rows where re-hospitalisations and deaths are not published (see ZONE_HIDDEN_COUNTS)."""
 
@@ -264,6 +349,9 @@ def shared_count_masks(
     transitions: pl.DataFrame | None,
     zone_territory: pl.DataFrame | None,
     survival_starts: pl.DataFrame | None = None,
+    visible: list[VisibleRun] | None = None,
+    rules: Rules | None = None,
+    model_totals: dict[str, tuple[int, int]] | None = None,
 ) -> dict[str, list[bool]]:
     """Masks of the counts that tie tables together, chosen as one system (:func:`suppress_together`):
 
@@ -277,31 +365,98 @@ def shared_count_masks(
       are the sum over the years of the stratum's transitions row totals, so one masked year
       would be the difference.
 
-    Keys: ``indicators.cases``, ``care_use.people`` (every row), ``care_use.deaths`` (the rows
-    where deaths are published, not zones), ``transitions.count`` and ``survival.at_risk`` (one
-    per row of ``survival_starts``), for the tables given.
+    - laws a viewer knows, row by row (:data:`INDICATOR_BOUNDS`, :data:`CARE_BOUNDS`: incident
+      cases <= cases, deaths <= people...): larger = smaller + a hidden difference, so that a
+      published count bounding a masked one is in the audit (tiny, seed 36: a zone's chronic
+      cases were exactly 1 because the acute cases, masked, were at least their published
+      incident cases);
+    - every measure of a group whose people are masked is masked with them (``implies``).
+
+    Keys: ``indicators.<column>`` (cases and those of :data:`INDICATOR_BOUNDS`) and
+    ``care_use.<column>`` (:data:`TIED_CARE_COUNTS`; the hidden ones over the rows where they are
+    published, not zones), ``transitions.count`` and ``survival.at_risk`` (one per row of
+    ``survival_starts``), for the tables given.
     Measured on 5 national years, the first tie alone: protected one table at a time, 30 of these
     counts were masked in one table and published in the other, and 56 masked cells could be
     recovered from the two tables together. Links are made only where the counts agree exactly."""
-    columns: dict[str, tuple[list, list[Relation]]] = {}
+    rules = rules or Rules()
+    visible = visible or []
+    columns: dict[str, tuple] = {}
+    costs: dict[str, list[float]] = {}
+    elsewhere: list[tuple] = []
+    bounded: list[tuple[str, str, list[bool]]] = []  # (smaller, larger, rows where the law is tied)
     if indicators is not None:
-        values = indicators["cases"].to_list()
-        columns["indicators.cases"] = (values, exact_relations(values, geographic_relations(indicators, "subtype", ["year", "disease"], zone_territory)))
+        relations = geographic_relations(indicators, "subtype", ["year", "disease"], zone_territory)
+        for column in ("cases", *(small for small, _ in INDICATOR_BOUNDS)):
+            values = indicators[column].to_list()
+            ext, _ = geographic_extension(indicators, "indicators", column, zone_territory, visible)
+            columns[f"indicators.{column}"] = (values, exact_relations(values, relations), ext)
+            costs[f"indicators.{column}"] = masking_costs(indicators, column, f"indicators.{column}")
+        bounded += [(f"indicators.{small}", f"indicators.{large}", [True] * indicators.height) for small, large in INDICATOR_BOUNDS]
     if care_use is not None:
-        values = care_use["people"].to_list()
-        columns["care_use.people"] = (values, exact_relations(values, geographic_relations(care_use, "stratum", ["year", "disease"], zone_territory)))
-        upper = care_use.filter(~HIDDEN_ROWS)
-        values = upper["deaths"].to_list()
-        columns["care_use.deaths"] = (values, exact_relations(values, geographic_relations(upper, "stratum", ["year", "disease"], zone_territory)))
+        relations = geographic_relations(care_use, "stratum", ["year", "disease"], zone_territory)
+        zone = care_use.select(HIDDEN_ROWS)["level"].to_list()
+        for column in TIED_CARE_COUNTS:
+            values = care_use[column].to_list()
+            costs[f"care_use.{column}"] = masking_costs(care_use, column, f"care_use.{column}")
+            if column in ZONE_HIDDEN_COUNTS:
+                ext, linked = geographic_extension(care_use, "care_use", column, zone_territory, visible, ("zone",), "people")
+                columns[f"care_use.{column}"] = (values, exact_relations(values, hidden_count_relations(care_use, zone_territory, linked)), ext, zone)
+            else:
+                ext, _ = geographic_extension(care_use, "care_use", column, zone_territory, visible, group="people")
+                columns[f"care_use.{column}"] = (values, exact_relations(values, relations), ext)
+        for small, large in CARE_BOUNDS:
+            # a count never published per zone is tied by its law on the rows where it is published
+            rows = [not z for z in zone] if small in ZONE_HIDDEN_COUNTS else [True] * care_use.height
+            bounded.append((f"care_use.{small}", f"care_use.{large}", rows))
+        # the followed of visible runs for years this run has no transitions of: extra cells of
+        # the people column (decided), tied by people = followed + deaths below
+        elsewhere = followed_elsewhere(care_use, transitions, visible)
+        if elsewhere:
+            values, rels, ext = columns["care_use.people"]
+            ext = Extension(
+                (*ext.values, *(e[2] for e in elsewhere)), (*ext.masked, *(e[3] for e in elsewhere)),
+                ext.relations, (*ext.structural_flags(), *([False] * len(elsewhere))),
+            )
+            columns["care_use.people"] = (values, rels, ext)
+    starts_there: list[tuple] = []
+    cards: list[tuple] = []
     if transitions is not None:
         values = transitions["count"].to_list()
-        columns["transitions.count"] = (values, exact_relations(values, transition_relations(transitions)))
+        ext = transitions_extension(transitions, visible)
+        # a visible run's survival starts over years this run has no transitions of: extra cells
+        # of the transitions column, tied below to its transitions and the followed elsewhere
+        starts_there = starts_elsewhere(transitions, elsewhere, visible) if care_use is not None else []
+        # the model cards' test-year person-years (published): sums of transitions, this run's
+        # and the visible runs' (finding 5: a relation the joint system lacked)
+        cards = test_totals(transitions, elsewhere, visible, model_totals)
+        if starts_there or cards:
+            ext = Extension(
+                (*ext.values, *(v for v, _, _, _ in starts_there), *(v for v, _, _ in cards)),
+                (*ext.masked, *(m for _, m, _, _ in starts_there), *([False] * len(cards))),
+                ext.relations, (*ext.structural_flags(), *([False] * (len(starts_there) + len(cards)))),
+            )
+        columns["transitions.count"] = (values, exact_relations(values, transition_relations(transitions)), ext)
     if survival_starts is not None and transitions is not None:
         columns["survival.at_risk"] = (survival_starts["at_risk"].to_list(), [])
     if not columns:
         return {}
+    # laws a viewer knows (incident cases <= cases, deaths <= people...): larger = smaller + a
+    # hidden difference (never published, at least 0), one column of differences per law
+    laws = []
+    for small, large, rows in bounded:
+        a, b = columns[small][0], columns[large][0]
+        diff = [(int(y or 0) - int(x or 0)) if keep else 0 for x, y, keep in zip(a, b, rows)]
+        # a row whose smaller count is 0 says nothing (the larger is at least 0 anyway)
+        tied = [keep and d >= 0 and bool(x) for d, keep, x in zip(diff, rows, a)]
+        name = f"{large} - {small}"
+        columns[name] = ([max(d, 0) for d in diff], [], None, [True] * len(diff))
+        laws.append((small, large, name, tied))
     number = {name: k for k, name in enumerate(columns)}
-    links: list[CrossRelation] = []
+    links: list[CrossRelation] = [
+        CrossRelation((number[large], i), ((number[small], i), (number[name], i)))
+        for small, large, name, tied in laws for i, t in enumerate(tied) if t
+    ]
     implies: list[tuple[tuple[int, int], tuple[int, int]]] = []
     if "survival.at_risk" in columns:
         years = transitions.with_row_index("_t").filter(pl.col("to_stratum") == "all").group_by(
@@ -314,9 +469,21 @@ def shared_count_masks(
         ]
     if care_use is not None:
         use = care_use.with_row_index("_row").with_columns(pl.col("year").cast(pl.Int64))
-        upper = use.filter(~HIDDEN_ROWS).with_row_index("_upper")
+        upper = use.filter(~HIDDEN_ROWS).with_columns(pl.col("_row").alias("_upper"))
         people, deaths = number["care_use.people"], number["care_use.deaths"]
-        implies = [((people, int(r)), (deaths, int(u))) for r, u in upper.select("_row", "_upper").iter_rows()]
+        # every measure of a group whose number of people is masked is masked with it
+        zone = care_use.select(HIDDEN_ROWS)["level"].to_list()
+        implies = [((people, r), (number[f"care_use.{c}"], r)) for r in range(care_use.height)
+                   for c in TIED_CARE_COUNTS if c != "people" and not (c in ZONE_HIDDEN_COUNTS and zone[r])]
+        first = care_use.height + len(columns["care_use.people"][2].values) - len(elsewhere)
+        links += [CrossRelation((people, e[0]), ((people, first + k), (deaths, e[1]))) for k, e in enumerate(elsewhere)]
+        if starts_there or cards:
+            tr = number["transitions.count"]
+            start0 = transitions.height + len(columns["transitions.count"][2].values) - len(starts_there) - len(cards)
+            links += [
+                CrossRelation((tr, start0 + k), (*((tr, t) for t in rows), *((people, first + j) for j in others)))
+                for k, (_, _, rows, others) in enumerate([*((v, m, r, o) for v, m, r, o in starts_there), *((v, False, r, o) for v, r, o in cards)])
+            ]
         if indicators is not None:
             a = indicators.with_row_index("_i").with_columns(pl.col("year").cast(pl.Int64)).filter(pl.col("subtype") == "all")
             b = use.filter(pl.col("stratum") == "all")
@@ -334,17 +501,65 @@ def shared_count_masks(
                 CrossRelation((people, int(r)), ((number["transitions.count"], int(t)), (deaths, int(u))))
                 for r, t, u in tied.select("_row", "_t", "_upper").iter_rows()
             ]
-    masks = suppress_together(list(columns.values()), links, implies)
-    return dict(zip(columns, masks))
+    masks = suppress_together(list(columns.values()), links, implies, protection=rules.protection,
+                              report=rules.report_for("tied counts"), costs=[costs.get(name) for name in columns])
+    return {name: mask for name, mask in zip(columns, masks) if name not in {law[2] for law in laws}}
 
 
-def indicators_table(table: pl.DataFrame, zone_territory: pl.DataFrame | None, cases_mask: list[bool] | None = None) -> pl.DataFrame:
-    """The indicators as published (``table`` from :func:`read_indicators`); ``cases_mask``: the
-    mask of ``cases`` chosen with care use (:func:`shared_count_masks`)."""
+def model_test_totals(config: Config) -> dict[str, tuple[int, int]]:
+    """Per disease, the prediction's test year and its person-years (the model card prints them)."""
+    path = config.output.dir / "strata" / "summary.json"
+    if not path.is_file():
+        return {}
+    prediction = json.loads(path.read_text(encoding="utf-8")).get("prediction") or {}
+    return {d: (int(p["test_year"]), int(p["n_test"])) for d, p in prediction.items()
+            if isinstance(p, dict) and p.get("test_year") is not None and p.get("n_test") is not None}
+
+
+def hidden_count_relations(care_use: pl.DataFrame, zone_territory: pl.DataFrame | None, linked: bool) -> list[Relation]:
+    """Relations of a care-use count that is not published per zone (deaths, re-hospitalisations),
+    over every row of the table. The zone rows are hidden cells: their relations tell a viewer
+    nothing while no other run ties them (every zone is unknown), so they are left out of the
+    system unless ``linked`` (a visible run's territory is a sum of this run's zones)."""
+    relations = geographic_relations(care_use, "stratum", ["year", "disease"], zone_territory)
+    if linked:
+        return relations
+    zone = care_use.select(HIDDEN_ROWS)["level"].to_list()
+    return [r for r in relations if not zone[r.total] and not any(zone[p] for p in r.parts)]
+
+
+INDICATOR_COUNTS = ["cases", "incident_cases", "cases_outside", "cases_unstandardised"]
+INDICATOR_BOUNDS = [("incident_cases", "cases"), ("cases_unstandardised", "cases")]
+"""(smaller, larger): laws of the indicators a viewer knows, row by row (a subset of the cases)."""
+CARE_BOUNDS = [("people", "stays"), ("emergency_stays", "stays"), ("readmissions_30d", "stays"), ("deaths", "people")]
+"""(smaller, larger): laws of care use a viewer knows, row by row (everyone counted has a stay; an
+emergency stay, a re-hospitalisation is a stay; the dead were among the people)."""
+TIED_CARE_COUNTS = ["people", "stays", "emergency_stays", "readmissions_30d", "deaths"]
+"""Care-use counts protected in the joint system (:func:`shared_count_masks`): tied to other
+tables or to one another by a law."""
+
+
+def indicators_table(
+    table: pl.DataFrame, zone_territory: pl.DataFrame | None, decided: dict[str, list[bool]] | None = None,
+    visible: list[VisibleRun] | None = None, rules: Rules | None = None,
+) -> pl.DataFrame:
+    """The indicators as published (``table`` from :func:`read_indicators`); ``decided``: the masks
+    of the columns chosen in the joint system (:func:`shared_count_masks`, keys without the table's
+    name), computed here from this table alone when not given; ``visible``: the runs a viewer
+    already sees (respop.store.releases)."""
+    rules = rules or Rules()
+    if decided is None:
+        decided = table_masks(shared_count_masks(table, None, None, zone_territory, None, visible, rules), "indicators")
     relations = geographic_relations(table, "subtype", ["year", "disease"], zone_territory)
-    out = protect(table, ["cases", "incident_cases", "cases_outside", "cases_unstandardised"], relations, rates=INDICATOR_RATES,
-                  decided={"cases": cases_mask} if cases_mask is not None else None)
+    extensions = {c: geographic_extension(table, "indicators", c, zone_territory, visible or [])[0] for c in INDICATOR_COUNTS if c not in decided}
+    out = protect(table, INDICATOR_COUNTS, relations, rates=INDICATOR_RATES, decided=decided,
+                  extensions=extensions, protection=rules.protection, report=rules.report_for("indicators"))
     return out.with_columns(pl.col(pl.Int16).cast(pl.Int64))
+
+
+def table_masks(masks: dict[str, list[bool]], table: str) -> dict[str, list[bool]]:
+    """The masks of one table's columns among those of :func:`shared_count_masks` (``table.column``)."""
+    return {k.split(".", 1)[1]: m for k, m in masks.items() if k.startswith(f"{table}.")}
 
 
 CARE_COUNTS = ["people", "stays", "emergency_stays", "bed_days", "readmissions_30d", "deaths"]
@@ -357,39 +572,56 @@ join into country-wide groups too large for the exact audit."""
 
 
 def care_use_table(
-    table: pl.DataFrame, zone_territory: pl.DataFrame | None, people_mask: list[bool] | None = None, deaths_mask: list[bool] | None = None
+    table: pl.DataFrame, zone_territory: pl.DataFrame | None, decided: dict[str, list[bool]] | None = None,
+    visible: list[VisibleRun] | None = None, rules: Rules | None = None,
 ) -> pl.DataFrame:
     """Care use per unit and stratum (``table`` from :func:`read_care_use`): a group of fewer than
-    11 people publishes no measure; re-hospitalisations and deaths per territory and area only.
-    ``people_mask``, ``deaths_mask`` (rows other than zones): masks chosen with the other tables
-    (:func:`shared_count_masks`)."""
+    11 people publishes no measure; re-hospitalisations and deaths per territory and area only
+    (hidden cells per zone). ``decided``: the masks of :data:`TIED_CARE_COUNTS` chosen in the joint
+    system (:func:`shared_count_masks`), computed here from this table alone when not given;
+    ``visible``: the runs a viewer already sees."""
+    rules = rules or Rules()
+    visible = visible or []
+    if decided is None:
+        decided = table_masks(shared_count_masks(None, table, None, zone_territory, None, visible, rules), "care_use")
     relations = geographic_relations(table, "stratum", ["year", "disease"], zone_territory)
     dense = [c for c in CARE_COUNTS if c not in ZONE_HIDDEN_COUNTS]
+    extensions = {c: geographic_extension(table, "care_use", c, zone_territory, visible, group="people")[0]
+                  for c in dense if c not in decided}
     out = protect(table, dense, relations, rates={c: [f"{c}_per_person"] for c in dense if c != "people"},
-                  whole_row="people", decided={"people": people_mask} if people_mask is not None else None)
-    upper = table.with_row_index("_row").filter(~HIDDEN_ROWS)
-    upper_relations = geographic_relations(upper.drop("_row"), "stratum", ["year", "disease"], zone_territory)
-    # the hidden measures are protected from the people masked in the whole table
-    upper_people = out["people"].is_null().gather(upper["_row"]).to_list()
-    protected = protect(upper.drop("_row"), ["people", *ZONE_HIDDEN_COUNTS], upper_relations,
-                        rates={c: [f"{c}_per_person"] for c in ZONE_HIDDEN_COUNTS}, whole_row="people",
-                        decided={"people": upper_people, **({"deaths": deaths_mask} if deaths_mask is not None else {})})
+                  whole_row="people", decided={c: m for c, m in decided.items() if c in dense},
+                  extensions=extensions, protection=rules.protection, report=rules.report_for("care_use"))
+    # the measures never published per zone, chosen in the joint system with the zones hidden
+    # (masked, at least 0)
     hidden = [*ZONE_HIDDEN_COUNTS, *(f"{c}_per_person" for c in ZONE_HIDDEN_COUNTS)]
-    values = pl.DataFrame({"_row": upper["_row"]}).with_columns(protected.select(hidden))
-    out = (
-        out.drop(hidden).with_row_index("_row").join(values, on="_row", how="left").drop("_row")
-        # a group whose people are masked in the full table publishes none of its measures
-        .with_columns(pl.when(pl.col("people").is_null()).then(None).otherwise(pl.col(c)).alias(c) for c in hidden)
-        .select(table.columns)
-    )
+    out = out.with_columns(
+        pl.when(pl.Series(decided[c], dtype=pl.Boolean)).then(None).otherwise(pl.col(r)).alias(r)
+        for c in ZONE_HIDDEN_COUNTS for r in (c, f"{c}_per_person")
+    ).with_columns(
+        # never per zone; a group whose people are masked publishes none of its measures
+        pl.when(HIDDEN_ROWS | pl.col("people").is_null()).then(None).otherwise(pl.col(c)).alias(c) for c in hidden
+    ).select(table.columns)
     return out.with_columns(pl.col(pl.Int16).cast(pl.Int64))
 
 
-def transitions_table(table: pl.DataFrame, count_mask: list[bool] | None = None) -> pl.DataFrame:
+def transitions_table(table: pl.DataFrame, count_mask: list[bool] | None = None, visible: list[VisibleRun] | None = None,
+                      rules: Rules | None = None) -> pl.DataFrame:
     """Transitions as published (``table`` from :func:`read_transitions`); ``count_mask``: chosen
     with care use (:func:`shared_count_masks`)."""
-    return protect(table, ["count"], transition_relations(table), rates={"count": ["proportion"]},
-                   decided={"count": count_mask} if count_mask is not None else None)
+    rules = rules or Rules()
+    out = protect(table, ["count"], transition_relations(table), rates={"count": ["proportion"]},
+                  decided={"count": count_mask} if count_mask is not None else None,
+                  extensions={"count": transitions_extension(table, visible or [])} if count_mask is None else None,
+                  protection=rules.protection, report=rules.report_for("transitions"))
+    return mask_shares(out, "count", "proportion", ["disease", "year", "from_stratum"], "to_stratum")
+
+
+def mask_shares(table: pl.DataFrame, count: str, share: str, by: list[str], over: str) -> pl.DataFrame:
+    """Null a share wherever the total it is a share of (the ``all`` row of ``over`` in its group
+    ``by``) is masked: a published count with its share gives the total (a transition of 133
+    published with its proportion 0.806061 gave its masked row total, 165)."""
+    total_masked = pl.col(count).filter(pl.col(over) == "all").first().over(by).is_null()
+    return table.with_columns(pl.when(total_masked).then(None).otherwise(pl.col(share)).alias(share))
 
 
 def survival_steps(time: np.ndarray, survival: np.ndarray, at_risk: np.ndarray) -> list[int]:
@@ -488,8 +720,11 @@ def model_tables(folder: Path) -> dict[str, pl.DataFrame]:
         if (sub / "metrics.csv").is_file():
             metrics.append(pl.read_csv(sub / "metrics.csv").with_columns(pl.lit(disease).alias("disease")))
         if (sub / "calibration.csv").is_file():
-            cal, _ = protect_calibration(pl.read_csv(sub / "calibration.csv"))
-            calibration.append(cal.with_columns(pl.lit(disease).alias("disease")))
+            deciles = pl.read_csv(sub / "calibration.csv")
+            # each target's deciles sum to the test year: protected target by target
+            for _, part in deciles.group_by(["target"] if "target" in deciles.columns else [pl.lit(0)], maintain_order=True):
+                cal, _ = protect_calibration(part)
+                calibration.append(cal.with_columns(pl.lit(disease).alias("disease")))
         if (sub / "importance.csv").is_file():
             importance.append(pl.read_csv(sub / "importance.csv").with_columns(pl.lit(disease).alias("disease")))
         if (sub / "model_card.md").is_file():
@@ -509,13 +744,14 @@ def model_tables(folder: Path) -> dict[str, pl.DataFrame]:
 def strata_tables(
     config: Config, zone_territory: pl.DataFrame | None, care_use: pl.DataFrame | None, transitions: pl.DataFrame | None,
     masks: dict[str, list[bool]], survival_starts: pl.DataFrame | None = None,
+    visible: list[VisibleRun] | None = None, rules: Rules | None = None,
 ) -> dict[str, pl.DataFrame]:
     folder = config.output.dir / "strata"
     if care_use is None or transitions is None:
         return {}
     tables = {
-        "care_use": care_use_table(care_use, zone_territory, masks.get("care_use.people"), masks.get("care_use.deaths")),
-        "transitions": transitions_table(transitions, masks.get("transitions.count")),
+        "care_use": care_use_table(care_use, zone_territory, table_masks(masks, "care_use") or None, visible, rules),
+        "transitions": transitions_table(transitions, masks.get("transitions.count"), visible, rules),
     }
     hidden: set[tuple[str, str]] = set()
     if survival_starts is not None and "survival.at_risk" in masks:
@@ -527,11 +763,10 @@ def strata_tables(
     return tables
 
 
-def strata_levels_table(config: Config) -> pl.DataFrame:
-    from respop.case_finding.spec import load_specs
-
+def strata_levels_table(catalogue: Catalogue) -> pl.DataFrame:
+    """The strata of the run's catalogue (the specs the steps computed with, not the TOML files)."""
     rows = []
-    for spec in load_specs(list(config.diseases), config.cases.algorithms_dir):
+    for spec in catalogue.specs:
         if spec.strata is None:
             continue
         for level in spec.strata.levels:
@@ -541,6 +776,11 @@ def strata_levels_table(config: Config) -> pl.DataFrame:
                 "description": level.description, "protocol": level.protocol, "condition": level.when,
             })
     return _frame(rows, schema.strata_levels)
+
+
+def catalogue_table(catalogue: Catalogue) -> pl.DataFrame:
+    """The run's catalogue as rows of text (names, French labels, versions, sources; no count)."""
+    return _frame(catalogue.rows(), schema.catalogue)
 
 
 def quality_table(report: dict) -> pl.DataFrame:
@@ -554,9 +794,15 @@ def quality_table(report: dict) -> pl.DataFrame:
             rows.append({"section": "file", "item": t["label"], "measure": measure, "detail": None,
                          "rows": t[f"rows_{measure}"], "enabled": None})
         relations.append(Relation(start, (start + 1, start + 2)))
+        reasons = []
         for reason, n in t.get("reasons", {}).items():
+            reasons.append(len(rows))
             rows.append({"section": "reason", "item": t["label"], "measure": "rows", "detail": reason,
                          "rows": n, "enabled": None})
+        # a file's quarantined rows are the sum of its reasons when each row has one reason (kept
+        # only where it holds: 30 quarantined, 25 for one reason, would give the other's 5 away)
+        if reasons:
+            relations.append(Relation(start + 2, tuple(reasons)))
     total = len(rows)
     rows.append({"section": "stays", "item": "stays", "measure": "loaded", "detail": None,
                  "rows": report.get("stays_loaded"), "enabled": None})
@@ -580,6 +826,9 @@ def input_report_summary(report: dict) -> dict:
         "years": report.get("years"),
         "balanced": report.get("balanced"),
         "files": [t["label"] for t in report.get("tables", [])],
+        # deaths out of hospital known to the run (the SNDS referential read: respop.pmsi.deaths);
+        # false: prevalence may include people who died outside hospital (the boards say so)
+        "deaths_known": bool((report.get("deaths") or {}).get("known", False)),
     }
 
 
@@ -590,21 +839,45 @@ def _empty(table) -> pl.DataFrame:
     return _frame([], table)
 
 
-def collect(config: Config, config_path: Path | None = None, timings: dict | None = None) -> Publication:
-    """Every table of the store for this configuration's outputs, disclosure-controlled."""
+def collect(
+    config: Config, config_path: Path | None = None, timings: dict | None = None, visible: list[VisibleRun] | None = None
+) -> Publication:
+    """Every table of the store for this configuration's outputs, disclosure-controlled.
+    ``visible``: the runs of the store a viewer can already see (:func:`respop.store.releases.visible_runs`):
+    this run is protected together with them. Raises :class:`DisclosureError` when a count of 1
+    to 10 would stay narrower than the protection width (nothing is published then)."""
+    check_chain(config, config_path)  # the steps' outputs belong to one build (respop.stages)
     out = config.output.dir
     if not out.is_dir():
         raise InputError("no outputs for this configuration: run `respop run` (or its steps) first", out)
-    tables, zone_territory, run = territory_tables(config)
+    rules = Rules(protection=config.disclosure.protection)
+    tables, zone_territory, run = territory_tables(config, visible, rules)
     indicators, care_use, transitions = read_indicators(config), read_care_use(config), read_transitions(config)
     if care_use is None or transitions is None:
         care_use = transitions = None
     starts = read_survival_starts(config) if transitions is not None else None
-    masks = shared_count_masks(indicators, care_use, transitions, zone_territory, starts)
+    masks = shared_count_masks(indicators, care_use, transitions, zone_territory, starts, visible, rules, model_test_totals(config))
     if indicators is not None:
-        tables["indicators"] = indicators_table(indicators, zone_territory, masks.get("indicators.cases"))
-    tables.update(strata_tables(config, zone_territory, care_use, transitions, masks, starts))
-    tables["strata_levels"] = strata_levels_table(config)
+        tables["indicators"] = indicators_table(indicators, zone_territory, table_masks(masks, "indicators") or None, visible, rules)
+    tables.update(strata_tables(config, zone_territory, care_use, transitions, masks, starts, visible, rules))
+    unaudited = sum(r.unaudited for r in rules.reports.values())
+    if unaudited:  # reported, never skipped silently (runs.disclosure keeps the count per table)
+        import sys
+
+        print(f"respop: warning: {unaudited} masked cells are in groups too large for the interval audit "
+              f"(more than {MAX_AUDIT_CELLS} masked cells): they keep the two-per-relation rule only (docs/store.md)",
+              file=sys.stderr, flush=True)
+    narrow = {name: r.failing for name, r in rules.reports.items() if r.failing}
+    if narrow:
+        cells = sum(len(v) for v in narrow.values())
+        raise DisclosureError(
+            f"{cells} count(s) of 1 to 10 would stay narrower than the protection width ({rules.protection}) "
+            f"under the runs already visible ({', '.join(f'{k}: {len(v)}' for k, v in sorted(narrow.items()))}); "
+            "nothing was published. Cells of runs already published cannot be masked again: see docs/store.md (Runs and releases)"
+        )
+    catalogue = run_catalogue(config)  # frozen at the run's start (respop.spec.catalogue)
+    tables["strata_levels"] = strata_levels_table(catalogue)
+    tables["catalogue"] = catalogue_table(catalogue)
     report_path = out / "input" / "report.json"
     report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else None
     if report is not None:
@@ -618,7 +891,9 @@ def collect(config: Config, config_path: Path | None = None, timings: dict | Non
     step_seconds = {
         step: json.loads(p.read_text(encoding="utf-8")).get("seconds") for step, p in summaries.items() if p.is_file()
     }
-    text = config_path.read_text(encoding="utf-8") if config_path is not None and config_path.is_file() else ""
+    from respop.secrets import redacted_config_text  # stored and fingerprinted without its credentials
+
+    text = redacted_config_text(config_path.read_text(encoding="utf-8") if config_path is not None and config_path.is_file() else "")
     run.update(
         name=config.name,
         description=config.description,
@@ -630,6 +905,10 @@ def collect(config: Config, config_path: Path | None = None, timings: dict | Non
         last_year=years[-1] if years else None,
         timings={**step_seconds, **(timings or {})},
         input_report=input_report_summary(report) if report is not None else None,
+        disclosure={
+            "threshold": THRESHOLD, "protection": rules.protection,
+            "visible_runs": [v.run_id for v in visible or []], "tables": rules.summary(),
+        },
     )
     publication = Publication(run=run, tables=tables)
     publication.run["results_sha256"] = publication.fingerprint()

@@ -14,6 +14,7 @@ needed.
 
 from __future__ import annotations
 
+import polars as pl
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -31,7 +32,7 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
-RUN_STATUSES = ("running", "succeeded", "failed")
+RUN_STATUSES = ("running", "succeeded", "failed", "interrupted")
 
 runs = Table(
     "runs",
@@ -54,6 +55,10 @@ runs = Table(
     Column("selected_territory", Integer, comment="the configuration's territory of interest"),
     Column("crs", String(40), comment="CRS of the geometries, e.g. EPSG:2154"),
     Column("error", Text),
+    Column(
+        "disclosure", JSON,
+        comment="the disclosure rules and, per table, masked cells, audit programs, cells left narrow or unaudited",
+    ),
 )
 
 
@@ -163,6 +168,25 @@ strata_levels = Table(
     Column("condition", Text),
 )
 
+catalogue = Table(
+    "catalogue",
+    metadata,
+    _row_id(),
+    _run_id(),
+    Column("disease", String(40), nullable=False),
+    Column("kind", String(20), nullable=False,
+           comment="disease, source, subtype, branch, feature, strata_source or stratum"),
+    Column("name", String(200), nullable=False, comment="identifier (the disease's own row: its id)"),
+    Column("rank", Integer, nullable=False, comment="order in the spec (strata: 1 = least severe)"),
+    Column("label", Text, nullable=False, comment="French name or label (a source: its reference)"),
+    Column("description", Text),
+    Column("protocol", Text, comment="strata: care protocol (French)"),
+    Column("condition", Text, comment="strata: the condition on the features"),
+    Column("codes", Text, comment="code features: ICD-10 prefixes"),
+    Column("version", String(40), comment="the disease's own row: the algorithm's version"),
+    comment="the specs the run used (respop.spec.catalogue): text only, no count",
+)
+
 care_use = Table(
     "care_use",
     metadata,
@@ -243,6 +267,18 @@ model_metrics = Table(
     Column("brier", Float),
     Column("brier_reference", Float),
     Column("log_loss", Float),
+    Column("target", String(40), comment="upstratum (higher stratum or death) or emergency_or_death"),
+    Column("auc_lower", Float, comment="DeLong interval"),
+    Column("auc_upper", Float),
+    Column("brier_skill", Float, comment="1 - brier / brier_reference: > 0 beats the prevalence"),
+    Column("calibration_slope", Float),
+    Column("calibration_slope_lower", Float),
+    Column("calibration_slope_upper", Float),
+    Column("calibration_intercept", Float, comment="calibration-in-the-large"),
+    Column("calibration_intercept_lower", Float),
+    Column("calibration_intercept_upper", Float),
+    Column("recalibration_intercept", Float, comment="temporal recalibration applied (null: none)"),
+    Column("recalibration_slope", Float),
 )
 
 model_calibration = Table(
@@ -256,6 +292,7 @@ model_calibration = Table(
     Column("n", Integer),
     Column("mean_predicted", Float),
     Column("observed_rate", Float),
+    Column("target", String(40), comment="upstratum (higher stratum or death) or emergency_or_death"),
 )
 
 model_importance = Table(
@@ -302,3 +339,26 @@ def published_columns(table: Table) -> list[str]:
 
 RESULT_TABLES: tuple[Table, ...] = tuple(t for t in metadata.sorted_tables if t.name != "runs")
 """Every table keyed by run_id, in dependency order."""
+
+
+def polars_schema(table) -> dict[str, pl.DataType]:
+    """The polars types of a table's columns (``run_id`` included when present)."""
+    out: dict[str, pl.DataType] = {}
+    for column in table.columns:
+        kind = column.type
+        if isinstance(kind, Boolean):
+            dtype = pl.Boolean
+        elif isinstance(kind, Integer):
+            dtype = pl.Int64
+        elif isinstance(kind, Float):
+            dtype = pl.Float64
+        elif isinstance(kind, LargeBinary):
+            dtype = pl.Binary
+        elif isinstance(kind, DateTime):
+            dtype = pl.Datetime("us")
+        elif isinstance(kind, (String, Text)):
+            dtype = pl.String
+        else:
+            dtype = pl.Object
+        out[column.name] = dtype
+    return out

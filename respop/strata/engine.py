@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from respop.case_finding.engine import deaths, qualifying_stays, stays_only
-from respop.case_finding.spec import AlgorithmSpec
+from respop.case_finding.engine import DEATHS_SCHEMA, deaths, qualifying_stays, stays_only
+from respop.spec.algorithm import AlgorithmSpec
 from respop.errors import ConfigError
 from respop.strata.conditions import to_polars
 
@@ -47,9 +47,15 @@ def qualifying_ids(spec: AlgorithmSpec, stays: pl.LazyFrame, diagnoses: pl.LazyF
 
 
 def outcome_events(
-    spec: AlgorithmSpec, stays: pl.LazyFrame, diagnoses: pl.LazyFrame, qualifying: pl.LazyFrame | None = None
+    spec: AlgorithmSpec,
+    stays: pl.LazyFrame,
+    diagnoses: pl.LazyFrame,
+    qualifying: pl.LazyFrame | None = None,
+    known_deaths: pl.LazyFrame | pl.DataFrame | None = None,
 ) -> pl.LazyFrame:
-    """Entry dates of the disease's qualifying stays and dates of in-hospital deaths, per patient.
+    """Entry dates of the disease's qualifying stays and dates of deaths, per patient: in-hospital
+    deaths, and with ``known_deaths`` (patient_key, death_date: the SNDS referential) the deaths
+    out of hospital, which end a follow-up as deaths (not as censoring).
     ``qualifying``: the qualifying stay ids when already computed (:func:`qualifying_ids`)."""
     kept = stays_only(stays)
     ids = qualifying if qualifying is not None else qualifying_ids(spec, kept, diagnoses)
@@ -61,7 +67,13 @@ def outcome_events(
     died = kept.filter(pl.col("died") & pl.col("patient_key").is_not_null() & pl.col("exit_date").is_not_null()).select(
         "patient_key", pl.col("exit_date").alias("date"), pl.lit("death").alias("kind")
     )
-    return pl.concat([disease_stays, died]).filter(pl.col("date").is_not_null()).with_columns(
+    parts = [disease_stays, died]
+    if known_deaths is not None:
+        parts.append(
+            known_deaths.lazy().select(*DEATHS_SCHEMA).cast(DEATHS_SCHEMA)
+            .select("patient_key", pl.col("death_date").alias("date"), pl.lit("death").alias("kind"))
+        )
+    return pl.concat(parts).filter(pl.col("date").is_not_null()).with_columns(
         pl.lit(spec.disease).alias("disease")
     ).select("patient_key", "disease", "date", "kind")
 
@@ -69,7 +81,7 @@ def outcome_events(
 def transitions(person_strata: pl.DataFrame, death_years: pl.DataFrame, last_year: int, order: dict[str, list[str]]) -> pl.DataFrame:
     """Stratum in N → state in N + 1 (a stratum, ``deces``, ``non_revu``): counts and row proportions.
 
-    ``death_years``: patient_key, death year (in-hospital). People who died in N are not followed
+    ``death_years``: patient_key, death year (:func:`death_years`). People who died in N are not followed
     from N. ``order``: disease → stratum names, most severe first (for sorting).
     """
     current = person_strata.filter(~pl.col("died_in_year") & (pl.col("year") < last_year)).select(
@@ -122,7 +134,10 @@ def care_use(person_strata: pl.DataFrame, zone_territory: pl.DataFrame | None = 
     levels = [
         ("zone", pl.col("residence_zone"), pl.lit(None, pl.String)),
         ("territory", pl.col("territory_id").cast(pl.String), pl.col("territory_name")),
-        ("area", pl.lit(ALL), pl.lit(None, pl.String)),
+        # the area is its zones: a case without a residence zone (no stay with a usable residence
+        # in the window) is in no level, as in the indicators (counted there in cases_outside);
+        # counted in the area alone, the area minus its territories would give their number away
+        ("area", pl.when(pl.col("residence_zone").is_not_null()).then(pl.lit(ALL)), pl.lit(None, pl.String)),
     ]
     for level, unit, unit_name in levels:
         base = ps.with_columns(unit.alias("unit"), unit_name.alias("unit_name")).filter(pl.col("unit").is_not_null())
@@ -139,6 +154,7 @@ def care_use(person_strata: pl.DataFrame, zone_territory: pl.DataFrame | None = 
     ).sort("level", "unit", "year", "disease", "stratum")
 
 
-def death_years(stays: pl.LazyFrame) -> pl.LazyFrame:
-    """patient_key, death_year: the first in-hospital death recorded (séances excluded)."""
-    return deaths(stays_only(stays)).rename({"_death_year": "death_year"})
+def death_years(stays: pl.LazyFrame, known_deaths: pl.LazyFrame | pl.DataFrame | None = None) -> pl.LazyFrame:
+    """patient_key, death_year: the first death recorded, in hospital (séances excluded) or, with
+    ``known_deaths`` (the SNDS referential), out of hospital."""
+    return deaths(stays_only(stays), known_deaths).rename({"_death_year": "death_year"})

@@ -1,92 +1,59 @@
-"""Features per person and year, on which the strata conditions are written: the one place.
+"""Features per person and year, in polars: the expressions of the features catalogue.
 
-Two kinds (docs/strata.md): the **computed** features of :data:`COMPUTED` (hospital use, the
-latest disease stay, the other target disease), written here in polars; and the **code**
-features of ``algorithms/features.toml`` (a stay of the window carries one of the codes), which
-clinicians extend without touching Python. Adding a computed feature: one entry in
-:data:`COMPUTED` and one expression in :func:`compute_features`, and its Spark expression in
+The names, their meaning and the code features are data of the specification layer
+(:mod:`respop.spec.features`: the **computed** features, one **case-of** feature per other
+configured disease, ``case_of_<disease>``, and the **code** features of
+``algorithms/features.toml``). This module computes them per case-year
+(:func:`compute_features`) and gives the columns and types of the result from the spec alone
+(:func:`features_schema`), which the Spark target also uses. Adding a computed feature: one entry
+in ``respop.spec.features.COMPUTED`` (and its French label), one expression in
+:func:`compute_features`, its type in :data:`COMPUTED_TYPES`, and its Spark expression in
 respop/spark/strata.py too (the Spark ``compute_features`` stops, naming it, until it has one).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Sequence
 
 import polars as pl
-from pydantic import Field
 
-from respop.case_finding.engine import prefix_match, criterion_expr, qualifying_stays, stays_only
-from respop.case_finding.spec import ALGORITHMS_DIR, AlgorithmSpec, Criterion, MAX_LOOKBACK_YEARS, _Model
-from respop.errors import ConfigError
+from respop.case_finding.engine import CASE_SCHEMA, RESIDENCE_SCHEMA, criterion_expr, prefix_match, qualifying_stays, stays_only
+from respop.pmsi.quality import counted_stays
+from respop.spec.algorithm import AlgorithmSpec
+from respop.spec.features import CASE_OF, COMPUTED, OUTCOMES, FeaturesSpec
 
-COMPUTED: dict[str, str] = {
-    "age": "age in the year",
-    "disease_stays_12m": "qualifying stays of the disease exiting in the year",
-    "disease_stays_window": "qualifying stays over the case's look-back window (the year included)",
-    "disease_emergency_stays_12m": "… of them admitted through the emergency department",
-    "disease_bed_days_12m": "length of stay summed over the disease's stays of the year",
-    "days_since_disease_stay": "days from the latest qualifying stay's exit to 31 December",
-    "stays_12m": "all kept stays exiting in the year (séances excluded)",
-    "emergency_stays_12m": "… admitted through the emergency department",
-    "bed_days_12m": "length of stay summed over the stays of the year",
-    "other_disease": "a case of the other target disease in the year",
+IDENTITY = ("patient_key", "disease", "year", "residence_zone", "territory_id", "territory_name", "sex")
+"""The identity and residence columns of a person-year, first."""
+
+COMPUTED_TYPES: dict[str, pl.DataType] = {
+    "age": CASE_SCHEMA["age"],
+    **{name: pl.Int32 for name in COMPUTED if name != "age"},
 }
-"""Computed features (name → meaning)."""
+"""The type of each computed feature."""
 
-OUTCOMES = ("readmissions_30d", "died_in_year")
-"""Outcomes of the year kept beside the features (not for conditions)."""
-
-OTHER = {"diabetes": "heart_failure", "heart_failure": "diabetes"}
+OUTCOME_TYPES: dict[str, pl.DataType] = {"readmissions_30d": pl.Int32, "died_in_year": CASE_SCHEMA["died_in_year"]}
 
 
-class CodeFeature(Criterion):
-    """A boolean feature: a stay of the window carries one of ``codes`` at one of ``positions``."""
-
-    lookback_years: int = Field(0, ge=0, le=MAX_LOOKBACK_YEARS)
-
-
-class FeaturesSpec(_Model):
-    codes: dict[str, CodeFeature] = Field(default_factory=dict)
-
-    def names(self) -> list[str]:
-        return list(self.codes)
-
-
-RESERVED = {
-    "true", "false", "True", "False", "and", "or", "not", "patient_key", "disease", "year", "residence_zone",
-    "territory_id", "territory_name", "sex", "stratum", "stratum_level",
-}
-"""Names a code feature cannot take: words of the condition language and columns of the output."""
+def features_schema(features: FeaturesSpec, case_of: Sequence[str] = ()) -> dict[str, pl.DataType]:
+    """The columns and types of :func:`compute_features`' result, from the spec alone: identity,
+    computed features, case-of features ``case_of``, code features, outcomes."""
+    identity = {**CASE_SCHEMA, **RESIDENCE_SCHEMA, "year": pl.Int16}
+    return {
+        **{c: identity[c] for c in IDENTITY},
+        **{c: COMPUTED_TYPES[c] for c in COMPUTED},
+        **{c: pl.Boolean for c in case_of},
+        **{c: pl.Boolean for c in features.codes},
+        **{c: OUTCOME_TYPES[c] for c in OUTCOMES},
+    }
 
 
-def load_features(folder: str | Path | None = None) -> FeaturesSpec:
-    """``features.toml`` of the algorithms folder; a folder without one uses the shipped file."""
-    path = Path(folder or ALGORITHMS_DIR) / "features.toml"
-    if not path.is_file():
-        path = ALGORITHMS_DIR / "features.toml"
-    if not path.is_file():
-        return FeaturesSpec()
-    from respop.config import load_toml_model
+def person_strata_columns(features: FeaturesSpec, diseases: Sequence[str]) -> list[str]:
+    """The columns of the person strata of every configured disease stacked: those of
+    :func:`features_schema` with the case-of feature of each disease (null on the disease's own
+    rows), then the stratum."""
+    from respop.spec.features import case_feature
 
-    spec = load_toml_model(path, FeaturesSpec, "features file")
-    for name in spec.codes:
-        if name in COMPUTED or name in OUTCOMES:
-            raise ConfigError(f"{path}: key 'codes.{name}': a computed feature already has this name; choose another")
-        if name in RESERVED or not name.isidentifier() or not name.islower():
-            raise ConfigError(
-                f"{path}: key 'codes.{name}': not usable as a feature name (lower-case identifier, not one of {sorted(RESERVED)})"
-            )
-    return spec
-
-
-def model_features(features: FeaturesSpec) -> list[str]:
-    """The columns of the person strata a prediction model may use (features and 30-day
-    re-hospitalisations; not the deaths of the year, which are outcomes)."""
-    return [*COMPUTED, *features.names(), "readmissions_30d"]
-
-
-def known_features(folder: str | Path | None = None) -> set[str]:
-    return set(COMPUTED) | set(load_features(folder).names())
+    return [*features_schema(features, [case_feature(d) for d in diseases]), "stratum", "stratum_level"]
 
 
 def _windows(years: pl.LazyFrame, lookback: int) -> pl.LazyFrame:
@@ -101,13 +68,15 @@ def compute_features(
     diagnoses: pl.LazyFrame,
     features: FeaturesSpec,
     qualifying: pl.LazyFrame | None = None,
+    case_of: Sequence[str] = (),
 ) -> pl.LazyFrame:
     """One row per case-year of ``spec``'s disease (``cases`` of respop.case_finding, every disease):
-    identity, residence, every feature and the outcomes of the year. ``qualifying``: the ids
-    (``stay_id``) of the disease's qualifying stays when already computed (see
-    :func:`respop.strata.engine.qualifying_ids`)."""
+    identity, residence, every feature and the outcomes of the year (columns
+    :func:`features_schema`). ``qualifying``: the ids (``stay_id``) of the disease's qualifying
+    stays when already computed (see :func:`respop.strata.engine.qualifying_ids`). ``case_of``:
+    the case-of features, ``case_of_<disease>`` for each other configured disease
+    (``Catalogue.case_of``): true when the person is a case of that disease the same year."""
     disease = spec.disease
-    other = OTHER[disease]
     mine = cases.filter(pl.col("is_case") & (pl.col("disease") == disease))
     person_years = mine.select(
         "patient_key",
@@ -127,7 +96,10 @@ def compute_features(
     kept = stays_only(stays).filter(pl.col("patient_key").is_not_null() & pl.col("exit_date").is_not_null())
     theirs = kept.join(patients, on="patient_key", how="semi").with_columns(pl.col("exit_date").dt.year().cast(pl.Int16).alias("_stay_year"))
 
-    all_use = theirs.group_by("patient_key", pl.col("_stay_year").alias("year")).agg(
+    # care-use counts: the stays counted as stays of their own (not an inter-hospital service,
+    # whose stay is the sending hospital's: respop.pmsi.quality); code features see every stay
+    counted = counted_stays(theirs)
+    all_use = counted.group_by("patient_key", pl.col("_stay_year").alias("year")).agg(
         pl.len().cast(pl.Int32).alias("stays_12m"),
         pl.col("via_emergency").sum().cast(pl.Int32).alias("emergency_stays_12m"),
         pl.col("length_of_stay").sum().cast(pl.Int32).alias("bed_days_12m"),
@@ -135,7 +107,7 @@ def compute_features(
     ids = qualifying if qualifying is not None else qualifying_stays(spec, theirs, diagnoses).select("stay_id")
     qualifying = (
         ids
-        .join(theirs.select("stay_id", "patient_key", "entry_date", "exit_date", "_stay_year", "via_emergency", "length_of_stay"), on="stay_id")
+        .join(counted.select("stay_id", "patient_key", "entry_date", "exit_date", "_stay_year", "via_emergency", "length_of_stay"), on="stay_id")
         .sort("patient_key", "entry_date", "exit_date", "stay_id")
         .with_columns(
             (pl.col("entry_date") - pl.col("exit_date").shift(1).over("patient_key")).dt.total_days().alias("_gap")
@@ -175,18 +147,17 @@ def compute_features(
                 .with_columns(pl.lit(True).alias(name))
             )
             out = out.join(hit, on=["patient_key", "year"], how="left")
-    other_cases = (
-        cases.filter(pl.col("is_case") & (pl.col("disease") == other))
-        .select("patient_key", pl.col("index_year").cast(pl.Int16).alias("year"))
-        .unique()
-        .with_columns(pl.lit(True).alias("other_disease"))
-    )
-    out = out.join(other_cases, on=["patient_key", "year"], how="left")
+    for name in case_of:
+        other = name.removeprefix(CASE_OF)
+        other_cases = (
+            cases.filter(pl.col("is_case") & (pl.col("disease") == other))
+            .select("patient_key", pl.col("index_year").cast(pl.Int16).alias("year"))
+            .unique()
+            .with_columns(pl.lit(True).alias(name))
+        )
+        out = out.join(other_cases, on=["patient_key", "year"], how="left")
     counts = ["stays_12m", "emergency_stays_12m", "bed_days_12m", "disease_emergency_stays_12m", "disease_bed_days_12m", "readmissions_30d"]
     return out.with_columns(
         *[pl.col(c).fill_null(0) for c in counts],
-        *[pl.col(n).fill_null(False) for n in [*features.codes, "other_disease"]],
-    ).select(
-        "patient_key", "disease", "year", "residence_zone", "territory_id", "territory_name", "sex",
-        *COMPUTED, *features.codes, *OUTCOMES,
-    )
+        *[pl.col(n).fill_null(False) for n in [*case_of, *features.codes]],
+    ).select(*features_schema(features, case_of))

@@ -21,10 +21,21 @@ imputed by the median plus a missing indicator in the logistic baseline).
   learning_rate 0.05, at most 300 iterations, 15 leaves per tree, 40 person-years per leaf, L2
   regularisation 1, and early stopping on a stratified 15 % validation fraction (20 iterations
   without improvement of the log loss) when there are at least 1,000 person-years and 20 of each
-  outcome (otherwise all the iterations are run). No class weights: the probabilities stay
-  calibrated.
+  outcome (otherwise all the iterations are run). No class weights (they would shift every
+  probability).
 - ``logistic``: ``Pipeline(SimpleImputer(median, missing indicator), StandardScaler,
   LogisticRegression(max_iter=1000))``, the transparent baseline.
+
+**Second target** (``emergency_or_death``, :data:`TARGETS`): an emergency stay (any cause) or an
+in-hospital death in N + 1, among the same person-years (seen in N + 1): the target of published
+population models (SPARRA, QAdmissions), not relative to the stratum.
+
+**Recalibration** (:func:`temporal_recalibration`): each model, fitted on all training years, is
+recalibrated (logistic intercept and slope on the logit of its predictions) on the latest training
+year, predicted by the same model fitted on the earlier years. The case mix drifts over the years
+(short look-back windows in the first years of the data) and without it the logistic model was
+over-confident on the test year (heart failure, demo seed 1: calibration slope 0.40, Brier worse
+than the prevalence).
 
 **Temporal validation** (:func:`evaluate`): trained on the person-years N ≤ last_year − 2, tested
 on N = last_year − 1 (whose targets come from last_year). When the training years hold more than
@@ -32,7 +43,9 @@ on N = last_year − 1 (whose targets come from last_year). When the training ye
 on a random sample of that many, stratified by the target (each outcome keeps its share), drawn
 with ``random_state``; the model card says so. The test year is never sampled. Metrics on the test year: AUC, Brier
 score, the Brier score of a model that knows only the prevalence (the training prevalence given
-to everyone), log loss; calibration by deciles of predicted risk; permutation importance of the
+to everyone), the Brier skill score, log loss, the AUC's DeLong interval, the calibration slope
+and intercept with their intervals (:func:`calibration_fit`), per target and model; a model
+without skill (:func:`has_skill`) is said so in the model card; calibration by deciles of predicted risk; permutation importance of the
 gradient boosting features (AUC drop); AUC per sex and per age group (< 75, ≥ 75) for the model
 card's fairness note.
 """
@@ -58,17 +71,18 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted
 
 from respop.errors import InputError
-from respop.store.disclosure import masked_count, protect_calibration, protect_parts
+from respop.privacy.disclosure import masked_count, protect_calibration, protect_parts
 
 def _known_features() -> tuple[str, ...]:
-    from respop.strata.features import COMPUTED, load_features
+    from respop.spec.features import COMPUTED, load_features
 
     return (*(n for n in COMPUTED if n != "age"), *load_features().names(), "readmissions_30d")
 
 
 KNOWN_FEATURES: tuple[str, ...] = _known_features()
 """Feature columns of ``person_strata`` used by default when present: the features of
-respop.strata.features (computed and shipped code features) and the 30-day re-hospitalisations."""
+respop.spec.features (computed and shipped code features) and the 30-day re-hospitalisations
+(the case-of features, which depend on the configured diseases, are given by the strata step)."""
 
 BASE_FEATURES: tuple[str, ...] = ("age", "female", "stratum_level")
 """Always used by default: age, the female indicator (from ``sex``: 1 male, 2 female), the level."""
@@ -79,8 +93,30 @@ KINDS: tuple[str, ...] = ("gradient_boosting", "logistic")
 LABEL_COLUMNS: tuple[str, ...] = ("patient_key", "disease", "year", "stratum_level", "died_in_year")
 """Columns :func:`labelled` needs."""
 
-ADDED_COLUMNS: tuple[str, ...] = ("next_stratum_level", "died_next_year", "seen_next_year", "label")
+ADDED_COLUMNS: tuple[str, ...] = (
+    "next_stratum_level", "died_next_year", "next_emergency_stays", "seen_next_year", "label",
+)
 """Columns :func:`labelled` adds."""
+
+TARGETS: tuple[str, ...] = ("upstratum", "emergency_or_death")
+"""The two targets: ``upstratum`` (a higher stratum or an in-hospital death in N + 1, the FHF's
+question, the main one) and ``emergency_or_death`` (at least one stay admitted through the
+emergency department, any cause, or an in-hospital death in N + 1: the target of the published
+population models such as SPARRA or QAdmissions)."""
+
+MAIN_TARGET = TARGETS[0]
+
+TARGET_COLUMNS: dict[str, tuple[str, ...]] = {"upstratum": (), "emergency_or_death": ("emergency_stays_12m",)}
+"""Further columns of ``person_strata`` each target needs."""
+
+METRICS_SCHEMA: dict[str, pl.DataType] = {
+    "target": pl.String, "model": pl.String, "auc": pl.Float64, "auc_lower": pl.Float64, "auc_upper": pl.Float64,
+    "brier": pl.Float64, "brier_reference": pl.Float64, "brier_skill": pl.Float64, "log_loss": pl.Float64,
+    "calibration_slope": pl.Float64, "calibration_slope_lower": pl.Float64, "calibration_slope_upper": pl.Float64,
+    "calibration_intercept": pl.Float64, "calibration_intercept_lower": pl.Float64,
+    "calibration_intercept_upper": pl.Float64, "recalibration_intercept": pl.Float64, "recalibration_slope": pl.Float64,
+}
+"""Columns of ``metrics.csv`` (one row per target and model; :class:`PredictionReport`)."""
 
 N_BINS = 10
 """Calibration bins: deciles of predicted risk."""
@@ -119,19 +155,26 @@ def _require(person_strata: pl.DataFrame, columns: Sequence[str]) -> None:
         raise InputError(f"person_strata lacks the column(s) {', '.join(missing)}", column=missing[0])
 
 
-def labelled(person_strata: pl.DataFrame, last_year: int, *, keep_unseen: bool = False) -> pl.DataFrame:
+def labelled(
+    person_strata: pl.DataFrame, last_year: int, *, keep_unseen: bool = False, target: str = MAIN_TARGET,
+) -> pl.DataFrame:
     """The person-years that have a target, with the target ``label``.
 
     Rows: the person-years with year N < ``last_year`` and not ``died_in_year`` (people who died in
     N are not followed). Added columns: ``next_stratum_level`` (Int8, the level in N + 1),
-    ``died_next_year`` (Boolean, in-hospital death in N + 1), ``seen_next_year`` (Boolean, a row of
-    the same patient and disease in N + 1) and ``label`` (Int8): 1 if the level of N + 1 is higher
-    or the person died in hospital in N + 1, 0 if they are seen in N + 1 at the same or a lower
-    level without dying. Person-years not seen in N + 1 are dropped, or kept with a null label
-    (and the other added columns null / False) when ``keep_unseen``. A null ``died_in_year`` counts
-    as no death. Sorted by disease, year and patient_key.
+    ``died_next_year`` (Boolean, in-hospital death in N + 1), ``next_emergency_stays`` (stays
+    admitted through the emergency department in N + 1, any cause; null when ``person_strata`` has
+    no ``emergency_stays_12m``), ``seen_next_year`` (Boolean, a row of the same patient and disease
+    in N + 1) and ``label`` (Int8) for ``target`` (:data:`TARGETS`): ``upstratum``: 1 if the level
+    of N + 1 is higher or the person died in hospital in N + 1, 0 if they are seen in N + 1 at the
+    same or a lower level without dying; ``emergency_or_death``: 1 if they had an emergency stay
+    or died in hospital in N + 1, else 0. Person-years not seen in N + 1 are dropped, or kept with
+    a null label (and the other added columns null / False) when ``keep_unseen``. A null
+    ``died_in_year`` counts as no death. Sorted by disease, year and patient_key.
     """
-    _require(person_strata, LABEL_COLUMNS)
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
+    _require(person_strata, (*LABEL_COLUMNS, *TARGET_COLUMNS[target]))
     keys = ["patient_key", "disease", "year"]
     ps = person_strata.drop([c for c in ADDED_COLUMNS if c in person_strata.columns]).with_columns(
         pl.col("year").cast(pl.Int16),
@@ -144,25 +187,28 @@ def labelled(person_strata: pl.DataFrame, last_year: int, *, keep_unseen: bool =
             "(one row per person-year expected)"
         )
     died = pl.col("died_in_year").fill_null(False)
+    emergency = (
+        pl.col("emergency_stays_12m").cast(pl.Int64) if "emergency_stays_12m" in ps.columns else pl.lit(None, pl.Int64)
+    )
     following = ps.filter(pl.col("year") <= last_year).select(
         "patient_key",
         "disease",
         (pl.col("year") - 1).cast(pl.Int16).alias("year"),
         pl.col("stratum_level").alias("next_stratum_level"),
         died.alias("died_next_year"),
+        emergency.alias("next_emergency_stays"),
         pl.lit(True).alias("seen_next_year"),
     )
     current = ps.filter((pl.col("year") < last_year) & ~died)
+    event = (
+        pl.col("died_next_year") | (pl.col("next_stratum_level") > pl.col("stratum_level"))
+        if target == "upstratum"
+        else pl.col("died_next_year") | (pl.col("next_emergency_stays").fill_null(0) > 0)
+    )
     out = current.join(following, on=keys, how="left").with_columns(
         pl.col("seen_next_year").fill_null(False),
     ).with_columns(
-        pl.when(~pl.col("seen_next_year"))
-        .then(None)
-        .when(pl.col("died_next_year") | (pl.col("next_stratum_level") > pl.col("stratum_level")))
-        .then(1)
-        .otherwise(0)
-        .cast(pl.Int8)
-        .alias("label")
+        pl.when(~pl.col("seen_next_year")).then(None).when(event).then(1).otherwise(0).cast(pl.Int8).alias("label")
     )
     if not keep_unseen:
         out = out.filter(pl.col("seen_next_year"))
@@ -369,9 +415,14 @@ class UpstratumModel(ClassifierMixin, BaseEstimator):
 class PredictionReport:
     """Temporal validation of the two models for one disease (:func:`evaluate`).
 
-    ``metrics``: model, auc, brier, brier_reference (Brier score of the training prevalence given
-    to everyone), log_loss. ``calibration``: model, bin (1–10, deciles of predicted risk on the
-    test year), n, mean_predicted, observed_rate. ``importance``: feature, importance (mean drop of
+    ``metrics`` (:data:`METRICS_SCHEMA`), per target and model: auc with its DeLong interval
+    (``auc_lower``, ``auc_upper``), brier, brier_reference (Brier score of the training
+    prevalence given to everyone), brier_skill (1 − brier / brier_reference: > 0 beats the
+    prevalence), log_loss, the calibration slope and intercept with their intervals
+    (:func:`calibration_fit`) and the temporal recalibration applied (intercept, slope; null when
+    none). ``calibration``: target, model, bin (1–10, deciles of predicted risk on the test
+    year), n, mean_predicted, observed_rate. ``positives``: per target, the events of the
+    training and test years (``positives_train``, ``positives_test``: those of the main target). ``importance``: feature, importance (mean drop of
     the test AUC when the feature is permuted, gradient boosting), importance_std. ``subgroups``:
     model, group (``sex`` / ``age``), value (``male``, ``female``, ``< 75``, ``≥ 75``), n,
     positives, auc (null when fewer than :data:`MIN_GROUP_CLASS` of either outcome).
@@ -395,6 +446,12 @@ class PredictionReport:
     synthetic: bool = False
     n_fitted: int | None = None
     """Training person-years the models were fitted on, when a sample of the ``n_train`` (else None)."""
+    positives: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def main_target(self) -> str:
+        """The first target evaluated (the importance and the fairness table are about it)."""
+        return str(self.metrics["target"][0]) if self.metrics.height else MAIN_TARGET
 
     def metrics_dict(self) -> dict:
         """The headline numbers as plain Python (for ``metrics.json``)."""
@@ -408,7 +465,13 @@ class PredictionReport:
             "positives_train": self.positives_train,
             "positives_test": self.positives_test,
             "not_seen_next_year": self.not_seen_next_year,
-            "models": {row.pop("model"): row for row in self.metrics.to_dicts()},
+            "models": {
+                row.pop("model"): row for row in self.metrics.filter(pl.col("target") == self.main_target).to_dicts()
+            },
+            "targets": {
+                target: {row.pop("model"): row for row in part.to_dicts()}
+                for (target,), part in self.metrics.group_by(["target"], maintain_order=True)
+            },
         }
 
     def model_card(self, disease_name: str | None = None) -> str:
@@ -416,6 +479,22 @@ class PredictionReport:
         count of people disclosure-controlled (:func:`_model_card`). ``disease_name``: the
         disease's French name (its algorithm's ``name``); the disease id when None."""
         return _model_card(self, disease_name or self.disease)
+
+
+def _case_of_sentence(features: Sequence[str]) -> str:
+    """Which other followed diseases the model used (``case_of_<disease>``, one per other
+    configured disease): adding or removing a disease changes the model's features."""
+    from respop.spec.features import CASE_OF
+
+    used = [f for f in features if f.startswith(CASE_OF)]
+    if not used:
+        return ("Autres maladies suivies : aucune variable `case_of_<maladie>` dans ce modèle (aucune autre maladie "
+                "configurée).")
+    return (
+        "Autres maladies suivies prises en compte (être aussi un cas de cette maladie l'année N) : "
+        + ", ".join(f"`{f}`" for f in used)
+        + ". Ajouter ou retirer une maladie de la configuration change ces variables, donc le modèle."
+    )
 
 
 def calibration_table(y: np.ndarray, p: np.ndarray, model: str, n_bins: int = N_BINS) -> pl.DataFrame:
@@ -454,11 +533,128 @@ def stratified_sample(y: np.ndarray, size: int, random_state: int = 0) -> np.nda
     return np.sort(np.concatenate(picked))
 
 
+def _z(confidence: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(0.5 + confidence / 2))
+
+
+def auc_interval(y: np.ndarray, p: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
+    """AUC with DeLong's confidence interval (DeLong et al. 1988; midranks, Sun & Xu 2014):
+    (auc, lower, upper), the bounds clipped to [0, 1]."""
+    from scipy.stats import rankdata
+
+    y = np.asarray(y).astype(bool)
+    p = np.asarray(p, dtype=np.float64)
+    pos, neg = p[y], p[~y]
+    m, n = len(pos), len(neg)
+    if m == 0 or n == 0:
+        return float("nan"), float("nan"), float("nan")
+    ranks_all = rankdata(np.r_[pos, neg])
+    ranks_pos, ranks_neg = rankdata(pos), rankdata(neg)
+    auc = float((ranks_all[:m].sum() - m * (m + 1) / 2) / (m * n))
+    v_pos = (ranks_all[:m] - ranks_pos) / n  # structural components of the positives
+    v_neg = 1.0 - (ranks_all[m:] - ranks_neg) / m  # … and of the negatives
+    var = (np.var(v_pos, ddof=1) / m if m > 1 else 0.0) + (np.var(v_neg, ddof=1) / n if n > 1 else 0.0)
+    half = _z(confidence) * float(np.sqrt(max(var, 0.0)))
+    return auc, max(0.0, auc - half), min(1.0, auc + half)
+
+
+def _logistic_fit(x: np.ndarray, y: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Maximum-likelihood logistic regression of ``y`` on the columns of ``x`` with an ``offset``
+    (Newton–Raphson): the coefficients and their covariance (inverse Fisher information)."""
+    beta = np.zeros(x.shape[1])
+    for _ in range(100):
+        eta = np.clip(offset + x @ beta, -35, 35)
+        mu = 1.0 / (1.0 + np.exp(-eta))
+        w = np.maximum(mu * (1 - mu), 1e-12)
+        info = x.T @ (x * w[:, None])
+        step = np.linalg.solve(info, x.T @ (y - mu))
+        beta = beta + step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    eta = np.clip(offset + x @ beta, -35, 35)
+    mu = 1.0 / (1.0 + np.exp(-eta))
+    info = x.T @ (x * np.maximum(mu * (1 - mu), 1e-12)[:, None])
+    return beta, np.linalg.inv(info)
+
+
+def calibration_fit(y: np.ndarray, p: np.ndarray, confidence: float = 0.95) -> dict[str, float]:
+    """Logistic recalibration of predictions ``p`` against outcomes ``y`` (Cox 1958; Van Calster
+    et al. 2016): ``calibration_slope`` is the slope of the logistic regression of ``y`` on
+    logit(p) (1 = ideal; < 1 predictions too extreme, > 1 too timid); ``calibration_intercept`` the
+    calibration-in-the-large, the intercept of that regression with the slope fixed at 1
+    (logit(p) as offset; 0 = ideal, > 0 risks underestimated on average). Each with its Wald
+    interval (``_lower``, ``_upper``) at ``confidence``."""
+    y = np.asarray(y, dtype=np.float64)
+    lp = np.log(np.clip(np.asarray(p, dtype=np.float64), 1e-9, 1 - 1e-9))
+    lp = lp - np.log1p(-np.clip(np.asarray(p, dtype=np.float64), 1e-9, 1 - 1e-9))
+    z = _z(confidence)
+    ones = np.ones((len(y), 1))
+    try:
+        beta, cov = _logistic_fit(np.column_stack([ones, lp]), y, np.zeros(len(y)))
+        slope, slope_se = float(beta[1]), float(np.sqrt(cov[1, 1]))
+        alpha, acov = _logistic_fit(ones, y, lp)
+        intercept, intercept_se = float(alpha[0]), float(np.sqrt(acov[0, 0]))
+    except np.linalg.LinAlgError:
+        nan = float("nan")
+        slope = slope_se = intercept = intercept_se = nan
+    return {
+        "calibration_slope": slope,
+        "calibration_slope_lower": slope - z * slope_se,
+        "calibration_slope_upper": slope + z * slope_se,
+        "calibration_intercept": intercept,
+        "calibration_intercept_lower": intercept - z * intercept_se,
+        "calibration_intercept_upper": intercept + z * intercept_se,
+    }
+
+
+def has_skill(row: dict) -> bool:
+    """A model has predictive value on its test year when its Brier skill score is positive (it
+    beats the prevalence given to everyone) and the lower bound of its AUC interval is above 0.5."""
+    skill, lower = row.get("brier_skill"), row.get("auc_lower")
+    return skill is not None and lower is not None and bool(skill > 0) and bool(lower > 0.5)
+
+
 def _auc_or_none(y: np.ndarray, p: np.ndarray) -> float | None:
     positives = int(y.sum())
     if positives < MIN_GROUP_CLASS or len(y) - positives < MIN_GROUP_CLASS:
         return None
     return float(roc_auc_score(y, p))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-9, 1 - 1e-9)
+    return np.log(p) - np.log1p(-p)
+
+
+def temporal_recalibration(
+    kind: str, features: Sequence[str], X: pd.DataFrame, y: np.ndarray, years: np.ndarray, random_state: int = 0,
+) -> tuple[float, float] | None:
+    """(intercept, slope) of the logistic recalibration learnt on the latest training year: a model
+    of the same ``kind`` fitted on the earlier training years predicts the latest one, and the
+    outcome of that year is regressed on the logit of its predictions. None when there is a
+    single training year or either part lacks an outcome.
+
+    Why: the case mix drifts from year to year (in the first years of the data the look-back
+    windows are short, so every case of the first year had a disease stay that year), and a model
+    fitted on all training years is over-confident on the next one (heart failure, demo seed 1:
+    logistic calibration slope 1.01 on its own training years, 0.40 on the test year). Refitting
+    the intercept and slope on the most recent year (Steyerberg, *Clinical Prediction Models*,
+    ch. 20; "temporal recalibration", Booth et al. 2020) brings it to 0.90."""
+    last = years.max()
+    early, late = years < last, years == last
+    if not early.any() or min(len(np.unique(y[early])), len(np.unique(y[late]))) < 2:
+        return None
+    model = UpstratumModel(kind=kind, features=list(features), random_state=random_state).fit(X[early], y[early])
+    lp = _logit(model.predict_proba(X[late])[:, 1])
+    try:
+        beta, _ = _logistic_fit(np.column_stack([np.ones(late.sum()), lp]), y[late].astype(np.float64), np.zeros(late.sum()))
+    except np.linalg.LinAlgError:
+        return None
+    if not np.all(np.isfinite(beta)) or beta[1] <= 0:
+        return None  # no usable recalibration: the early model ranks the latest year no better than chance
+    return float(beta[0]), float(beta[1])
 
 
 def evaluate(
@@ -470,18 +666,31 @@ def evaluate(
     features: Sequence[str] | None = None,
     synthetic: bool = False,
     train_sample: int | None = TRAIN_SAMPLE,
+    targets: Sequence[str] | None = None,
+    confidence: float = 0.95,
+    recalibrate: bool = True,
+    importance: bool = True,
 ) -> PredictionReport:
     """Temporal validation of gradient boosting and the logistic baseline for ``disease``.
 
-    Trains on the labelled person-years N ≤ ``last_year`` − 2, tests on N = ``last_year`` − 1.
+    Trains on the labelled person-years N ≤ ``last_year`` − 2, tests on N = ``last_year`` − 1,
+    for each of ``targets`` (default: :data:`TARGETS` whose columns ``person_strata`` has; the
+    first is the main one, for the importance and the fairness table). Each model is fitted on all
+    the training years, then recalibrated on the latest of them (:func:`temporal_recalibration`).
     ``features``: default :func:`default_features` of ``person_strata``. ``synthetic``: say in the
     model card that the data are synthetic. ``train_sample``: fit on at most this many training
-    person-years (:func:`stratified_sample`, seeded by ``random_state``); None: all of them. Raises :class:`InputError` when the disease has fewer
-    than two years with a following year, or a set lacks either outcome.
+    person-years (:func:`stratified_sample`, seeded by ``random_state``); None: all of them.
+    ``confidence``: of the AUC and calibration intervals. ``recalibrate`` false: no temporal
+    recalibration (benchmarks); ``importance`` false: no permutation importance (an empty table;
+    benchmarks). Raises :class:`InputError` when the
+    disease has fewer than two years with a following year, or a set lacks either outcome.
     """
     _require(person_strata, LABEL_COLUMNS)
+    if targets is None:
+        targets = [t for t in TARGETS if all(c in person_strata.columns for c in TARGET_COLUMNS[t])]
+    targets = list(targets)
     rows = person_strata.filter(pl.col("disease") == disease)
-    all_labelled = labelled(rows, last_year, keep_unseen=True)
+    all_labelled = labelled(rows, last_year, keep_unseen=True, target=targets[0])
     test_year = last_year - 1
     seen = all_labelled.filter(pl.col("seen_next_year"))
     years = sorted(seen["year"].unique().to_list())
@@ -495,50 +704,81 @@ def evaluate(
     not_seen = all_labelled.filter(~pl.col("seen_next_year") & (pl.col("year") <= test_year)).height
     train = seen.filter(pl.col("year") <= last_year - 2)
     test = seen.filter(pl.col("year") == test_year)
-    y_train = train["label"].to_numpy().astype(np.int64)
-    y_test = test["label"].to_numpy().astype(np.int64)
-    for name, y in (("training", y_train), ("test", y_test)):
-        if y.min() == y.max():
-            raise InputError(
-                f"prediction for {disease}: the {name} person-years all have the same outcome "
-                f"({'moved up or died' if y[0] else 'did not move up'}); both are needed"
-            )
+    labels = {targets[0]: (train["label"], test["label"])}
+    for target in targets[1:]:
+        other = labelled(rows, last_year, target=target)
+        labels[target] = (
+            train.select("patient_key", "year").join(other, on=["patient_key", "year"], how="left", maintain_order="left")["label"],
+            test.select("patient_key", "year").join(other, on=["patient_key", "year"], how="left", maintain_order="left")["label"],
+        )
+    outcomes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for target, (lab_train, lab_test) in labels.items():
+        y_train, y_test = lab_train.to_numpy().astype(np.int64), lab_test.to_numpy().astype(np.int64)
+        for name, y in (("training", y_train), ("test", y_test)):
+            if y.min() == y.max():
+                raise InputError(
+                    f"prediction for {disease} ({target}): the {name} person-years all have the same outcome "
+                    f"({'the event' if y[0] else 'no event'}); both are needed"
+                )
+        outcomes[target] = (y_train, y_test)
     feature_names = list(features) if features is not None else default_features(rows.columns)
-    prevalence = float(y_train.mean())  # of every training person-year, sampled or not
     n_fitted = None
+    keep = np.arange(train.height)
     if train_sample is not None and train.height > train_sample:
-        keep = stratified_sample(y_train, train_sample, random_state)
-        train_fit, y_fit, n_fitted = train[keep], y_train[keep], len(keep)
-    else:
-        train_fit, y_fit = train, y_train
+        keep = stratified_sample(outcomes[targets[0]][0], train_sample, random_state)
+        n_fitted = len(keep)
+    train_fit = train[keep]
     X_train = pd.DataFrame(design_matrix(train_fit, feature_names), columns=feature_names)
     X_test = pd.DataFrame(design_matrix(test, feature_names), columns=feature_names)
+    fit_years = train_fit["year"].to_numpy()
 
-    brier_reference = float(brier_score_loss(y_test, np.full(len(y_test), prevalence)))
     metric_rows, calibrations, predictions, fitted = [], [], {}, {}
-    for kind in KINDS:
-        model = UpstratumModel(kind=kind, features=feature_names, random_state=random_state).fit(X_train, y_fit)
-        p = model.predict_proba(X_test)[:, 1]
-        fitted[kind], predictions[kind] = model, p
-        metric_rows.append({
-            "model": kind,
-            "auc": float(roc_auc_score(y_test, p)),
-            "brier": float(brier_score_loss(y_test, p)),
-            "brier_reference": brier_reference,
-            "log_loss": float(log_loss(y_test, p, labels=[0, 1])),
-        })
-        calibrations.append(calibration_table(y_test, p, kind))
+    for target in targets:
+        y_train, y_test = outcomes[target]
+        y_fit = y_train[keep]
+        prevalence = float(y_train.mean())  # of every training person-year, sampled or not
+        brier_reference = float(brier_score_loss(y_test, np.full(len(y_test), prevalence)))
+        for kind in KINDS:
+            model = UpstratumModel(kind=kind, features=feature_names, random_state=random_state).fit(X_train, y_fit)
+            p = model.predict_proba(X_test)[:, 1]
+            recalibration = (
+                temporal_recalibration(kind, feature_names, X_train, y_fit, fit_years, random_state) if recalibrate else None
+            )
+            if recalibration is not None:
+                p = 1.0 / (1.0 + np.exp(-(recalibration[0] + recalibration[1] * _logit(p))))
+            fitted[target, kind], predictions[target, kind] = model, p
+            auc, auc_lower, auc_upper = auc_interval(y_test, p, confidence)
+            brier = float(brier_score_loss(y_test, p))
+            metric_rows.append({
+                "target": target,
+                "model": kind,
+                "auc": auc,
+                "auc_lower": auc_lower,
+                "auc_upper": auc_upper,
+                "brier": brier,
+                "brier_reference": brier_reference,
+                "brier_skill": 1.0 - brier / brier_reference if brier_reference > 0 else float("nan"),
+                "log_loss": float(log_loss(y_test, p, labels=[0, 1])),
+                **calibration_fit(y_test, p, confidence),
+                "recalibration_intercept": recalibration[0] if recalibration else None,
+                "recalibration_slope": recalibration[1] if recalibration else None,
+            })
+            calibrations.append(calibration_table(y_test, p, kind).select(pl.lit(target).alias("target"), pl.all()))
+    main = targets[0]
+    y_train, y_test = outcomes[main]
 
-    result = permutation_importance(
-        fitted["gradient_boosting"], X_test, y_test, scoring="roc_auc",
-        n_repeats=IMPORTANCE_REPEATS, random_state=random_state,
-        max_samples=min(1.0, IMPORTANCE_SAMPLE / max(len(y_test), 1)),
-    )
-    importance = pl.DataFrame({
-        "feature": feature_names,
-        "importance": result.importances_mean.astype(np.float64),
-        "importance_std": result.importances_std.astype(np.float64),
-    }).sort("importance", descending=True, maintain_order=True)
+    importance_table = pl.DataFrame(schema={"feature": pl.String, "importance": pl.Float64, "importance_std": pl.Float64})
+    if importance:
+        result = permutation_importance(
+            fitted[main, "gradient_boosting"], X_test, y_test, scoring="roc_auc",
+            n_repeats=IMPORTANCE_REPEATS, random_state=random_state,
+            max_samples=min(1.0, IMPORTANCE_SAMPLE / max(len(y_test), 1)),
+        )
+        importance_table = pl.DataFrame({
+            "feature": feature_names,
+            "importance": result.importances_mean.astype(np.float64),
+            "importance_std": result.importances_std.astype(np.float64),
+        }).sort("importance", descending=True, maintain_order=True)
 
     groups: list[tuple[str, str, np.ndarray]] = []
     if "sex" in test.columns:
@@ -550,7 +790,7 @@ def evaluate(
     subgroup_rows = [
         {
             "model": kind, "group": group, "value": value, "n": int(mask.sum()),
-            "positives": int(y_test[mask].sum()), "auc": _auc_or_none(y_test[mask], predictions[kind][mask]),
+            "positives": int(y_test[mask].sum()), "auc": _auc_or_none(y_test[mask], predictions[main, kind][mask]),
         }
         for kind in KINDS for group, value, mask in groups
     ]
@@ -566,14 +806,12 @@ def evaluate(
         n_train=train.height,
         n_test=test.height,
         positives_train=int(y_train.sum()),
+        positives={t: (int(a.sum()), int(b.sum())) for t, (a, b) in outcomes.items()},
         positives_test=int(y_test.sum()),
         not_seen_next_year=not_seen,
-        metrics=pl.DataFrame(metric_rows, schema={
-            "model": pl.String, "auc": pl.Float64, "brier": pl.Float64,
-            "brier_reference": pl.Float64, "log_loss": pl.Float64,
-        }),
+        metrics=pl.DataFrame(metric_rows, schema=METRICS_SCHEMA),
         calibration=pl.concat(calibrations),
-        importance=importance,
+        importance=importance_table,
         subgroups=subgroups,
         features=feature_names,
         synthetic=synthetic,
@@ -586,6 +824,51 @@ def evaluate(
 # --------------------------------------------------------------------------------------------
 
 _MODEL_NAMES = {"gradient_boosting": "Gradient boosting", "logistic": "Régression logistique (référence)"}
+_TARGET_NAMES = {
+    "upstratum": "Profil plus sévère ou décès",
+    "emergency_or_death": "Hospitalisation en urgence ou décès",
+}
+NO_SKILL = "sans pouvoir prédictif"
+"""What the card (and the board) says of a model without skill (:func:`has_skill`)."""
+
+
+def _targets(r: PredictionReport) -> list[str]:
+    return list(dict.fromkeys(r.metrics["target"].to_list())) if r.metrics.height else []
+
+
+def _skill_lines(r: PredictionReport) -> list[str]:
+    """The plain sentence on each model without predictive skill on the test year."""
+    lines = []
+    for row in r.metrics.iter_rows(named=True):
+        if has_skill(row):
+            continue
+        why = []
+        if row["brier_skill"] is None or not row["brier_skill"] > 0:
+            why.append("son score de Brier n'est pas meilleur que celui de la prévalence seule")
+        if row["auc_lower"] is None or not row["auc_lower"] > 0.5:
+            why.append("l'intervalle de confiance de son AUC contient 0,5")
+        lines.append(
+            f"**{_MODEL_NAMES.get(row['model'], row['model'])}, cible « {_TARGET_NAMES.get(row['target'], row['target'])} » : "
+            f"{NO_SKILL}** sur l'année de test ({' et '.join(why)}). Ses probabilités ne doivent pas servir à "
+            "classer ni à compter des personnes."
+        )
+    return [*(f"- {line}" for line in lines), *([""] if lines else [])]
+
+
+def protect_target_calibration(calibration: pl.DataFrame) -> tuple[pl.DataFrame, set[tuple[str, str]]]:
+    """:func:`respop.privacy.disclosure.protect_calibration` for each target's deciles (each
+    target's bins sum to the same test year): the table as it may be published, and the (target,
+    model) pairs whose total of events would have to be masked. A table without ``target`` is one
+    target's."""
+    if "target" not in calibration.columns:
+        out, hidden = protect_calibration(calibration)
+        return out, {(MAIN_TARGET, m) for m in hidden}
+    parts, hidden = [], set()
+    for (target,), part in calibration.group_by(["target"], maintain_order=True):
+        protected, models = protect_calibration(part)
+        parts.append(protected)
+        hidden |= {(target, m) for m in models}
+    return (pl.concat(parts, how="vertical_relaxed") if parts else calibration), hidden
 _GROUP_VALUES = {"male": "hommes", "female": "femmes"}
 HIDDEN = "< 11"
 """How a masked count reads in the card."""
@@ -612,15 +895,21 @@ def _pct_f(x: float | None) -> str:
 def _model_card(r: PredictionReport, disease_name: str) -> str:
     """The model card, in French. It is published in the store and shown on the boards, so its
     counts of people go through disclosure control like every table's: lone counts of 1 to 10
-    masked (:func:`respop.store.disclosure.masked_count`), the calibration deciles as the
-    ``model_calibration`` table (:func:`respop.store.disclosure.protect_calibration`), and the
+    masked (:func:`respop.privacy.disclosure.masked_count`), the calibration deciles as the
+    ``model_calibration`` table (:func:`respop.privacy.disclosure.protect_calibration`), and the
     groups of the fairness table (men and women, under and over 75) as parts of the test year's
-    totals (:func:`respop.store.disclosure.protect_parts`), so that no group is the total minus
+    totals (:func:`respop.privacy.disclosure.protect_parts`), so that no group is the total minus
     the other."""
-    calibration, hidden_totals = protect_calibration(r.calibration)
+    calibration, hidden = protect_target_calibration(r.calibration)
+    hidden_totals = {model for target, model in hidden if target == r.main_target}
     n_train, n_test = masked_count(r.n_train), masked_count(r.n_test)
     positives_train = masked_count(r.positives_train)
     positives_test = None if hidden_totals else masked_count(r.positives_test)
+    # each target's events of the test year: masked as the main one's (lone 1-10, or a decile total hidden)
+    events = {
+        t: (None if any(target == t for target, _ in hidden) else masked_count(r.positives[t][1]))
+        for t in r.positives
+    }
     years = ", ".join(str(y) for y in r.train_years)
     name = disease_name.lower()
     lines = [
@@ -652,16 +941,27 @@ def _model_card(r: PredictionReport, disease_name: str) -> str:
         "l'apprentissage et du test.",
         "- Les personnes décédées à l'hôpital en N ne sont pas suivies à partir de N.",
         "",
-        "## Cible",
+        "## Cibles",
         "",
-        "1 quand la personne est, en N + 1, dans un profil plus sévère de la même maladie (un `stratum_level` plus "
-        "élevé) ou est décédée à l'hôpital en N + 1 ; 0 quand elle reste dans le même profil ou un profil moins "
-        "sévère sans décéder.",
+        f"- **{_TARGET_NAMES['upstratum']}** (la question posée) : 1 quand la personne est, en N + 1, dans un profil "
+        "plus sévère de la même maladie (un `stratum_level` plus élevé) ou est décédée à l'hôpital en N + 1 ; 0 quand "
+        "elle reste dans le même profil ou un profil moins sévère sans décéder. La personne du profil le plus sévère "
+        "ne peut « monter » qu'en décédant : la cible dépend du profil de départ.",
+        f"- **{_TARGET_NAMES['emergency_or_death']}** (la cible des modèles publiés de population, SPARRA, "
+        "QAdmissions) : 1 quand la personne a au moins un séjour arrivé par les urgences (toute cause) ou est décédée "
+        "à l'hôpital en N + 1.",
+        *(
+            f"- {_TARGET_NAMES.get(t, t)}, année de test : {_count(events[t])} personnes-années avec l'événement "
+            f"({_share(events[t], n_test)})."
+            for t in _targets(r) if t in events
+        ),
         "",
         "## Variables (année N)",
         "",
         ", ".join(f"`{f}`" for f in r.features) + ". Les indicateurs oui/non valent 0 ou 1 ; `female` vaut 1 pour "
         "`sex == 2` ; le profil entre par son niveau (ordonné).",
+        "",
+        _case_of_sentence(r.features),
         "",
         "## Modèles",
         "",
@@ -669,34 +969,47 @@ def _model_card(r: PredictionReport, disease_name: str) -> str:
         "300 itérations, arrêt précoce sur 15 % de validation à partir de 1 000 personnes-années, 15 feuilles, "
         "40 personnes-années par feuille).",
         "- Régression logistique de référence : imputation par la médiane, standardisation, pénalité L2.",
+        "- Chaque modèle est ajusté sur toutes les années d'apprentissage puis **recalibré** sur la plus récente "
+        "(ordonnée à l'origine et pente d'une régression logistique du devenir de cette année sur le logit des "
+        "prédictions d'un modèle ajusté sur les années antérieures) : la population suivie change d'une année à "
+        "l'autre et un modèle non recalibré surestime les écarts de risque l'année suivante.",
         "",
         f"## Performances (année de test {r.test_year})",
         "",
-        "| modèle | AUC | score de Brier | Brier, prévalence seule | log loss |",
-        "|---|---|---|---|---|",
+        *_skill_lines(r),
+        "| cible | modèle | AUC (IC 95 %) | score de Brier | Brier, prévalence seule | gain de Brier | "
+        "pente de calibration (IC 95 %) | calibrage global (IC 95 %) | pouvoir prédictif |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in r.metrics.iter_rows(named=True):
         lines.append(
-            f"| {_MODEL_NAMES.get(row['model'], row['model'])} | {_fmt(row['auc'])} | {_fmt(row['brier'])} | "
-            f"{_fmt(row['brier_reference'])} | {_fmt(row['log_loss'])} |"
+            f"| {_TARGET_NAMES.get(row['target'], row['target'])} | {_MODEL_NAMES.get(row['model'], row['model'])} | "
+            f"{_fmt(row['auc'])} ({_fmt(row['auc_lower'])}–{_fmt(row['auc_upper'])}) | {_fmt(row['brier'])} | "
+            f"{_fmt(row['brier_reference'])} | {_fmt(row['brier_skill'])} | {_fmt(row['calibration_slope'], 2)} "
+            f"({_fmt(row['calibration_slope_lower'], 2)}–{_fmt(row['calibration_slope_upper'], 2)}) | "
+            f"{_fmt(row['calibration_intercept'], 2)} ({_fmt(row['calibration_intercept_lower'], 2)}–"
+            f"{_fmt(row['calibration_intercept_upper'], 2)}) | {'oui' if has_skill(row) else '**aucun**'} |"
         )
     lines += [
         "",
-        "AUC : probabilité qu'une personne qui s'aggrave ou décède ait reçu un risque plus élevé qu'une autre "
+        "AUC : probabilité qu'une personne qui a l'événement ait reçu un risque plus élevé qu'une autre "
         "(0,5 = hasard). Score de Brier : erreur quadratique moyenne des probabilités (plus bas = mieux) ; la "
-        "référence donne à tous la prévalence de l'apprentissage.",
+        "référence donne à tous la prévalence de l'apprentissage ; gain de Brier = 1 − Brier / référence (> 0 : "
+        "mieux que la prévalence seule). Pente de calibration : 1 idéalement, < 1 quand les risques prédits sont trop "
+        "dispersés ; calibrage global : 0 idéalement, > 0 quand les risques sont sous-estimés en moyenne. Un modèle "
+        "est dit **sans pouvoir prédictif** quand son gain de Brier n'est pas positif ou que l'intervalle de son "
+        "AUC contient 0,5.",
         "",
         "## Calibration (déciles du risque prédit, année de test)",
         "",
     ]
-    for kind in KINDS:
-        cal = calibration.filter(pl.col("model") == kind)
+    for (target, kind), cal in calibration.group_by(["target", "model"], maintain_order=True):
         if cal.is_empty():
             continue
         gap = (cal["mean_predicted"] - cal["observed_rate"]).abs().drop_nulls()
         low, high = cal.row(0, named=True), cal.row(-1, named=True)
         lines.append(
-            f"- {_MODEL_NAMES.get(kind, kind)} : décile le plus bas, prédit {_pct_f(low['mean_predicted'])}, "
+            f"- {_TARGET_NAMES.get(target, target)}, {_MODEL_NAMES.get(kind, kind)} : décile le plus bas, prédit {_pct_f(low['mean_predicted'])}, "
             f"observé {_pct_f(low['observed_rate'])} ; décile le plus haut, prédit {_pct_f(high['mean_predicted'])}, "
             f"observé {_pct_f(high['observed_rate'])} ; plus grand écart sur les déciles publiés "
             f"{_fmt(100 * float(gap.max()), 1) if gap.len() else 'n.d.'} points."
@@ -718,7 +1031,8 @@ def _model_card(r: PredictionReport, disease_name: str) -> str:
         "",
         "## Équité",
         "",
-        f"AUC par sexe et par âge (< {AGE_CUT} ans, ≥ {AGE_CUT} ans) sur l'année de test ; n.d. quand un groupe compte "
+        f"AUC par sexe et par âge (< {AGE_CUT} ans, ≥ {AGE_CUT} ans) sur l'année de test, cible « "
+        f"{_TARGET_NAMES.get(r.main_target, r.main_target)} » ; n.d. quand un groupe compte "
         f"moins de {MIN_GROUP_CLASS} personnes de l'un des deux devenirs.",
         "",
         "| modèle | groupe | personnes-années | aggravées ou décédées | AUC |",

@@ -17,16 +17,16 @@ import polars as pl
 
 from respop import __version__
 from respop.case_finding.run import zone_territory
-from respop.case_finding.spec import AlgorithmSpec, load_specs
+from respop.spec.algorithm import AlgorithmSpec
+from respop.spec.catalogue import Catalogue, run_catalogue
 from respop.config import Config
 from respop.errors import ConfigError, InputError
-from respop.fsutil import atomic_folder
+from respop.stages import stage_folder, stage_inputs
 from respop.strata.engine import assign, care_use, death_years, outcome_events, qualifying_ids, transitions
-from respop.strata.features import OUTCOMES, compute_features, load_features, model_features
+from respop.spec.features import OUTCOMES, case_feature, model_features
+from respop.strata.features import compute_features, person_strata_columns
 
 Progress = Callable[[str], None]
-COMORBIDITIES = ("ckd", "copd", "other_disease")
-"""Comorbidities of the Cox model (those present among the features)."""
 
 
 @dataclass
@@ -47,21 +47,70 @@ def cases_path(config: Config) -> Path:
     return path
 
 
-def strata_specs(config: Config) -> list[AlgorithmSpec]:
-    specs = load_specs(list(config.diseases), config.cases.algorithms_dir)
+def strata_specs(config: Config, catalogue: Catalogue | None = None) -> list[AlgorithmSpec]:
+    """The configured diseases' specs, from the run's catalogue; each needs its ``[strata]``."""
+    specs = (catalogue if catalogue is not None else run_catalogue(config)).specs
     missing = [s.disease for s in specs if s.strata is None]
     if missing:
         raise ConfigError(f"no [strata] part in the algorithm(s) of {missing} (docs/strata.md)")
     return specs
 
 
-def run_strata(config: Config, progress: Progress | None = None, data=None, spark=None, models: bool = True) -> StrataResult:
+def polars_strata(
+    catalogue: Catalogue, staged, cases_file: Path, territories: pl.DataFrame | None, last_year: int,
+    order: dict[str, list[str]], progress: Progress | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame, dict[str, float]]:
+    """The strata step's engine part on polars (``respop.pipeline.Engine.strata``): person-years
+    with their strata, survival events, care use and transitions, with the seconds of each part."""
+    step = progress or (lambda _label: None)
+    timings: dict[str, float] = {}
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[name] = round(timings.get(name, 0.0) + now - since, 2)
+        return now
+
+    from respop.pmsi.deaths import deaths_of
+
+    known = deaths_of(staged)  # deaths out of hospital (the SNDS referential), when the run has it
+    cases = pl.scan_parquet(cases_file)
+    t = time.perf_counter()
+    frames, events = [], []
+    for spec in catalogue.specs:
+        step(f"strata of {spec.algorithm.name.lower()}")
+        ids = _collect(qualifying_ids(spec, staged.stays, staged.diagnoses), spec.disease).lazy()
+        person = compute_features(spec, cases, staged.stays, staged.diagnoses, catalogue.features, ids, catalogue.case_of(spec.disease))
+        frames.append(_collect(assign(spec, person), spec.disease))
+        t = lap("features", t)
+        step(f"events of {spec.algorithm.name.lower()}")
+        events.append(_collect(outcome_events(spec, staged.stays, staged.diagnoses, ids, known), spec.disease))
+        t = lap("events", t)
+    deaths = _collect(death_years(staged.stays, known), "deaths")
+    columns = person_strata_columns(catalogue.features, catalogue.diseases)
+    person_strata = pl.concat(frames, how="diagonal_relaxed").select(columns).sort("disease", "year", "patient_key")
+    t = lap("events", t)
+    step("care use and transitions")
+    use = care_use(person_strata, territories)
+    t = lap("care_use", t)
+    moves = transitions(person_strata, deaths, last_year, order)
+    lap("transitions", t)
+    return person_strata, pl.concat(events), use, moves, timings
+
+
+def run_strata(
+    config: Config, progress: Progress | None = None, data=None, engine=None, models: bool = True,
+    input_fingerprint: dict | None = None, catalogue: Catalogue | None = None,
+) -> StrataResult:
     """Strata and everything that follows from them, for every configured disease.
 
     ``data``: the PMSI already read and made canonical by the caller, who closes it (``respop
-    run``); otherwise read here. ``spark``: a SparkSession running the strata specs, care use and
-    transitions (respop.spark); survival and prediction always run here, on the person-years.
+    run``); otherwise read here. ``engine``: what runs the strata specs, care use and transitions
+    (``respop.pipeline.Engine``, chosen by the pipeline; None: polars); survival and prediction
+    always run here, on the person-years. ``catalogue``: the run's specs (respop.spec.catalogue;
+    None: the one ``<output.dir>/catalogue.json`` holds, frozen now when there is none).
     ``models`` false leaves out survival and prediction (benchmarks of the data steps only).
+    ``input_fingerprint``: the PMSI's, taken by the caller before reading it (respop.stages);
+    the manifest of ``strata/`` records it with the cases and territories read.
     """
     from respop.pmsi import read_pmsi
     from respop.strata.prediction import evaluate
@@ -76,8 +125,10 @@ def run_strata(config: Config, progress: Progress | None = None, data=None, spar
         timings[name] = round(timings.get(name, 0.0) + now - since, 2)
         return now
 
-    specs = strata_specs(config)
-    features = load_features(config.cases.algorithms_dir)
+    catalogue = catalogue if catalogue is not None else run_catalogue(config)
+    specs = strata_specs(config, catalogue)
+    features = catalogue.features
+    inputs = stage_inputs(config, "strata", input_fingerprint, models=models)
     cases = pl.scan_parquet(cases_path(config))
     territories = zone_territory(config)
     years = sorted(cases.select(pl.col("index_year").unique()).collect()["index_year"].to_list())
@@ -94,38 +145,21 @@ def run_strata(config: Config, progress: Progress | None = None, data=None, spar
         t = lap("read", started)
         last_date = staged.stays.select(pl.col("exit_date").max()).collect().item() or dt.date(last_year, 12, 31)
         last_date = min(last_date, dt.date(last_year, 12, 31))
-        if spark is None:
-            frames, events = [], []
-            for spec in specs:
-                step(f"strata of {spec.algorithm.name.lower()}")
-                ids = _collect(qualifying_ids(spec, staged.stays, staged.diagnoses), spec.disease).lazy()
-                frames.append(_collect(assign(spec, compute_features(spec, cases, staged.stays, staged.diagnoses, features, ids)), spec.disease))
-                t = lap("features", t)
-                step(f"events of {spec.algorithm.name.lower()}")
-                events.append(_collect(outcome_events(spec, staged.stays, staged.diagnoses, ids), spec.disease))
-                t = lap("events", t)
-            deaths = _collect(death_years(staged.stays), "deaths")
-            person_strata = pl.concat(frames, how="vertical_relaxed").sort("disease", "year", "patient_key")
-            t = lap("events", t)
-            step("care use and transitions")
-            use = care_use(person_strata, territories)
-            t = lap("care_use", t)
-            moves = transitions(person_strata, deaths, last_year, order)
-            t = lap("transitions", t)
-            all_events = pl.concat(events)
-        else:
-            from respop.spark.run import compute_strata
-
-            step("strata, events, care use and transitions on Spark")
-            person_strata, all_events, use, moves, spark_timings = compute_strata(
-                spark, specs, features, cases_path(config), staged, territories, last_year, order
-            )
-            timings.update(spark_timings)
-            t = time.perf_counter()
+        compute = engine.strata if engine is not None else polars_strata
+        person_strata, all_events, use, moves, engine_timings = compute(
+            catalogue, staged, cases_path(config), territories, last_year, order, step
+        )
+        timings.update(engine_timings)
+        t = time.perf_counter()
     finally:
         if own:
             data.close()
-    comorbidities = [c for c in COMORBIDITIES if c in person_strata.columns]
+    # the Cox model adjusts for the code features marked comorbidity in features.toml and for the
+    # other configured diseases (case-of features; null, hence dropped, on a disease's own rows)
+    comorbidities = [
+        *[n for n, f in features.codes.items() if f.comorbidity], *[case_feature(d) for d in catalogue.diseases]
+    ]
+    comorbidities = [c for c in comorbidities if c in person_strata.columns]
     surv, reports = None, {}
     if models:
         step("survival")
@@ -135,17 +169,18 @@ def run_strata(config: Config, progress: Progress | None = None, data=None, spar
         for spec in specs:
             step(f"prediction for {spec.algorithm.name.lower()}")
             reports[spec.disease] = evaluate(
-                person_strata, spec.disease, last_year, features=["female", "stratum_level", *model_features(features)],
+                person_strata, spec.disease, last_year,
+                features=["female", "stratum_level", *model_features(features, catalogue.case_of(spec.disease))],
                 synthetic=_synthetic(config),
             )
         t = lap("prediction", t)
     summary = _summary(config, specs, person_strata, moves, surv, reports, last_date, time.perf_counter() - started)
-    summary["engine"] = "spark" if spark is not None else "polars"
+    summary["engine"] = engine.name if engine is not None else "polars"
     summary["timings"] = timings
     step("writing the outputs")
     names = {s.disease: s.algorithm.name for s in specs}
     out = config.output.dir / "strata"
-    with atomic_folder(out) as tmp:
+    with stage_folder(config, "strata", inputs) as tmp:
         person_strata.write_parquet(tmp / "person_strata.parquet")
         use.write_parquet(tmp / "care_use.parquet")
         moves.write_parquet(tmp / "transitions.parquet")

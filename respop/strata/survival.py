@@ -3,7 +3,8 @@
 **Follow-up** (:func:`follow_up`). Every person-year (a case of a disease in year N, in its stratum
 of N) that is alive at the end of N (``died_in_year`` false) with N before the year of
 ``last_date`` is followed from ``start`` = 1 January of N + 1. The event is the first qualifying
-stay of the disease (its entry date) or in-hospital death on or after ``start``; without one the
+stay of the disease (its entry date) or death (in hospital, or out of hospital when the run has
+the SNDS referential: respop.pmsi.deaths) on or after ``start``; without one the
 person-year is censored at ``last_date`` (the end of the data). Durations are in days:
 
 - ``duration = event date − start`` or ``last_date − start``;
@@ -177,7 +178,8 @@ def follow_up(
     ``person_strata``: patient_key, disease, year, stratum, stratum_level, age, sex, died_in_year
     and the comorbidity columns (by default every Boolean column other than ``died_in_year``;
     other columns are ignored). ``events``: patient_key, disease, date, kind (``disease_stay``:
-    entry date of a qualifying stay of the disease; ``death``: date of an in-hospital death).
+    entry date of a qualifying stay of the disease; ``death``: date of a death, in hospital or,
+    with the referential, out of hospital).
 
     Returns one row per followed person-year, sorted by disease, year and patient_key:
     patient_key, disease, year, stratum, stratum_level, age, sex, the comorbidities, ``start``

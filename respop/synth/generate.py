@@ -4,10 +4,14 @@ Writes, under the output folder:
 
 - ``pmsi/T_MCO{yy}B|C|D|UM.parquet`` (or ``.csv``) per exit year, as the SNDS delivers them; for
   worlds simulated in several chunks, each table is a folder of Parquet parts;
-- ``reference/``: zones (GeoParquet), population, hospitals, towns;
+- ``reference/``: zones (GeoParquet), population, hospitals, towns, and the population of each
+  simulated year (``population_by_year.parquet``: zone × sex × age band × year, the shape of
+  INSEE's yearly estimates, counted from the simulated people: :func:`population_by_year`);
 - ``truth/``: what the pipeline must recover and never reads: planted territories, persons
   (disease status and onset, death), residence per year, severity per year, moves, and one row
-  per emitted stay with the data-quality fault planted in it, if any.
+  per emitted stay with the data-quality fault planted in it, if any; ``diseases.json`` says, for
+  each simulated disease (by the identifier of its algorithm spec), where the truth holds it
+  (:data:`TRUTH_DISEASES`).
 
 Persons are simulated in chunks of zones (``profile.chunk_persons``) so that memory stays bounded
 at national scale; moves stay within a chunk.
@@ -15,6 +19,7 @@ at national scale; moves stay within a chunk.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +33,8 @@ from respop.pmsi.canonical import DEATH_EXIT_MODE, EMERGENCY_PROVENANCE
 from respop.pmsi.quality import UNKNOWN_ZONE
 from respop.pmsi.schema import RETURN_CODES
 from respop.synth.geography import World, hospital_choice, make_world, write_reference, write_truth
-from respop.synth.people import COMPLICATIONS, People, advance, births, concat, initial_people
-from respop.synth.profiles import Profile
+from respop.synth.people import COMPLICATIONS, People, advance, beneficiaries_referential, births, concat, initial_people
+from respop.synth.profiles import AGE_BANDS, Profile
 from respop.synth.stays import StayFrame, make_stays
 
 Progress = Callable[[str], None]
@@ -44,6 +49,40 @@ FAULTS = {
 }
 """Share of stays given each data-quality fault, one fault per stay at most (the foundation's
 quality filters of the same names must catch them)."""
+TRUTH_DISEASES = {
+    "diabetes": {
+        "severity_column": "diabetes_type",
+        "onset_column": "diabetes_onset",
+        "stay_kind": "diabetes",
+        "death_principal_diagnoses": [],
+        "subtypes": {"by": "column", "column": "diabetes_type", "values": {"1": "type_1", "2": "type_2"}},
+    },
+    "heart_failure": {
+        "severity_column": "hf_stage",
+        "onset_column": "hf_onset",
+        "stay_kind": "heart_failure",
+        "death_principal_diagnoses": ["I50"],
+        "subtypes": {"by": "timing"},
+    },
+    "copd": {
+        "severity_column": "copd_stage",
+        "onset_column": "copd_onset",
+        "stay_kind": "copd",
+        "death_principal_diagnoses": ["J44"],
+        "subtypes": {"by": "timing"},
+    },
+}
+"""The simulated diseases, keyed by the identifier of their algorithm spec (algorithms/<id>.toml),
+written to ``truth/diseases.json``: a person has the disease in a year when ``severity_column`` of
+that year's ``severity`` row is above 0; ``onset_column`` of ``persons`` is its onset; the stays it
+causes have ``kind == stay_kind`` in ``truth/stays``, and an in-hospital death is caused by it when
+its principal diagnosis starts with one of ``death_principal_diagnoses``. ``subtypes``: ``timing``
+(the type of the index year is a stay of that kind in the year) or a column of ``severity`` whose
+values name the spec's sub-types. A disease absent from this file has no truth to validate."""
+COPD_STREAM = 1
+"""COPD's persons are drawn from their own random stream (seed, chunk, COPD_STREAM): it came after
+diabetes and heart failure, and their draws stayed where they were (their yearly figures still
+move with COPD's deaths and stays)."""
 MARKER = ".respop-synth"
 """File marking a folder as a ``respop synth`` output, which a new run may replace."""
 ABROAD_CODES = np.array(["99134", "99109", "99131", "99127", "99350"])
@@ -100,31 +139,40 @@ def _simulate(profile, seed, world, chunks, years, out, fmt, step) -> tuple[int,
         (out / sub).mkdir(parents=True)
     write_reference(world, out / "reference")
     write_truth(world, out / "truth")
+    (out / "truth" / "diseases.json").write_text(json.dumps(TRUTH_DISEASES, indent=2) + "\n", encoding="utf-8")
 
     zone_codes = world.zones["zone_code"].to_numpy()
     zone_index = {z: i for i, z in enumerate(zone_codes)}
     stays_per_year: dict[int, int] = {y: 0 for y in years}
     persons = 0
+    yearly_population: dict[int, np.ndarray] = {}  # chunks hold disjoint zones: their counts add up
     for c, chunk_zones in enumerate(chunks):
         crng = np.random.default_rng([seed, c])
+        copd_rng = np.random.default_rng([seed, c, COPD_STREAM])
         pop = world.population.filter(pl.col("zone_code").is_in(zone_codes[chunk_zones].tolist()))
-        people = initial_people(crng, pop, zone_index, years[0])
+        people = initial_people(crng, pop, zone_index, years[0], copd_rng)
         neighbours = _neighbours(world, zone_index, set(chunk_zones.tolist()))
         weights = np.zeros(len(zone_codes))
         weights[chunk_zones] = world.zones["population"].to_numpy()[chunk_zones]
         weights /= weights.sum()
         truth_rows: dict[str, list[pl.DataFrame]] = {"residence": [], "severity": [], "moves": [], "stays": []}
         hf_stay = np.zeros(len(people), dtype=bool)
+        copd_stay = np.zeros(len(people), dtype=bool)
         for year in years:
             step(f"simulating {year} (chunk {c + 1}/{len(chunks)})")
             if year != years[0]:  # the first year's infants are in the starting population
                 people = concat(people, births(crng, people, len(zone_codes), year))
                 hf_stay = np.concatenate([hf_stay, np.zeros(len(people) - len(hf_stay), dtype=bool)])
+                copd_stay = np.concatenate([copd_stay, np.zeros(len(people) - len(copd_stay), dtype=bool)])
             alive_at_start = people.alive.copy()
-            events = advance(crng, people, year, neighbours, weights, hf_stay)
-            frame = make_stays(crng, people, year, alive_at_start, events.new_hf)
+            counted = population_by_year(people, alive_at_start, len(zone_codes), year)
+            yearly_population[year] = yearly_population.get(year, 0) + counted
+            events = advance(crng, people, year, neighbours, weights, hf_stay, copd_stay, copd_rng)
+            frame = make_stays(crng, people, year, alive_at_start, events.new_hf, events.new_copd)
             hf_stay = np.zeros(len(people), dtype=bool)
             hf_stay[frame.table.filter(pl.col("kind") == "heart_failure")["person"].to_numpy()] = True
+            copd_stay = np.zeros(len(people), dtype=bool)
+            copd_stay[frame.table.filter(pl.col("kind") == "copd")["person"].to_numpy()] = True
             tables, truth_stays = _to_snds(crng, frame, people, world, cum_choice, year, c)
             _write_tables(tables, out / "pmsi", year, c, len(chunks) > 1, fmt)
             stays_per_year[year] += truth_stays.height
@@ -141,7 +189,66 @@ def _simulate(profile, seed, world, chunks, years, out, fmt, step) -> tuple[int,
         for name, frames in truth_rows.items():
             pl.concat(frames).write_parquet(out / "truth" / f"{name}{suffix}.parquet")
         _persons(people).write_parquet(out / "truth" / f"persons{suffix}.parquet")
+        _write_referential(np.random.default_rng([seed, c, REFERENTIAL_STREAM]), people, out, c, len(chunks) > 1, fmt)
+    _write_population_by_year(yearly_population, zone_codes, out / "reference")
     return persons, stays_per_year
+
+
+POPULATION_BY_YEAR = "population_by_year.parquet"
+"""The yearly populations in ``reference/`` (the denominators of each year's rates)."""
+
+
+def population_by_year(people: People, alive: np.ndarray, n_zones: int, year: int) -> np.ndarray:
+    """The people living in each zone at the start of ``year`` (that year's newborns included, as
+    in the first year's population), counted by zone × sex × age band (age = ``year`` − birth
+    year, the age band convention of the world's population): an array (zone, sex, band)."""
+    n_bands = len(AGE_BANDS)
+    band = np.minimum(people.age(year)[alive] // 5, n_bands - 1).astype(np.int64)
+    sex = people.sex[alive].astype(np.int64) - 1
+    cell = (people.zone[alive].astype(np.int64) * 2 + sex) * n_bands + band
+    return np.bincount(cell, minlength=n_zones * 2 * n_bands).reshape(n_zones, 2, n_bands)
+
+
+def _write_population_by_year(total: dict[int, np.ndarray], zone_codes: np.ndarray, folder: Path) -> None:
+    """``population_by_year.parquet``: zone_code, year, sex, age_band, population, every cell of
+    every simulated year (zeros included); ``total``: year → the arrays of :func:`population_by_year`."""
+    years = sorted(total)
+    n_zones, n_sexes, n_bands = total[years[0]].shape
+    cells = n_zones * n_sexes * n_bands
+    pl.DataFrame(
+        {
+            "zone_code": np.tile(np.repeat(zone_codes.astype(str), n_sexes * n_bands), len(years)),
+            "year": np.repeat(np.array(years, dtype=np.int16), cells),
+            "sex": np.tile(np.repeat(np.array([1, 2], dtype=np.int8), n_bands), n_zones * len(years)),
+            "age_band": np.tile(np.array(AGE_BANDS), n_zones * n_sexes * len(years)),
+            "population": np.concatenate([total[year].reshape(-1) for year in years]).astype(np.int64),
+        },
+        schema={"zone_code": pl.String, "year": pl.Int16, "sex": pl.Int8, "age_band": pl.String, "population": pl.Int64},
+    ).sort("zone_code", "year", "sex", "age_band").write_parquet(folder / POPULATION_BY_YEAR)
+
+
+REFERENTIAL = "IR_BEN_R"
+REFERENTIAL_STREAM = 2
+"""The referential's random stream (seed, chunk, REFERENTIAL_STREAM): it came after the rest, whose
+draws stayed where they were."""
+
+
+def _write_referential(rng: np.random.Generator, people: People, out: Path, chunk: int, parts: bool, fmt: str) -> None:
+    """The beneficiaries' referential ``IR_BEN_R`` of the chunk's people, written beside the PMSI
+    tables (``pmsi/``: it comes with the same SNDS extraction, patient-level, and respop reads it
+    from there with no further setting), and the truth of its rows (``truth/referential``)."""
+    table, truth = beneficiaries_referential(rng, people)
+    if parts:
+        target = out / "pmsi" / REFERENTIAL
+        target.mkdir(exist_ok=True)
+        table.write_parquet(target / f"part-{chunk:03d}.parquet")
+        truth.write_parquet(out / "truth" / f"referential-{chunk:03d}.parquet")
+        return
+    if fmt == "csv":
+        table.write_csv(out / "pmsi" / f"{REFERENTIAL}.csv", separator=";")
+    else:
+        table.write_parquet(out / "pmsi" / f"{REFERENTIAL}.parquet")
+    truth.write_parquet(out / "truth" / "referential.parquet")
 
 
 def _zone_chunks(world: World, chunk_persons: int) -> list[np.ndarray]:
@@ -351,12 +458,13 @@ def _residence(people: People, alive: np.ndarray, zone_codes: np.ndarray, year: 
 
 
 def _severity(people: People, alive: np.ndarray, year: int) -> pl.DataFrame:
-    ill = alive & ((people.diabetes_type > 0) | (people.hf_stage > 0))
+    ill = alive & ((people.diabetes_type > 0) | (people.hf_stage > 0) | (people.copd_stage > 0))
     data = {
         "person_key": people.key[ill],
         "year": np.full(int(ill.sum()), year, dtype=np.int16),
         "diabetes_type": people.diabetes_type[ill],
         "hf_stage": people.hf_stage[ill],
+        "copd_stage": people.copd_stage[ill],
     }
     for j, name in enumerate(COMPLICATIONS):
         data[f"complication_{name}"] = people.complications[ill, j]
@@ -373,5 +481,6 @@ def _persons(people: People) -> pl.DataFrame:
             "diabetes_type": people.diabetes_type,
             "diabetes_onset": people.diabetes_onset,
             "hf_onset": people.hf_onset,
+            "copd_onset": people.copd_onset,
         }
     )

@@ -286,12 +286,37 @@ def _reading_order(x: np.ndarray, y: np.ndarray, row_height: float) -> np.ndarra
     return np.lexsort((x, row))
 
 
-def _grow_regions(graph: sparse.csr_matrix, seeds: np.ndarray) -> np.ndarray:
+def _grow_regions(graph: sparse.csr_matrix, seeds: np.ndarray,
+                  handicap: np.ndarray | None = None) -> np.ndarray:
     """Label every node with the index (in ``seeds``) of its nearest seed along the graph.
 
     Multi-source Dijkstra; labels follow the shortest-path forest, so each region is connected
-    and contains its seed (even with ties).
+    and contains its seed (even with ties). ``handicap``: a distance added to every path from
+    each seed (additively weighted regions: a larger handicap, a smaller region); each must be
+    below the seed's graph distance to every other seed so that it keeps its own node.
     """
+    if handicap is not None:
+        n = graph.shape[0]
+        k = len(seeds)
+        coo = graph.tocoo()
+        rows = np.r_[coo.row, np.full(k, n)]
+        cols = np.r_[coo.col, seeds]
+        data = np.r_[coo.data, np.maximum(handicap, 0.0) + 1e-9]  # a zero weight would be no edge
+        extended = sparse.coo_matrix((data, (rows, cols)), shape=(n + 1, n + 1)).tocsr()
+        _, pred = dijkstra(extended, directed=True, indices=n, return_predecessors=True)
+        node = np.arange(n)
+        while True:
+            up = pred[node]
+            climb = up != n
+            if not climb.any():
+                break
+            node = np.where(climb, up, node)
+        label = np.full(n, -1, dtype=np.int64)
+        label[seeds] = np.arange(k)
+        out = label[node]
+        if (out < 0).any():
+            raise RuntimeError("a seed lost its own node: handicap too large")
+        return out
     _, predecessors, _ = dijkstra(graph, directed=False, indices=seeds, min_only=True,
                                   return_predecessors=True)
     root = np.arange(graph.shape[0])
@@ -348,6 +373,14 @@ def make_world(profile: GeographyProfile, rng: np.random.Generator) -> World:
     adjacency graph from the hubs; local hospitals and private clinics in populated zones of
     each territory; age-sex populations from a French pyramid tilted by zone.
 
+    Shapes (profile keys, off by default; when on they draw from a generator of their own):
+    ``coast`` puts every town on the northern edge; ``small_territories`` moves the smallest
+    towns to the nearest edge and grows their territories with a handicap (45% of the distance
+    to the nearest other hub), so they stay small; ``metropole_chu`` adds CHUs in the hub's
+    most populous neighbouring zones of the largest town's territory; ``border_hospitals``
+    adds CH just beyond the eastern edge, in a département outside the world (territory 0:
+    outside every planted territory).
+
     The caller's generator is used once (to seed an internal one), so later draws from ``rng``
     do not depend on how the world is built.
     """
@@ -362,6 +395,25 @@ def make_world(profile: GeographyProfile, rng: np.random.Generator) -> World:
     # Towns: centres spread across the region, Zipf-like sizes in (0, 1].
     centres = _kmeans(rng.uniform(0, 1, size=(30 * n_terr, 2)) * [width, height], n_terr, rng)
     size = (1.0 + rng.permutation(n_terr)) ** -0.8
+    shaped = profile.coast or profile.small_territories or profile.metropole_chu or profile.border_hospitals
+    # the shapes draw from their own generator, and only when asked: the plain world is unchanged
+    shape_rng = np.random.default_rng(rng.integers(2**63)) if shaped else None
+    if profile.coast:
+        # every town on the northern coast, spread along it; the hinterland is rural
+        order = np.argsort(centres[:, 0], kind="stable")
+        centres[order, 0] = (np.arange(n_terr) + 0.5 + shape_rng.uniform(-0.25, 0.25, n_terr)) * width / n_terr
+        centres[:, 1] = height * (1.0 - shape_rng.uniform(0.03, 0.10, n_terr))
+    small = np.argsort(size, kind="stable")[: profile.small_territories]
+    for k in small:
+        # a small town on the nearest edge of the region (not the coast), just inside it
+        inset = 0.6 * math.sqrt(width * height / n)
+        gaps = np.array([centres[k, 0], width - centres[k, 0], centres[k, 1],
+                         np.inf if profile.coast else height - centres[k, 1]])
+        side = int(np.argmin(gaps))
+        if side < 2:
+            centres[k, 0] = inset if side == 0 else width - inset
+        else:
+            centres[k, 1] = inset if side == 2 else height - inset
 
     # Zone seeds on a jittered grid; the seed nearest each town moves to the town centre (that
     # zone is the town's core, where its hub hospital sits); then every seed is pulled towards
@@ -457,7 +509,16 @@ def make_world(profile: GeographyProfile, rng: np.random.Generator) -> World:
     # Planted territories, numbered by their hub's zone code.
     terr_order = np.argsort(hub_zone, kind="stable")
     hub_zone, town_is_chu = hub_zone[terr_order], town_is_chu[terr_order]
-    zone_terr = _grow_regions(graph, hub_zone) + 1  # territory_id 1..T
+    if profile.small_territories:
+        # small towns reach less far: each region starts with a handicap of 45% of the distance
+        # from its hub to the nearest other hub (so the hub keeps its own zone)
+        hub_dist = dijkstra(graph, directed=False, indices=hub_zone)[:, hub_zone]
+        np.fill_diagonal(hub_dist, np.inf)
+        is_small = np.isin(terr_order, small)
+        handicap = np.where(is_small, 0.45 * hub_dist.min(axis=1), 0.0)
+        zone_terr = _grow_regions(graph, hub_zone, handicap) + 1
+    else:
+        zone_terr = _grow_regions(graph, hub_zone) + 1  # territory_id 1..T
 
     towns = _town_names(n, rng)
 
@@ -503,6 +564,7 @@ def make_world(profile: GeographyProfile, rng: np.random.Generator) -> World:
         return fid
 
     decay = profile.distance_decay_km
+    metropole = int(np.argmax(size[terr_order]))  # the territory of the largest town
     territory_rows = []
     for t in range(n_terr):
         terr = t + 1
@@ -527,6 +589,35 @@ def make_world(profile: GeographyProfile, rng: np.random.Generator) -> World:
         w_private = zone_pop[members].astype(float) ** 1.5
         for z in rng.choice(members, size=n_private, p=w_private / w_private.sum()):
             add("private", int(z), terr)
+        if profile.metropole_chu and t == metropole:
+            # more university hospitals in the metropole: its hub's most populous neighbours
+            near = graph[hub].indices
+            near = near[zone_terr[near] == terr]
+            near = near[np.argsort(-zone_pop[near], kind="stable")]
+            sites = [int(z) for z in near[: profile.metropole_chu]]
+            sites += [hub] * (profile.metropole_chu - len(sites))
+            for z in sites:
+                add("CHU", z, terr)
+    if profile.border_hospitals:
+        # hospitals of the neighbouring region, just beyond the eastern edge (outside every zone)
+        last = int(dep_codes[-1]) + 1
+        border_dep = f"{last + (last in SKIPPED_DEPARTEMENTS):02d}"
+        taken = set(towns)
+        names = [t for t in _town_names(len(taken) + 4 * profile.border_hospitals, shape_rng) if t not in taken]
+        for b in range(profile.border_hospitals):
+            town = names[b]
+            body = border_dep + f"{shape_rng.integers(10**6):06d}"
+            fid = body + _luhn_digit(body)
+            while fid in ids_used or fid in forbidden:
+                body = border_dep + f"{shape_rng.integers(10**6):06d}"
+                fid = body + _luhn_digit(body)
+            ids_used.add(fid)
+            rows.append(dict(
+                hospital_id=fid, name=f"CH {_de(town)}", town=town, zone_code=f"{border_dep}{b + 1:03d}", kind="CH",
+                has_emergency=True, territory_id=0,
+                attractiveness=float(ATTRACTIVENESS["CH"] * shape_rng.uniform(1 - ATTRACTIVENESS_NOISE, 1 + ATTRACTIVENESS_NOISE)),
+                x=float(x0 + width + shape_rng.uniform(5_000, 15_000)),
+                y=float(y0 + height * (b + 0.5 + shape_rng.uniform(-0.2, 0.2)) / profile.border_hospitals)))
 
     hospitals = pl.DataFrame(rows, schema={
         "hospital_id": pl.String, "name": pl.String, "town": pl.String, "zone_code": pl.String,

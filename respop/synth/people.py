@@ -2,8 +2,9 @@
 
 Each person has a 17-character pseudonymous key, a sex, a birth year, a zone of residence per
 year (a few percent move each year, mostly to a neighbouring zone), a death date or none, and
-the two target diseases: type 2 (and some type 1) diabetes with complications, and heart failure
-with a severity stage that drives decompensations. Diabetes raises the risk of heart failure.
+the target diseases: type 2 (and some type 1) diabetes with complications, heart failure with a
+severity stage that drives decompensations, and chronic obstructive pulmonary disease (COPD,
+BPCO) with a severity stage that drives exacerbations. Diabetes raises the risk of heart failure.
 
 Rates are rough published orders of magnitude (see ``synthetic_data/README.md``); the calibration
 report (``respop synth --report``) compares what comes out with the published figures.
@@ -38,6 +39,26 @@ HF_DIABETES_RISK = 2.0
 T2D_INCIDENCE_RATIO = 1 / 15
 """Yearly incidence ≈ prevalence at that age / 15 (keeps the prevalence steady with deaths)."""
 HF_INCIDENCE_RATIO = 1 / 5
+COPD_PREVALENCE = np.interp(np.arange(105), _AGES, [0, 0, 0, 0, 0, 0, 0, 0.001, 0.004, 0.009, 0.016, 0.025, 0.035, 0.045, 0.055, 0.062, 0.066, 0.066, 0.062, 0.058, 0.055])
+"""Share of people with COPD by age at the start (shape only: scaled to ``COPD_TARGET_40PLUS``)."""
+COPD_SEX = {1: 1.35, 2: 0.75}
+"""Relative COPD risk of men (1) and women (2): about 58% of treated COPD patients are men."""
+COPD_TARGET_40PLUS = 0.038
+"""Diagnosed (treated) COPD among people aged 40 or more at the start: 3.8% (1.9% of all ages),
+Laurendeau et al., Rev Mal Respir 2015 (EGB 2011). Undiagnosed COPD (5-10% of adults over 45 by
+spirometry) is not simulated: the truth is the disease a health system knows of."""
+COPD_STAGES = (0.86, 0.08, 0.06)
+"""COPD stages at the start: 1 mild or moderate, 2 severe, 3 very severe with chronic respiratory
+failure (Laurendeau et al. 2015: 71.9% mild, 13.8% moderate, 8.1% severe, 6.2% very severe)."""
+COPD_INCIDENCE_RATIO = 1 / 18
+COPD_MORTALITY = {1: 1.3, 2: 2.0, 3: 4.0}
+"""Mortality multiplier by COPD stage (about one in five patients dies in the year after an
+exacerbation hospitalisation: Fuhrman et al., Rev Mal Respir 2017)."""
+COPD_PROGRESSION = 0.04
+"""Yearly probability of moving up one COPD stage, without an exacerbation stay."""
+COPD_PROGRESSION_AFTER_STAY = 0.30
+"""… the year after an exacerbation stay, which also leaves at least stage 2 (GOLD: a hospitalised
+exacerbation puts the patient at high risk)."""
 MOVE_RATE = 0.035
 """Share of people moving home each year; 70% of moves go to a neighbouring zone."""
 BIRTH_RATE = 0.011
@@ -84,8 +105,11 @@ class People:
     hf_stage: np.ndarray  # 0 none, 1..3
     hf_onset: np.ndarray
     complications: np.ndarray  # (n, 4) bool, COMPLICATIONS order
+    copd_stage: np.ndarray  # 0 none, 1..3
+    copd_onset: np.ndarray
     t2d_scale: float = 1.0  # calibration of the age-specific rates to this population's ages
     hf_scale: float = 1.0
+    copd_scale: float = 1.0
 
     def __len__(self) -> int:
         return len(self.key)
@@ -106,8 +130,18 @@ def _dates_in_year(rng: np.random.Generator, year: int, n: int) -> np.ndarray:
     return start + rng.integers(0, days, size=n).astype("timedelta64[D]")
 
 
-def initial_people(rng: np.random.Generator, population: pl.DataFrame, zone_index: dict[str, int], year: int) -> People:
-    """The persons living in the chunk's zones at the start of ``year``, with prevalent diseases."""
+def initial_people(
+    rng: np.random.Generator,
+    population: pl.DataFrame,
+    zone_index: dict[str, int],
+    year: int,
+    copd_rng: np.random.Generator | None = None,
+) -> People:
+    """The persons living in the chunk's zones at the start of ``year``, with prevalent diseases.
+
+    ``copd_rng``: COPD's own random stream (default ``rng``), so that adding COPD to the world left
+    the other diseases' draws where they were."""
+    crng = copd_rng if copd_rng is not None else rng
     band_of = {label: i for i, label in enumerate(AGE_BANDS)}
     counts = population["population"].to_numpy()
     zone = np.repeat(np.array([zone_index[z] for z in population["zone_code"]]), counts)
@@ -136,8 +170,18 @@ def initial_people(rng: np.random.Generator, population: pl.DataFrame, zone_inde
     hf_years = np.minimum(rng.exponential(3, size=n).astype(np.int64), np.maximum(age - 18, 0))
     hf_onset[hf] = _dates_in_year(rng, year - 1, n)[hf] - (hf_years[hf] * 365).astype("timedelta64[D]")
     comp = (rng.random((n, len(COMPLICATIONS))) < 0.12) & has_d[:, None]
+    key = person_keys(rng, n)
+    # COPD, from its own stream
+    copd_risk = COPD_PREVALENCE[np.minimum(age, 104)] * np.where(sex == 1, COPD_SEX[1], COPD_SEX[2])
+    over_40 = age >= 40
+    copd_scale = COPD_TARGET_40PLUS * over_40.sum() / max(copd_risk[over_40].sum(), 1e-9)
+    copd = crng.random(n) < copd_risk * copd_scale
+    copd_stage = np.where(copd, crng.choice([1, 2, 3], size=n, p=list(COPD_STAGES)), 0).astype(np.int8)
+    copd_onset = nat.copy()
+    copd_years = np.minimum(crng.exponential(6, size=n).astype(np.int64), np.maximum(age - 35, 0))
+    copd_onset[copd] = _dates_in_year(crng, year - 1, n)[copd] - (copd_years[copd] * 365).astype("timedelta64[D]")
     return People(
-        key=person_keys(rng, n),
+        key=key,
         sex=sex,
         birth_year=year - age,
         zone=zone,
@@ -148,15 +192,18 @@ def initial_people(rng: np.random.Generator, population: pl.DataFrame, zone_inde
         hf_stage=stage,
         hf_onset=hf_onset,
         complications=comp,
+        copd_stage=copd_stage,
+        copd_onset=copd_onset,
         t2d_scale=t2d_scale,
         hf_scale=hf_scale,
+        copd_scale=copd_scale,
     )
 
 
 def concat(a: People, b: People) -> People:
     """Persons of ``a`` then ``b``; the calibration scales are ``a``'s."""
     arrays = {f: np.concatenate([getattr(a, f), getattr(b, f)]) for f in a.__dataclass_fields__ if not f.endswith("_scale")}
-    return People(**arrays, t2d_scale=a.t2d_scale, hf_scale=a.hf_scale)
+    return People(**arrays, t2d_scale=a.t2d_scale, hf_scale=a.hf_scale, copd_scale=a.copd_scale)
 
 
 def births(rng: np.random.Generator, people: People, n_zones: int, year: int) -> People:
@@ -177,6 +224,8 @@ def births(rng: np.random.Generator, people: People, n_zones: int, year: int) ->
         hf_stage=np.zeros(n, dtype=np.int8),
         hf_onset=nat.copy(),
         complications=np.zeros((n, len(COMPLICATIONS)), dtype=bool),
+        copd_stage=np.zeros(n, dtype=np.int8),
+        copd_onset=nat.copy(),
     )
 
 
@@ -189,6 +238,7 @@ class YearEvents:
     new_diabetes: np.ndarray
     new_hf: np.ndarray
     died: np.ndarray
+    new_copd: np.ndarray
 
 
 def advance(
@@ -198,11 +248,16 @@ def advance(
     neighbours: list[np.ndarray],
     zone_weights: np.ndarray,
     hf_stay_last_year: np.ndarray | None = None,
+    copd_stay_last_year: np.ndarray | None = None,
+    copd_rng: np.random.Generator | None = None,
 ) -> YearEvents:
     """Simulate ``year`` in place: moves (at the start of the year), new cases, progression, deaths.
 
     ``neighbours[i]``: zone indices adjacent to zone i; ``zone_weights``: where long moves go;
-    ``hf_stay_last_year`` (bool per person): hospitalised for heart failure the year before.
+    ``hf_stay_last_year`` (bool per person): hospitalised for heart failure the year before;
+    ``copd_stay_last_year``: for a COPD exacerbation. COPD draws from ``copd_rng`` (default
+    ``rng``), after the deaths: its mortality uses the stage at the start of the year, and its new
+    cases are drawn among the year's survivors.
     """
     n = len(people)
     alive = people.alive.copy()
@@ -249,6 +304,8 @@ def advance(
     risk = np.where(has_d, risk * DIABETES_MORTALITY, risk)
     for j, name in enumerate(COMPLICATIONS):
         risk = np.where(people.complications[:, j], risk * COMPLICATION_MORTALITY[name], risk)
+    for stage, mult in COPD_MORTALITY.items():
+        risk = np.where(people.copd_stage == stage, risk * mult, risk)
     died = np.flatnonzero(alive & (rng.random(n) < np.clip(risk, 0, 0.9)))
     people.alive[died] = False
     people.death_date[died] = _dates_in_year(rng, year, len(died))
@@ -256,4 +313,115 @@ def advance(
     for onset in (people.hf_onset, people.diabetes_onset):
         late = ~np.isnat(onset[died]) & (onset[died] > people.death_date[died])
         onset[died[late]] = people.death_date[died[late]]
-    return YearEvents(moved=idx, moved_from=origin, new_diabetes=new_d, new_hf=new_hf, died=died)
+    # COPD: progression (faster after an exacerbation stay) and new cases, among the survivors
+    survivors = alive & people.alive
+    recent = copd_stay_last_year if copd_stay_last_year is not None else np.zeros(n, dtype=bool)
+    p_progress = np.where(recent, COPD_PROGRESSION_AFTER_STAY, COPD_PROGRESSION)
+    crng = copd_rng if copd_rng is not None else rng
+    progress = survivors & (people.copd_stage > 0) & (people.copd_stage < 3) & (crng.random(n) < p_progress)
+    people.copd_stage[progress] += 1
+    people.copd_stage[survivors & recent & (people.copd_stage == 1)] = 2
+    at_risk = survivors & (people.copd_stage == 0) & (age >= 35)
+    p_copd = (
+        people.copd_scale * COPD_PREVALENCE[np.clip(age, 0, 104)] * np.where(people.sex == 1, COPD_SEX[1], COPD_SEX[2])
+        * COPD_INCIDENCE_RATIO
+    )
+    new_copd = np.flatnonzero(at_risk & (crng.random(n) < p_copd))
+    people.copd_stage[new_copd] = 1
+    people.copd_onset[new_copd] = _dates_in_year(crng, year, len(new_copd))
+    return YearEvents(moved=idx, moved_from=origin, new_diabetes=new_d, new_hf=new_hf, died=died, new_copd=new_copd)
+
+
+DEATH_COMPLETENESS = 0.99
+"""Share of deaths the beneficiaries' referential (IR_BEN_R) records: nearly all (deaths of people
+who left the health insurance, or recorded late, are missing)."""
+DEATH_MONTH_ONLY = 0.03
+"""Share of the recorded deaths known by their year and month only (BEN_DCD_AME, no BEN_DCD_DTE)."""
+LIVING_PLACEHOLDER = 0.3
+"""Share of the living written with the placeholder death date 1600-01-01 (BEN_DCD_AME 160001)
+rather than empty, as SNDS extractions do for part of the living."""
+REFERENTIAL_FAULTS = {
+    "bad_date": 0.0005,
+    "short_key": 0.0003,
+    "month_mismatch": 0.0003,
+    "death_before_birth": 0.0002,
+    "duplicate": 0.0005,
+}
+"""Share of the referential's rows given each messy value (one per row at most); the reader must
+quarantine every one of them with a reason (respop.pmsi.deaths)."""
+
+
+def beneficiaries_referential(rng: np.random.Generator, people: People) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The SNDS beneficiaries' referential IR_BEN_R of ``people`` (one row per person, as text, in
+    the SNDS export format), with realistic completeness (:data:`DEATH_COMPLETENESS`,
+    :data:`DEATH_MONTH_ONLY`) and a few messy values (:data:`REFERENTIAL_FAULTS`); and the truth
+    of each row (person_key, the death recorded, the fault planted)."""
+    n = len(people)
+    dead = ~np.isnat(people.death_date)
+    recorded = dead & (rng.random(n) < DEATH_COMPLETENESS)
+    month_only = recorded & (rng.random(n) < DEATH_MONTH_ONLY)
+    placeholder = ~dead & (rng.random(n) < LIVING_PLACEHOLDER)
+    fault = np.full(n, None, dtype=object)
+    u = rng.random(n)
+    edge = 0.0
+    for name, share in REFERENTIAL_FAULTS.items():
+        fault[(u >= edge) & (u < edge + share)] = name
+        edge += share
+    # a fault about the death only where there is one
+    fault[~recorded & np.isin(fault, ["month_mismatch", "death_before_birth", "bad_date"])] = None
+    fault[month_only & np.isin(fault, ["month_mismatch", "death_before_birth", "bad_date"])] = None
+    df = pl.DataFrame(
+        {
+            "person_key": people.key,
+            "sex": people.sex,
+            "birth_year": people.birth_year.astype(np.int32),
+            "death_date": people.death_date,
+            "recorded": recorded,
+            "month_only": month_only,
+            "placeholder": placeholder,
+            "fault": fault.tolist(),
+        },
+        schema_overrides={"fault": pl.String},
+    )
+    sas = lambda d: d.dt.strftime("%d%b%Y:00:00:00").str.to_uppercase()  # noqa: E731
+    death = pl.col("death_date")
+    f = pl.col("fault")
+    written_date = (
+        pl.when(pl.col("recorded") & ~pl.col("month_only"))
+        .then(
+            pl.when(f == "bad_date").then(pl.lit("31FEB") + death.dt.year().cast(pl.String) + pl.lit(":00:00:00"))
+            .when(f == "death_before_birth").then(sas(pl.date(pl.col("birth_year") - 3, 6, 1)))
+            .otherwise(sas(death))
+        )
+        .when(pl.col("placeholder")).then(pl.lit("01JAN1600:00:00:00"))
+    )
+    month = death.dt.strftime("%Y%m")
+    written_month = (
+        pl.when(pl.col("recorded"))
+        .then(
+            pl.when(f == "month_mismatch").then(death.dt.offset_by("-2mo").dt.strftime("%Y%m"))
+            .when(f == "death_before_birth").then((pl.col("birth_year") - 3).cast(pl.String) + pl.lit("06"))
+            .otherwise(month)
+        )
+        .when(pl.col("placeholder")).then(pl.lit("160001"))
+    )
+    table = df.select(
+        pl.when(f == "short_key").then(pl.col("person_key").str.slice(0, 16)).otherwise(pl.col("person_key")).alias("BEN_NIR_PSA"),
+        pl.lit("1").alias("BEN_RNG_GEM"),
+        pl.col("sex").cast(pl.String).alias("BEN_SEX_COD"),
+        pl.col("birth_year").cast(pl.String).alias("BEN_NAI_ANN"),
+        written_date.alias("BEN_DCD_DTE"),
+        written_month.alias("BEN_DCD_AME"),
+        pl.col("fault"),
+    )
+    copies = table.filter(f == "duplicate")
+    table = pl.concat([table.with_columns(pl.when(f != "duplicate").then(f).alias("fault")), copies])
+    order = rng.permutation(table.height)
+    table = table[order]
+    truth = df.select(
+        "person_key",
+        pl.when(pl.col("recorded")).then(death).alias("recorded_death_date"),
+        "month_only",
+        "fault",
+    )
+    return table.drop("fault"), truth

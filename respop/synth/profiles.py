@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from respop.config import explain_validation_error
 from respop.errors import ConfigError
+from respop.resources import synthetic_profiles_dir
 
-PROFILES_DIR = Path(__file__).resolve().parents[2] / "synthetic_data"
-"""Where the shipped profiles live (the repository's ``synthetic_data/`` folder)."""
+PROFILES_DIR = synthetic_profiles_dir()
+"""Where the shipped profiles live (the repository's ``synthetic_data/``, copied into the wheel)."""
 
 AGE_BANDS: tuple[str, ...] = tuple(f"{a:02d}-{a + 4:02d}" for a in range(0, 85, 5)) + ("85+",)
 """Five-year age bands of the population tables: 00-04 … 80-84, 85+."""
@@ -44,6 +45,11 @@ class GeographyProfile(_Section):
     territory_loyalty: float = Field(3.0, ge=1, description="gravity model: attraction multiplier of the own territory's hospitals")
     chu_referral_share: float = Field(0.08, ge=0, le=1, description="share of stays referred to a CHU whatever the distance")
     far_stay_share: float = Field(0.02, ge=0, le=1, description="share of stays in a hospital chosen at random (holidays, work)")
+    # Shapes that real France has (0/false: the plain world, drawn exactly as before they existed)
+    small_territories: int = Field(0, ge=0, description="planted territories made small and peripheral: the smallest towns' hubs on the edge of the region, with a short reach")
+    metropole_chu: int = Field(0, ge=0, description="extra university hospitals (CHU) in the largest town: a metropole with several CHUs in one territory")
+    coast: bool = Field(False, description="the northern edge is a coast: every town on it, the hinterland rural")
+    border_hospitals: int = Field(0, ge=0, description="hospitals just beyond the eastern edge (a neighbouring region, outside the zones) that border zones use")
 
     @model_validator(mode="after")
     def _sizes(self) -> GeographyProfile:
@@ -65,6 +71,10 @@ class GeographyProfile(_Section):
             raise ValueError(f"{self.zones} zones cannot fit in {self.departements} départements of at most 998 zones")
         if self.chu_referral_share + self.far_stay_share > 1:
             raise ValueError("chu_referral_share + far_stay_share exceeds 1")
+        if self.small_territories >= self.territories:
+            raise ValueError(f"small_territories ({self.small_territories}) must be fewer than territories ({self.territories})")
+        if self.border_hospitals and last + 1 > 95:
+            raise ValueError("border_hospitals need a free département code after the last one")
         return self
 
 

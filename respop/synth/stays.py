@@ -1,11 +1,12 @@
 """Hospital stays caused by the persons' states, coded as the PMSI codes them.
 
 For one year and one chunk of persons: background stays of the general population, heart-failure
-decompensations, diabetes stays (complications), in-hospital deaths and séances; each gets a
+decompensations, diabetes stays (complications), COPD exacerbations, in-hospital deaths and séances; each gets a
 hospital (gravity model of :func:`respop.synth.geography.hospital_choice`), dates, length of stay,
 entry and exit modes, a GHM-like code, and diagnoses at the positions the PMSI uses (DP, DR, DAS,
 unit-level DP/DR), with coding noise (diabetes only as an associated diagnosis or not coded at
-all, the InVS rule's second branch for heart failure, near-miss codes).
+all, the InVS rule's second branch for heart failure and the Santé publique France rule's second
+branch for COPD, near-miss codes).
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ _BG_FEMALE = [0.26, 0.08, 0.06, 0.17, 0.24, 0.18, 0.21, 0.30, 0.45, 0.55, 0.55]
 """Background MCO stays per person-year by age (women: pregnancies at 15–44)."""
 BACKGROUND_SCALE = 1.08
 """Calibration: scales the background rates so that all stays give about 0.28 per inhabitant."""
-HF_STAYS = {1: 0.01, 2: 0.07, 3: 0.55}
+HF_STAYS = {1: 0.0093, 2: 0.065, 3: 0.51}
 """Heart-failure stays per person-year by stage (decompensations): advanced heart failure is
 re-hospitalised often (about a third of patients within a year of an HF stay), stable heart
 failure rarely; kidney disease raises the rate (``HF_KIDNEY``)."""
 HF_KIDNEY = 1.5
-HF_FIRST_STAY = 0.45
+HF_FIRST_STAY = 0.42
 """Share of new heart-failure cases hospitalised for it in the year of onset."""
 DIABETES_STAYS_BASE = 0.04
 DIABETES_STAYS_PER_COMPLICATION = {"kidney": 0.15, "eye": 0.06, "foot": 0.25, "cardiovascular": 0.12}
@@ -41,6 +42,15 @@ BACKGROUND_PER_COMPLICATION = 0.15
 """Background stays of a diabetic rise by this share per complication (comorbid burden)."""
 IN_HOSPITAL_DEATH = 0.55
 """Share of deaths that happen in an MCO hospital."""
+COPD_STAYS = {1: 0.011, 2: 0.148, 3: 0.42}
+"""COPD exacerbation stays per person-year by stage: with the infections coded with COPD as DAS,
+about the admissions Santé publique France counts (broad definition: 38 and 16 per 10,000 men and
+women aged 25 or more in 2007, Fuhrman et al., Respir Med 2011); about a third of patients are
+re-admitted within a year of an exacerbation stay (Fuhrman et al., Rev Mal Respir 2017)."""
+COPD_FIRST_STAY = 0.093
+"""Share of new COPD cases hospitalised for an exacerbation in the year of onset."""
+COPD_BACKGROUND = 1.25
+"""Background stays of a person with COPD rise by this factor (comorbid burden)."""
 CHEMO = (0.004, 6)  # share of people aged 40+ on chemotherapy, séances a year
 DIALYSIS = (0.06, 12)  # share of diabetics with kidney disease on dialysis, séances (monthly) a year
 
@@ -52,6 +62,17 @@ HF_BRANCH_B_DP = ("I110", "I130", "I132", "J81", "K761")
 HF_NEAR_MISS_DP = ("R060", "I119", "J189")
 """A heart-failure stay whose coding misses I50: the case-finding rule cannot see it."""
 HF_CODING = (0.80, 0.15, 0.05)  # branch A (DP I50), branch B, near miss
+COPD_DP = (("J441", 0.50), ("J440", 0.35), ("J449", 0.15))
+COPD_BRANCH_B_DP = ("J9601", "J189", "J22", "J111")
+"""Santé publique France rule, second branch: acute respiratory failure, pneumonia, lower
+respiratory infection or influenza as DP, with COPD (J44) as DR or DAS."""
+COPD_NEAR_MISS_DP = ("J22", "R060", "J9609")
+"""A COPD exacerbation stay whose coding misses J44: the case-finding rule cannot see it."""
+COPD_CODING = (0.75, 0.20, 0.05)  # branch A (DP J44), branch B, near miss
+COPD_DAS_CODED = 0.35
+"""Share of the other stays of a person with COPD where it is coded (J44.9 as DAS)."""
+COPD_RESPIRATORY_FAILURE_CODED = 0.6
+"""Share of the stays of very severe COPD (stage 3) where chronic respiratory failure is coded."""
 DIABETES_DAS_CODED = 0.72
 """Share of a diabetic's stays where the diabetes is coded (as DAS)."""
 DIABETES_UNSPECIFIED = 0.10
@@ -71,17 +92,18 @@ BACKGROUND_DP = (
     ("J189", "04", 6), ("N390", "11", 5), ("H251", "02", 8), ("C509", "09", 3), ("R074", "05", 5),
     ("G459", "01", 3), ("K297", "06", 4), ("I639", "01", 3), ("A099", "06", 4), ("C189", "06", 2),
     ("F100", "20", 3), ("S0600", "01", 2), ("I214", "05", 3), ("K590", "06", 2), ("R55", "05", 3),
-    ("E86", "10", 2), ("I10", "05", 2), ("J449", "04", 4), ("N184", "11", 2),
+    ("E86", "10", 2), ("I10", "05", 2), ("J22", "04", 4), ("N184", "11", 2),
 )
-"""Background principal diagnoses: (code, CMD, weight)."""
+"""Background principal diagnoses: (code, CMD, weight). COPD (J44) is never one: its stays come from
+the COPD simulation, so that the truth says who has it."""
 DELIVERY = ("O800", "14")
 NEAR_MISS_DAS = ("R739", "O244")
 """Codes near diabetes that are not diabetes (hyperglycaemia, gestational diabetes)."""
 COMORBIDITY_DAS = (
-    "I10", "E669", "E785", "J449", "F171", "Z921", "I480", "E039", "K219", "G473", "F329", "D649",
+    "I10", "E669", "E785", "Z720", "F171", "Z921", "I480", "E039", "K219", "G473", "F329", "D649",
     "E876", "R296", "Z966", "Z950", "N390", "F101", "E6600", "B962", "R402", "Z515", "L899", "I739",
 )
-"""Frequent associated diagnoses (neither diabetes nor heart failure)."""
+"""Frequent associated diagnoses (neither diabetes, heart failure nor COPD)."""
 DAS_PER_STAY = 2.6
 """Mean number of such associated diagnoses per stay: with the disease codes, about 5 diagnoses
 per stay in all positions, as in the national PMSI (about 100 million a year for 19 million stays)."""
@@ -134,6 +156,7 @@ def make_stays(
     year: int,
     alive_at_start: np.ndarray,
     new_hf: np.ndarray,
+    new_copd: np.ndarray | None = None,
 ) -> StayFrame:
     """The stays of ``year`` for the persons alive at its start (``alive_at_start``, bool)."""
     idx = np.flatnonzero(alive_at_start)
@@ -165,7 +188,7 @@ def make_stays(
     n_comp = people.complications[idx].sum(axis=1)
     rate = (
         _background_rate(age, sex) * np.where(has_d, 1.4 * (1 + BACKGROUND_PER_COMPLICATION * n_comp), 1.0)
-        * np.where(stage > 0, 1.3, 1.0) * alive
+        * np.where(stage > 0, 1.3, 1.0) * np.where(people.copd_stage[idx] > 0, COPD_BACKGROUND, 1.0) * alive
     )
     n_bg = rng.poisson(rate)
     who = np.repeat(idx, n_bg)
@@ -202,6 +225,14 @@ def make_stays(
         dp = np.where(choice == j, COMPLICATION_STAY[name][0], dp)
     add(who, "diabetes", dp, _lookup(np.char.ljust(dp, 1).astype("U1"), CMD, "10"), 5.0, 0.3)
 
+    # COPD exacerbations
+    copd = people.copd_stage[idx]
+    lam = np.select([copd == 1, copd == 2, copd == 3], [COPD_STAYS[1], COPD_STAYS[2], COPD_STAYS[3]], 0.0)
+    first = (np.isin(idx, new_copd) if new_copd is not None else np.zeros(len(idx), bool)) & (rng.random(len(idx)) < COPD_FIRST_STAY)
+    n_copd = rng.poisson(lam * alive) + first
+    who = np.repeat(idx, n_copd)
+    add(who, "copd", _pick(rng, COPD_DP, len(who)), np.full(len(who), "04"), 8.0, 0.6)
+
     # séances (kept apart by the quality filters): chemotherapy and dialysis
     chemo = idx[(age >= 40) & (rng.random(len(idx)) < CHEMO[0])]
     dial = idx[has_d & people.complications[idx, 0] & (rng.random(len(idx)) < DIALYSIS[0])]
@@ -218,6 +249,9 @@ def make_stays(
     hf_death = (people.hf_stage[died] >= 2) & (rng.random(len(died)) < 0.5)
     dp = np.where(hf_death, "I500", _pick(rng, BACKGROUND_DP, len(died)) if len(died) else np.array([], dtype=str))
     cmd = np.where(hf_death, "05", _lookup(dp, cmd_of, "05"))
+    copd_death = ~hf_death & (people.copd_stage[died] >= 2) & (rng.random(len(died)) < 0.4)
+    dp = np.where(copd_death, "J441", dp)
+    cmd = np.where(copd_death, "04", cmd)
     add(died, "death", dp.astype("U5"), cmd.astype("U2"), 9.0, 0.7)
 
     cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
@@ -237,7 +271,9 @@ def _dates_and_codes(rng: np.random.Generator, people: People, year: int, cols: 
     # after its onset; the terminal stay ends on the day of death
     last_day = np.where(np.isnat(death), end, death)
     first_day = np.full(n, start)
-    for disease, onset in (("heart_failure", people.hf_onset[person]), ("diabetes", people.diabetes_onset[person])):
+    for disease, onset in (
+        ("heart_failure", people.hf_onset[person]), ("diabetes", people.diabetes_onset[person]), ("copd", people.copd_onset[person])
+    ):
         new_case = (kind == disease) & ~np.isnat(onset) & (onset >= start)
         first_day = np.where(new_case, np.minimum(onset, last_day), first_day)
     span = (last_day - first_day).astype(np.int64) + 1
@@ -256,6 +292,7 @@ def _dates_and_codes(rng: np.random.Generator, people: People, year: int, cols: 
     ghm = np.char.add(np.char.add(np.char.add(cols["cmd"].astype("U2"), np.where(session, "Z", np.where(surgical, "C", "M"))),
                                   np.char.zfill(number.astype(str), 2)), level)
     ghm = np.where(kind == "heart_failure", np.char.add("05M09", np.where(los == 0, "J", level)), ghm)
+    ghm = np.where(kind == "copd", np.char.add("04M08", np.where(los == 0, "J", level)), ghm)
     ghm = np.where(session & (cols["dp"] == "Z511"), "28Z07Z", np.where(session, "28Z04Z", ghm))
 
     stay = np.arange(n)
@@ -267,6 +304,13 @@ def _dates_and_codes(rng: np.random.Generator, people: People, year: int, cols: 
     miss = hf & (branch == 2)
     dp = np.where(b_branch, rng.choice(np.array(HF_BRANCH_B_DP), size=n), dp)
     dp = np.where(miss, rng.choice(np.array(HF_NEAR_MISS_DP), size=n), dp)
+    # coding of COPD exacerbation stays: the second branch and near misses
+    copd = kind == "copd"
+    copd_branch = rng.choice(3, size=n, p=COPD_CODING)
+    copd_b = copd & (copd_branch == 1)
+    copd_miss = copd & (copd_branch == 2)
+    dp = np.where(copd_b, rng.choice(np.array(COPD_BRANCH_B_DP), size=n), dp)
+    dp = np.where(copd_miss, rng.choice(np.array(COPD_NEAR_MISS_DP), size=n), dp)
     dx_stay, dx_code, dx_pos = [], [], []
 
     def put(mask: np.ndarray, codes: np.ndarray, position: str) -> None:
@@ -281,6 +325,16 @@ def _dates_and_codes(rng: np.random.Generator, people: People, year: int, cols: 
     # heart failure known in other stays of the person: DAS I50 (sometimes)
     person_hf = (people.hf_stage[person] > 0) & (people.hf_onset[person] <= exit_)
     put(person_hf & ~hf & ~session & (rng.random(n) < 0.5), hf_code, "DAS")
+    # COPD: J44 as DR or DAS of the second branch's stays; known COPD as DAS of other stays (sometimes);
+    # chronic respiratory failure of very severe COPD
+    copd_code = rng.choice(np.array(["J441", "J440", "J449"]), size=n)
+    copd_as_dr = rng.random(n) < 0.3
+    put(copd_b & copd_as_dr, copd_code, "DR")
+    put(copd_b & ~copd_as_dr, copd_code, "DAS")
+    person_copd = (people.copd_stage[person] > 0) & (people.copd_onset[person] <= exit_)
+    put(person_copd & ~copd & ~session & (dp != "J441") & (rng.random(n) < COPD_DAS_CODED), np.full(n, "J449"), "DAS")
+    put(person_copd & (people.copd_stage[person] == 3) & ~session & (rng.random(n) < COPD_RESPIRATORY_FAILURE_CODED),
+        np.full(n, "J96110"), "DAS")
     # diabetes as DAS, with its type, unspecified or not coded at all
     dtype = np.where(people.diabetes_onset[person] <= exit_, people.diabetes_type[person], 0)
     coded = (dtype > 0) & ~session & (rng.random(n) < DIABETES_DAS_CODED)
@@ -306,7 +360,7 @@ def _dates_and_codes(rng: np.random.Generator, people: People, year: int, cols: 
     # medical units: the first unit's DP is the stay's DP; a second unit for some stays
     put(np.ones(n, dtype=bool), dp, "UM_DP")
     two_units = ~session & (los > 2) & (rng.random(n) < 0.2)
-    put(two_units, np.where(hf & ~miss, hf_code, dp), "UM_DP2")
+    put(two_units, np.where(hf & ~miss, hf_code, np.where(copd & ~copd_miss, copd_code, dp)), "UM_DP2")
 
     table = pl.DataFrame(
         {

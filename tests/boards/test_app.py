@@ -5,6 +5,7 @@ parameters and widgets), meeting mode, password access, an empty store; the pass
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
@@ -32,6 +34,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PAGES = {
     # url_path: (page title, a subheader or text the page shows)
     "territoire": ("Territoire", "Où les habitants sont hospitalisés"),
+    "bpco": ("BPCO", "Comparaison avec les"),
     "diabete": ("Diabète", "Comparaison avec les"),
     "insuffisance-cardiaque": ("Insuffisance cardiaque", "Comparaison avec les"),
     "strates": ("Strates", "Les profils et leur protocole de soins"),
@@ -115,8 +118,104 @@ def test_pages_speak_french_about_the_tiny_territory(tiny_run, monkeypatch):
     assert "habitants" in headline(at)
     assert {m.label for m in at.metric} >= {"Habitants", "Indice de localisation", "Indice de part de marché"}
     open_page(at, "insuffisance-cardiaque").run()
-    assert re.fullmatch(r"[\d\u202f]+ personnes suivies pour insuffisance cardiaque sur le territoire en 2023",
+    # a count: the territory's heart-failure cases are far above 10 (the area has 309); masked as a
+    # complement since the disclosure laws (issue 16: complements not chosen by cost) — open
+    assert re.fullmatch(r"[\d\u202f]+ personnes suivies pour insuffisance cardiaque sur le territoire "
+                        r"en 2023", headline(at)), headline(at)
+
+
+def test_disease_pages_and_labels_come_from_the_runs_catalogue(tiny_run, monkeypatch):
+    """One page per disease of the published catalogue (tiny runs every shipped spec), its title,
+    sub-types, strata, protocols and features read from the ``catalogue`` table, not Python."""
+    url, run = tiny_run.config.store.url, tiny_run.run_id
+    published = data.store(url).read("catalogue", run)
+    names = dict(published.filter(pl.col("kind") == "disease").select("disease", "label").iter_rows())
+    assert names == {"copd": "BPCO", "diabetes": "Diabète", "heart_failure": "Insuffisance cardiaque"}
+    assert data.disease_pages(url, run) == [
+        ("copd", "BPCO", "bpco"), ("diabetes", "Diabète", "diabete"),
+        ("heart_failure", "Insuffisance cardiaque", "insuffisance-cardiaque"),
+    ]
+
+    def of(disease: str, kind: str) -> pl.DataFrame:
+        return published.filter((pl.col("disease") == disease) & (pl.col("kind") == kind))
+
+    at = board(tiny_run.config_path, monkeypatch, "bpco")
+    assert not at.exception and not at.error
+    assert [t.value for t in at.title] == ["BPCO"]
+    # the name in the sentence as the spec writes it (an acronym keeps its capitals)
+    assert re.fullmatch(r"([\d\u202f]+|Moins de 11) personnes suivies pour BPCO sur le territoire en 2023",
                         headline(at)), headline(at)
+    subtypes = {str(v) for df in at.dataframe if "Sous-groupe" in df.value.columns for v in df.value["Sous-groupe"]}
+    assert subtypes == {"Tous les cas", *of("copd", "subtype")["label"]}
+
+    open_page(at, "strates").run()
+    radio = at.sidebar.radio(key="disease")
+    assert radio.options == ["BPCO", "Diabète", "Insuffisance cardiaque"]
+    radio.set_value("copd").run()
+    assert not at.exception
+    strata = of("copd", "stratum").sort("rank", descending=True)
+    shown = [e.label.split(" : ")[0] for e in at.expander if " : " in e.label]
+    assert shown == strata["label"].to_list()  # most severe first
+    page = texts(at)
+    for protocol in strata["protocol"]:
+        assert " ".join(protocol.split()) in " ".join(page.split())
+
+    # the models' variables: the catalogue's features (case-of features named after the other diseases)
+    labels = data.feature_labels(url, run, "diabetes")
+    assert labels["case_of_copd"] == of("diabetes", "feature").filter(pl.col("name") == "case_of_copd")["label"][0]
+    assert "BPCO" in labels["case_of_copd"]
+
+
+def test_french_names_in_sentences_and_addresses():
+    assert data.in_sentence("Insuffisance cardiaque") == "insuffisance cardiaque"
+    assert data.in_sentence("BPCO") == "BPCO"
+    assert data.in_sentence("Obésité hospitalisée") == "obésité hospitalisée"
+    assert data.slug("Obésité hospitalisée") == "obesite-hospitalisee"
+    assert data.slug("Diabète") == "diabete"
+
+
+def test_a_run_published_before_the_catalogue_gets_a_message(tiny_run, monkeypatch, tmp_path):
+    """A run of an earlier respop has no row in ``catalogue``: the board and the dossier say so in
+    French; the pages that need no disease still show."""
+    import sqlite3
+
+    from respop.boards.report import write_report
+
+    copy = tmp_path / "respop.sqlite"
+    source, target = sqlite3.connect(tiny_run.config.store.url.removeprefix("sqlite:///")), sqlite3.connect(copy)
+    source.backup(target)
+    source.close()
+    target.execute("DELETE FROM catalogue")
+    target.commit()
+    target.close()
+    config = write_config(tmp_path / "tiny.toml", tiny_run, store_url=f"sqlite:///{copy.as_posix()}")
+    url = f"sqlite:///{copy.as_posix()}"
+    assert data.diseases(url, tiny_run.run_id) == [] and data.disease_pages(url, tiny_run.run_id) == []
+
+    at = board(config, monkeypatch)
+    assert not at.exception and not at.error
+    assert [t.value for t in at.title] == ["Territoire"]
+    for page in ("strates", "recours", "trajectoires"):
+        open_page(at, page).run()
+        assert not at.exception and not at.error, page
+        assert [w.value for w in at.warning] == [data.NO_CATALOGUE], page
+        assert not at.image, page
+    open_page(at, "qualite").run()
+    assert not at.exception and [t.value for t in at.title] == ["Qualité des données"]
+
+    dossier = write_report(config, tmp_path / "dossier.html").read_text(encoding="utf-8")
+    assert dossier.count(html.escape(data.NO_CATALOGUE)) == 3  # strata, care, trajectories
+
+    # a store older still, written before the catalogue table (migration 0003): the same, not a crash
+    older = tmp_path / "older.sqlite"
+    source, target = sqlite3.connect(copy), sqlite3.connect(older)
+    source.backup(target)
+    source.close()
+    target.execute("DROP TABLE catalogue")
+    target.commit()
+    target.close()
+    url = f"sqlite:///{older.as_posix()}"
+    assert data.diseases(url, tiny_run.run_id) == [] and data.strata_levels(url, tiny_run.run_id, "x").height == 0
 
 
 def test_masked_counts_show_as_less_than_11(tiny_run, monkeypatch):

@@ -16,6 +16,7 @@ APPS = [ROOT / "dashboards" / "app.py", ROOT / "respop" / "boards" / "serve.py"]
 
 PAGES = [
     ("territoire", "Territoire"),
+    ("bpco", "BPCO"),
     ("diabete", "Diabète"),
     ("insuffisance-cardiaque", "Insuffisance cardiaque"),
     ("strates", "Strates"),

@@ -13,7 +13,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from respop.boards.report import SECTIONS, write_report
+from respop.boards.report import Dossier, write_report
+from respop.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -26,17 +27,31 @@ def dossier(tiny_run, tmp_path_factory) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def test_every_board_page_has_its_section(dossier):
+@pytest.fixture(scope="module")
+def sections(tiny_run) -> list[tuple[str, str]]:
+    return Dossier(load_config(tiny_run.config_path)).sections()
+
+
+def test_one_section_per_disease_of_the_catalogue(sections):
+    assert sections == [
+        ("territoire", "Territoire"),
+        ("bpco", "BPCO"), ("diabete", "Diabète"), ("insuffisance-cardiaque", "Insuffisance cardiaque"),
+        ("strates", "Strates"), ("recours", "Recours aux soins"), ("trajectoires", "Trajectoires"),
+        ("qualite", "Qualité des données"),
+    ]
+
+
+def test_every_board_page_has_its_section(dossier, sections):
     assert dossier.startswith("<!DOCTYPE html>")
     assert '<html lang="fr">' in dossier
     positions = []
-    for anchor, title in SECTIONS:
+    for anchor, title in sections:
         heading = f'<section id="{anchor}"><h2>{title}</h2>'
         assert heading in dossier, anchor
         positions.append(dossier.index(heading))
         assert f'<a href="#{anchor}">{title}</a>' in dossier  # the table of contents
     assert positions == sorted(positions)  # in the board's order
-    for anchor, _title in SECTIONS:  # each section says its one message
+    for anchor, _title in sections:  # each section says its one message
         body = dossier.split(f'<section id="{anchor}">', 1)[1].split("</section>", 1)[0]
         assert '<p class="headline">' in body, anchor
 
@@ -44,7 +59,7 @@ def test_every_board_page_has_its_section(dossier):
 def test_figures_are_embedded_png(dossier):
     images = DATA_URI.findall(dossier)
     # territory 3, each disease 3, per disease: strata 1, care 2, trajectories 4; quality 1
-    assert len(images) == 3 + 2 * 3 + 2 * (1 + 2 + 4) + 1
+    assert len(images) == 3 + 3 * 3 + 3 * (1 + 2 + 4) + 1  # three diseases
     for encoded in images:
         assert base64.b64decode(encoded).startswith(PNG_SIGNATURE)
     assert "<img" in dossier and 'src="http' not in dossier and "<script" not in dossier  # self-contained

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from respop.case_finding.spec import AlgorithmSpec
+from respop.spec.algorithm import AlgorithmSpec
 from tests.case_finding.reference import (
     CASE_SCHEMA,
     RESIDENCE_SCHEMA,

@@ -18,7 +18,9 @@ Readings of the documentation where it leaves room (each is reported beside the 
 - sub-types by codes, ties: among the tied types, the one whose latest stay carrying it is the
   latest (exit date, then stay id); equal → the type listed first;
 - residence: ``residence_stays`` counts the window's stays with a non-null zone (the share's
-  denominator); a row with none gets a null zone, share and territory and ``residence_stays`` 0.
+  denominator); a row with none gets a null zone, share and territory and ``residence_stays`` 0;
+  a stay whose ``residence_used`` is false (docs/pmsi.md §5: residence invalid or abroad, an
+  inter-hospital service) gives no residence, but counts for the cases and deaths like any other.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from collections import defaultdict
 import pandas as pd
 import polars as pl
 
-from respop.case_finding.spec import AlgorithmSpec, Criterion
+from respop.spec.algorithm import AlgorithmSpec, Criterion
 
 CASE_SCHEMA: dict[str, pl.DataType] = {
     "patient_key": pl.String,
@@ -114,6 +116,8 @@ def _stay_records(stays_df: pd.DataFrame) -> list[dict]:
                 "sex": _as_int(row["sex"]),
                 "died": _as_bool(row["died"]),
                 "residence_zone": _as_str(row["residence_zone"]),
+                # absent column: every stay's residence is used
+                "residence_used": _as_bool(row["residence_used"]) if "residence_used" in row else True,
             }
         )
     return out
@@ -259,7 +263,7 @@ def reference_residence(
 
     by_patient: dict[str, list[dict]] = defaultdict(list)
     for stay in _stay_records(stays_df):
-        if stay["residence_zone"] is not None and stay["year"] is not None:
+        if stay["residence_zone"] is not None and stay["year"] is not None and stay["residence_used"]:
             by_patient[stay["patient_key"]].append(stay)
 
     added = {name: [] for name in RESIDENCE_SCHEMA}

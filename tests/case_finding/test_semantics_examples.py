@@ -9,7 +9,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from respop.case_finding.spec import AlgorithmSpec
+from respop.spec.algorithm import AlgorithmSpec
 from respop.pmsi.canonical import DIAGNOSIS_SCHEMA, STAY_SCHEMA
 from tests.case_finding.helpers import check_cases, check_residence
 

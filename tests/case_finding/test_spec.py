@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from respop.case_finding.spec import ALGORITHMS_DIR, AlgorithmSpec, load_spec, load_specs, spec_path
+from respop.spec.algorithm import AlgorithmSpec
+
+from respop.spec.loaders import shipped_algorithms_dir, load_spec, load_specs, spec_path
 from respop.errors import ConfigError
 
-DIABETES = (ALGORITHMS_DIR / "diabetes.toml").read_text(encoding="utf-8")
-HEART_FAILURE = (ALGORITHMS_DIR / "heart_failure.toml").read_text(encoding="utf-8")
+DIABETES = (shipped_algorithms_dir() / "diabetes.toml").read_text(encoding="utf-8")
+HEART_FAILURE = (shipped_algorithms_dir() / "heart_failure.toml").read_text(encoding="utf-8")
 
 
 def edited(text: str, old: str, new: str) -> str:

@@ -10,7 +10,7 @@ import polars as pl
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from respop.case_finding.spec import POSITIONS, AlgorithmSpec
+from respop.spec.algorithm import POSITIONS, AlgorithmSpec
 from respop.pmsi.canonical import DIAGNOSIS_SCHEMA, STAY_SCHEMA
 from respop.pmsi.nomenclatures import codes
 from tests.case_finding.helpers import check_cases, check_residence

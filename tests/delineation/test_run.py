@@ -38,7 +38,8 @@ def test_build_writes_every_output_and_covers_every_zone(world):
     result = build(config, problem, reference)
     folder = config.output.dir / "territories"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "flows.parquet", "fragile_zones.csv", "map.png", "metrics.csv", "territories.parquet", "zone_territory.parquet"
+        "count.json", "flows.parquet", "fragile_zones.csv", "manifest.json", "map.png", "metrics.csv", "territories.parquet",
+        "zone_territory.parquet",
     ]
     flows = pl.read_parquet(folder / "flows.parquet")
     assert flows["stays"].sum() == problem.flows["stays"].sum()

@@ -92,7 +92,7 @@ def test_canonical_stays_are_exactly_the_tables(tmp_path, fmt_2021):
                  stay_type=None, is_session=False, principal_diagnosis="I500", related_diagnosis="E119"),
         ],
         schema=STAY_SCHEMA,
-    )
+    ).with_columns(residence_used=pl.lit(True), stay_counted=pl.lit(True))  # no filter withholds a use
     assert_frame_equal(stays, expected)
 
     diagnoses = data.diagnoses.sort("stay_id", "position", "code").collect()
@@ -182,32 +182,54 @@ def test_every_filtered_stay_is_counted_under_its_filter(tmp_path, monkeypatch, 
         keys["linkage_placeholder_key"]: "linkage",
         keys["two_filters"]: "linkage",
         keys["legal_entity_duplicates"]: "legal_entity_duplicates",
-        keys["inter_hospital_services"]: "inter_hospital_services",
         keys["error_ghm"]: "error_ghm",
-        keys["invalid_residence_missing"]: "invalid_residence",
-        keys["invalid_residence_unknown"]: "invalid_residence",
-        keys["invalid_residence_format"]: "invalid_residence",
-        keys["residence_abroad"]: "residence_abroad",
         keys["duplicate_stays"]: "duplicate_stays",
     }
     assert excluded == expected_by
     assert {f.name: f.excluded for f in report.filters} == {
         "linkage": 4,
         "legal_entity_duplicates": 1,
-        "inter_hospital_services": 1,
+        "inter_hospital_services": 0,
         "error_ghm": 1,
-        "invalid_residence": 3,
-        "residence_abroad": 1,
+        "invalid_residence": 0,
+        "residence_abroad": 0,
         "duplicate_stays": 1,
     }
+    # the residence filters and the inter-hospital services keep the stay for clinical events only
+    assert {f.name: f.clinical_only for f in report.filters} == {
+        "linkage": 0,
+        "legal_entity_duplicates": 0,
+        "inter_hospital_services": 1,
+        "error_ghm": 0,
+        "invalid_residence": 3,
+        "residence_abroad": 1,
+        "duplicate_stays": 0,
+    }
+    assert report.stays_clinical_only == 5
     assert report.filter("error_ghm").flagged == 2  # the two-filter stay is flagged by both
-    assert sorted(data.stays.collect()["stay_id"]) == sorted([keys["clean"], keys["duplicate_original"]])
+    clinical_only = ["inter_hospital_services", "invalid_residence_missing", "invalid_residence_unknown",
+                     "invalid_residence_format", "residence_abroad"]
+    stays = data.stays.collect()
+    assert sorted(stays["stay_id"]) == sorted([keys["clean"], keys["duplicate_original"], *[keys[k] for k in clinical_only]])
+    uses = {k: (r, c) for k, r, c in stays.select("stay_id", "residence_used", "stay_counted").iter_rows()}
+    assert uses == {
+        keys["clean"]: (True, True),
+        keys["duplicate_original"]: (True, True),
+        keys["inter_hospital_services"]: (False, False),
+        keys["invalid_residence_missing"]: (False, True),
+        keys["invalid_residence_unknown"]: (False, True),
+        keys["invalid_residence_format"]: (False, True),
+        keys["residence_abroad"]: (False, True),
+    }
     assert data.sessions.collect()["stay_id"].to_list() == [keys["session"]]
     assert report.sessions_kept == 1
-    assert report.stays_loaded == len(keys) and report.stays_kept == 2
+    assert report.stays_loaded == len(keys) and report.stays_kept == 7
     assert report.balanced
-    # diagnoses follow their stays: none of an excluded stay
-    assert set(data.diagnoses.collect()["stay_id"]) == {keys["clean"], keys["duplicate_original"], keys["session"]}
+    assert report.to_dict()["stays_clinical_only"] == 5
+    # diagnoses follow their stays: none of an excluded stay, those of the stays kept for clinical events
+    assert set(data.diagnoses.collect()["stay_id"]) == {
+        keys["clean"], keys["duplicate_original"], keys["session"], *[keys[k] for k in clinical_only]
+    }
 
 
 def test_disabled_filters_keep_the_stays(tmp_path):
@@ -230,8 +252,10 @@ def test_zone_list_makes_unknown_zones_invalid(tmp_path):
     zones = tmp_path / "zones.csv"
     pl.DataFrame({"zone_code": ["01001", "01002"]}).write_csv(zones)
     data = read_pmsi(tmp_path / "pmsi", quality=QualityConfig(zones_file=zones))
-    assert data.stays.collect()["stay_id"].to_list() == [inside]
-    assert data.excluded_stays.collect()["stay_id"].to_list() == [outside]
+    # a zone outside the list: kept for clinical events, its residence not used
+    stays = data.stays.sort("stay_id").collect()
+    assert stays.select("stay_id", "residence_used").rows() == [(inside, True), (outside, False)]
+    assert data.excluded_stays.collect().is_empty()
 
 
 def test_write_outputs_and_keep_previous_results_on_failure(tmp_path, monkeypatch):

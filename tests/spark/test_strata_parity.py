@@ -8,6 +8,7 @@ repeats the comparison on the `demo` world."""
 
 from __future__ import annotations
 
+import functools
 import time
 
 import polars as pl
@@ -19,16 +20,20 @@ from polars.testing import assert_frame_equal
 pytest.importorskip("pyspark", reason="Spark parity tests skipped: pyspark is not installed (pip install 'respop[spark]')")
 
 from respop.case_finding import attach_residence, find_cases  # noqa: E402
-from respop.case_finding.spec import load_spec, spec_path  # noqa: E402
+from respop.spec.loaders import available_diseases, load_spec, spec_path  # noqa: E402
 from respop.spark import strata as spark_strata  # noqa: E402
 from respop.spark.frames import from_polars, to_polars  # noqa: E402
 from respop.strata import engine as polars_engine  # noqa: E402
-from respop.strata.conditions import parse, to_polars as condition_to_polars, to_spark  # noqa: E402
-from respop.strata.features import COMPUTED, compute_features, load_features  # noqa: E402
+from respop.spec.conditions import parse  # noqa: E402
+from respop.strata.conditions import to_polars as condition_to_polars  # noqa: E402
+from respop.spark.conditions import to_spark  # noqa: E402
+from respop.spec.features import COMPUTED, load_features  # noqa: E402
+from respop.strata.features import compute_features  # noqa: E402
 from tests.conftest import TINY_YEARS  # noqa: E402
 from tests.strata.test_conditions import frames, render, trees  # noqa: E402
 
-DISEASES = ["diabetes", "heart_failure"]
+DISEASES = available_diseases()
+"""Every shipped spec (algorithms/*.toml)."""
 KEYS = ["patient_key", "disease", "year"]
 
 
@@ -49,13 +54,20 @@ def polars_cases(specs, stays: pl.DataFrame, diagnoses: pl.DataFrame, zone_terri
     return pl.concat(parts, how="vertical_relaxed")
 
 
+def case_of(specs, disease: str) -> list[str]:
+    """The case-of features of a disease: one per other disease compared."""
+    return [f"case_of_{d}" for d in specs if d != disease]
+
+
 def polars_results(specs, cases, stays, diagnoses, zone_territory, last_year) -> dict:
     features = load_features()
     person = {
-        d: polars_engine.assign(spec, compute_features(spec, cases.lazy(), stays.lazy(), diagnoses.lazy(), features)).collect()
+        d: polars_engine.assign(
+            spec, compute_features(spec, cases.lazy(), stays.lazy(), diagnoses.lazy(), features, case_of=case_of(specs, d))
+        ).collect()
         for d, spec in specs.items()
     }
-    person_strata = pl.concat(list(person.values()), how="vertical_relaxed")
+    person_strata = pl.concat(list(person.values()), how="diagonal_relaxed")
     deaths = polars_engine.death_years(stays.lazy()).collect()
     order = {d: [lv.name for lv in spec.strata.levels] for d, spec in specs.items()}
     return {
@@ -69,14 +81,17 @@ def polars_results(specs, cases, stays, diagnoses, zone_territory, last_year) ->
 
 
 def spark_results(specs, cases, stays, diagnoses, zone_territory, last_year) -> dict:
-    """The same on Spark frames, collected to polars. Diabetes is given its qualifying stay ids (as
-    `respop strata run` does), heart failure is not (the features find them): both paths run."""
+    """The same on Spark frames, collected to polars. Every other disease is given its qualifying
+    stay ids (as `respop strata run` does), the others are not (the features find them): both
+    paths run."""
     features = load_features()
     person = {}
-    for d, spec in specs.items():
-        ids = spark_strata.qualifying_ids(spec, stays, diagnoses) if d == "diabetes" else None
-        person[d] = spark_strata.assign(spec, spark_strata.compute_features(spec, cases, stays, diagnoses, features, ids)).cache()
-    person_strata = person["diabetes"].unionByName(person["heart_failure"]).cache()
+    for i, (d, spec) in enumerate(specs.items()):
+        ids = spark_strata.qualifying_ids(spec, stays, diagnoses) if i % 2 == 0 else None
+        person[d] = spark_strata.assign(
+            spec, spark_strata.compute_features(spec, cases, stays, diagnoses, features, ids, case_of(specs, d))
+        ).cache()
+    person_strata = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), person.values()).cache()
     deaths = spark_strata.death_years(stays).cache()
     order = {d: [lv.name for lv in spec.strata.levels] for d, spec in specs.items()}
     out = {
@@ -165,9 +180,10 @@ def test_tiny_is_not_trivial(tiny_results, specs):
         person = expected["person"][d]
         assert set(person["stratum"]) == {lv.name for lv in spec.strata.levels}, d
         assert (person["readmissions_30d"] > 0).any(), d
-        assert person["other_disease"].any(), d
+        for name in case_of(specs, d):
+            assert person[name].any(), (d, name)
         assert (person["days_since_disease_stay"] > 365).any(), d
-    both = pl.concat(list(expected["person"].values()))
+    both = pl.concat(list(expected["person"].values()), how="diagonal_relaxed")
     true_codes = [c for c in load_features().names() if both[c].any()]
     assert len(true_codes) >= 5, true_codes
     assert set(expected["transitions"]["to"]) >= {polars_engine.DEATH, polars_engine.NOT_SEEN}

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from respop.store.disclosure import (
+from respop.privacy.disclosure import (
     THRESHOLD,
     CrossRelation,
     Relation,
@@ -70,6 +70,57 @@ def independent_recoverable(masked: list[bool], relations: list[Relation]) -> li
     return out
 
 
+def narrow(
+    values: list[int], masked: list[bool], relations: list[Relation], sensitive: list[bool] | None = None,
+    unsigned: list[bool] | None = None,
+) -> list[tuple[int, float, float]]:
+    """Sensitive masked cells (1 to 10 by default) whose integer feasible interval is narrower than
+    PROTECTION_WIDTH: one mixed-integer program per cell and direction over every masked cell
+    (written here apart from respop.privacy.audit; small tables only). A masked cell is at least 1
+    (zeros are published) unless ``unsigned`` (masked with its group: it may be 0)."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    from respop.privacy.disclosure import PROTECTION_WIDTH
+
+    cells = [i for i, m in enumerate(masked) if m]
+    if not cells:
+        return []
+    pos = {c: k for k, c in enumerate(cells)}
+    rows, rhs = [], []
+    for rel in relations:
+        row = np.zeros(len(cells))
+        b = 0.0
+        for p in rel.parts:
+            if p in pos:
+                row[pos[p]] += 1
+            else:
+                b -= values[p]
+        if rel.total in pos:
+            row[pos[rel.total]] -= 1
+        else:
+            b += values[rel.total]
+        if row.any():
+            rows.append(row)
+            rhs.append(b)
+    lower = np.array([1.0 if values[c] >= 1 and not (unsigned and unsigned[c]) else 0.0 for c in cells])
+    sensitive = sensitive or [1 <= v < THRESHOLD for v in values]
+    out = []
+    for c in cells:
+        if not sensitive[c]:
+            continue
+        ends = []
+        for sign in (1.0, -1.0):
+            objective = np.zeros(len(cells))
+            objective[pos[c]] = sign
+            constraints = [LinearConstraint(np.array(rows), rhs, rhs)] if rows else []
+            res = milp(objective, constraints=constraints, integrality=np.ones(len(cells)), bounds=Bounds(lower, np.inf))
+            ends.append(np.inf if res.status != 0 else sign * res.fun)
+        low, high = ends[0], ends[1]
+        if high - low < PROTECTION_WIDTH:
+            out.append((c, low, high))
+    return out
+
+
 def test_one_small_cell_masks_a_rectangle():
     values, relations = grid([[5, 40], [30, 60]])
     masked = suppress(values, relations)
@@ -78,6 +129,22 @@ def test_one_small_cell_masks_a_rectangle():
         assert sum(masked[c] for c in (*rel.parts, rel.total)) != 1
     assert recoverable(masked, relations) == []
     assert sum(masked) >= 4
+
+
+def test_complements_are_the_cheapest_cells_that_do_the_job():
+    """A headline count (cost 100 a person) is spared: the 5's complements fall on the other
+    cells, a total among them, although the headline is the smaller part (tiny, seed 5: every
+    territory's heart-failure cases masked for a difference of 4 between people and stays)."""
+    # 5 + 40 = 45 and 30 + 60 = 90 per row; 5 + 30 = 35 and 40 + 60 = 100 per column; 135 in all
+    values, relations = grid([[5, 40], [30, 60]])
+    cheap = suppress(values, relations)
+    assert cheap[values.index(30)]  # by count: the smaller part of its column
+    costs = [100.0 * v if v == 30 else float(v) for v in values]
+    spared = suppress(values, relations, costs=costs)
+    assert spared[values.index(5)] and not spared[values.index(30)]
+    assert narrow(values, spared, relations) == []
+    for rel in relations:
+        assert sum(spared[c] for c in (*rel.parts, rel.total)) != 1
 
 
 def test_zeros_are_published_unless_asked():
@@ -114,9 +181,9 @@ def test_suppression_properties_on_random_two_way_tables(cells):
     # complementary: no relation with exactly one masked member
     for rel in relations:
         assert sum(masked[c] for c in (*rel.parts, rel.total)) != 1
-    # no masked cell can be recovered, by any combination of the relations
-    assert independent_recoverable(masked, relations) == []
-    assert recoverable(masked, relations) == []
+    # no count of 1 to 10 can be narrowed below the protection width, by any combination of the
+    # relations, with integers and published zeros
+    assert narrow(values, masked, relations) == []
     # nothing masked without a reason
     if not any(1 <= v < THRESHOLD for v in values):
         assert not any(masked)
@@ -195,7 +262,7 @@ def test_protect_on_hierarchical_tables(case):
     """protect(), as the store uses it: no published count of 1 to 10, no relation with exactly one
     masked member, no masked cell recoverable (independent check), a group under 11 people
     publishes no measure, rates masked with their counts, nothing else changed."""
-    from respop.store.disclosure import protect
+    from respop.privacy.disclosure import protect
     from respop.store.publish import geographic_relations
 
     table, zt = case
@@ -210,7 +277,12 @@ def test_protect_on_hierarchical_tables(case):
         for rel in relations:
             assert values[rel.total] == sum(values[p] for p in rel.parts)
             assert sum(masked[c] for c in (*rel.parts, rel.total)) != 1, (column, rel)
-        assert independent_recoverable(masked, relations) == []
+        # the stays of a row whose people are masked are masked with it: a viewer cannot tell they
+        # are not 0; they describe a group of 1 to 10 people when its people are 1 to 10
+        grouped = out["people"].is_null().to_list() if column == "stays" else None
+        small = table["people"].is_between(1, THRESHOLD - 1).to_list()
+        sensitive = [1 <= v < THRESHOLD or bool(grouped and small[i] and v >= 1) for i, v in enumerate(values)]
+        assert narrow(values, masked, relations, sensitive, grouped) == []
         # a published count is the true count
         assert all(p is None or p == v for p, v in zip(published, values, strict=True))
     small_groups = table["people"].is_between(1, THRESHOLD - 1)
@@ -272,7 +344,7 @@ def _joint_system(first: pl.DataFrame, second: pl.DataFrame, zt: pl.DataFrame):
 def test_a_count_published_in_two_tables_is_protected_in_both(case):
     """suppress_together: a count published twice is masked in both tables or in neither, and no
     masked cell can be recovered from the two tables' relations together (independent check)."""
-    from respop.store.disclosure import suppress_together
+    from respop.privacy.disclosure import suppress_together
 
     first, second, zt = case
     ra, rb, same, joint = _joint_system(first, second, zt)
@@ -285,30 +357,33 @@ def test_a_count_published_in_two_tables_is_protected_in_both(case):
         assert not any(1 <= v < THRESHOLD and not m for v, m in zip(values, masked, strict=True))
         for rel in relations:
             assert sum(masked[c] for c in (*rel.parts, rel.total)) != 1
-    assert independent_recoverable(ma + mb, joint) == []
+    assert narrow(first["people"].to_list() + second["people"].to_list(), ma + mb, joint) == []
 
 
 def test_tables_protected_apart_can_give_a_shared_count_away():
     """Why the tables are protected together: alone, the first table masks zone z1 (5 people in a
-    stratum) with z2's total as complement; the second table, alone, publishes z2's total (30),
-    so z1's total is the territory's minus z2's and z3's, and its stratum of 5 follows."""
-    from respop.store.disclosure import suppress_together
+    stratum) with z1's and z2's totals as complements (the costs make z1's other stratum dear);
+    the second table, alone, publishes z2's total (30), so z1's total is the territory's minus
+    z2's and z3's, and its stratum of 5 follows."""
+    from respop.privacy.disclosure import suppress_together
 
     zt = pl.DataFrame({"zone_code": ["z1", "z2", "z3"], "territory_id": [1, 1, 1]})
     first = _hierarchy([("z1", "s0", 5), ("z1", "s1", 20), ("z2", "s0", 30), ("z3", "s0", 40)], zt, "stratum")
     second = _hierarchy([("z1", "a", 13), ("z1", "b", 12), ("z2", "a", 3), ("z2", "b", 27), ("z3", "a", 40), ("z3", "b", 0)], zt, "subtype")
     ra, rb, same, joint = _joint_system(first, second, zt)
-    apart = suppress(first["people"].to_list(), ra) + suppress(second["people"].to_list(), rb)
+    dear = (first["unit"] == "z1") & (first["stratum"] == "s1")
+    costs = [1000 if d else v for d, v in zip(dear.to_list(), first["people"].to_list())]
+    apart = suppress(first["people"].to_list(), ra, costs=costs) + suppress(second["people"].to_list(), rb)
     assert recoverable(apart[: first.height], ra) == [] and recoverable(apart[first.height :], rb) == []
     assert independent_recoverable(apart, joint) != []
     together = suppress_together([(first["people"].to_list(), ra), (second["people"].to_list(), rb)], same)
-    assert independent_recoverable(together[0] + together[1], joint) == []
+    assert narrow(first["people"].to_list() + second["people"].to_list(), together[0] + together[1], joint) == []
 
 
 def test_a_relation_across_tables_and_implied_masks():
     """suppress_together with a link of several cells (people = followed + deaths) and a whole-row
     implication (people masked ⇒ deaths masked): the deaths are not their difference."""
-    from respop.store.disclosure import suppress_together
+    from respop.privacy.disclosure import suppress_together
 
     # column 0: people of two strata and their total; column 1: followed (transitions' row totals);
     # column 2: deaths of the two strata and their total
@@ -320,7 +395,7 @@ def test_a_relation_across_tables_and_implied_masks():
     assert md[0]  # 7 deaths
     n0, n1 = len(people), len(people) + len(followed)
     joint = [Relation(2, (0, 1)), Relation(n1 + 2, (n1, n1 + 1)), Relation(0, (n0, n1)), Relation(1, (n0 + 1, n1 + 1))]
-    assert independent_recoverable(mp + mf + md, joint) == []
+    assert narrow(people + followed + deaths, mp + mf + md, joint) == []
     for k in range(3):
         assert not mp[k] or md[k]
     with pytest.raises(ValueError, match="does not hold"):
@@ -332,7 +407,7 @@ def test_deaths_are_not_the_difference_between_people_and_the_followed():
     transitions, 7 in-hospital deaths. Care use masks the 7; with the transitions' row total
     published next to the 54 people, the deaths were their difference. Protected together, one
     of the three is masked with them (and its complements)."""
-    from respop.store.publish import care_use_table, shared_count_masks, transitions_table
+    from respop.store.publish import care_use_table, shared_count_masks, table_masks, transitions_table
 
     rows = [("instable", 54, 7), ("chronique", 485, 20), ("all", 539, 27)]
     use = pl.DataFrame(
@@ -355,7 +430,7 @@ def test_deaths_are_not_the_difference_between_people_and_the_followed():
 
     apart_use, apart_tr = care_use_table(use, zt), transitions_table(transitions)
     masks = shared_count_masks(None, use, transitions, zt)
-    together_use = care_use_table(use, zt, masks["care_use.people"], masks["care_use.deaths"])
+    together_use = care_use_table(use, zt, table_masks(masks, "care_use"))
     together_tr = transitions_table(transitions, masks["transitions.count"])
 
     def given_away(published_use: pl.DataFrame, published_tr: pl.DataFrame) -> int:
@@ -455,19 +530,19 @@ def test_a_stratum_year_is_not_the_start_of_its_survival_curve_minus_the_other_y
 def test_parts_of_a_published_total(parts):
     """protect_parts: no part of 1 to 10 published, never exactly one part masked while the total
     is published (it would be the total minus the others)."""
-    from respop.store.disclosure import protect_parts
+    from respop.privacy.disclosure import protect_parts
 
     masked, total_masked = protect_parts(parts)
     assert not any(1 <= v < THRESHOLD and not m for v, m in zip(parts, masked, strict=True))
     assert sum(masked) + total_masked != 1
     relation = [Relation(len(parts), tuple(range(len(parts))))]
-    assert independent_recoverable([*masked, total_masked], relation) == []
+    assert narrow([*parts, sum(parts)], [*masked, total_masked], relation) == []
 
 
 def test_calibration_deciles_are_protected_with_their_total():
     """One decile with 7 events: its rate is masked, and another decile's too (the test year's
     events are published in the model card); a decile of fewer than 11 person-years shows no n."""
-    from respop.store.disclosure import protect_calibration
+    from respop.privacy.disclosure import protect_calibration
 
     n = [100] * 9 + [8]
     events = [7, 20, 30, 15, 40, 50, 60, 70, 80, 0]
@@ -477,3 +552,41 @@ def test_calibration_deciles_are_protected_with_their_total():
     assert out["observed_rate"].null_count() >= 2 and out["observed_rate"][0] is None
     assert out["n"][9] is None and out["n"].null_count() == 2
     assert hidden == set()
+
+
+def test_quarantine_reasons_are_tied_to_their_file_total():
+    """Finding 5: a file's quarantined rows are the sum of its reasons (one reason per row); with
+    30 quarantined published and one reason of 25, the other reason's 5 was their difference."""
+    from respop.store.publish import quality_table
+
+    report = {
+        "tables": [{"label": "T_MCO23B", "rows_read": 1000, "rows_loaded": 970, "rows_quarantined": 30,
+                    "reasons": {"date de sortie invalide": 25, "FINESS inconnu": 5}}],
+        "stays_loaded": 970, "stays_kept": 900, "sessions_kept": 50,
+        "filters": [{"name": "duplicates", "title": "doublons", "excluded": 20, "enabled": True}],
+    }
+    table = quality_table(report)
+    reasons = table.filter(pl.col("section") == "reason")
+    assert reasons["rows"].null_count() == 2  # the 5 and its complement (not 30 - 25)
+    values = [1000, 970, 30, 25, 5]
+    masked = table["rows"].is_null().to_list()[:5]
+    relations = [Relation(0, (1, 2)), Relation(2, (3, 4))]
+    assert narrow(values, masked, relations) == []
+
+
+def test_a_share_is_not_published_beside_its_masked_total():
+    """A transition published with its proportion gives its row total (133 / 0.806061 = 165): a
+    masked row total masks every proportion of its row."""
+    from respop.store.publish import transitions_table
+
+    rows = [("d", 2022, "a", "all", 16), ("d", 2022, "a", "a", 7), ("d", 2022, "a", "b", 9),
+            ("d", 2022, "b", "all", 165), ("d", 2022, "b", "a", 133), ("d", 2022, "b", "b", 32)]
+    table = pl.DataFrame(rows, schema=["disease", "year", "from_stratum", "to_stratum", "count"], orient="row").with_columns(
+        (pl.col("count") / pl.col("count").filter(pl.col("to_stratum") == "all").first().over("disease", "year", "from_stratum")).alias("proportion")
+    )
+    out = transitions_table(table)  # protected alone: row a (16 = 7 + 9) masked whole
+    assert out.filter(pl.col("count").is_null() & pl.col("proportion").is_not_null()).is_empty()
+    # the row total of b masked with the other tables (people = followed + deaths)
+    out = transitions_table(table, count_mask=[True, True, True, True, False, False])
+    b = out.filter(pl.col("from_stratum") == "b")
+    assert b["count"].to_list() == [None, 133, 32] and b["proportion"].null_count() == 3

@@ -26,8 +26,12 @@ Readings of the documentation where it leaves room (each is reported beside the 
   and 30 days (inclusive). Ordering by exit date instead differs on tiny for one person-year (two
   stays exiting the same day, one nested in the other): see :func:`readmissions`;
 - ``died_in_year``: a kept stay of the patient exiting in N with ``died`` (exit mode 9);
-- ``other_disease``: a row of ``cases`` for the same patient and year, of the other disease
-  (diabetes ↔ heart_failure), with ``is_case`` true;
+- care-use counts (``stays_12m``, ``emergency_stays_12m``, ``bed_days_12m``,
+  ``disease_emergency_stays_12m``, ``disease_bed_days_12m``, ``readmissions_30d``) leave out the
+  stays whose ``stay_counted`` is false (an inter-hospital service: docs/pmsi.md §5); the
+  disease's stay counts from ``cases``, the code features and the deaths keep them;
+- ``case_of_<other>``, one per other configured disease: a row of ``cases`` for the same patient
+  and year, of that disease, with ``is_case`` true;
 - a condition on a null feature: a comparison with null is false and a null boolean feature is
   false (``not`` of it is then true);
 - transitions: the state in N + 1 is ``deces`` when the patient has an in-hospital death in N + 1
@@ -38,7 +42,8 @@ Readings of the documentation where it leaves room (each is reported beside the 
   ``emergency_stays`` = ``emergency_stays_12m``, ``bed_days`` = ``bed_days_12m``,
   ``readmissions_30d`` = the outcome, ``deaths`` = person-years with ``died_in_year``; each
   ``*_per_person`` divides by ``people`` (the person-years); the area level counts every
-  person-year, whatever its zone; strata with nobody are not listed.
+  person-year that has a residence zone (a case without one is in no level), whatever the
+  zone's territory; strata with nobody are not listed.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ from pathlib import Path
 import pandas as pd
 import polars as pl
 
-from respop.case_finding.spec import AlgorithmSpec
+from respop.spec.algorithm import AlgorithmSpec
 from tests.case_finding.reference import criterion_holds
 
 COMPUTED = [
@@ -66,14 +71,12 @@ COMPUTED = [
     "stays_12m",
     "emergency_stays_12m",
     "bed_days_12m",
-    "other_disease",
 ]
 """The computed features of docs/strata.md, in the table's order."""
 
 IDENTITY = ["patient_key", "disease", "year", "residence_zone", "territory_id", "territory_name", "sex"]
 """Columns of a person-year row that are not features."""
 OUTCOMES = ["readmissions_30d", "died_in_year"]
-OTHER = {"diabetes": "heart_failure", "heart_failure": "diabetes"}
 DEATH = "deces"
 NOT_SEEN = "non_revu"
 ALL = "all"
@@ -159,6 +162,8 @@ def _stays_by_patient(stays_df: pd.DataFrame) -> dict[str, list[dict]]:
                 "via_emergency": _bool(row["via_emergency"]),
                 "length_of_stay": _int(row["length_of_stay"], 0),
                 "died": _bool(row["died"]),
+                # absent column: every stay counts as a stay
+                "counted": _bool(row["stay_counted"]) if "stay_counted" in row else True,
             }
         )
     return out
@@ -196,14 +201,16 @@ def reference_features(
     stays_df: pd.DataFrame,
     diagnoses_df: pd.DataFrame,
     code_features: dict[str, dict],
+    others: list[str] | tuple[str, ...] = (),
 ) -> pd.DataFrame:
-    """One row per person-year of ``spec``'s disease: identity, every feature, the outcomes."""
+    """One row per person-year of ``spec``'s disease: identity, every feature (``case_of_<o>`` for
+    each of ``others``), the outcomes."""
     disease = spec.disease
     stays = _stays_by_patient(stays_df)
     diagnoses = _diagnoses_by_stay(diagnoses_df)
     case_rows = [r for r in cases_df.to_dict("records") if _bool(r["is_case"])]
     other_cases = {
-        (str(r["patient_key"]), int(r["index_year"])) for r in case_rows if str(r["disease"]) == OTHER.get(disease)
+        o: {(str(r["patient_key"]), int(r["index_year"])) for r in case_rows if str(r["disease"]) == o} for o in others
     }
 
     qualifying: dict[str, list[dict]] = {}
@@ -243,21 +250,21 @@ def reference_features(
             "age": _int(case.get("age")),
             "disease_stays_12m": len(quals_n),
             "disease_stays_window": len([s for s in quals if n - spec.window.lookback_years <= s["year"] <= n]),
-            "disease_emergency_stays_12m": sum(s["via_emergency"] for s in quals_n),
-            "disease_bed_days_12m": sum(s["length_of_stay"] for s in quals_n),
+            "disease_emergency_stays_12m": sum(s["via_emergency"] for s in quals_n if s["counted"]),
+            "disease_bed_days_12m": sum(s["length_of_stay"] for s in quals_n if s["counted"]),
             "days_since_disease_stay": (end - up_to_n[-1]["exit_date"]).days if up_to_n else None,
-            "stays_12m": len(in_n),
-            "emergency_stays_12m": sum(s["via_emergency"] for s in in_n),
-            "bed_days_12m": sum(s["length_of_stay"] for s in in_n),
-            "other_disease": (patient, n) in other_cases,
+            "stays_12m": len([s for s in in_n if s["counted"]]),
+            "emergency_stays_12m": sum(s["via_emergency"] for s in in_n if s["counted"]),
+            "bed_days_12m": sum(s["length_of_stay"] for s in in_n if s["counted"]),
+            **{f"case_of_{o}": (patient, n) in other_cases[o] for o in others},
         }
         for name, f in code_features.items():
             lb = f["lookback_years"]
             row[name] = any(name in carried[s["stay_id"]] for s in own if n - lb <= s["year"] <= n)
-        row["readmissions_30d"] = readmissions(quals, n)
+        row["readmissions_30d"] = readmissions([s for s in quals if s["counted"]], n)
         row["died_in_year"] = any(s["died"] for s in in_n)
         rows.append(row)
-    columns = [*IDENTITY, *COMPUTED, *code_features, *OUTCOMES]
+    columns = [*IDENTITY, *COMPUTED, *[f"case_of_{o}" for o in others], *code_features, *OUTCOMES]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -414,6 +421,9 @@ def reference_care_use_area(person_strata: pd.DataFrame) -> pd.DataFrame:
     """Area level: per year, disease and stratum (and ``all``)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in person_strata.to_dict("records"):
+        zone = r.get("residence_zone")
+        if zone is None or (isinstance(zone, float) and zone != zone):  # no residence zone: in no level
+            continue
         key = (int(r["year"]), str(r["disease"]))
         groups[(*key, str(r["stratum"]))].append(r)
         groups[(*key, ALL)].append(r)
@@ -429,5 +439,10 @@ def reference_care_use_area(person_strata: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_polars(df: pd.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    data = {c: [None if _missing(v) else v for v in df[c].tolist()] for c in schema}
+    # an integer column with missing values comes from pandas as floats (a case without a
+    # territory): back to integers
+    data = {
+        c: [None if _missing(v) else int(v) if t.is_integer() and isinstance(v, float) else v for v in df[c].tolist()]
+        for c, t in schema.items()
+    }
     return pl.DataFrame(data, schema=schema)

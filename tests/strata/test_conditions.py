@@ -8,7 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from respop.strata.conditions import ConditionError, check, parse, to_polars
+from respop.spec.conditions import ConditionError, check, parse
+
+from respop.strata.conditions import to_polars
 from tests.strata.reference import holds
 
 FRAME = pl.DataFrame(

@@ -393,7 +393,7 @@ def test_the_model_card_publishes_no_count_of_1_to_10(report):
     other; the masked deciles read n.d., as in the published calibration table."""
     import dataclasses
 
-    from respop.store.disclosure import protect_calibration
+    from respop.privacy.disclosure import protect_calibration
 
     cal = report.calibration.with_columns(
         pl.when(pl.col("bin") == 1).then(7 / pl.col("n")).otherwise(pl.col("observed_rate")).alias("observed_rate")
@@ -417,3 +417,149 @@ def test_the_model_card_publishes_no_count_of_1_to_10(report):
     low = published.filter((pl.col("model") == "gradient_boosting") & (pl.col("bin") == 1))
     assert low["observed_rate"].is_null().all()
     assert "Gradient boosting : décile le plus bas, prédit" in card and "observé n.d." in card
+
+
+# --------------------------------------------------------------------------------------------
+# The second target, skill, calibration slope and intercept (issue 18)
+# --------------------------------------------------------------------------------------------
+
+
+def test_labelled_emergency_or_death_target():
+    data = rows([
+        ("em", 2020, 2, False), ("em", 2021, 1, False),        # an emergency stay in N+1, lower level: 1
+        ("quiet", 2020, 1, False), ("quiet", 2021, 2, False),  # moves up without an emergency stay: 0
+        ("died", 2020, 3, False), ("died", 2021, 3, True),     # in-hospital death in N+1: 1
+        ("gone", 2020, 1, False),                              # not seen in N+1: no target
+    ]).with_columns(pl.Series("emergency_stays_12m", [0, 2, 0, 0, 0, 1, 5], dtype=pl.Int32))
+    out = labelled(data, 2021, target="emergency_or_death")
+    assert dict(zip(out["patient_key"], out["label"])) == {"em": 1, "quiet": 0, "died": 1}
+    assert dict(zip(out["patient_key"], out["next_emergency_stays"])) == {"em": 2, "quiet": 0, "died": 1}
+    upstratum = labelled(data, 2021)
+    assert dict(zip(upstratum["patient_key"], upstratum["label"])) == {"em": 0, "quiet": 1, "died": 1}
+    with pytest.raises(InputError, match="emergency_stays_12m"):
+        labelled(rows(HAND_MADE), 2022, target="emergency_or_death")
+    with pytest.raises(ValueError, match="target must be one of"):
+        labelled(data, 2021, target="readmission")
+
+
+def test_auc_interval_is_delong():
+    from respop.strata.prediction import auc_interval
+
+    rng = np.random.default_rng(3)
+    y = rng.random(4000) < 0.2
+    p = np.round(1 / (1 + np.exp(-(rng.normal(size=4000) + 1.2 * y - 1.5))), 2)  # ties, as in real scores
+    auc, lower, upper = auc_interval(y, p)
+    assert auc == pytest.approx(roc_auc_score(y, p))
+    # the bootstrap's spread of the AUC agrees with DeLong's standard error
+    boots = []
+    for _ in range(300):
+        i = rng.integers(0, len(y), len(y))
+        boots.append(roc_auc_score(y[i], p[i]))
+    assert (upper - lower) / (2 * 1.959964) == pytest.approx(np.std(boots), rel=0.15)
+    # scores unrelated to the outcome: the 95 % interval holds 0.5 in about 95 % of draws
+    draws = np.random.default_rng(0)
+    covered = [auc_interval(y, draws.random(4000)) for _ in range(200)]
+    assert 0.9 <= np.mean([lo < 0.5 < hi for _, lo, hi in covered]) <= 0.99
+
+
+def test_calibration_fit_slope_and_intercept():
+    from respop.strata.prediction import calibration_fit
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=30000)
+    truth = 1 / (1 + np.exp(-(x - 1.5)))
+    y = rng.random(len(x)) < truth
+    ok = calibration_fit(y, truth)
+    assert ok["calibration_slope_lower"] < 1 < ok["calibration_slope_upper"]
+    assert ok["calibration_intercept_lower"] < 0 < ok["calibration_intercept_upper"]
+    extreme = calibration_fit(y, 1 / (1 + np.exp(-(2 * x - 3))))  # logits twice too far apart
+    assert extreme["calibration_slope"] == pytest.approx(0.5, abs=0.03)
+    low = calibration_fit(y, 1 / (1 + np.exp(-(x - 2.5))))  # risks underestimated everywhere
+    assert low["calibration_intercept"] == pytest.approx(1.0, abs=0.06)
+    assert low["calibration_slope"] == pytest.approx(1.0, abs=0.05)
+
+
+def with_emergency(simulated: pl.DataFrame, seed: int = 2) -> pl.DataFrame:
+    """The simulated person-years with emergency stays driven by the level and age."""
+    rng = np.random.default_rng(seed)
+    rate = 0.05 * simulated["stratum_level"].to_numpy() * np.exp(0.03 * (simulated["age"].to_numpy() - 70))
+    return simulated.with_columns(pl.Series("emergency_stays_12m", rng.poisson(rate), dtype=pl.Int32))
+
+
+def test_evaluate_both_targets_with_skill_and_calibration(simulated):
+    from respop.strata.prediction import METRICS_SCHEMA, has_skill
+
+    data = with_emergency(simulated)
+    report = evaluate(data, "diabetes", last_year=2022, random_state=0, synthetic=True, importance=False)
+    assert report.metrics.schema == pl.Schema(METRICS_SCHEMA)
+    assert report.metrics.select("target", "model").rows() == [
+        ("upstratum", "gradient_boosting"), ("upstratum", "logistic"),
+        ("emergency_or_death", "gradient_boosting"), ("emergency_or_death", "logistic"),
+    ]
+    for row in report.metrics.iter_rows(named=True):
+        assert row["auc_lower"] < row["auc"] < row["auc_upper"]
+        assert row["brier_skill"] == pytest.approx(1 - row["brier"] / row["brier_reference"])
+        assert row["calibration_slope_lower"] < row["calibration_slope"] < row["calibration_slope_upper"]
+        assert row["recalibration_slope"] is not None  # two training years: recalibrated on the latest
+        assert has_skill(row)
+    up = report.metrics.filter(pl.col("target") == "upstratum")
+    assert (up["calibration_slope_lower"] < 1.0).all() and (up["calibration_slope_upper"] > 1.0).all()
+    emergency = labelled(data, 2022, target="emergency_or_death").filter(pl.col("year") == 2021)
+    assert report.positives["emergency_or_death"][1] == emergency["label"].sum()
+    assert report.positives["upstratum"] == (report.positives_train, report.positives_test)
+    cal = report.calibration
+    assert cal.group_by("target", "model").agg(pl.col("n").sum())["n"].to_list() == [report.n_test] * 4
+    assert set(report.metrics_dict()["targets"]) == {"upstratum", "emergency_or_death"}
+    assert report.importance.is_empty()
+    card = report.model_card("Diabète")
+    assert "Hospitalisation en urgence ou décès" in card and "sans pouvoir prédictif** sur l'année de test" not in card
+    assert card.count("| oui |") == 4
+
+
+def test_a_model_without_skill_is_said_so(simulated):
+    """Outcomes drawn at random: no model can do better than the prevalence; the card says it
+    plainly for each model, and the board shows the verdict instead of the scores."""
+    from respop.boards.data import has_skill as board_skill
+    from respop.strata.prediction import NO_SKILL, has_skill
+
+    rng = np.random.default_rng(11)
+    noise = simulated.select("patient_key", "disease", "year", "stratum", "age", "sex", "eye", "cardiovascular").with_columns(
+        pl.Series("stratum_level", rng.integers(1, 3, simulated.height), dtype=pl.Int8),
+        pl.lit(False).alias("died_in_year"),
+    )
+    # the next level is drawn at random: the outcome depends on this year's level only, not given to the models
+    report = evaluate(noise, "diabetes", last_year=2022, random_state=0, importance=False,
+                      features=["age", "female", "eye", "cardiovascular"])
+    assert not any(has_skill(row) for row in report.metrics.iter_rows(named=True))
+    assert all(not board_skill(row) for row in report.metrics.iter_rows(named=True))
+    card = report.model_card("Diabète")
+    assert card.count(f"{NO_SKILL}** sur l'année de test") == report.metrics.height
+    assert "ne doivent pas servir" in card and "| **aucun** |" in card
+
+
+def test_temporal_recalibration_undoes_a_drift():
+    """The outcome's dependence on a feature weakens each year: a model fitted on every training
+    year over-predicts the spread on the test year; the recalibration learnt on the latest training
+    year brings the calibration slope back towards 1 (the ranking, hence the AUC, is unchanged)."""
+    rng = np.random.default_rng(8)
+    frames = []
+    for k, year in enumerate((2017, 2018, 2019, 2020, 2021)):
+        n = 6000
+        x = rng.normal(size=n)
+        up = rng.random(n) < 1 / (1 + np.exp(-(-1.5 + (1.6 - 0.3 * k) * x)))
+        keys = [f"k{year}-{i}" for i in range(n)]
+        common = {"patient_key": keys, "disease": "diabetes", "stratum": "s", "age": 70, "sex": 1, "died_in_year": False}
+        # the person-year of N, and its row of N + 1 (one level up when the outcome is 1; not followed after)
+        frames.append(pl.DataFrame({**common, "year": year, "stratum_level": 1, "x": x}, schema_overrides=SCHEMA))
+        frames.append(pl.DataFrame({**common, "year": year + 1, "stratum_level": 1 + up, "x": 0.0}, schema_overrides=SCHEMA))
+    data = pl.concat(frames)
+    plain = evaluate(data, "diabetes", 2022, features=["x"], importance=False, recalibrate=False, targets=["upstratum"])
+    fixed = evaluate(data, "diabetes", 2022, features=["x"], importance=False, targets=["upstratum"])
+    assert plain.n_test == 6000 and plain.train_years == [2017, 2018, 2019, 2020]
+    for kind in ("logistic", "gradient_boosting"):
+        before = plain.metrics.filter(pl.col("model") == kind).row(0, named=True)
+        after = fixed.metrics.filter(pl.col("model") == kind).row(0, named=True)
+        assert before["calibration_slope"] < 0.85, before
+        assert abs(after["calibration_slope"] - 1) < abs(before["calibration_slope"] - 1), (before, after)
+        assert after["brier"] < before["brier"]
+        assert after["auc"] == pytest.approx(before["auc"])  # a monotone map: same ranking

@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from respop.case_finding.spec import ALGORITHMS_DIR, load_spec, spec_path
+from respop.spec.loaders import shipped_algorithms_dir, load_spec, spec_path
 from respop.errors import ConfigError
-from respop.strata.conditions import check
-from respop.strata.features import known_features, load_features
+from respop.spec.conditions import check
+from respop.spec.features import known_features, load_features
 from tests.strata.reference import COMPUTED, read_code_features
 
-DIABETES = (ALGORITHMS_DIR / "diabetes.toml").read_text(encoding="utf-8")
-HEART_FAILURE = (ALGORITHMS_DIR / "heart_failure.toml").read_text(encoding="utf-8")
-FEATURES = (ALGORITHMS_DIR / "features.toml").read_text(encoding="utf-8")
+DIABETES = (shipped_algorithms_dir() / "diabetes.toml").read_text(encoding="utf-8")
+HEART_FAILURE = (shipped_algorithms_dir() / "heart_failure.toml").read_text(encoding="utf-8")
+FEATURES = (shipped_algorithms_dir() / "features.toml").read_text(encoding="utf-8")
+OTHERS = ("diabetes", "heart_failure")  # the shipped specs whose case-of features a condition may use
 COMPLICATION_WHEN = 'when = "kidney or eye or cardiovascular"'  # diabetes, level 2 (third listed)
 
 
@@ -72,14 +73,16 @@ def test_shipped_specs_load_with_four_levels(disease, names):
     for lv in strata.levels:
         assert lv.label and lv.description and lv.protocol and lv.rationale
         if lv.condition is not None:
-            check(lv.condition, known_features())
+            check(lv.condition, known_features(load_features(), [d for d in OTHERS if d != disease]))
 
 
 def test_shipped_features():
     features = load_features()
-    assert set(features.codes) == {"kidney", "dialysis", "eye", "foot", "cardiovascular", "ckd", "copd"}
-    assert known_features() == set(COMPUTED) | set(features.codes)
-    ours = read_code_features(ALGORITHMS_DIR / "features.toml")
+    assert set(features.codes) == {"kidney", "dialysis", "eye", "foot", "cardiovascular", "ckd", "copd", "respiratory_failure"}
+    assert [n for n, f in features.codes.items() if f.comorbidity] == ["ckd", "copd"]
+    assert known_features(features, []) == set(COMPUTED) | set(features.codes)
+    assert known_features(features, ['x']) == set(COMPUTED) | set(features.codes) | {'case_of_x'}
+    ours = read_code_features(shipped_algorithms_dir() / "features.toml")
     for name, f in features.codes.items():
         assert (f.codes, list(f.positions), f.lookback_years) == (ours[name]["codes"], ours[name]["positions"], ours[name]["lookback_years"])
 
@@ -157,10 +160,10 @@ def test_a_code_feature_of_the_folder_is_usable(tmp_path):
     path = folder(tmp_path, FEATURES + extra) / "diabetes.toml"
     path.write_text(text, encoding="utf-8")
     assert "asthma" in load_spec(path).strata.levels[2].condition.features()
-    assert "asthma" in known_features(tmp_path)
+    assert "asthma" in known_features(load_features(tmp_path), [])
     other = tmp_path / "other"
     other.mkdir()
-    shutil.copy(ALGORITHMS_DIR / "features.toml", other / "features.toml")
+    shutil.copy(shipped_algorithms_dir() / "features.toml", other / "features.toml")
     (other / "diabetes.toml").write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=r"strata\.levels\.2\.when"):
         load_spec(other / "diabetes.toml")
@@ -195,7 +198,7 @@ def test_features_unknown_key(tmp_path):
     assert_names(message, path, "codes.copd.window", "3")
 
 
-@pytest.mark.parametrize("name", ["age", "disease_stays_12m", "other_disease", "bed_days_12m"])
+@pytest.mark.parametrize("name", ["age", "disease_stays_12m", "case_of_diabetes", "bed_days_12m"])
 def test_features_name_of_a_computed_feature(tmp_path, name):
     path, message = features_error(tmp_path, FEATURES + code_feature(name))
     assert str(path) in message and name in message

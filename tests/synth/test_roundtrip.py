@@ -1,6 +1,7 @@
 """Round trip on `tiny`: generated SNDS tables → the foundation's reader → the canonical stays are
 what the generator emitted, per year, and every stay made faulty on purpose is caught and counted
-by the filter of the same name."""
+by the filter of the same name: excluded, or kept for clinical events only (residence invalid or
+abroad, inter-hospital services: respop.pmsi.quality)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from respop.pmsi import read_pmsi
+from respop.pmsi.quality import CLINICAL_ONLY, CLINICAL_ONLY_BY, EXCLUDED_BY, FILTERS
 from respop.synth import FAULTS, generate, load_profile
 
 COMPARED = [
@@ -39,18 +41,26 @@ def test_planted_faults_are_caught_by_their_filter(tiny):
     report = data.report()
     planted = dict(truth.group_by("fault").len().drop_nulls().iter_rows())
     assert set(planted) == set(FAULTS)
-    assert {f.name: f.excluded for f in report.filters} == {**{k: 0 for k in planted}, **planted, "legal_entity_duplicates": 0}
-    excluded = data.excluded_stays.select(
-        pl.col("source_year").alias("year"), "hospital_id", "rsa_num", "excluded_by"
+    assert {f.name: f.excluded + f.clinical_only for f in report.filters} == {
+        **{k: 0 for k in planted}, **planted, "legal_entity_duplicates": 0
+    }
+    clinical = {f.name for f in FILTERS if f.effect == CLINICAL_ONLY}
+    assert all(f.excluded == 0 for f in report.filters if f.name in clinical)
+    assert all(f.clinical_only == 0 for f in report.filters if f.name not in clinical)
+    caught = data.flagged_stays.select(
+        pl.col("source_year").alias("year"), "hospital_id", "rsa_num",
+        pl.coalesce(EXCLUDED_BY, CLINICAL_ONLY_BY).alias("caught_by"),
     ).collect()
-    joined = truth.filter(pl.col("fault").is_not_null()).join(excluded, on=["year", "hospital_id", "rsa_num"], how="left")
-    assert (joined["fault"] == joined["excluded_by"]).all()
+    joined = truth.filter(pl.col("fault").is_not_null()).join(caught, on=["year", "hospital_id", "rsa_num"], how="left")
+    assert (joined["fault"] == joined["caught_by"]).all()
 
 
 @pytest.mark.parametrize("frame", ["stays", "sessions"])
 def test_canonical_stays_match_what_was_emitted(tiny, frame):
     _, data, truth = tiny
-    expected = truth.filter(pl.col("fault").is_null())
+    # clean stays, and those kept for clinical events only (their residence or count withheld)
+    clinical = [f.name for f in FILTERS if f.effect == CLINICAL_ONLY]
+    expected = truth.filter(pl.col("fault").is_null() | pl.col("fault").is_in(clinical))
     expected = expected.filter((pl.col("kind") == "session") == (frame == "sessions"))
     got = getattr(data, frame).collect()
     assert got.height == expected.height
@@ -80,7 +90,8 @@ def test_demo_is_calibrated_to_the_published_figures(tmp_path):
     generate(load_profile("demo"), seed=11, out=tmp_path, years=[2021, 2022, 2023])
     figures = calibration(tmp_path, 2023)
     assert {f.name for f in figures} == {
-        "stays_per_inhabitant", "hf_hospitalised_per_100k_adults", "hf_prevalence_adults", "diabetes_prevalence"
+        "stays_per_inhabitant", "hf_hospitalised_per_100k_adults", "hf_prevalence_adults", "diabetes_prevalence",
+        "copd_prevalence_40plus", "copd_admissions_per_100k_25plus",
     }
     # demo has about 240,000 adults, so about 800 of them hospitalised for heart failure a year:
     # a yearly figure moves by several percent from seed to seed. The 10% target of the issue is
@@ -117,6 +128,8 @@ def test_no_stay_after_death_and_disease_stays_after_onset(tiny):
     assert stays.filter(pl.col("exit_date") > pl.col("death_date")).height == 0
     assert stays.filter((pl.col("kind") == "heart_failure") & (pl.col("exit_date") < pl.col("hf_onset"))).height == 0
     assert stays.filter((pl.col("kind") == "diabetes") & (pl.col("exit_date") < pl.col("diabetes_onset"))).height == 0
+    assert stays.filter((pl.col("kind") == "copd") & (pl.col("exit_date") < pl.col("copd_onset"))).height == 0
+    assert stays.filter((pl.col("kind") == "copd") & pl.col("copd_onset").is_null()).height == 0
     assert persons.filter(pl.col("hf_onset") > pl.col("death_date")).height == 0
     # only the terminal stay ends in hospital on the day of death
     on_death_day = stays.filter((pl.col("exit_date") == pl.col("death_date")) & ~pl.col("died"))

@@ -1,8 +1,9 @@
 """Case-finding algorithm specs (``algorithms/<disease>.toml``): the parsed, validated rules.
 
-A spec is data, not code: :func:`load_spec` reads and checks a TOML file into an
-:class:`AlgorithmSpec`; compilers turn it into an engine's expressions (``respop.case_finding.
-engine`` for polars, ``respop.spark.cases`` for Spark). Nothing here knows about an engine.
+A spec is data, not code: :func:`respop.spec.loaders.load_spec` reads and checks a TOML file into
+an :class:`AlgorithmSpec`; compilers turn it into an engine's expressions (``respop.case_finding.
+engine`` for polars, ``respop.spark.cases`` for Spark). Nothing here knows about an engine: the
+French CIM-10 the codes are checked against is read with the ``csv`` module.
 
 Semantics (docs/case_finding.md gives the long version):
 
@@ -24,23 +25,22 @@ Semantics (docs/case_finding.md gives the long version):
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 from functools import cache, cached_property
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from respop.errors import ConfigError
-from respop.strata.spec import StrataSpec
+from respop.spec.strata import StrataSpec
 
 POSITIONS = ("DP", "DR", "DAS", "UM_DP", "UM_DR")
 """Diagnosis positions of the canonical diagnoses (see respop.pmsi.canonical)."""
 
 Position = Literal["DP", "DR", "DAS", "UM_DP", "UM_DR"]
 
-ALGORITHMS_DIR = Path(__file__).resolve().parents[2] / "algorithms"
-"""Where the shipped specs live (the repository's ``algorithms/`` folder)."""
+DISEASE_ID = r"^[a-z][a-z0-9_]*$"
+"""A disease identifier: the name of its spec file (``<id>.toml``), lower case."""
 
 MAX_LOOKBACK_YEARS = 20
 
@@ -51,9 +51,12 @@ class _Model(BaseModel):
 
 @cache
 def _cim10_prefixes() -> frozenset[str]:
-    from respop.pmsi.nomenclatures import codes
+    """Every code of the shipped French CIM-10 (MS_CIM_V) and every start of one."""
+    from respop.resources import nomenclature_path
 
-    return frozenset(c[:n] for c in codes("MS_CIM_V") for n in range(1, len(c) + 1))
+    with nomenclature_path("MS_CIM_V").open(encoding="utf-8", newline="") as f:
+        codes = {row["CIM_COD"].strip() for row in csv.DictReader(f, delimiter=";") if row.get("CIM_COD")}
+    return frozenset(c[:n] for c in codes if c for n in range(1, len(c) + 1))
 
 
 def _check_prefixes(values: list[str], what: str) -> list[str]:
@@ -188,12 +191,18 @@ class Subtypes(_Model):
 
 
 class Algorithm(_Model):
-    id: Literal["diabetes", "heart_failure"]
+    id: str = Field(pattern=DISEASE_ID, description="the disease's identifier, the spec file's name")
     name: str = Field(min_length=1, description="French name of the disease")
     version: str = Field(pattern=r"^\d+\.\d+(\.\d+)?$")
     date: dt.date
     description: str = ""
     sources: list[str] = Field(min_length=1)
+    published_rate_per_100k_adults: float | None = Field(
+        None,
+        gt=0,
+        description="published adults hospitalised for the disease per 100,000 adults (its source among "
+        "`sources`): `respop cases validate` shows it beside the detected adults of the index year's type",
+    )
 
 
 class AlgorithmSpec(_Model):
@@ -257,42 +266,3 @@ def prefixes_by_length(prefixes) -> list[tuple[int, list[str]]]:
     for p in prefixes:
         groups.setdefault(len(p), set()).add(p)
     return [(n, sorted(ps)) for n, ps in sorted(groups.items())]
-
-
-def load_spec(path: str | Path) -> AlgorithmSpec:
-    """Read and validate an algorithm spec; errors name the file, the key and the value."""
-    from respop.config import load_toml_model
-
-    path = Path(path)
-    spec = load_toml_model(path, AlgorithmSpec, "algorithm spec")
-    if spec.strata is not None:
-        from respop.strata.conditions import ConditionError, check
-        from respop.strata.features import known_features
-
-        known = known_features(path.parent)
-        for i, level in enumerate(spec.strata.levels):
-            if level.condition is not None:
-                try:
-                    check(level.condition, known)
-                except ConditionError as exc:
-                    raise ConfigError(
-                        f"{path}: invalid algorithm spec:\n  - key 'strata.levels.{i}.when' ({level.name}): {exc} "
-                        f"(value {level.when!r})"
-                    ) from None
-    return spec
-
-
-def spec_path(disease: str, folder: str | Path | None = None) -> Path:
-    return Path(folder or ALGORITHMS_DIR) / f"{disease}.toml"
-
-
-def load_specs(diseases: list[str], folder: str | Path | None = None) -> list[AlgorithmSpec]:
-    """The specs of the configured diseases; the file's ``algorithm.id`` must match its name."""
-    specs = []
-    for disease in diseases:
-        path = spec_path(disease, folder)
-        spec = load_spec(path)
-        if spec.disease != disease:
-            raise ConfigError(f"{path}: key 'algorithm.id' is {spec.disease!r}, expected {disease!r} (the file's name)")
-        specs.append(spec)
-    return specs

@@ -3,8 +3,9 @@
 Levels are listed from the most severe to the least severe; a person-year falls in the first
 level whose condition holds, and the last level has no condition (everyone else), so each
 person-year falls in exactly one stratum (docs/strata.md). Conditions are parsed here
-(:mod:`respop.strata.conditions`); the feature names they use are checked against the known
-features when the spec file is loaded (``respop.case_finding.spec.load_spec``).
+(:mod:`respop.spec.conditions`); the feature names they use are checked against the known
+features when the spec file is loaded (:func:`respop.spec.loaders.load_spec`) and against the
+configured diseases when the run's catalogue is built (:mod:`respop.spec.catalogue`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from respop.config import LOCATED
-from respop.strata.conditions import ConditionError, Node, parse
+from respop.tomlfiles import LOCATED
+from respop.spec.conditions import ConditionError, ConditionTooDeep, Node, parse
 
 
 class _Model(BaseModel):
@@ -45,7 +46,7 @@ class StrataLevel(_Model):
 
 
 def _level_error(index: int, key: str, value: object, message: str) -> ValueError:
-    """An error naming its own key, ``strata.levels.<index>.<key>`` (see LOCATED in respop.config)."""
+    """An error naming its own key, ``strata.levels.<index>.<key>`` (see LOCATED in respop.tomlfiles)."""
     return ValueError(f"{LOCATED}strata.levels.{index}.{key}': {message} (value {value!r})")
 
 
@@ -53,6 +54,25 @@ class StrataSpec(_Model):
     description: str = ""
     sources: list[str] = Field(min_length=1)
     levels: list[StrataLevel] = Field(min_length=2)
+
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _depth(cls, levels: object) -> object:
+        """A condition nesting more than conditions.MAX_DEPTH levels is refused here, where its level's index
+        is known, with the text cut short (the generic message would quote it whole)."""
+        if not isinstance(levels, list):
+            return levels
+        for i, level in enumerate(levels):
+            when = level.get("when") if isinstance(level, dict) else None
+            if isinstance(when, str):
+                try:
+                    parse(when)
+                except ConditionTooDeep as exc:
+                    shown = when if len(when) <= 60 else f"{when[:40]} … {when[-20:]} ({len(when):,} characters)"
+                    raise _level_error(i, "when", shown, f"level {level.get('name')!r}: {exc.reason}") from None
+                except ConditionError:
+                    pass  # reported by StrataLevel, under the same key
+        return levels
 
     @field_validator("levels")
     @classmethod
