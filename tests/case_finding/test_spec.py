@@ -143,7 +143,7 @@ def test_load_specs_checks_the_id_against_the_file_name(tmp_path):
 
 
 def test_load_specs_reads_the_folder_given(tmp_path):
-    (tmp_path / "diabetes.toml").write_text(edited(DIABETES, 'version = "1.0"', 'version = "2.1"'), encoding="utf-8")
+    (tmp_path / "diabetes.toml").write_text(edited(DIABETES, 'version = "1.1"', 'version = "2.1"'), encoding="utf-8")
     (spec,) = load_specs(["diabetes"], tmp_path)
     assert spec.algorithm.version == "2.1"
 

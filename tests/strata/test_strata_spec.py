@@ -60,14 +60,15 @@ def assert_names(message: str, path: Path, key: str, *values: str) -> None:
     ("disease", "names"),
     [
         ("diabetes", ["instable", "complication_grave", "complication", "sans_complication"]),
-        ("heart_failure", ["instable", "hospitalise_annee", "chronique_recente", "chronique_ancienne"]),
+        ("heart_failure", ["instable", "hospitalise_annee", "chronique"]),
+        ("copd", ["insuffisance_respiratoire", "instable", "exacerbation_annee", "connue_stable"]),
     ],
 )
-def test_shipped_specs_load_with_four_levels(disease, names):
+def test_shipped_specs_load_with_their_levels(disease, names):
     strata = load_spec(spec_path(disease)).strata
     assert strata is not None
     assert [lv.name for lv in strata.levels] == names
-    assert [strata.level_of(n) for n in names] == [4, 3, 2, 1]
+    assert [strata.level_of(n) for n in names] == list(range(len(names), 0, -1))
     assert all(lv.when and lv.condition is not None for lv in strata.levels[:-1])
     assert strata.levels[-1].when is None and strata.levels[-1].condition is None
     for lv in strata.levels:
@@ -109,9 +110,9 @@ def test_unknown_feature(tmp_path):
 
 
 def test_unknown_feature_on_the_first_level(tmp_path):
-    text = edited(HEART_FAILURE, 'when = "disease_stays_12m >= 2"', 'when = "hf_stays_12m >= 2"')
+    text = edited(HEART_FAILURE, 'when = "disease_stays_window >= 2"', 'when = "hf_stays_window >= 2"')
     path, message = load_error(tmp_path, text)
-    assert_names(message, path, "strata.levels.0.when", "hf_stays_12m")
+    assert_names(message, path, "strata.levels.0.when", "hf_stays_window")
 
 
 @pytest.mark.parametrize(
