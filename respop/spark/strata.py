@@ -253,7 +253,8 @@ def transitions(person_strata: DataFrame, death_years: DataFrame, last_year: int
     ``death_years``: patient_key, death year (in-hospital). People who died in N are not followed
     from N. ``order``: disease → stratum names, most severe first (for sorting).
     """
-    current = person_strata.where(~F.col("died_in_year") & (F.col("year") < last_year)).select(
+    # the published person-years: with a residence zone (respop.strata.engine.RESIDENCE)
+    current = person_strata.where(~F.col("died_in_year") & (F.col("year") < last_year) & F.col(polars_engine.RESIDENCE).isNotNull()).select(
         "patient_key", "disease", "year", "stratum"
     )
     following = person_strata.select(
@@ -299,7 +300,7 @@ def care_use(person_strata: DataFrame, zone_territory: pl.DataFrame | None = Non
         F.array(
             F.struct(F.lit("zone").alias("level"), F.col("residence_zone").alias("unit"), F.lit(None).cast("string").alias("unit_name")),
             F.struct(F.lit("territory").alias("level"), F.col("territory_id").cast("string").alias("unit"), F.col("territory_name").alias("unit_name")),
-            F.struct(F.lit("area").alias("level"), F.when(F.col("residence_zone").isNotNull(), F.lit(ALL)).alias("unit"),
+            F.struct(F.lit("area").alias("level"), F.when(F.col(polars_engine.RESIDENCE).isNotNull(), F.lit(ALL)).alias("unit"),
                      F.lit(None).cast("string").alias("unit_name")),
         )
     )

@@ -24,6 +24,19 @@ CARE_USE = {
     "deaths": "died_in_year",
 }
 """Care-use measures of the year (output name → person-year column)."""
+RESIDENCE = "residence_zone"
+"""The person-year column that places a case in the area. Every published result of the strata
+step (care use, transitions, survival, the prediction's test figures) describes the person-years
+with a residence zone: the area is the sum of its zones. A case without one (no stay with a usable
+residence in the window) stays in person_strata.parquet (the private lists) but in no published
+count, since any published total that held them would give their number away against the sum of
+the zones (area minus territories, transitions minus the area's people and deaths)."""
+
+
+def in_area(columns) -> pl.Expr:
+    """True for the person-years the published results describe (:data:`RESIDENCE` known); true for
+    every row of a frame without that column (unit tests' person-years)."""
+    return pl.col(RESIDENCE).is_not_null() if RESIDENCE in columns else pl.lit(True)
 
 
 def assign(spec: AlgorithmSpec, features: pl.LazyFrame) -> pl.LazyFrame:
@@ -82,9 +95,10 @@ def transitions(person_strata: pl.DataFrame, death_years: pl.DataFrame, last_yea
     """Stratum in N → state in N + 1 (a stratum, ``deces``, ``non_revu``): counts and row proportions.
 
     ``death_years``: patient_key, death year (:func:`death_years`). People who died in N are not followed
-    from N. ``order``: disease → stratum names, most severe first (for sorting).
+    from N, nor people without a residence zone in N (:data:`RESIDENCE`); their state in N + 1 is
+    read wherever they live then. ``order``: disease → stratum names, most severe first (for sorting).
     """
-    current = person_strata.filter(~pl.col("died_in_year") & (pl.col("year") < last_year)).select(
+    current = person_strata.filter(~pl.col("died_in_year") & (pl.col("year") < last_year) & in_area(person_strata.columns)).select(
         "patient_key", "disease", "year", "stratum"
     )
     following = person_strata.select(
@@ -134,10 +148,9 @@ def care_use(person_strata: pl.DataFrame, zone_territory: pl.DataFrame | None = 
     levels = [
         ("zone", pl.col("residence_zone"), pl.lit(None, pl.String)),
         ("territory", pl.col("territory_id").cast(pl.String), pl.col("territory_name")),
-        # the area is its zones: a case without a residence zone (no stay with a usable residence
-        # in the window) is in no level, as in the indicators (counted there in cases_outside);
-        # counted in the area alone, the area minus its territories would give their number away
-        ("area", pl.when(pl.col("residence_zone").is_not_null()).then(pl.lit(ALL)), pl.lit(None, pl.String)),
+        # the area is its zones (RESIDENCE): a case without a residence zone is in no level, as in
+        # the indicators (counted there in cases_outside)
+        ("area", pl.when(in_area(person_strata.columns)).then(pl.lit(ALL)), pl.lit(None, pl.String)),
     ]
     for level, unit, unit_name in levels:
         base = ps.with_columns(unit.alias("unit"), unit_name.alias("unit_name")).filter(pl.col("unit").is_not_null())

@@ -72,6 +72,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from respop.errors import InputError
 from respop.privacy.disclosure import masked_count, protect_calibration, protect_parts
+from respop.strata.engine import in_area
 
 def _known_features() -> tuple[str, ...]:
     from respop.spec.features import COMPUTED, load_features
@@ -160,8 +161,9 @@ def labelled(
 ) -> pl.DataFrame:
     """The person-years that have a target, with the target ``label``.
 
-    Rows: the person-years with year N < ``last_year`` and not ``died_in_year`` (people who died in
-    N are not followed). Added columns: ``next_stratum_level`` (Int8, the level in N + 1),
+    Rows: the person-years with year N < ``last_year``, not ``died_in_year`` (people who died in
+    N are not followed) and with a residence zone (:data:`respop.strata.engine.RESIDENCE`, as the
+    published transitions; their N + 1 is read wherever they live then). Added columns: ``next_stratum_level`` (Int8, the level in N + 1),
     ``died_next_year`` (Boolean, in-hospital death in N + 1), ``next_emergency_stays`` (stays
     admitted through the emergency department in N + 1, any cause; null when ``person_strata`` has
     no ``emergency_stays_12m``), ``seen_next_year`` (Boolean, a row of the same patient and disease
@@ -199,7 +201,7 @@ def labelled(
         emergency.alias("next_emergency_stays"),
         pl.lit(True).alias("seen_next_year"),
     )
-    current = ps.filter((pl.col("year") < last_year) & ~died)
+    current = ps.filter((pl.col("year") < last_year) & ~died & in_area(ps.columns))
     event = (
         pl.col("died_next_year") | (pl.col("next_stratum_level") > pl.col("stratum_level"))
         if target == "upstratum"

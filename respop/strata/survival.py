@@ -82,6 +82,7 @@ from lifelines.statistics import logrank_test, proportional_hazard_test
 from scipy import stats
 
 from respop.errors import ConfigError, InputError
+from respop.strata.engine import in_area
 
 PERSON_COLUMNS = ["patient_key", "disease", "year", "stratum", "stratum_level", "age", "sex"]
 """Columns of the person-years kept in the follow-up (besides the comorbidities)."""
@@ -181,7 +182,8 @@ def follow_up(
     entry date of a qualifying stay of the disease; ``death``: date of a death, in hospital or,
     with the referential, out of hospital).
 
-    Returns one row per followed person-year, sorted by disease, year and patient_key:
+    Followed: the person-years with a residence zone (:data:`respop.strata.engine.RESIDENCE`), as
+    the transitions. Returns one row per followed person-year, sorted by disease, year and patient_key:
     patient_key, disease, year, stratum, stratum_level, age, sex, the comorbidities, ``start``
     (Date), ``event_date`` (Date, null when censored), ``event_kind`` (``disease_stay`` /
     ``death`` / null), ``duration`` (Float64 days, > 0; see the module docstring) and ``event``
@@ -207,7 +209,7 @@ def follow_up(
 
     rows = (
         person_strata.lazy()
-        .filter(~pl.col("died_in_year").fill_null(False) & (pl.col("year") < last_date.year))
+        .filter(~pl.col("died_in_year").fill_null(False) & (pl.col("year") < last_date.year) & in_area(person_strata.columns))
         .select(
             pl.col("patient_key").cast(pl.String),
             pl.col("disease").cast(pl.String),
