@@ -18,10 +18,12 @@ TINY_YEARS = [2021, 2022, 2023]
 @pytest.fixture(scope="session")
 def tiny_canonical(tmp_path_factory):
     """``tiny`` (seed 7) read by respop.pmsi: collected stays and diagnoses, and the planted
-    zone → territory table; generated once per test session (per worker)."""
-    out = tmp_path_factory.mktemp("tiny_seed7")
-    result = generate(load_profile("tiny"), seed=7, out=out)
-    assert result.years == TINY_YEARS
+    zone → territory table; generated once per test session (shared by the workers,
+    tests/shared.py), read per worker."""
+    from tests.shared import build_once
+
+    out, built = build_once(tmp_path_factory, "tiny_seed7", lambda folder: {"years": generate(load_profile("tiny"), seed=7, out=folder).years})
+    assert built["years"] == TINY_YEARS
     data = read_pmsi(out / "pmsi").staged()
     stays = data.stays.collect()
     diagnoses = data.diagnoses.collect()

@@ -49,5 +49,10 @@ def make_tiny_run(base: Path, config_text: str = CONFIG, seed: int = 5) -> TinyR
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> TinyRun:
-    """The pipeline run once on tiny (per test worker): outputs and a SQLite store with one run."""
-    return make_tiny_run(tmp_path_factory.mktemp("tiny_run"))
+    """The pipeline run once on tiny (once per test session, shared by the workers: tests read it
+    and never change it; tests/shared.py): outputs and a SQLite store with one run."""
+    from tests.shared import build_once
+
+    base, built = build_once(tmp_path_factory, "tiny_run", lambda folder: {"run_id": make_tiny_run(folder).run_id})
+    config_path = base / "tiny.toml"
+    return TinyRun(base=base, config_path=config_path, config=load_config(config_path), run_id=built["run_id"])

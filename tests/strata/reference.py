@@ -37,7 +37,9 @@ Readings of the documentation where it leaves room (each is reported beside the 
 - transitions: the state in N + 1 is ``deces`` when the patient has an in-hospital death in N + 1
   (even if they are also a case in N + 1), otherwise their stratum in N + 1, otherwise
   ``non_revu``; a person-year is followed only if N < ``last_year`` and the patient has no
-  in-hospital death in N; only the (from, to) pairs seen are listed (no zero counts);
+  in-hospital death in N and a residence zone in N (the area's person-years, as care use; their
+  state in N + 1 wherever they live then); only the (from, to) pairs seen are listed (no zero
+  counts);
 - care use: ``stays`` = ``stays_12m`` (all kept stays of the year, not only the disease's),
   ``emergency_stays`` = ``emergency_stays_12m``, ``bed_days`` = ``bed_days_12m``,
   ``readmissions_30d`` = the outcome, ``deaths`` = person-years with ``died_in_year``; each
@@ -383,15 +385,19 @@ def reference_death_years(stays_df: pd.DataFrame) -> dict[str, set[int]]:
     return out
 
 
+def _has_zone(row: dict) -> bool:
+    zone = row.get("residence_zone")
+    return not (zone is None or (isinstance(zone, float) and zone != zone))
+
+
 def reference_transitions(person_strata: pd.DataFrame, deaths: dict[str, set[int]], last_year: int) -> pd.DataFrame:
-    state = {
-        (str(r["disease"]), str(r["patient_key"]), int(r["year"])): str(r["stratum"])
-        for r in person_strata.to_dict("records")
-    }
+    records = person_strata.to_dict("records")
+    state = {(str(r["disease"]), str(r["patient_key"]), int(r["year"])): str(r["stratum"]) for r in records}
+    zoned = {(str(r["disease"]), str(r["patient_key"]), int(r["year"])) for r in records if _has_zone(r)}
     counts: dict[tuple, int] = defaultdict(int)
     for (disease, patient, n), stratum in state.items():
         died = deaths.get(patient, set())
-        if n >= last_year or n in died:
+        if n >= last_year or n in died or (disease, patient, n) not in zoned:
             continue
         if n + 1 in died:
             to = DEATH
@@ -421,8 +427,7 @@ def reference_care_use_area(person_strata: pd.DataFrame) -> pd.DataFrame:
     """Area level: per year, disease and stratum (and ``all``)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in person_strata.to_dict("records"):
-        zone = r.get("residence_zone")
-        if zone is None or (isinstance(zone, float) and zone != zone):  # no residence zone: in no level
+        if not _has_zone(r):  # no residence zone: in no level
             continue
         key = (int(r["year"]), str(r["disease"]))
         groups[(*key, str(r["stratum"]))].append(r)

@@ -337,12 +337,13 @@ def test_transitions_rules(engine_transitions, specs):
 
 
 def test_people_who_died_are_not_followed(tiny, person_strata, engine_transitions):
-    """The count from (disease, N) is the number of person-years of N whose patient did not die in N."""
+    """The count from (disease, N) is the number of person-years of N with a residence zone whose
+    patient did not die in N."""
     stays, _, _ = tiny
     dead = death_years(stays.lazy()).collect().select("patient_key", year=pl.col("death_year").cast(pl.Int64))
     ps = person_strata.with_columns(pl.col("year").cast(pl.Int64), pl.col("disease").cast(pl.String))
     followed = (
-        ps.filter(pl.col("year") < LAST_YEAR)
+        ps.filter((pl.col("year") < LAST_YEAR) & pl.col("residence_zone").is_not_null())
         .join(dead, on=["patient_key", "year"], how="anti")
         .group_by("disease", "year")
         .len()
