@@ -1,12 +1,13 @@
 """The Spark target of case finding (respop.spark.cases) equals the polars target
 (respop.case_finding.engine) row for row: on the `tiny` world for both shipped specs, on random
 specs and data (the strategies of tests/case_finding/test_spec_properties.py), on hand-made
-patients at the tie-breaks and edge cases, and (slow) on the `demo` world."""
+patients at the tie-breaks and edge cases. The `demo` world is compared by the whole pipeline's
+outputs (tests/spark/test_pipeline_parity.py, slow): its cases.parquet holds what find_cases and
+attach_residence give there."""
 
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import polars as pl
 import pytest
@@ -247,41 +248,3 @@ def test_attach_residence_rejects_bad_arguments(spark):
         cases.attach_residence(found, found, -1)
     with pytest.raises(ValueError, match="no index year"):
         cases.find_cases(hand_spec(), found, found, [])
-
-
-# --- demo (slow) ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """The demo world (seed 1) read by respop.pmsi, its stays and diagnoses written to Parquet
-    (what the Spark engine reads), and its zone → territory table."""
-    from respop.pmsi import read_pmsi
-    from respop.synth import generate, load_profile
-
-    out = tmp_path_factory.mktemp("demo_seed1")
-    result = generate(load_profile("demo"), seed=1, out=out)
-    data = read_pmsi(out / "pmsi").staged()
-    data.stays.sink_parquet(out / "stays.parquet")
-    data.diagnoses.sink_parquet(out / "diagnoses.parquet")
-    data.close()
-    yield out, result.years, pl.read_parquet(out / "truth" / "zone_territory.parquet")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("disease", DISEASES)
-def test_spark_equals_polars_on_demo(spark, specs, demo, disease):
-    out, years, zone_territory = demo
-    spec, lookback = specs[disease], specs[disease].window.lookback_years
-    stays, diagnoses = pl.read_parquet(out / "stays.parquet"), pl.read_parquet(out / "diagnoses.parquet")
-    sstays, sdiagnoses = spark.read.parquet(str(out / "stays.parquet")), spark.read.parquet(str(out / "diagnoses.parquet"))
-    want = polars_cases(spec, stays, diagnoses, years)
-    start = time.perf_counter()
-    found = cases.find_cases(spec, sstays, sdiagnoses, years).cache()
-    got = assert_same(found, want, CASE_SCHEMA)
-    for method in ("modal", "latest"):
-        with_residence = cases.attach_residence(found, sstays, lookback, method, zone_territory)
-        assert_same(with_residence, polars_residence(want, stays, lookback, method, zone_territory), RESIDENT_SCHEMA)
-    found.unpersist()
-    print(f"demo {disease}: {got.height} rows, Spark find_cases + 2 residences in {time.perf_counter() - start:.1f} s")
-    assert got["is_case"].sum() > 1000 and got["subtype"].n_unique() > 1

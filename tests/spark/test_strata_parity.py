@@ -3,13 +3,13 @@ synthetic world (seed 7), for both shipped specs: features, strata and levels pe
 person-year, the survival events, the death years, care use (with and without the zone → territory
 table) and transitions, with the same columns and types (docs/strata.md). Floats (proportions,
 rates per person) are compared exactly: both engines divide the same integers in double precision.
-The condition compiler ``to_spark`` equals ``to_polars`` on random condition trees; a slow test
-repeats the comparison on the `demo` world."""
+The condition compiler ``to_spark`` equals ``to_polars`` on random condition trees. The `demo`
+world is compared by the whole pipeline's outputs (tests/spark/test_pipeline_parity.py, slow:
+person strata, care use and transitions)."""
 
 from __future__ import annotations
 
 import functools
-import time
 
 import polars as pl
 import pytest
@@ -231,35 +231,3 @@ def test_booleans_compared_with_numbers_as_polars_does(spark):
     got = to_polars(from_polars(spark, frame).select("_i", *[to_spark(n).alias(f"c{k}") for k, n in enumerate(nodes)])).sort("_i")
     for k, text in enumerate(texts):
         assert got[f"c{k}"].to_list() == expected[f"c{k}"].to_list(), text
-
-
-# --- demo ----------------------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_demo_equals_polars(spark, specs, tmp_path):
-    """The same comparison on the `demo` world (seed 1); prints the time of each engine."""
-    from respop.pmsi import read_pmsi
-    from respop.synth import generate, load_profile
-
-    result = generate(load_profile("demo"), seed=1, out=tmp_path)
-    data = read_pmsi(tmp_path / "pmsi").staged()
-    try:
-        stays, diagnoses = data.stays.collect(), data.diagnoses.collect()
-    finally:
-        data.close()
-    zone_territory = pl.read_parquet(tmp_path / "truth" / "zone_territory.parquet")
-    cases = polars_cases(specs, stays, diagnoses, zone_territory, result.years)
-    started = time.perf_counter()
-    expected = polars_results(specs, cases, stays, diagnoses, zone_territory, result.years[-1])
-    polars_seconds = time.perf_counter() - started
-    # Spark reads its inputs from Parquet, as on a cluster (from_polars is for small tables)
-    for name, df in {"cases": cases, "stays": stays, "diagnoses": diagnoses}.items():
-        df.write_parquet(tmp_path / f"{name}.parquet")
-    started = time.perf_counter()
-    inputs = [spark.read.parquet(str(tmp_path / f"{name}.parquet")) for name in ("cases", "stays", "diagnoses")]
-    got = spark_results(specs, *inputs, zone_territory, result.years[-1])
-    spark_seconds = time.perf_counter() - started
-    print(f"\ndemo strata: polars {polars_seconds:.1f} s, Spark {spark_seconds:.1f} s (reading the Parquet included)")
-    assert sum(df.height for df in expected["person"].values()) > 10_000
-    assert_same_results(got, expected)
