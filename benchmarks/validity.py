@@ -1,7 +1,7 @@
 """Benchmark: the acceptance of issue 18, respop's numbers on worlds it was not tuned to.
 
     .venv/bin/python benchmarks/validity.py                          # demo and peripheral, seeds 1-5
-    .venv/bin/python benchmarks/validity.py --seeds 1,2 --shapes demo
+    .venv/bin/python benchmarks/validity.py --seeds 1-2 --shapes demo
     .venv/bin/python benchmarks/validity.py --write-docs             # and rewrite the generated tables in docs/
     .venv/bin/python benchmarks/validity.py --docs-only              # rewrite docs from the last results.json
     .venv/bin/python benchmarks/validity.py --check-docs             # list generated tables without their stamp
@@ -570,7 +570,7 @@ def print_tables(results: list[dict], meta: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="e.g. 1-5 or 1,3,7")
     parser.add_argument("--shapes", default=",".join(SHAPES), help="world shapes: profiles of synthetic_data/")
     parser.add_argument("--ref", default="HEAD", help="measure respop as committed at this revision (default HEAD)")
     parser.add_argument("--worktree", action="store_true", help="measure the working tree instead of --ref")
@@ -593,7 +593,9 @@ def main() -> None:
         write_docs(saved["results"], saved["meta"])
         return
 
-    seeds = [int(s) for s in args.seeds.split(",")]
+    from respop.strata.validation import parse_seeds  # the syntax of respop strata validate --seeds
+
+    seeds = parse_seeds(args.seeds)
     shapes = [s.strip() for s in args.shapes.split(",")]
     if args.worktree:
         commit, key = worktree_code()

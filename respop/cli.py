@@ -468,27 +468,99 @@ def _fr_dec(value: float | None) -> str:
 
 @strata_app.command("validate")
 def strata_validate(
-    config: Annotated[Path, typer.Argument(help="Territory configuration (TOML); `respop strata run` must have run.")],
+    config: Annotated[Path, typer.Argument(help="Territory configuration (TOML); `respop strata run` must have run (unless --seeds).")],
+    seeds: Annotated[Optional[str], typer.Option(help="Check on generated worlds instead, one per seed, e.g. 1-5 or 1,3,7: each is generated (respop synth), run with this configuration's settings up to the strata, and checked; then a summary across seeds.")] = None,
+    profile: Annotated[str, typer.Option(help="With --seeds: the synthetic world's profile (tiny, demo, peripheral, … or a profile file).")] = "demo",
+    years: Annotated[Optional[str], typer.Option(help="With --seeds: the years generated, e.g. 2019-2023 (default: the profile's).")] = None,
+    work: Annotated[Optional[Path], typer.Option(help="With --seeds: folder for the worlds and their outputs, kept (default: a temporary folder, removed at the end).")] = None,
 ) -> None:
     """Check the strata of the last run: one stratum per person-year, transitions, survival order, prediction."""
-    from rich.table import Table
-
     from respop.strata.validation import check_strata
 
     cfg = load_config(config)
+    if seeds is not None:
+        _strata_validate_seeds(cfg, seeds, profile, years, work)
+        return
     checks, tables = check_strata(cfg)
     for title, frame in tables:
-        table = Table(title=title, title_justify="left")
-        for col in frame.columns:
-            table.add_column(col, justify="right" if frame[col].dtype.is_numeric() else "left")
-        for row in frame.iter_rows():
-            table.add_row(*[("–" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row])
-        console.print(table)
+        _print_frame(title, frame)
+    if _print_checks(checks):
+        raise typer.Exit(code=1)
+
+
+def _print_frame(title: str, frame) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in frame.columns:
+        table.add_column(col, justify="right" if frame[col].dtype.is_numeric() else "left")
+    for row in frame.iter_rows():
+        table.add_row(*[("–" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row])
+    console.print(table)
+
+
+def _print_checks(checks) -> int:
+    """Print each check (OK / n/a / FAILED); returns how many failed."""
     failed = 0
     for check in checks:
         mark = "[green]OK[/]" if check.ok else ("[yellow]n/a[/]" if check.ok is None else "[bold red]FAILED[/]")
         console.print(f"{mark} {escape(check.label)}: {escape(check.detail)}")
         failed += check.ok is False
+    return failed
+
+
+def _strata_validate_seeds(cfg: Config, seeds_text: str, profile: str, years_text: str | None, work: Path | None) -> None:
+    """``respop strata validate CONFIG --seeds …``: each seed's world, checks, then the summary."""
+    import shutil
+    import tempfile
+
+    from rich.table import Table
+
+    from respop.pipeline import run_config
+    from respop.strata.validation import SEED_STEPS, SeedChecks, check_strata, parse_seeds, seeds_summary, world_config
+    from respop.synth import generate, load_profile
+
+    seeds = parse_seeds(seeds_text)
+    years = _parse_years(years_text)
+    chosen = load_profile(profile)
+    folder = work if work is not None else Path(tempfile.mkdtemp(prefix="respop-seeds-"))
+    runs = []
+    try:
+        with progress_steps(None, "strata validate on several seeds") as step:
+            for seed in seeds:
+                # the world of this seed, the configuration run on it up to the strata, its checks
+                world = folder / f"{chosen.name}-seed{seed}"
+                step(f"seed {seed}: generating the {chosen.name} world")
+                generate(chosen, seed=seed, out=world / "data", years=years)
+                seeded = world_config(cfg, world / "data", world / "run")
+                run_config(seeded, None, lambda label, s=seed: step(f"seed {s}: {label}"), SEED_STEPS)
+                checks, tables = check_strata(seeded)
+                run = SeedChecks(seed=seed, folder=world, checks=checks, tables=tables)
+                runs.append(run)
+                console.rule(f"Seed {run.seed} ({escape(chosen.name)} world, {escape(str(run.folder))})")
+                logrank = next((frame for title, frame in run.tables if title.startswith("Survival")), None)
+                if logrank is not None:
+                    _print_frame(f"Seed {run.seed}: log-rank tests between adjacent strata", logrank.select(
+                        "disease", "higher", "lower", "n_higher", "n_lower", "p_value", "ordered"))
+                _print_checks(run.checks)
+    finally:
+        if work is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    summary = seeds_summary(runs)
+    table = Table(title=f"Summary across seeds ({escape(chosen.name)} world): checks met per seed", title_justify="left")
+    table.add_column("check")
+    for seed in seeds:
+        table.add_column(f"seed {seed}", justify="center")
+    table.add_column("seeds met", justify="right")
+    failed = 0
+    for label, results in summary:
+        cells = [{True: "[green]OK[/]", False: "[bold red]FAILED[/]", None: "[yellow]n/a[/]"}[results.get(s)] for s in seeds]
+        met = sum(1 for s in seeds if results.get(s) is True)
+        checked = sum(1 for s in seeds if results.get(s) is not None)
+        failed += sum(1 for s in seeds if results.get(s) is False)
+        table.add_row(escape(label), *cells, f"{met}/{checked}")
+    console.print(table)
+    console.print(f"{failed} check(s) failed over {len(seeds)} seed(s)" if failed else f"every check met on every seed ({len(seeds)})")
     if failed:
         raise typer.Exit(code=1)
 

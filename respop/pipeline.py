@@ -208,15 +208,30 @@ def run(
     updates = {k: v for k, v in {"name": engine, "spark_master": spark_master}.items() if v is not None}
     if updates:
         config = config.model_copy(update={"engine": config.engine.model_copy(update=updates)})
+    return run_config(config, config_path, progress, steps, models)
+
+
+def run_config(
+    config: Config,
+    config_path: Path | None = None,
+    progress: Progress | None = None,
+    steps: tuple[str, ...] = STEPS,
+    models: bool = True,
+) -> PipelineResult:
+    """:func:`run` on a configuration already loaded (``respop strata validate --seeds`` runs the
+    user's configuration on worlds it generates). ``config_path``: the file it came from, which the
+    store step records (None: no store step)."""
     if not models and "store" in steps:
         raise ConfigError("the store step needs the survival and prediction results: run it with the models")
+    if "store" in steps and config_path is None:
+        raise ConfigError("the store step records the configuration file: give its path")
     say = progress or (lambda _message: None)
     with private_workspace(config) as private:
         result = _run(private, config_path, say, steps, models)
     return PipelineResult(config=config, run_id=result.run_id, timings=result.timings, summaries=result.summaries)
 
 
-def _run(config: Config, config_path: Path, say: Progress, steps: tuple[str, ...], models: bool) -> PipelineResult:
+def _run(config: Config, config_path: Path | None, say: Progress, steps: tuple[str, ...], models: bool) -> PipelineResult:
     from respop.case_finding.run import run_cases
     from respop.pmsi import read_pmsi
     from respop.pmsi.reader import FILTERS_STEP

@@ -9,6 +9,12 @@
    within 0.03 of the oracle that knows the world's latent severity (:func:`prediction_vs_oracle`;
    the goal of AUC ≥ 0.75 was above what the synthetic world allows).
 
+``respop strata validate CONFIG --seeds 1-5`` runs them on several worlds of the generator (the
+command line composes it, as the generator and the pipeline are layers above this module): for
+each seed, the world (``respop.synth``), the pipeline's steps :data:`SEED_STEPS` on the
+configuration pointed at it (:func:`world_config`), then these checks (:class:`SeedChecks`);
+:func:`seeds_summary` gives, per check, its result on every seed.
+
 The goals of 3 and 4 are those of the synthetic world's risk gradients: on synthetic data (a
 ``truth/`` folder beside the PMSI), a disease the truth does not hold (``truth/diseases.json``) is
 refused, as by ``respop cases validate``, rather than checked against goals set for others.
@@ -16,13 +22,14 @@ refused, as by ``respop cases validate``, rather than checked against goals set 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from respop.config import Config
-from respop.errors import InputError
+from respop.errors import ConfigError, InputError
 
 P_GOAL = 0.001
 MIN_PER_STRATUM = 100
@@ -67,12 +74,13 @@ def check_strata(config: Config) -> tuple[list[Check], list[tuple[str, pl.DataFr
     checks.append(Check("transition rows sum to 1", worst < 1e-9, f"{sums.height} rows, largest deviation {worst:.1e}"))
 
     logrank = pl.read_csv(out / "survival" / "logrank.csv")
-    tables.append(("Survival: log-rank tests between adjacent strata (time to next disease stay or in-hospital death)", logrank))
+    tables.append(("Survival: log-rank tests between adjacent strata (time to the next disease stay or death)", logrank))
     for disease in sorted(logrank["disease"].unique().to_list()):
         rows = logrank.filter(pl.col("disease") == disease)
         testable = rows.filter((pl.col("n_higher") >= MIN_PER_STRATUM) & (pl.col("n_lower") >= MIN_PER_STRATUM))
         if testable.is_empty():
-            checks.append(Check(f"{disease}: survival ordered as the strata", None, "too few person-years in adjacent strata"))
+            checks.append(Check(f"{disease}: survival ordered as the strata (log-rank p < {P_GOAL})", None,
+                                "too few person-years in adjacent strata"))
             continue
         bad = testable.filter(~pl.col("ordered") | (pl.col("p_value") >= P_GOAL))
         detail = "; ".join(
@@ -115,7 +123,6 @@ def prediction_checks(disease: str, metrics: pl.DataFrame) -> list[Check]:
             label += f", AUC within {AUC_GAP_GOAL} of the oracle"
         checks.append(Check(label, ok, detail))
     return checks
-    return checks, tables
 
 
 SEVERITY_KEYS = ("person_key", "year")
@@ -182,3 +189,63 @@ def prediction_vs_oracle(
 
 def summary_path(config: Config) -> Path:
     return config.output.dir / "strata" / "summary.json"
+
+
+# ------------------------------------------------------------------------------ several seeds
+
+SEED_STEPS = ("input", "territories", "cases", "strata")
+"""The pipeline's steps run on each generated world before the checks (no store)."""
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``1-5``, ``1,3,7`` or ``1-3,8``: the seeds, in the order given; a :class:`ConfigError` for
+    anything else, an empty range or a seed given twice."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not m:
+            raise ConfigError(f"--seeds: expected e.g. 1-5 or 1,3,7, got {text!r}")
+        first, last = int(m[1]), int(m[2] or m[1])
+        if last < first:
+            raise ConfigError(f"--seeds: {first}-{last} is an empty range")
+        seeds.extend(range(first, last + 1))
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ConfigError(f"--seeds: seed(s) {', '.join(map(str, repeated))} given twice")
+    return seeds
+
+
+def world_config(config: Config, data: Path, out: Path) -> Config:
+    """``config`` run on the world ``respop synth`` wrote in ``data`` (its ``pmsi/`` and
+    ``reference/``), writing its outputs and its store in ``out``; everything else (quality
+    filters, territories, cases, diseases, algorithms) is the configuration's own; the files are
+    read as the generator writes them (``format = "auto"``)."""
+    data, out = data.resolve(), out.resolve()
+    reference = data / "reference"
+    return config.model_copy(update={
+        "input": config.input.model_copy(update={"pmsi_dir": data / "pmsi", "reference_dir": reference, "format": "auto"}),
+        "quality": config.quality.model_copy(update={"zones_file": reference / "zones.parquet"}),
+        "output": config.output.model_copy(update={"dir": out}),
+        "store": config.store.model_copy(update={"url": f"sqlite:///{(out / 'respop.sqlite').as_posix()}", "url_file": None}),
+    })
+
+
+@dataclass
+class SeedChecks:
+    """The checks of one generated world (``respop strata validate --seeds``)."""
+
+    seed: int
+    folder: Path
+    """The world (``data/``) and the pipeline's outputs on it (``run/``)."""
+    checks: list[Check]
+    tables: list[tuple[str, pl.DataFrame]]
+
+
+def seeds_summary(runs: list[SeedChecks]) -> list[tuple[str, dict[int, bool | None]]]:
+    """Per check (in the order of the first seed that has it): its result on each seed (None:
+    could not be checked)."""
+    summary: dict[str, dict[int, bool | None]] = {}
+    for run in runs:
+        for check in run.checks:
+            summary.setdefault(check.label, {})[run.seed] = check.ok
+    return list(summary.items())
