@@ -113,14 +113,34 @@ territory)."""
 @pytest.fixture(scope="session")
 def pinned_store(tmp_path_factory) -> TinyStore:
     """tiny, seed 5: a run with the default territories, then one with zone 01013 pinned to the
-    territory of 01014, in one store (finding 1 of issue 16)."""
-    return tiny_store(tmp_path_factory.mktemp("attack_pinned"), 5, [{}, {"pins": PIN}])
+    territory of 01014, in one store (finding 1 of issue 16). Built once per test session, shared
+    by the workers (tests/shared.py): the tests read it; a test that adds a run works on a copy
+    (:func:`copy_store`)."""
+    from tests.shared import build_once
+
+    def build(folder: Path) -> dict:
+        made = tiny_store(folder, 5, [{}, {"pins": PIN}])
+        return {"outputs": {str(k): str(v.relative_to(folder)) for k, v in made.outputs.items()}, "refused": made.refused}
+
+    base, built = build_once(tmp_path_factory, "attack_pinned", build)
+    return TinyStore(
+        base, {int(k): base / v for k, v in built["outputs"].items()}, {int(k): v for k, v in built["refused"].items()}
+    )
+
+
+def copy_store(tiny: TinyStore, folder: Path) -> TinyStore:
+    """``tiny`` copied to ``folder`` (its data, configurations, outputs and store), to add runs to."""
+    import shutil
+
+    shutil.copytree(tiny.base, folder, symlinks=True, ignore=shutil.ignore_patterns(".built.json"))
+    return TinyStore(folder, {k: folder / v.relative_to(tiny.base) for k, v in tiny.outputs.items()}, dict(tiny.refused))
 
 
 @pytest.fixture(scope="session")
-def shorter_run(pinned_store) -> tuple[TinyStore, int | None]:
-    """A third run in the same store, on the same data read over 2019-2022 only (None: refused)."""
-    return pinned_store, add_run(pinned_store, years=[2019, 2020, 2021, 2022])
+def shorter_run(pinned_store, tmp_path_factory) -> tuple[TinyStore, int | None]:
+    """A third run in a copy of that store, on the same data read over 2019-2022 only (None: refused)."""
+    tiny = copy_store(pinned_store, tmp_path_factory.mktemp("attack_shorter") / "store")
+    return tiny, add_run(tiny, years=[2019, 2020, 2021, 2022])
 
 
 def judge_refusals(tiny: TinyStore) -> None:
