@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--profile", default="demo")
     parser.add_argument("--seeds", default="1,2,3,4,5")
     parser.add_argument("--years", default=None, help="comma-separated (default: every year of the profile)")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"where the worlds are generated (default {OUT})")
     args = parser.parse_args()
     profile = load_profile(args.profile)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -49,7 +50,7 @@ def main() -> None:
     worst: dict[str, float] = {n: 0.0 for n in names}
     outside = 0
     for seed in seeds:
-        out = OUT / f"{profile.name}-{seed}"
+        out = args.out / f"{profile.name}-{seed}"
         started = time.perf_counter()
         generate(profile, seed, out)
         seconds = time.perf_counter() - started

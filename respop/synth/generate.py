@@ -107,6 +107,9 @@ def generate(
 ) -> SynthResult:
     """Generate the world of ``profile`` for ``years`` (default: the profile's) under ``out``.
 
+    Fewer than :data:`CALIBRATED_YEARS` years are the last years of a simulation that starts
+    earlier (the warm-up years are simulated, not written), so that the last year is calibrated.
+
     ``out`` must be absent, empty, or an earlier ``respop synth`` output (it holds the marker file
     ``.respop-synth``); it is replaced only once everything is written.
     """
@@ -126,13 +129,23 @@ def generate(
             f"the {profile.name} world is simulated in {len(chunks)} chunks and written as Parquet parts; "
             "CSV output is for worlds of one chunk (tiny, demo)"
         )
+    simulated = list(range(years[-1] - max(len(years), CALIBRATED_YEARS) + 1, years[-1] + 1))
     with atomic_folder(out) as tmp:
-        result = _simulate(profile, seed, world, chunks, years, tmp, fmt, step)
+        result = _simulate(profile, seed, world, chunks, years, simulated, tmp, fmt, step)
         (tmp / MARKER).write_text(f"respop synth --profile {profile.name} --seed {seed}\n", encoding="utf-8")
     return SynthResult(out=out, years=years, persons=result[0], stays=result[1])
 
 
-def _simulate(profile, seed, world, chunks, years, out, fmt, step) -> tuple[int, dict[int, int]]:
+CALIBRATED_YEARS = 5
+"""The generator's rates are calibrated on the fifth simulated year (2023 of ``demo``'s 2019-2023;
+issue 18): the simulated world is not at a steady state (its stage mixes drift from the published
+ones of the first year, synthetic_data/README.md), and a world asked for fewer years is simulated
+from earlier, the first years simulated but not written (warm-up), so that its last year is the
+fifth. A world of 5 years or more starts in its first year."""
+
+
+def _simulate(profile, seed, world, chunks, years, simulated, out, fmt, step) -> tuple[int, dict[int, int]]:
+    """Simulate the ``simulated`` years (consecutive, ending with ``years``), writing ``years``."""
     choice = hospital_choice(world, profile.geography)
     cum_choice = np.cumsum(choice, axis=1)
     for sub in ("pmsi", "reference", "truth"):
@@ -150,7 +163,7 @@ def _simulate(profile, seed, world, chunks, years, out, fmt, step) -> tuple[int,
         crng = np.random.default_rng([seed, c])
         copd_rng = np.random.default_rng([seed, c, COPD_STREAM])
         pop = world.population.filter(pl.col("zone_code").is_in(zone_codes[chunk_zones].tolist()))
-        people = initial_people(crng, pop, zone_index, years[0], copd_rng)
+        people = initial_people(crng, pop, zone_index, simulated[0], copd_rng)
         neighbours = _neighbours(world, zone_index, set(chunk_zones.tolist()))
         weights = np.zeros(len(zone_codes))
         weights[chunk_zones] = world.zones["population"].to_numpy()[chunk_zones]
@@ -158,21 +171,25 @@ def _simulate(profile, seed, world, chunks, years, out, fmt, step) -> tuple[int,
         truth_rows: dict[str, list[pl.DataFrame]] = {"residence": [], "severity": [], "moves": [], "stays": []}
         hf_stay = np.zeros(len(people), dtype=bool)
         copd_stay = np.zeros(len(people), dtype=bool)
-        for year in years:
-            step(f"simulating {year} (chunk {c + 1}/{len(chunks)})")
-            if year != years[0]:  # the first year's infants are in the starting population
+        for year in simulated:
+            written = year in stays_per_year
+            step(f"simulating {year}{'' if written else ' (warm-up, not written)'} (chunk {c + 1}/{len(chunks)})")
+            if year != simulated[0]:  # the first year's infants are in the starting population
                 people = concat(people, births(crng, people, len(zone_codes), year))
                 hf_stay = np.concatenate([hf_stay, np.zeros(len(people) - len(hf_stay), dtype=bool)])
                 copd_stay = np.concatenate([copd_stay, np.zeros(len(people) - len(copd_stay), dtype=bool)])
             alive_at_start = people.alive.copy()
-            counted = population_by_year(people, alive_at_start, len(zone_codes), year)
-            yearly_population[year] = yearly_population.get(year, 0) + counted
+            if written:
+                counted = population_by_year(people, alive_at_start, len(zone_codes), year)
+                yearly_population[year] = yearly_population.get(year, 0) + counted
             events = advance(crng, people, year, neighbours, weights, hf_stay, copd_stay, copd_rng)
             frame = make_stays(crng, people, year, alive_at_start, events.new_hf, events.new_copd)
             hf_stay = np.zeros(len(people), dtype=bool)
             hf_stay[frame.table.filter(pl.col("kind") == "heart_failure")["person"].to_numpy()] = True
             copd_stay = np.zeros(len(people), dtype=bool)
             copd_stay[frame.table.filter(pl.col("kind") == "copd")["person"].to_numpy()] = True
+            if not written:
+                continue
             tables, truth_stays = _to_snds(crng, frame, people, world, cum_choice, year, c)
             _write_tables(tables, out / "pmsi", year, c, len(chunks) > 1, fmt)
             stays_per_year[year] += truth_stays.height
@@ -191,6 +208,8 @@ def _simulate(profile, seed, world, chunks, years, out, fmt, step) -> tuple[int,
         _persons(people).write_parquet(out / "truth" / f"persons{suffix}.parquet")
         _write_referential(np.random.default_rng([seed, c, REFERENTIAL_STREAM]), people, out, c, len(chunks) > 1, fmt)
     _write_population_by_year(yearly_population, zone_codes, out / "reference")
+    if simulated[0] != years[0]:
+        _write_start_population(yearly_population[years[0]], zone_codes, out / "reference")
     return persons, stays_per_year
 
 
@@ -207,6 +226,22 @@ def population_by_year(people: People, alive: np.ndarray, n_zones: int, year: in
     sex = people.sex[alive].astype(np.int64) - 1
     cell = (people.zone[alive].astype(np.int64) * 2 + sex) * n_bands + band
     return np.bincount(cell, minlength=n_zones * 2 * n_bands).reshape(n_zones, 2, n_bands)
+
+
+def _write_start_population(counts: np.ndarray, zone_codes: np.ndarray, folder: Path) -> None:
+    """``population.parquet`` of a world with warm-up years: the people living in each zone at the
+    start of its first written year (the census-like population without a year, as the first
+    year's population of a world without warm-up), instead of the warm-up's starting population."""
+    n_zones, n_sexes, n_bands = counts.shape
+    pl.DataFrame(
+        {
+            "zone_code": np.repeat(zone_codes.astype(str), n_sexes * n_bands),
+            "sex": np.tile(np.repeat(np.array([1, 2], dtype=np.int8), n_bands), n_zones),
+            "age_band": np.tile(np.array(AGE_BANDS), n_zones * n_sexes),
+            "population": counts.reshape(-1).astype(np.int64),
+        },
+        schema={"zone_code": pl.String, "sex": pl.Int8, "age_band": pl.String, "population": pl.Int64},
+    ).write_parquet(folder / "population.parquet")
 
 
 def _write_population_by_year(total: dict[int, np.ndarray], zone_codes: np.ndarray, folder: Path) -> None:

@@ -8,6 +8,12 @@ BPCO) with a severity stage that drives exacerbations. Diabetes raises the risk 
 
 Rates are rough published orders of magnitude (see ``synthetic_data/README.md``); the calibration
 report (``respop synth --report``) compares what comes out with the published figures.
+
+The prevalent cases of the first year (and their stages) and the yearly events that make the
+calibrated figures (new cases, progression, deaths) are drawn by balanced sampling
+(:func:`balanced_draw`): each person's chance is the rate, and the world's number of events is its
+expected number rather than that plus binomial noise, so that a region-sized world reproduces the
+published rates on every seed (issue 18). Moves and complications are independent draws.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ DIABETES_TARGET = 0.052
 HF_TARGET_ADULTS = 0.023
 """Heart failure among adults at the start of the first year; with the year's new cases, about
 the 2.6% of adults of Santé publique France 2022."""
+HF_STAGES = (0.72, 0.22, 0.06)
+"""Heart-failure stages at the start: 1 stable, 2 symptomatic, 3 advanced."""
 HF_DIABETES_RISK = 2.0
 """Relative risk of heart failure with diabetes."""
 T2D_INCIDENCE_RATIO = 1 / 15
@@ -82,6 +90,37 @@ people hospitalised for heart failure are at higher risk afterwards, as in cohor
 COMPLICATIONS = ("kidney", "eye", "foot", "cardiovascular")
 COMPLICATION_INCIDENCE = {"kidney": 0.02, "eye": 0.025, "foot": 0.012, "cardiovascular": 0.025}
 """Yearly probability that a person with diabetes acquires each complication."""
+
+
+def balanced_draw(rng: np.random.Generator, p: np.ndarray, strata: np.ndarray | None = None) -> np.ndarray:
+    """Who has an event of probability ``p`` (one per person, in [0, 1]): a bool array.
+
+    Each person is drawn with probability exactly ``p[i]``, as with independent Bernoulli draws
+    (``rng.random(n) < p``), but by systematic sampling (Madow's design, used by survey
+    statisticians): the persons are put in a random order (within ``strata``, in the strata's
+    order, when given), their probabilities laid end to end on a line, and every point ``u + k``
+    (``u`` uniform in [0, 1), k = 0, 1, …) picks the person whose segment holds it. The number
+    drawn is the expected number ``p.sum()`` rounded up or down (and, with ``strata``, so is each
+    stratum's), where independent draws would add binomial noise to it.
+
+    Why the generator uses it: a 300,000-inhabitant world has about 800 adults hospitalised for
+    heart failure a year, and independent draws move that count by about 3.5% from seed to seed on
+    top of every earlier draw's noise (prevalence, stages, deaths), so that the published rate
+    could not be met within 5% on every seed. Each person's risk is the same; what is removed is
+    the chance variation of the world's totals (a real region's yearly count varies by chance
+    too; the synthetic world is a region whose counts are their expected values). Smaller groups
+    (a zone, an age band) still vary, as the selected persons are spread at random."""
+    p = np.clip(np.asarray(p, dtype=float), 0.0, 1.0)
+    n = len(p)
+    drawn = np.zeros(n, dtype=bool)
+    if n == 0:
+        return drawn
+    order = rng.permutation(n) if strata is None else np.lexsort((rng.random(n), strata))
+    end = np.cumsum(p[order])
+    start = end - p[order]
+    u = rng.random()
+    drawn[order] = np.floor(end - u) > np.floor(start - u)
+    return drawn
 
 
 def person_keys(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -151,10 +190,12 @@ def initial_people(
     n = len(zone)
     nat = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
     dtype = np.zeros(n, dtype=np.int8)
-    t1 = rng.random(n) < T1D_PREVALENCE * (age >= 2)
+    # the prevalent cases are drawn by exact sampling stratified by age (balanced_draw): each
+    # person's chance is the age-specific rate, and each age has its expected number of cases
+    t1 = balanced_draw(rng, T1D_PREVALENCE * (age >= 2), strata=age)
     # scale the age-specific rates so that the targets hold whatever the population's ages
     t2d_scale = (DIABETES_TARGET - T1D_PREVALENCE) * n / max(T2D_PREVALENCE[np.minimum(age, 104)].sum(), 1e-9)
-    t2 = ~t1 & (rng.random(n) < t2d_scale * T2D_PREVALENCE[np.minimum(age, 104)])
+    t2 = ~t1 & balanced_draw(rng, np.where(t1, 0.0, t2d_scale * T2D_PREVALENCE[np.minimum(age, 104)]), strata=age)
     dtype[t1], dtype[t2] = 1, 2
     d_onset = nat.copy()
     has_d = dtype > 0
@@ -164,19 +205,20 @@ def initial_people(
     adults = age >= 18
     hf_scale = HF_TARGET_ADULTS * adults.sum() / max(hf_risk[adults].sum(), 1e-9)
     hf_risk = hf_risk * hf_scale
-    hf = rng.random(n) < hf_risk
-    stage = np.where(hf, rng.choice([1, 2, 3], size=n, p=[0.72, 0.22, 0.06]), 0).astype(np.int8)
+    hf = balanced_draw(rng, hf_risk, strata=age)
+    stage = _stages(rng, hf, HF_STAGES, age)
     hf_onset = nat.copy()
     hf_years = np.minimum(rng.exponential(3, size=n).astype(np.int64), np.maximum(age - 18, 0))
     hf_onset[hf] = _dates_in_year(rng, year - 1, n)[hf] - (hf_years[hf] * 365).astype("timedelta64[D]")
     comp = (rng.random((n, len(COMPLICATIONS))) < 0.12) & has_d[:, None]
     key = person_keys(rng, n)
     # COPD, from its own stream
-    copd_risk = COPD_PREVALENCE[np.minimum(age, 104)] * np.where(sex == 1, COPD_SEX[1], COPD_SEX[2])
+    # from age 35, as the new cases (the interpolated curve is above 0 from 31)
+    copd_risk = COPD_PREVALENCE[np.minimum(age, 104)] * np.where(sex == 1, COPD_SEX[1], COPD_SEX[2]) * (age >= 35)
     over_40 = age >= 40
     copd_scale = COPD_TARGET_40PLUS * over_40.sum() / max(copd_risk[over_40].sum(), 1e-9)
-    copd = crng.random(n) < copd_risk * copd_scale
-    copd_stage = np.where(copd, crng.choice([1, 2, 3], size=n, p=list(COPD_STAGES)), 0).astype(np.int8)
+    copd = balanced_draw(crng, copd_risk * copd_scale, strata=age)
+    copd_stage = _stages(crng, copd, COPD_STAGES, age)
     copd_onset = nat.copy()
     copd_years = np.minimum(crng.exponential(6, size=n).astype(np.int64), np.maximum(age - 35, 0))
     copd_onset[copd] = _dates_in_year(crng, year - 1, n)[copd] - (copd_years[copd] * 365).astype("timedelta64[D]")
@@ -198,6 +240,23 @@ def initial_people(
         hf_scale=hf_scale,
         copd_scale=copd_scale,
     )
+
+
+def _stages(rng: np.random.Generator, cases: np.ndarray, shares: tuple[float, ...], age: np.ndarray) -> np.ndarray:
+    """Stage 1, 2, … of ``cases`` (0 for the others), in the proportions ``shares`` exactly (each
+    stage's number is its share of the cases rounded; :func:`balanced_draw`, stratified by age):
+    the highest stage first, then the next among the rest."""
+    stage = np.zeros(len(cases), dtype=np.int8)
+    left = cases.copy()
+    remaining = 1.0
+    for k in range(len(shares), 1, -1):
+        share = shares[k - 1] / remaining
+        chosen = balanced_draw(rng, np.where(left, share, 0.0), strata=age)
+        stage[chosen] = k
+        left &= ~chosen
+        remaining -= shares[k - 1]
+    stage[left] = 1
+    return stage
 
 
 def concat(a: People, b: People) -> People:
@@ -257,7 +316,8 @@ def advance(
     ``hf_stay_last_year`` (bool per person): hospitalised for heart failure the year before;
     ``copd_stay_last_year``: for a COPD exacerbation. COPD draws from ``copd_rng`` (default
     ``rng``), after the deaths: its mortality uses the stage at the start of the year, and its new
-    cases are drawn among the year's survivors.
+    cases are drawn among the year's survivors. New cases, progression and deaths are balanced
+    draws (:func:`balanced_draw`; deaths within each heart-failure × COPD stage).
     """
     n = len(people)
     alive = people.alive.copy()
@@ -278,7 +338,7 @@ def advance(
     # new diabetes (type 2)
     at_risk = alive & (people.diabetes_type == 0)
     p_d = people.t2d_scale * T2D_PREVALENCE[np.clip(age, 0, 104)] * T2D_INCIDENCE_RATIO
-    new_d = np.flatnonzero(at_risk & (rng.random(n) < p_d))
+    new_d = np.flatnonzero(balanced_draw(rng, np.where(at_risk, p_d, 0.0)))
     people.diabetes_type[new_d] = 2
     people.diabetes_onset[new_d] = _dates_in_year(rng, year, len(new_d))
     has_d = people.diabetes_type > 0
@@ -288,10 +348,10 @@ def advance(
     # heart failure: incidence and progression
     at_risk = alive & (people.hf_stage == 0) & (age >= 18)
     p_hf = people.hf_scale * HF_PREVALENCE[np.clip(age, 0, 104)] * HF_INCIDENCE_RATIO * np.where(has_d, HF_DIABETES_RISK, 1.0)
-    new_hf = np.flatnonzero(at_risk & (rng.random(n) < p_hf))
+    new_hf = np.flatnonzero(balanced_draw(rng, np.where(at_risk, p_hf, 0.0)))
     recent = hf_stay_last_year if hf_stay_last_year is not None else np.zeros(n, dtype=bool)
     p_progress = np.where(recent, HF_PROGRESSION_AFTER_STAY, HF_PROGRESSION)
-    progress = alive & (people.hf_stage > 0) & (people.hf_stage < 3) & (rng.random(n) < p_progress)
+    progress = balanced_draw(rng, np.where(alive & (people.hf_stage > 0) & (people.hf_stage < 3), p_progress, 0.0))
     people.hf_stage[progress] += 1
     # a decompensation leaves at least symptomatic heart failure
     people.hf_stage[alive & recent & (people.hf_stage == 1)] = 2
@@ -306,7 +366,9 @@ def advance(
         risk = np.where(people.complications[:, j], risk * COMPLICATION_MORTALITY[name], risk)
     for stage, mult in COPD_MORTALITY.items():
         risk = np.where(people.copd_stage == stage, risk * mult, risk)
-    died = np.flatnonzero(alive & (rng.random(n) < np.clip(risk, 0, 0.9)))
+    # deaths balanced within each heart-failure and COPD stage: each stage loses its expected number
+    died = np.flatnonzero(balanced_draw(rng, np.where(alive, np.clip(risk, 0, 0.9), 0.0),
+                                        strata=people.hf_stage * 4 + people.copd_stage))
     people.alive[died] = False
     people.death_date[died] = _dates_in_year(rng, year, len(died))
     # a disease that started this year started before the death
@@ -318,7 +380,7 @@ def advance(
     recent = copd_stay_last_year if copd_stay_last_year is not None else np.zeros(n, dtype=bool)
     p_progress = np.where(recent, COPD_PROGRESSION_AFTER_STAY, COPD_PROGRESSION)
     crng = copd_rng if copd_rng is not None else rng
-    progress = survivors & (people.copd_stage > 0) & (people.copd_stage < 3) & (crng.random(n) < p_progress)
+    progress = balanced_draw(crng, np.where(survivors & (people.copd_stage > 0) & (people.copd_stage < 3), p_progress, 0.0))
     people.copd_stage[progress] += 1
     people.copd_stage[survivors & recent & (people.copd_stage == 1)] = 2
     at_risk = survivors & (people.copd_stage == 0) & (age >= 35)
@@ -326,7 +388,7 @@ def advance(
         people.copd_scale * COPD_PREVALENCE[np.clip(age, 0, 104)] * np.where(people.sex == 1, COPD_SEX[1], COPD_SEX[2])
         * COPD_INCIDENCE_RATIO
     )
-    new_copd = np.flatnonzero(at_risk & (crng.random(n) < p_copd))
+    new_copd = np.flatnonzero(balanced_draw(crng, np.where(at_risk, p_copd, 0.0)))
     people.copd_stage[new_copd] = 1
     people.copd_onset[new_copd] = _dates_in_year(crng, year, len(new_copd))
     return YearEvents(moved=idx, moved_from=origin, new_diabetes=new_d, new_hf=new_hf, died=died, new_copd=new_copd)

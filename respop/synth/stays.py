@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from respop.pmsi.canonical import DEATH_EXIT_MODE
-from respop.synth.people import COMPLICATIONS, People
+from respop.synth.people import COMPLICATIONS, People, balanced_draw
 
 # --- rates -----------------------------------------------------------------------------------
 
@@ -51,6 +51,11 @@ COPD_FIRST_STAY = 0.093
 """Share of new COPD cases hospitalised for an exacerbation in the year of onset."""
 COPD_BACKGROUND = 1.25
 """Background stays of a person with COPD rise by this factor (comorbid burden)."""
+HF_DEATH_IN_HOSPITAL = 0.5
+"""Share of the in-hospital deaths of people with symptomatic or advanced heart failure (stage 2
+or more) whose terminal stay is for heart failure (DP I50.0)."""
+COPD_DEATH_IN_HOSPITAL = 0.4
+"""… of the others with severe COPD (stage 2 or more) whose terminal stay is for COPD (J44.1)."""
 CHEMO = (0.004, 6)  # share of people aged 40+ on chemotherapy, séances a year
 DIALYSIS = (0.06, 12)  # share of diabetics with kidney disease on dialysis, séances (monthly) a year
 
@@ -202,11 +207,13 @@ def make_stays(
     cmd = np.where(delivery, DELIVERY[1], cmd)
     add(who, "background", dp, cmd, 4.0, 0.22)
 
-    # heart failure decompensations
+    # heart failure decompensations: a person's number of stays is, as before, the first stay of a
+    # new case (probability HF_FIRST_STAY) plus a Poisson number by stage; who has at least one is
+    # drawn by balanced sampling (each person's chance unchanged, the world's number of people
+    # hospitalised for heart failure its expected value: people.balanced_draw), then how many
     lam = np.select([stage == 1, stage == 2, stage == 3], [HF_STAYS[1], HF_STAYS[2], HF_STAYS[3]], 0.0)
-    lam = lam * np.where(people.complications[idx, 0], HF_KIDNEY, 1.0)
-    first = np.isin(idx, new_hf) & (rng.random(len(idx)) < HF_FIRST_STAY)
-    n_hf = rng.poisson(lam * alive) + first
+    mu = lam * np.where(people.complications[idx, 0], HF_KIDNEY, 1.0) * alive
+    n_hf = _balanced_stays(rng, mu, np.where(np.isin(idx, new_hf), HF_FIRST_STAY, 0.0))
     who = np.repeat(idx, n_hf)
     add(who, "heart_failure", _pick(rng, HF_DP, len(who)), np.full(len(who), "05"), 8.0, 0.65)
 
@@ -225,11 +232,11 @@ def make_stays(
         dp = np.where(choice == j, COMPLICATION_STAY[name][0], dp)
     add(who, "diabetes", dp, _lookup(np.char.ljust(dp, 1).astype("U1"), CMD, "10"), 5.0, 0.3)
 
-    # COPD exacerbations
+    # COPD exacerbations: as heart failure's, who has at least one is a balanced draw
     copd = people.copd_stage[idx]
     lam = np.select([copd == 1, copd == 2, copd == 3], [COPD_STAYS[1], COPD_STAYS[2], COPD_STAYS[3]], 0.0)
-    first = (np.isin(idx, new_copd) if new_copd is not None else np.zeros(len(idx), bool)) & (rng.random(len(idx)) < COPD_FIRST_STAY)
-    n_copd = rng.poisson(lam * alive) + first
+    new = np.isin(idx, new_copd) if new_copd is not None else np.zeros(len(idx), bool)
+    n_copd = _balanced_stays(rng, lam * alive, np.where(new, COPD_FIRST_STAY, 0.0))
     who = np.repeat(idx, n_copd)
     add(who, "copd", _pick(rng, COPD_DP, len(who)), np.full(len(who), "04"), 8.0, 0.6)
 
@@ -245,17 +252,50 @@ def make_stays(
 
     # in-hospital deaths: the terminal stay
     died = idx[(~np.isnat(people.death_date[idx])) & (people.death_date[idx].astype("datetime64[Y]").astype(int) + 1970 == year)]
-    died = died[rng.random(len(died)) < IN_HOSPITAL_DEATH]
-    hf_death = (people.hf_stage[died] >= 2) & (rng.random(len(died)) < 0.5)
+    # balanced draws (people.balanced_draw), within each heart-failure stage
+    died = died[balanced_draw(rng, np.full(len(died), IN_HOSPITAL_DEATH), strata=people.hf_stage[died])]
+    hf_death = balanced_draw(rng, np.where(people.hf_stage[died] >= 2, HF_DEATH_IN_HOSPITAL, 0.0))
     dp = np.where(hf_death, "I500", _pick(rng, BACKGROUND_DP, len(died)) if len(died) else np.array([], dtype=str))
     cmd = np.where(hf_death, "05", _lookup(dp, cmd_of, "05"))
-    copd_death = ~hf_death & (people.copd_stage[died] >= 2) & (rng.random(len(died)) < 0.4)
+    copd_death = balanced_draw(rng, np.where(~hf_death & (people.copd_stage[died] >= 2), COPD_DEATH_IN_HOSPITAL, 0.0))
     dp = np.where(copd_death, "J441", dp)
     cmd = np.where(copd_death, "04", cmd)
     add(died, "death", dp.astype("U5"), cmd.astype("U2"), 9.0, 0.7)
 
     cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
     return _dates_and_codes(rng, people, year, cols)
+
+
+def _balanced_stays(rng: np.random.Generator, mu: np.ndarray, first_p: np.ndarray) -> np.ndarray:
+    """Number of stays of each person: a first stay with probability ``first_p`` (a new case) plus
+    a Poisson number of mean ``mu``, as independent draws would give it person by person; who has
+    at least one (probability 1 - (1 - first_p) exp(-mu)) is a balanced draw
+    (:func:`respop.synth.people.balanced_draw`), then how many given at least one."""
+    any_p = 1 - (1 - first_p) * np.exp(-mu)
+    hospitalised = np.flatnonzero(balanced_draw(rng, any_p))
+    first = rng.random(len(hospitalised)) < first_p[hospitalised] / any_p[hospitalised]
+    n = np.zeros(len(mu), dtype=np.int64)
+    n[hospitalised] = first + np.where(first, rng.poisson(mu[hospitalised]), _zero_truncated_poisson(rng, mu[hospitalised]))
+    return n
+
+
+def _zero_truncated_poisson(rng: np.random.Generator, mu: np.ndarray) -> np.ndarray:
+    """A Poisson number of mean ``mu`` given that it is at least 1 (inverse of its distribution
+    function; ``mu`` = 0 gives 1)."""
+    mu = np.asarray(mu, dtype=float)
+    zero = np.exp(-mu)
+    u = zero + rng.random(len(mu)) * (1 - zero)
+    k = np.ones(len(mu), dtype=np.int64)
+    pmf = mu * zero
+    cdf = zero + pmf
+    for _ in range(100):
+        short = cdf < u * (1 - 1e-12)
+        if not short.any():
+            break
+        k[short] += 1
+        pmf = np.where(short, pmf * mu / k, pmf)
+        cdf = np.where(short, cdf + pmf, cdf)
+    return k
 
 
 def _dates_and_codes(rng: np.random.Generator, people: People, year: int, cols: dict) -> StayFrame:
