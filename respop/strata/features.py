@@ -50,10 +50,11 @@ def features_schema(features: FeaturesSpec, case_of: Sequence[str] = ()) -> dict
 def person_strata_columns(features: FeaturesSpec, diseases: Sequence[str]) -> list[str]:
     """The columns of the person strata of every configured disease stacked: those of
     :func:`features_schema` with the case-of feature of each disease (null on the disease's own
-    rows), then the stratum."""
+    rows; none when one disease is configured: no row would have it), then the stratum."""
     from respop.spec.features import case_feature
 
-    return [*features_schema(features, [case_feature(d) for d in diseases]), "stratum", "stratum_level"]
+    case_of = [case_feature(d) for d in diseases] if len(diseases) > 1 else []
+    return [*features_schema(features, case_of), "stratum", "stratum_level"]
 
 
 def _windows(years: pl.LazyFrame, lookback: int) -> pl.LazyFrame:

@@ -14,9 +14,11 @@ from respop.errors import ConfigError
 from respop.strata.validation import Check, SeedChecks, check_strata, parse_seeds, seeds_summary, world_config
 from tests.test_cli import respop
 
-# the input paths name nothing that exists: with --seeds the run is pointed at each generated world
+# the input paths name nothing that exists: with --seeds the run is pointed at each generated world;
+# one disease (the checks are per disease: more would only repeat them, at minutes each in CI)
 CONFIG = """
 name = "tiny"
+diseases = ["heart_failure"]
 [input]
 pmsi_dir = "nowhere/pmsi"
 reference_dir = "nowhere/reference"
