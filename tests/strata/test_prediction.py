@@ -563,3 +563,111 @@ def test_temporal_recalibration_undoes_a_drift():
         assert abs(after["calibration_slope"] - 1) < abs(before["calibration_slope"] - 1), (before, after)
         assert after["brier"] < before["brier"]
         assert after["auc"] == pytest.approx(before["auc"])  # a monotone map: same ranking
+
+
+# --------------------------------------------------------------------------------------------
+# history features and the shrunk recalibration
+# --------------------------------------------------------------------------------------------
+
+
+def test_with_history_reads_only_the_past_of_the_same_person_and_disease():
+    from respop.strata.prediction import HISTORY_FEATURES, with_history
+
+    data = pl.DataFrame({
+        "patient_key": ["a", "a", "a", "b", "a", "a"],
+        "disease": ["copd", "copd", "copd", "copd", "copd", "diabetes"],
+        "year": [2019, 2020, 2022, 2020, 2023, 2020],
+        "stratum_level": [1, 3, 2, 1, 1, 4],
+        "disease_stays_12m": [1, 2, 0, 1, 1, 9],
+        "emergency_stays_12m": [0, 1, 2, 3, 4, 9],
+        "bed_days_12m": [5, 6, 7, 8, 9, 9],
+    })
+    out = with_history(data)
+    assert out.columns == [*data.columns, *HISTORY_FEATURES]
+    assert out.select(data.columns).equals(data)  # row order and columns unchanged
+    got = {(r["patient_key"], r["disease"], r["year"]): r for r in out.iter_rows(named=True)}
+    first = got["a", "copd", 2019]
+    assert first["previous_stratum_level"] is None and first["max_previous_stratum_level"] is None
+    assert first["previous_case_years"] == 0 and first["previous_disease_stays"] == 0
+    second = got["a", "copd", 2020]
+    assert (second["previous_stratum_level"], second["max_previous_stratum_level"]) == (1, 1)
+    assert (second["previous_emergency_stays_12m"], second["previous_bed_days_12m"]) == (0, 5)
+    gap = got["a", "copd", 2022]  # not a case in 2021: no previous year, but the earlier years count
+    assert gap["previous_stratum_level"] is None and gap["previous_emergency_stays_12m"] is None
+    assert (gap["max_previous_stratum_level"], gap["previous_case_years"], gap["previous_disease_stays"]) == (3, 2, 3)
+    last = got["a", "copd", 2023]
+    assert (last["previous_stratum_level"], last["max_previous_stratum_level"], last["previous_case_years"]) == (2, 3, 3)
+    assert last["previous_disease_stays"] == 3 and last["previous_emergency_stays_12m"] == 2
+    # another disease of the same person and another person are not read
+    assert got["a", "diabetes", 2020]["previous_case_years"] == 0
+    assert got["b", "copd", 2020]["max_previous_stratum_level"] is None
+    # a table without the use columns gets the level features only
+    slim = with_history(data.select("patient_key", "disease", "year", "stratum_level"))
+    assert "previous_disease_stays" not in slim.columns and "max_previous_stratum_level" in slim.columns
+
+
+def test_evaluate_adds_the_history_features_on_request(simulated):
+    from respop.strata.prediction import HISTORY_FEATURES
+
+    with_h = evaluate(simulated, "diabetes", 2022, importance=False, targets=["upstratum"])  # the default
+    without = evaluate(simulated, "diabetes", 2022, importance=False, targets=["upstratum"], history=False)
+    assert [f for f in with_h.features if f in HISTORY_FEATURES] == [
+        "previous_stratum_level", "max_previous_stratum_level", "previous_case_years", "previous_disease_stays",
+    ]
+    assert not set(without.features) & set(HISTORY_FEATURES)
+    assert with_h.features[: len(without.features)] == without.features
+    # only the boosting gets them: the logistic baseline's figures are the same with or without
+    logistic = [r.metrics.filter(pl.col("model") == "logistic") for r in (with_h, without)]
+    assert logistic[0].equals(logistic[1])
+
+
+def test_recalibration_slope_is_shrunk_towards_one_on_a_small_year():
+    """On a small latest year the estimated slope is noisy: with the prior it moves towards 1, more
+    so when the year is smaller; without (None) it is the plain maximum-likelihood slope."""
+    from respop.strata.prediction import temporal_recalibration
+
+    rng = np.random.default_rng(3)
+
+    def world(n_last):
+        n = 3000 + n_last
+        x = rng.normal(size=n)
+        years = np.r_[np.full(3000, 2020), np.full(n_last, 2021)]
+        slope = np.where(years == 2021, 0.4, 1.5)  # the latest year's dependence is much weaker
+        y = (rng.random(n) < 1 / (1 + np.exp(-(-1.0 + slope * x)))).astype(np.int64)
+        return pd_frame(x), y, years
+
+    slopes = {}
+    for n_last in (150, 6000):
+        X, y, years = world(n_last)
+        plain = temporal_recalibration("logistic", ["x"], X, y, years, slope_prior_sd=None)
+        assert temporal_recalibration("logistic", ["x"], X, y, years) == plain  # the logistic default: as estimated
+        shrunk = temporal_recalibration("logistic", ["x"], X, y, years, slope_prior_sd=0.25)
+        assert plain[1] < shrunk[1] < 1, (plain, shrunk)
+        slopes[n_last] = (plain[1], shrunk[1])
+        # the intercept alone (slope 1) with a prior of 0
+        intercept, slope = temporal_recalibration("logistic", ["x"], X, y, years, slope_prior_sd=0.0)
+        assert slope == 1.0 and np.isfinite(intercept)
+    small, large = slopes[150], slopes[6000]
+    assert (small[1] - small[0]) > (large[1] - large[0])  # the small year is shrunk more
+    assert abs(large[1] - large[0]) < 0.05  # a well-estimated slope is nearly kept
+
+
+def pd_frame(x):
+    import pandas as pd
+
+    return pd.DataFrame({"x": x})
+
+
+def test_gradient_boosting_grows_small_trees_on_small_data(monkeypatch):
+    import respop.strata.prediction as prediction
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1200, 2))
+    y = (rng.random(1200) < 1 / (1 + np.exp(-X[:, 0]))).astype(int)
+    small = UpstratumModel().fit(X, y).model_
+    assert (small.max_leaf_nodes, small.min_samples_leaf, small.l2_regularization) == prediction.SMALL_TREES
+    monkeypatch.setattr(prediction, "LARGE_TRAINING", 1000)  # the same data counted as large
+    large = UpstratumModel().fit(X, y).model_
+    assert (large.max_leaf_nodes, large.min_samples_leaf, large.l2_regularization) == prediction.LARGE_TREES
+    chosen = UpstratumModel(max_leaf_nodes=9, min_samples_leaf=5, l2_regularization=0.5).fit(X, y).model_
+    assert (chosen.max_leaf_nodes, chosen.min_samples_leaf, chosen.l2_regularization) == (9, 5, 0.5)
