@@ -56,18 +56,9 @@ def progress_steps(total: int | None, description: str) -> Iterator:
 
 
 def _parse_years(value: str | None) -> list[int] | None:
-    if not value:
-        return None
-    years: list[int] = []
-    for part in value.split(","):
-        m = re.fullmatch(r"\s*(\d{4})\s*(?:-\s*(\d{4})\s*)?", part)
-        if not m:
-            raise RespopError(f"--years: expected e.g. 2019-2023 or 2021,2022, got {value!r}")
-        start, end = int(m[1]), int(m[2] or m[1])
-        if end < start:
-            raise RespopError(f"--years: {start}-{end} is an empty range")
-        years.extend(range(start, end + 1))
-    return years
+    from respop.config import parse_ranges
+
+    return parse_ranges(value, "--years", "2019-2023 or 2021,2022", r"\d{4}") if value else None
 
 
 @pmsi_app.command("check")

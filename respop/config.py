@@ -420,3 +420,25 @@ def _store_url(url: str | None, base: Path, output_dir: Path) -> str:
         if not Path(database).is_absolute():
             return parsed.set(database=str((base / database).resolve())).render_as_string(hide_password=False)
     return url
+
+
+def parse_ranges(text: str, option: str, example: str, digits: str = r"\d+") -> list[int]:
+    """A command-line list of integers and ranges (``1-5``, ``1,3,7``, ``2019-2021,2023``) in the
+    order given; a :class:`ConfigError` naming ``option`` for anything else, an empty range or a
+    value given twice. ``digits``: the pattern of one number (``\d{4}`` for years)."""
+    import re
+
+    values: list[int] = []
+    for part in text.split(","):
+        m = re.fullmatch(rf"\s*({digits})\s*(?:-\s*({digits})\s*)?", part)
+        if not m:
+            raise ConfigError(f"{option}: expected e.g. {example}, got {text!r}")
+        first, last = int(m[1]), int(m[2] or m[1])
+        if last < first:
+            raise ConfigError(f"{option}: {first}-{last} is an empty range")
+        values.extend(range(first, last + 1))
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ConfigError(f"{option}: {', '.join(map(str, repeated))} given twice")
+    return values
+

@@ -22,14 +22,13 @@ refused, as by ``respop cases validate``, rather than checked against goals set 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from respop.config import Config
-from respop.errors import ConfigError, InputError
+from respop.config import Config, parse_ranges
+from respop.errors import InputError
 
 P_GOAL = 0.001
 MIN_PER_STRATUM = 100
@@ -200,19 +199,7 @@ SEED_STEPS = ("input", "territories", "cases", "strata")
 def parse_seeds(text: str) -> list[int]:
     """``1-5``, ``1,3,7`` or ``1-3,8``: the seeds, in the order given; a :class:`ConfigError` for
     anything else, an empty range or a seed given twice."""
-    seeds: list[int] = []
-    for part in text.split(","):
-        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
-        if not m:
-            raise ConfigError(f"--seeds: expected e.g. 1-5 or 1,3,7, got {text!r}")
-        first, last = int(m[1]), int(m[2] or m[1])
-        if last < first:
-            raise ConfigError(f"--seeds: {first}-{last} is an empty range")
-        seeds.extend(range(first, last + 1))
-    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
-    if repeated:
-        raise ConfigError(f"--seeds: seed(s) {', '.join(map(str, repeated))} given twice")
-    return seeds
+    return parse_ranges(text, "--seeds", "1-5 or 1,3,7")
 
 
 def world_config(config: Config, data: Path, out: Path) -> Config:
