@@ -423,7 +423,7 @@ def _store_url(url: str | None, base: Path, output_dir: Path) -> str:
 
 
 def parse_ranges(text: str, option: str, example: str, digits: str = r"\d+") -> list[int]:
-    """A command-line list of integers and ranges (``1-5``, ``1,3,7``, ``2019-2021,2023``) in the
+    r"""A command-line list of integers and ranges (``1-5``, ``1,3,7``, ``2019-2021,2023``) in the
     order given; a :class:`ConfigError` naming ``option`` for anything else, an empty range or a
     value given twice. ``digits``: the pattern of one number (``\d{4}`` for years)."""
     import re

@@ -169,25 +169,24 @@ def _simulate(profile, seed, world, chunks, years, simulated, out, fmt, step) ->
         weights[chunk_zones] = world.zones["population"].to_numpy()[chunk_zones]
         weights /= weights.sum()
         truth_rows: dict[str, list[pl.DataFrame]] = {"residence": [], "severity": [], "moves": [], "stays": []}
-        hf_stay = np.zeros(len(people), dtype=bool)
-        copd_stay = np.zeros(len(people), dtype=bool)
+        hf_stay = np.zeros(len(people), dtype=np.int64)
+        copd_stay = np.zeros(len(people), dtype=np.int64)
         for year in simulated:
             written = year in stays_per_year
             step(f"simulating {year}{'' if written else ' (warm-up, not written)'} (chunk {c + 1}/{len(chunks)})")
             if year != simulated[0]:  # the first year's infants are in the starting population
                 people = concat(people, births(crng, people, len(zone_codes), year))
-                hf_stay = np.concatenate([hf_stay, np.zeros(len(people) - len(hf_stay), dtype=bool)])
-                copd_stay = np.concatenate([copd_stay, np.zeros(len(people) - len(copd_stay), dtype=bool)])
+                hf_stay = np.concatenate([hf_stay, np.zeros(len(people) - len(hf_stay), dtype=np.int64)])
+                copd_stay = np.concatenate([copd_stay, np.zeros(len(people) - len(copd_stay), dtype=np.int64)])
             alive_at_start = people.alive.copy()
             if written:
                 counted = population_by_year(people, alive_at_start, len(zone_codes), year)
                 yearly_population[year] = yearly_population.get(year, 0) + counted
             events = advance(crng, people, year, neighbours, weights, hf_stay, copd_stay, copd_rng)
-            frame = make_stays(crng, people, year, alive_at_start, events.new_hf, events.new_copd)
-            hf_stay = np.zeros(len(people), dtype=bool)
-            hf_stay[frame.table.filter(pl.col("kind") == "heart_failure")["person"].to_numpy()] = True
-            copd_stay = np.zeros(len(people), dtype=bool)
-            copd_stay[frame.table.filter(pl.col("kind") == "copd")["person"].to_numpy()] = True
+            frame = make_stays(crng, people, year, alive_at_start, events.new_hf, events.new_copd, hf_stay, copd_stay)
+            # each person's stays of the year (the vulnerable phase of the next: people.after_stay)
+            hf_stay = np.bincount(frame.table.filter(pl.col("kind") == "heart_failure")["person"].to_numpy(), minlength=len(people))
+            copd_stay = np.bincount(frame.table.filter(pl.col("kind") == "copd")["person"].to_numpy(), minlength=len(people))
             if not written:
                 continue
             tables, truth_stays = _to_snds(crng, frame, people, world, cum_choice, year, c)

@@ -37,7 +37,7 @@ HF_PREVALENCE = 1.15 * np.interp(np.arange(105), _AGES, [0, 0, 0, 0, 0.0003, 0.0
 """Share of people with heart failure by age at the start, before the diabetes effect."""
 DIABETES_TARGET = 0.052
 """Diabetes (types 1 and 2) in the population at the start: Santé publique France, about 5-6%."""
-HF_TARGET_ADULTS = 0.023
+HF_TARGET_ADULTS = 0.0235
 """Heart failure among adults at the start of the first year; with the year's new cases, about
 the 2.6% of adults of Santé publique France 2022."""
 HF_STAGES = (0.72, 0.22, 0.06)
@@ -59,9 +59,12 @@ COPD_STAGES = (0.86, 0.08, 0.06)
 """COPD stages at the start: 1 mild or moderate, 2 severe, 3 very severe with chronic respiratory
 failure (Laurendeau et al. 2015: 71.9% mild, 13.8% moderate, 8.1% severe, 6.2% very severe)."""
 COPD_INCIDENCE_RATIO = 1 / 18
-COPD_MORTALITY = {1: 1.3, 2: 2.0, 3: 4.0}
-"""Mortality multiplier by COPD stage (about one in five patients dies in the year after an
-exacerbation hospitalisation: Fuhrman et al., Rev Mal Respir 2017)."""
+COPD_MORTALITY = {1: 1.3, 2: 2.0, 3: 8.0}
+"""Mortality multiplier by COPD stage."""
+COPD_MORTALITY_AFTER_STAY = 2.2
+"""… and on top of it in the year after an exacerbation stay (about one in five patients dies in
+the year after an exacerbation hospitalisation: Fuhrman et al., Rev Mal Respir 2017), as
+:data:`HF_MORTALITY_AFTER_STAY`."""
 COPD_PROGRESSION = 0.04
 """Yearly probability of moving up one COPD stage, without an exacerbation stay."""
 COPD_PROGRESSION_AFTER_STAY = 0.30
@@ -87,6 +90,14 @@ HF_PROGRESSION = 0.10
 HF_PROGRESSION_AFTER_STAY = 0.45
 """… the year after a heart-failure stay: decompensations mark (and drive) progression, so that
 people hospitalised for heart failure are at higher risk afterwards, as in cohorts."""
+HF_MORTALITY_AFTER_STAY = 1.3
+"""Mortality multiplier, on top of the stage's, in the year after a heart-failure stay: the
+months after a decompensation are the most dangerous (about 29% of patients die within a year of
+a first heart-failure hospitalisation in France, against about 8-10% a year for stable heart
+failure: Tuppin et al., Arch Cardiovasc Dis 2014; French-DataHF 2025). The generator's years are
+calendar years, so the vulnerable phase after a stay falls in the next year; its excess then
+stops (the stage reached stays). Without it, the strata "hospitalised this year" and
+"hospitalised 1 to 5 years ago" had the same outcomes (issue 18, strata order)."""
 COMPLICATIONS = ("kidney", "eye", "foot", "cardiovascular")
 COMPLICATION_INCIDENCE = {"kidney": 0.02, "eye": 0.025, "foot": 0.012, "cardiovascular": 0.025}
 """Yearly probability that a person with diabetes acquires each complication."""
@@ -121,6 +132,22 @@ def balanced_draw(rng: np.random.Generator, p: np.ndarray, strata: np.ndarray | 
     u = rng.random()
     drawn[order] = np.floor(end - u) > np.floor(start - u)
     return drawn
+
+
+AFTER_STAY_COUNT_CAP = 2
+"""The vulnerable phase's excess grows with the number of the disease's stays of the year before,
+up to this many (two decompensations in a year mark a worse prognosis than one: Setoguchi et al.,
+Am Heart J 2007)."""
+
+
+def after_stay(stays_last_year: np.ndarray | None, multiplier: float, n: int) -> np.ndarray:
+    """The risk multiplier of the year after the disease's stays: 1 without a stay the year
+    before, ``multiplier`` after one, 1 + 2 (``multiplier`` − 1) after two or more
+    (:data:`AFTER_STAY_COUNT_CAP`). ``stays_last_year``: stays per person the year before (None:
+    nobody was hospitalised; ``n`` persons)."""
+    if stays_last_year is None:
+        return np.ones(n)
+    return 1.0 + (multiplier - 1.0) * np.minimum(stays_last_year, AFTER_STAY_COUNT_CAP)
 
 
 def person_keys(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -313,8 +340,8 @@ def advance(
     """Simulate ``year`` in place: moves (at the start of the year), new cases, progression, deaths.
 
     ``neighbours[i]``: zone indices adjacent to zone i; ``zone_weights``: where long moves go;
-    ``hf_stay_last_year`` (bool per person): hospitalised for heart failure the year before;
-    ``copd_stay_last_year``: for a COPD exacerbation. COPD draws from ``copd_rng`` (default
+    ``hf_stay_last_year`` (stays per person): heart-failure stays of the year before;
+    ``copd_stay_last_year``: COPD exacerbation stays. COPD draws from ``copd_rng`` (default
     ``rng``), after the deaths: its mortality uses the stage at the start of the year, and its new
     cases are drawn among the year's survivors. New cases, progression and deaths are balanced
     draws (:func:`balanced_draw`; deaths within each heart-failure × COPD stage).
@@ -349,7 +376,7 @@ def advance(
     at_risk = alive & (people.hf_stage == 0) & (age >= 18)
     p_hf = people.hf_scale * HF_PREVALENCE[np.clip(age, 0, 104)] * HF_INCIDENCE_RATIO * np.where(has_d, HF_DIABETES_RISK, 1.0)
     new_hf = np.flatnonzero(balanced_draw(rng, np.where(at_risk, p_hf, 0.0)))
-    recent = hf_stay_last_year if hf_stay_last_year is not None else np.zeros(n, dtype=bool)
+    recent = hf_stay_last_year > 0 if hf_stay_last_year is not None else np.zeros(n, dtype=bool)
     p_progress = np.where(recent, HF_PROGRESSION_AFTER_STAY, HF_PROGRESSION)
     progress = balanced_draw(rng, np.where(alive & (people.hf_stage > 0) & (people.hf_stage < 3), p_progress, 0.0))
     people.hf_stage[progress] += 1
@@ -366,6 +393,8 @@ def advance(
         risk = np.where(people.complications[:, j], risk * COMPLICATION_MORTALITY[name], risk)
     for stage, mult in COPD_MORTALITY.items():
         risk = np.where(people.copd_stage == stage, risk * mult, risk)
+    # the vulnerable phase after a stay
+    risk = risk * after_stay(hf_stay_last_year, HF_MORTALITY_AFTER_STAY, n) * after_stay(copd_stay_last_year, COPD_MORTALITY_AFTER_STAY, n)
     # deaths balanced within each heart-failure and COPD stage: each stage loses its expected number
     died = np.flatnonzero(balanced_draw(rng, np.where(alive, np.clip(risk, 0, 0.9), 0.0),
                                         strata=people.hf_stage * 4 + people.copd_stage))
@@ -377,7 +406,7 @@ def advance(
         onset[died[late]] = people.death_date[died[late]]
     # COPD: progression (faster after an exacerbation stay) and new cases, among the survivors
     survivors = alive & people.alive
-    recent = copd_stay_last_year if copd_stay_last_year is not None else np.zeros(n, dtype=bool)
+    recent = copd_stay_last_year > 0 if copd_stay_last_year is not None else np.zeros(n, dtype=bool)
     p_progress = np.where(recent, COPD_PROGRESSION_AFTER_STAY, COPD_PROGRESSION)
     crng = copd_rng if copd_rng is not None else rng
     progress = balanced_draw(crng, np.where(survivors & (people.copd_stage > 0) & (people.copd_stage < 3), p_progress, 0.0))

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from respop.pmsi.canonical import DEATH_EXIT_MODE
-from respop.synth.people import COMPLICATIONS, People, balanced_draw
+from respop.synth.people import COMPLICATIONS, People, after_stay, balanced_draw
 
 # --- rates -----------------------------------------------------------------------------------
 
@@ -27,12 +27,17 @@ _BG_FEMALE = [0.26, 0.08, 0.06, 0.17, 0.24, 0.18, 0.21, 0.30, 0.45, 0.55, 0.55]
 """Background MCO stays per person-year by age (women: pregnancies at 15–44)."""
 BACKGROUND_SCALE = 1.08
 """Calibration: scales the background rates so that all stays give about 0.28 per inhabitant."""
-HF_STAYS = {1: 0.0093, 2: 0.065, 3: 0.51}
+HF_STAYS = {1: 0.0071, 2: 0.049, 3: 0.385}
 """Heart-failure stays per person-year by stage (decompensations): advanced heart failure is
 re-hospitalised often (about a third of patients within a year of an HF stay), stable heart
 failure rarely; kidney disease raises the rate (``HF_KIDNEY``)."""
 HF_KIDNEY = 1.5
-HF_FIRST_STAY = 0.42
+HF_STAYS_AFTER_STAY = 2.5
+"""Heart-failure stays multiplier in the year after a heart-failure stay (on top of the stage's):
+re-hospitalisations cluster in the months after a decompensation (about a quarter to a third of
+patients within a year, Tuppin et al. 2014), then the risk falls back to the stage's; with
+:data:`respop.synth.people.HF_MORTALITY_AFTER_STAY`, the generator's vulnerable phase."""
+HF_FIRST_STAY = 0.41
 """Share of new heart-failure cases hospitalised for it in the year of onset."""
 DIABETES_STAYS_BASE = 0.04
 DIABETES_STAYS_PER_COMPLICATION = {"kidney": 0.15, "eye": 0.06, "foot": 0.25, "cardiovascular": 0.12}
@@ -42,12 +47,15 @@ BACKGROUND_PER_COMPLICATION = 0.15
 """Background stays of a diabetic rise by this share per complication (comorbid burden)."""
 IN_HOSPITAL_DEATH = 0.55
 """Share of deaths that happen in an MCO hospital."""
-COPD_STAYS = {1: 0.011, 2: 0.148, 3: 0.42}
+COPD_STAYS = {1: 0.0096, 2: 0.124, 3: 0.356}
 """COPD exacerbation stays per person-year by stage: with the infections coded with COPD as DAS,
 about the admissions Santé publique France counts (broad definition: 38 and 16 per 10,000 men and
 women aged 25 or more in 2007, Fuhrman et al., Respir Med 2011); about a third of patients are
 re-admitted within a year of an exacerbation stay (Fuhrman et al., Rev Mal Respir 2017)."""
 COPD_FIRST_STAY = 0.093
+COPD_STAYS_AFTER_STAY = 2.5
+"""COPD exacerbation stays multiplier in the year after an exacerbation stay (about a third of
+patients are re-admitted within a year: Fuhrman et al. 2017), as :data:`HF_STAYS_AFTER_STAY`."""
 """Share of new COPD cases hospitalised for an exacerbation in the year of onset."""
 COPD_BACKGROUND = 1.25
 """Background stays of a person with COPD rise by this factor (comorbid burden)."""
@@ -162,8 +170,12 @@ def make_stays(
     alive_at_start: np.ndarray,
     new_hf: np.ndarray,
     new_copd: np.ndarray | None = None,
+    hf_stay_last_year: np.ndarray | None = None,
+    copd_stay_last_year: np.ndarray | None = None,
 ) -> StayFrame:
-    """The stays of ``year`` for the persons alive at its start (``alive_at_start``, bool)."""
+    """The stays of ``year`` for the persons alive at its start (``alive_at_start``, bool);
+    ``hf_stay_last_year`` / ``copd_stay_last_year`` (stays per person): the disease's stays of the
+    year before (more stays in the year after: :data:`HF_STAYS_AFTER_STAY`, :func:`after_stay`)."""
     idx = np.flatnonzero(alive_at_start)
     age = people.age(year)[idx]
     sex = people.sex[idx]
@@ -212,7 +224,8 @@ def make_stays(
     # drawn by balanced sampling (each person's chance unchanged, the world's number of people
     # hospitalised for heart failure its expected value: people.balanced_draw), then how many
     lam = np.select([stage == 1, stage == 2, stage == 3], [HF_STAYS[1], HF_STAYS[2], HF_STAYS[3]], 0.0)
-    mu = lam * np.where(people.complications[idx, 0], HF_KIDNEY, 1.0) * alive
+    hf_recent = after_stay(None if hf_stay_last_year is None else hf_stay_last_year[idx], HF_STAYS_AFTER_STAY, len(idx))
+    mu = lam * np.where(people.complications[idx, 0], HF_KIDNEY, 1.0) * hf_recent * alive
     n_hf = _balanced_stays(rng, mu, np.where(np.isin(idx, new_hf), HF_FIRST_STAY, 0.0))
     who = np.repeat(idx, n_hf)
     add(who, "heart_failure", _pick(rng, HF_DP, len(who)), np.full(len(who), "05"), 8.0, 0.65)
@@ -236,7 +249,8 @@ def make_stays(
     copd = people.copd_stage[idx]
     lam = np.select([copd == 1, copd == 2, copd == 3], [COPD_STAYS[1], COPD_STAYS[2], COPD_STAYS[3]], 0.0)
     new = np.isin(idx, new_copd) if new_copd is not None else np.zeros(len(idx), bool)
-    n_copd = _balanced_stays(rng, lam * alive, np.where(new, COPD_FIRST_STAY, 0.0))
+    copd_recent = after_stay(None if copd_stay_last_year is None else copd_stay_last_year[idx], COPD_STAYS_AFTER_STAY, len(idx))
+    n_copd = _balanced_stays(rng, lam * copd_recent * alive, np.where(new, COPD_FIRST_STAY, 0.0))
     who = np.repeat(idx, n_copd)
     add(who, "copd", _pick(rng, COPD_DP, len(who)), np.full(len(who), "04"), 8.0, 0.6)
 

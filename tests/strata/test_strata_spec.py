@@ -110,7 +110,7 @@ def test_unknown_feature(tmp_path):
 
 
 def test_unknown_feature_on_the_first_level(tmp_path):
-    text = edited(HEART_FAILURE, 'when = "disease_stays_window >= 2"', 'when = "hf_stays_window >= 2"')
+    text = edited(HEART_FAILURE, 'when = "disease_stays_window >= 2 and', 'when = "hf_stays_window >= 2 and')
     path, message = load_error(tmp_path, text)
     assert_names(message, path, "strata.levels.0.when", "hf_stays_window")
 
