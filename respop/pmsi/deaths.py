@@ -41,9 +41,10 @@ from respop.pmsi.files import (
     Workspace,
     _check_utf8,
     _choose_separator,
-    _parquet_schema,
+    _normalize_names,
     _transcode,
     read_failure,
+    scan_parquet,
 )
 from respop.pmsi.report import TableCount
 from respop.pmsi.schema import ColumnRule
@@ -59,6 +60,7 @@ from respop.pmsi.validate import (
     _stripped,
     detect_date_format,
     kind_dtype,
+    quarantined_rows,
 )
 from respop.resources import data_path
 
@@ -168,17 +170,6 @@ def find_death_file(folder: Path, fmt: str = "auto") -> DeathFile | None:
     return found[0] if found else None
 
 
-def _normalize(names: list[str], path: Path) -> list[str]:
-    out = [n.strip().lstrip("\ufeff").strip().upper() for n in names]
-    seen: dict[str, int] = {}
-    for i, n in enumerate(out, start=1):
-        if n in seen:
-            shown = f"column {n}" if n in columns() else f"fields {seen[n]} and {i} of the header line (not shown)"
-            raise InputError(f"{shown} appears twice in the header", path, column=n if n in columns() else None)
-        seen[n] = i
-    return out
-
-
 def scan_deaths(df: DeathFile, separator: str = "auto", encoding: str = "utf-8", workspace: Workspace | None = None) -> pl.LazyFrame:
     """Open the referential lazily (upper-case names, 1-based ``_row``); a missing required
     column is an :class:`InputError` naming the file and the column."""
@@ -201,7 +192,7 @@ def scan_deaths(df: DeathFile, separator: str = "auto", encoding: str = "utf-8",
         if not first.strip():
             raise InputError("no header line (the first line is empty)", path)
         sep = _choose_separator(first, separator, path)
-        names = _normalize(next(csv.reader([first], delimiter=sep)), path)
+        names = _normalize_names(next(csv.reader([first], delimiter=sep)), path, columns())
         try:
             lf = pl.scan_csv(
                 source, separator=sep, infer_schema=False, row_index_name=ROW, row_index_offset=1,
@@ -211,21 +202,7 @@ def scan_deaths(df: DeathFile, separator: str = "auto", encoding: str = "utf-8",
         except pl.exceptions.PolarsError as exc:
             raise read_failure(path, "csv", None, exc, separator=sep) from None
     else:
-        if path.is_file() and path.stat().st_size == 0:
-            raise InputError("empty file (0 bytes, not a Parquet file)", path)
-        source: Path | str = path
-        if path.is_dir():
-            parts = sorted(path.glob("*.parquet"))
-            if not parts:
-                raise InputError("folder holds no .parquet parts", path)
-            for part in parts:
-                _parquet_schema(part)
-            source = str(path / "*.parquet")
-        else:
-            _parquet_schema(path)
-        lf = pl.scan_parquet(source, row_index_name=ROW, row_index_offset=1)
-        names = [n for n in lf.collect_schema().names() if n != ROW]
-        lf = lf.rename(dict(zip(names, _normalize(names, path), strict=True)))
+        lf = scan_parquet(path, columns())
     present = lf.collect_schema().names()
     missing = [name for name, required, _ in USED_COLUMNS if required and name not in present]
     if missing:
@@ -258,17 +235,7 @@ class DeathInput:
     @property
     def quarantine(self) -> pl.LazyFrame:
         """Quarantined rows as they were read (every column as text), with ``_reasons`` and ``_source``."""
-        bad = self.typed.filter(pl.col(CHECKS) != 0).select(ROW, CHECKS)
-        decoded = pl.concat_list(
-            [pl.when((pl.col(CHECKS) & (1 << i)) != 0).then(pl.lit(why)) for i, why in enumerate(self.reasons)]
-        ).list.drop_nulls()
-        return (
-            self.raw.select(pl.all().cast(pl.String))
-            .with_columns(pl.col(ROW).cast(pl.UInt32))
-            .join(bad.with_columns(pl.col(ROW).cast(pl.UInt32)), on=ROW, how="inner", maintain_order="left")
-            .with_columns(decoded.alias(REASONS), pl.lit(TABLE).alias(SOURCE))
-            .drop(CHECKS)
-        )
+        return quarantined_rows(self.raw, self.typed, self.reasons, TABLE)
 
     def deaths(self) -> pl.DataFrame:
         """patient_key, death_date: one row per ``BEN_NIR_PSA`` whose loaded rows agree on a death."""

@@ -174,7 +174,7 @@ def scan_table(
     if tf.format == "csv":
         lf = _scan_csv(tf.path, separator, encoding, workspace, tf.table)
     else:
-        lf = _scan_parquet(tf.path, tf.table)
+        lf = scan_parquet(tf.path, snds_columns(tf.table))
     columns = lf.collect_schema().names()
     missing = [c for c in table_schema(tf.table).required_columns if c not in columns]
     if missing:
@@ -214,12 +214,15 @@ def _columns_found(names: list[str], table: str, missing: list[str]) -> str:
     return text
 
 
-def _normalize_names(names: list[str], path: Path, table: str) -> list[str]:
+def _normalize_names(names: list[str], path: Path, known: frozenset[str]) -> list[str]:
+    """Header names stripped (and of a byte-order mark) and upper-cased; a name given twice is an
+    :class:`InputError`, naming it only when it is one of ``known`` (the table's column names: a
+    header line merged with a data line would hold patient data)."""
     out = [n.strip().lstrip("\ufeff").strip().upper() for n in names]
     seen: dict[str, int] = {}
     for i, n in enumerate(out, start=1):
         if n in seen:
-            if n in snds_columns(table):
+            if n in known:
                 raise InputError(f"column {n} appears twice in the header", path, column=n)
             raise InputError(
                 f"fields {seen[n]} and {i} of the header line hold the same text (not an SNDS column "
@@ -256,7 +259,7 @@ def _scan_csv(path: Path, separator: str, encoding: str, workspace: Workspace | 
         fields = next(csv.reader([first], delimiter=sep))
     except csv.Error as exc:
         raise InputError(f"line 1 (the header) cannot be read as CSV: {_csv_error(exc)}", path) from None
-    names = _normalize_names(fields, path, table)
+    names = _normalize_names(fields, path, snds_columns(table))
     try:
         lf = pl.scan_csv(
             source,
@@ -499,7 +502,9 @@ def describe_failure(exc: BaseException, table: str | None = None) -> str:
     return f"{kind}{where}; the reader's message is not shown (it may quote patient data)"
 
 
-def _scan_parquet(path: Path, table: str) -> pl.LazyFrame:
+def scan_parquet(path: Path, known: frozenset[str]) -> pl.LazyFrame:
+    """A Parquet file, or a folder of ``*.parquet`` parts, opened lazily with a 1-based ``_row``
+    and its column names normalised (:func:`_normalize_names`; ``known``: the table's columns)."""
     if path.is_file() and path.stat().st_size == 0:
         raise InputError("empty file (0 bytes, not a Parquet file)", path)
     source: Path | str = path
@@ -514,7 +519,7 @@ def _scan_parquet(path: Path, table: str) -> pl.LazyFrame:
         _parquet_schema(path)
     lf = pl.scan_parquet(source, row_index_name=ROW, row_index_offset=1)
     names = lf.collect_schema().names()
-    normalized = _normalize_names([n for n in names if n != ROW], path, table)
+    normalized = _normalize_names([n for n in names if n != ROW], path, known)
     return lf.rename(dict(zip([n for n in names if n != ROW], normalized, strict=True)))
 
 

@@ -202,17 +202,7 @@ class ValidatedTable:
     @property
     def quarantine(self) -> pl.LazyFrame:
         """The quarantined rows as they were read (every column, as text), with ``_reasons``."""
-        bad = self.typed.filter(pl.col(CHECKS) != 0).select(ROW, CHECKS)
-        decoded = pl.concat_list(
-            [pl.when((pl.col(CHECKS) & (1 << i)) != 0).then(pl.lit(why)) for i, why in enumerate(self.reasons)]
-        ).list.drop_nulls()
-        return (
-            self.raw.select(pl.all().cast(pl.String))
-            .with_columns(pl.col(ROW).cast(pl.UInt32))
-            .join(bad.with_columns(pl.col(ROW).cast(pl.UInt32)), on=ROW, how="inner", maintain_order="left")
-            .with_columns(decoded.alias(REASONS), pl.lit(self.file.label).alias(SOURCE))
-            .drop(CHECKS)
-        )
+        return quarantined_rows(self.raw, self.typed, self.reasons, self.file.label)
 
     def materialize(self, folder: Path) -> ValidatedTable:
         """Write the checked rows to ``folder`` (streaming) and return a table that reads them.
@@ -333,6 +323,23 @@ def validate_table(
         checked=typed,
         reasons=tuple(reasons),
         duplicate_bit=duplicate_bit if schema.primary_key else None,
+    )
+
+
+def quarantined_rows(raw: pl.LazyFrame, typed: pl.LazyFrame, reasons: tuple[str, ...], source: str) -> pl.LazyFrame:
+    """The rows of ``typed`` whose check mask is not 0, as they were read in ``raw`` (every column
+    as text, joined on the 1-based row number), with ``_reasons`` (the names of the mask's bits, in
+    ``reasons`` order) and ``_source``."""
+    bad = typed.filter(pl.col(CHECKS) != 0).select(ROW, CHECKS)
+    decoded = pl.concat_list(
+        [pl.when((pl.col(CHECKS) & (1 << i)) != 0).then(pl.lit(why)) for i, why in enumerate(reasons)]
+    ).list.drop_nulls()
+    return (
+        raw.select(pl.all().cast(pl.String))
+        .with_columns(pl.col(ROW).cast(pl.UInt32))
+        .join(bad.with_columns(pl.col(ROW).cast(pl.UInt32)), on=ROW, how="inner", maintain_order="left")
+        .with_columns(decoded.alias(REASONS), pl.lit(source).alias(SOURCE))
+        .drop(CHECKS)
     )
 
 
