@@ -215,6 +215,19 @@ SHAPES = ("demo", "peripheral", "metropole", "coast", "border")
 synthetic_data/ (small peripheral territories, a metropole with three CHU, a coast, a border)."""
 
 
+def generator_version(shape: str) -> str:
+    """A hash of the generator's code, the profile and the years: part of a shape world's folder name, so that a
+    change of the generator draws new worlds instead of reusing those of the previous one."""
+    import respop.synth
+    from respop.resources import synthetic_profiles_dir
+
+    h = hashlib.sha256(json.dumps(YEARS).encode())
+    for path in sorted(Path(respop.synth.__file__).parent.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    h.update((synthetic_profiles_dir() / f"{shape}.toml").read_bytes())
+    return h.hexdigest()[:12]
+
+
 def shapes_main(seeds: list[int], rebuild: bool, console: Console, json_path: Path | None,
                 shapes: tuple[str, ...] = SHAPES) -> None:
     """The default (no count given) on every shape and seed: planted and found counts, ARI, LI."""
@@ -225,8 +238,9 @@ def shapes_main(seeds: list[int], rebuild: bool, console: Console, json_path: Pa
         table.add_column(col, justify="left" if col == "world shape" else "right")
     results, notes = [], []
     for shape in shapes:
+        version = generator_version(shape)
         for seed in seeds:
-            folder = OUT / "shapes" / f"{shape}-{seed}"
+            folder = OUT / "shapes" / f"{shape}-{seed}-{version}"
             data, problem_dir, case_notes = prepare(f"{shape} seed {seed}", rebuild, console, folder / "world",
                                                     folder / "problem", {"profile": shape, "seed": seed})
             planted = run("truth", shape, data, problem_dir, {})
