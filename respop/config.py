@@ -83,6 +83,12 @@ class QualityConfig(_Section):
         return self
 
 
+HOSPITAL_KINDS = ("CHU", "CH", "local", "private")
+"""The values of the optional ``kind`` column of hospitals.parquet (docs/territories.md, The reference
+tables): a CHU (centre hospitalier universitaire, or régional), a CH (centre hospitalier), a local
+hospital (hôpital de proximité, ex hôpital local) and a private clinic."""
+
+
 class TerritoriesConfig(_Section):
     """How the health territories are built (see docs/territories.md)."""
 
@@ -94,6 +100,11 @@ class TerritoriesConfig(_Section):
     resolution: float | None = Field(None, gt=0, description="leiden: one fit at this resolution when no target_count is given; neither: the count is chosen from the flows")
     min_containment: float = Field(1.5, ge=0, description="leiden, automatic count: a territory's residents use its hospitals at least this many times as much as those of any adjacent territory")
     min_localization: float = Field(0.0, ge=0, le=1, description="leiden, automatic count: every territory's localization index is at least this")
+    anchor_kinds: list[str] = Field(
+        ["CH", "CHU"],
+        description="leiden, automatic count: every territory holds a hospital of one of these kinds (the kind column "
+        "of hospitals.parquet); [] switches the rule off",
+    )
     seed: int = 0
     hospital_grouping: str = Field("establishment", description="establishment, town, or a CSV/Parquet table (hospital_id, group)")
     years: list[int] | None = Field(None, description="exit years of the flows; all years read if absent")
@@ -107,6 +118,15 @@ class TerritoriesConfig(_Section):
     territory_of_interest: str | None = Field(
         None, description="zone code inside the territory the rest of the pipeline works on"
     )
+
+    @field_validator("anchor_kinds")
+    @classmethod
+    def _anchor_kinds(cls, kinds: list[str]) -> list[str]:
+        unknown = [k for k in kinds if k not in HOSPITAL_KINDS]
+        if unknown:
+            raise ValueError(f"unknown hospital kind(s) {', '.join(map(repr, unknown))}: the kinds of hospitals.parquet "
+                             f"are {', '.join(HOSPITAL_KINDS)} (case matters); [] switches the anchor rule off")
+        return list(dict.fromkeys(kinds))
 
     @model_validator(mode="after")
     def _scope(self) -> TerritoriesConfig:

@@ -76,11 +76,28 @@ def rook_adjacency(zones: gpd.GeoDataFrame) -> pl.DataFrame:
 def hospital_grouping(
     hospitals: pl.DataFrame, how: Literal["establishment", "town"] | Path = "establishment"
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(hospital_id → group) and the groups' table (group, zone_code, name).
+    """(hospital_id → group) and the groups' table (group, zone_code, name, and kinds when
+    ``hospitals`` has a ``kind`` column: the distinct kinds of the group's hospitals, sorted).
 
     ``establishment``: each hospital is its own group, named by its town; ``town``: hospitals of
     one town form a group, located at the zone of its first hospital (by id); a path: a CSV or
     Parquet table with hospital_id and group, for a grouping such as the GHT."""
+    mapping, groups = _grouping(hospitals, how)
+    if "kind" not in hospitals.columns:
+        return mapping, groups
+    # a group holds every kind of its hospitals: a GHT with a CH and clinics is anchored by the CH
+    kinds = (
+        mapping.join(hospitals.select("hospital_id", pl.col("kind").cast(pl.String)), on="hospital_id")
+        .group_by("group").agg(pl.col("kind").drop_nulls().unique().sort().alias("kinds"))
+    )
+    groups = groups.join(kinds, on="group", how="left").with_columns(
+        pl.col("kinds").fill_null(pl.lit([], dtype=pl.List(pl.String))))
+    return mapping, groups
+
+
+def _grouping(
+    hospitals: pl.DataFrame, how: Literal["establishment", "town"] | Path
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     if "town" not in hospitals.columns:
         if how == "town":
             raise InputError("hospital_grouping = \"town\" needs a town column in hospitals.parquet", None, column="town")
@@ -119,8 +136,9 @@ def build_problem(
     """Everything a method needs, for the zones of ``scope`` (all zones if None).
 
     ``population``: zone_code, population (summed if given by sex and age band); ``hospitals``:
-    hospital_id, zone_code, town. Flows from residents of zones outside the scope are left out;
-    flows to hospitals outside the scope stay (they lower the localization index, as they should).
+    hospital_id, zone_code, town (optional), kind (optional: the groups then carry their kinds).
+    Flows from residents of zones outside the scope are left out; flows to hospitals outside the
+    scope stay (they lower the localization index, as they should).
     """
     if scope is not None:
         zones = zones[zones["zone_code"].isin(list(scope))]

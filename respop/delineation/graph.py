@@ -406,10 +406,26 @@ def enforce_contiguity(labels: pl.DataFrame, problem: FlowProblem) -> pl.DataFra
 # ---------------------------------------------------------------------------------------------
 
 
-class _Merger:
-    """Territories merged one at a time into an adjacent one, with cheap incremental updates."""
+def anchored_groups(problem: FlowProblem, kinds: Sequence[str]) -> np.ndarray | None:
+    """Which groups of the problem's index (``problem_index(problem).groups``) can anchor a
+    territory: those holding a hospital of one of ``kinds`` (a boolean array). None when the rule
+    cannot apply: no kinds asked, or a groups' table without a ``kinds`` column."""
+    if not kinds or "kinds" not in problem.groups.columns:
+        return None
+    idx = problem_index(problem)
+    wanted = set(kinds)
+    table = problem.groups.select(pl.col("group").cast(pl.String), "kinds").unique("group", keep="first")
+    anchored = {g for g, ks in table.iter_rows() if ks is not None and wanted.intersection(ks)}
+    return np.array([g in anchored for g in idx.groups], dtype=bool)
 
-    def __init__(self, labels: Labels, idx: ProblemIndex):
+
+class _Merger:
+    """Territories merged one at a time into an adjacent one, with cheap incremental updates.
+
+    ``anchor``: which groups anchor a territory (see :func:`anchored_groups`); ``n_anchor[t]``
+    counts the anchor groups located in territory t (all its hospital groups without it)."""
+
+    def __init__(self, labels: Labels, idx: ProblemIndex, anchor: np.ndarray | None = None):
         self.idx = idx
         self.values = labels.values.copy()
         self.lab = labels.lab.copy()
@@ -426,6 +442,8 @@ class _Merger:
         self.loc_zone = idx.group_zone[loc]
         gl = self.lab[self.loc_zone]
         self.n_hosp = np.bincount(gl[gl >= 0], minlength=k)
+        is_anchor = np.ones(len(loc), dtype=bool) if anchor is None else anchor[loc]
+        self.n_anchor = np.bincount(gl[(gl >= 0) & is_anchor], minlength=k)
 
     def flows_from(self, t: int) -> np.ndarray:
         """Stays of t's residents in groups located in each territory (length k)."""
@@ -455,6 +473,8 @@ class _Merger:
         self.pop[a] = 0
         self.n_hosp[b] += self.n_hosp[a]
         self.n_hosp[a] = 0
+        self.n_anchor[b] += self.n_anchor[a]
+        self.n_anchor[a] = 0
         self.alive[a] = False
 
     def internal_flow(self, t: int) -> float:
@@ -582,23 +602,29 @@ def _containment(merger: _Merger, t: int, zone_stays: np.ndarray) -> Containment
     return Containment(li, ratio, int(best))
 
 
-def _merge_uncontained(labels: Labels, idx: ProblemIndex, min_ratio: float, min_li: float = 0.0) -> Labels:
-    merger = _Merger(labels, idx)
+def _merge_uncontained(labels: Labels, idx: ProblemIndex, min_ratio: float, min_li: float = 0.0,
+                       anchor: np.ndarray | None = None) -> Labels:
+    merger = _Merger(labels, idx, anchor)
     zone_stays = np.asarray(idx.flows.sum(axis=1)).ravel()
     score = {int(t): _containment(merger, int(t), zone_stays) for t in np.flatnonzero(merger.alive)}
+    cut_off: set[int] = set()
 
-    def failing(c: Containment) -> bool:
-        return c.ratio < min_ratio or c.li < min_li
+    def failing(t: int, c: Containment) -> bool:
+        if t in cut_off:
+            return False
+        return c.ratio < min_ratio or c.li < min_li or merger.n_anchor[t] == 0
 
     while True:
-        bad = [(c.ratio, c.li, merger.values[t], t) for t, c in score.items() if failing(c)]
+        # territories without an anchor first (a rule, not a degree), then the least
+        # self-contained: lowest ratio (then LI, then label)
+        bad = [(bool(merger.n_anchor[t]), c.ratio, c.li, merger.values[t], t) for t, c in score.items()
+               if failing(t, c)]
         if not bad or len(score) <= 1:
             break
-        # the least self-contained territory first: lowest ratio (then LI, then label)
-        _, _, _, t = min(bad)
+        t = min(bad)[-1]
         b = merger.target(t)
         if b is None:
-            score[t] = Containment(1.0, math.inf, -1)  # cut off: nothing to merge with
+            cut_off.add(t)  # cut off: nothing to merge with
             continue
         touched = set(np.unique(merger.lab[idx.adjacency[merger.members[t]].indices]).tolist())
         merger.merge(t, b)
@@ -607,19 +633,25 @@ def _merge_uncontained(labels: Labels, idx: ProblemIndex, min_ratio: float, min_
         for u in touched | {b}:
             if u >= 0 and merger.alive[u]:
                 score[u] = _containment(merger, u, zone_stays)
+                cut_off.discard(u)
     return merger.labels()
 
 
 def merge_uncontained(labels: pl.DataFrame, problem: FlowProblem, min_ratio: float,
-                      min_li: float = 0.0) -> pl.DataFrame:
+                      min_li: float = 0.0, anchor_kinds: Sequence[str] = ()) -> pl.DataFrame:
     """Merge, least self-contained first, every territory whose residents do not use their own
     hospital groups at least ``min_ratio`` times as much as those of the adjacent territory they
     use most (or whose localization index is under ``min_li``), into the adjacent territory with
     the strongest flow from it, until every territory passes (or one is left). This is the
     plurality rule of the Dartmouth hospital service areas applied to whole territories, and,
-    with ``min_li``, the minimum localization index of HSAr (Wang and Hu)."""
+    with ``min_li``, the minimum localization index of HSAr (Wang and Hu).
+
+    With ``anchor_kinds`` (e.g. CH, CHU) and groups that carry their kinds, a territory without a
+    group holding a hospital of one of these kinds located in it fails too, and is merged before
+    the others (the rule of :func:`anchored_groups`; without a ``kinds`` column it is off)."""
     idx = problem_index(problem)
-    return from_labels(_merge_uncontained(to_labels(labels, idx), idx, min_ratio, min_li), idx)
+    anchor = anchored_groups(problem, anchor_kinds)
+    return from_labels(_merge_uncontained(to_labels(labels, idx), idx, min_ratio, min_li, anchor), idx)
 
 
 def _refine_borders(labels: Labels, idx: ProblemIndex, min_population: float = 0,

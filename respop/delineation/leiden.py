@@ -39,12 +39,19 @@ import polars as pl
 from respop.delineation.base import Delineation, FlowProblem
 from respop.delineation.graph import (
     Labels, ProblemIndex, _assign_unflowed, _enforce_contiguity, _ensure_hospital, _merge_small,
-    _merge_uncontained, _refine_borders, from_labels, labels_from_array, problem_index, repair_labels,
+    _merge_uncontained, _refine_borders, anchored_groups, from_labels, labels_from_array, problem_index,
+    repair_labels,
 )
 
 
 class TargetCountWarning(UserWarning):
     """``target_count`` could not be met; the message says how many territories were found and why."""
+
+
+class AnchorWarning(UserWarning):
+    """Some territories hold no anchor hospital (``anchor_kinds``): with ``target_count`` or
+    ``resolution``, where the rule is checked but not enforced, or a territory cut off from every
+    other; the message names them."""
 
 
 def flow_graph(idx: ProblemIndex) -> ig.Graph:
@@ -61,8 +68,10 @@ class Leiden(Delineation):
     Parameters: ``resolution`` (of the modularity; the starting point of the search when
     ``target_count`` is set; None: 1.0 there), ``target_count`` (wanted number of territories),
     ``min_population``, ``min_containment`` and ``min_localization`` (the self-containment
-    criterion of the automatic count), ``seed`` (of leidenalg), ``n_iterations`` (of leidenalg;
-    -1: until stable).
+    criterion of the automatic count), ``anchor_kinds`` (the anchor rule of the automatic count:
+    every territory holds a hospital group with a hospital of one of these kinds, by default CH
+    and CHU; off when empty or when the problem's groups carry no ``kinds``), ``seed`` (of
+    leidenalg), ``n_iterations`` (of leidenalg; -1: until stable).
 
     Three ways to fit: ``target_count`` set: the resolution search for that count (a
     :class:`TargetCountWarning` says why when it is not met); ``resolution`` set without a
@@ -72,7 +81,9 @@ class Leiden(Delineation):
     Fitted attributes: ``assignment_``, ``main_group_`` (see :class:`Delineation`),
     ``resolution_`` (the resolution used), ``search_`` (the resolutions tried: resolution,
     number of territories), ``count_`` (automatic count: the territories at each step),
-    ``warnings_`` (the messages warned).
+    ``warnings_`` (the messages warned), ``anchor_kinds_`` (the anchor kinds applied, empty when
+    the rule is off), ``anchor_note_`` (why the rule is off, None when it is on or not asked for),
+    ``unanchored_`` (the zones of each territory left without an anchor, when the rule is on).
     """
 
     name = "leiden"
@@ -85,7 +96,8 @@ class Leiden(Delineation):
 
     def __init__(self, resolution: float | None = None, target_count: int | None = None,
                  min_population: float = 0, seed: int = 0, n_iterations: int = -1,
-                 min_containment: float = 1.5, min_localization: float = 0.0):
+                 min_containment: float = 1.5, min_localization: float = 0.0,
+                 anchor_kinds: tuple[str, ...] | list[str] = ("CH", "CHU")):
         self.resolution = resolution
         self.target_count = target_count
         self.min_population = min_population
@@ -93,6 +105,7 @@ class Leiden(Delineation):
         self.n_iterations = n_iterations
         self.min_containment = min_containment
         self.min_localization = min_localization
+        self.anchor_kinds = anchor_kinds
 
     def _fit_at(self, graph: ig.Graph, idx: ProblemIndex, resolution: float) -> Labels:
         partition = leidenalg.find_partition(
@@ -121,51 +134,117 @@ class Leiden(Delineation):
             raise ValueError("target_count must be at least 1")
         if self.min_containment < 0 or not 0 <= self.min_localization <= 1:
             raise ValueError("min_containment must be at least 0 and min_localization in [0, 1]")
+        if isinstance(self.anchor_kinds, str):
+            raise ValueError("anchor_kinds is a list of hospital kinds, e.g. ('CH', 'CHU')")
         idx = problem_index(problem)
         graph = flow_graph(idx)
         self._steps: dict[float, list[tuple[str, int]]] = {}
         self.warnings_: list[str] = []
         self.count_: dict[str, int] = {}
+        self._anchor = self._anchor_rule(problem)
         if self.target_count is None and self.resolution is None:
-            return from_labels(self._fit_auto(graph, idx), idx)
-        if self.target_count is None:
+            labels = self._fit_auto(graph, idx)
+        elif self.target_count is None:
             labels = self._fit_at(graph, idx, self.resolution)
             self.resolution_ = self.resolution
             self.search_ = [(self.resolution, len(labels.values))]
-            return from_labels(labels, idx)
-        labels = self._search(graph, idx, self.target_count)
-        self._check_target(idx, labels)
+        else:
+            labels = self._search(graph, idx, self.target_count)
+            self._check_target(idx, labels)
+        self._check_anchors(idx, labels)
         return from_labels(labels, idx)
+
+    def _anchor_rule(self, problem: FlowProblem) -> np.ndarray | None:
+        """The anchor groups (None: rule off), with ``anchor_kinds_`` and ``anchor_note_`` set."""
+        kinds = tuple(dict.fromkeys(self.anchor_kinds or ()))
+        self.anchor_kinds_: tuple[str, ...] = ()
+        self.anchor_note_: str | None = None
+        self.unanchored_: list[list[str]] = []
+        if not kinds:
+            return None
+        anchor = anchored_groups(problem, kinds)
+        if anchor is None:
+            self.anchor_note_ = (f"the hospitals' table has no kind column: the anchor rule (every territory holds a "
+                                 f"hospital of kind {' or '.join(kinds)}) is off")
+            return None
+        idx = problem_index(problem)
+        if not anchor[idx.located].any():
+            self.anchor_note_ = (f"no hospital of kind {' or '.join(kinds)} is located in the scope: the anchor rule "
+                                 f"is off")
+            return None
+        self.anchor_kinds_ = kinds
+        return anchor
+
+    def _check_anchors(self, idx: ProblemIndex, labels: Labels) -> None:
+        """Warn (:class:`AnchorWarning`) naming the territories without an anchor hospital. With no
+        count given, only a territory cut off from every other can be left so; with
+        ``target_count`` or ``resolution`` the rule is checked, not enforced."""
+        if self._anchor is None:
+            return
+        loc = idx.located
+        holder = labels.lab[idx.group_zone[loc]]
+        anchored = np.unique(holder[(holder >= 0) & self._anchor[loc]])
+        bare = np.setdiff1d(np.arange(len(labels.values)), anchored)
+        self.unanchored_ = [sorted(idx.codes[labels.lab == t].tolist()) for t in bare]
+        if not len(bare):
+            return
+        kinds = " or ".join(self.anchor_kinds_)
+        if self.target_count is None and self.resolution is None:
+            why = "cut off from every other territory, so not merged"
+        else:
+            why = ("the anchor rule merges such territories only when the count is chosen from the flows (no "
+                   "target_count, no resolution); here it is only checked")
+        # name each by the hospital groups located in it (every territory has one) and its first zone
+        named = [f"{', '.join(sorted(idx.groups[loc[holder == t]].tolist())[:3])} (zone {zones[0]}…)"
+                 for t, zones in zip(bare, self.unanchored_)]
+        shown = "; ".join(named[:10]) + (" …" if len(bare) > 10 else "")
+        message = (f"{len(bare)} territor{'y' if len(bare) == 1 else 'ies'} without a hospital of kind {kinds}, "
+                   f"with the hospital groups {shown}: {why}")
+        self.warnings_.append(message)
+        warnings.warn(message, AnchorWarning, stacklevel=4)
 
     def _fit_auto(self, graph: ig.Graph, idx: ProblemIndex) -> Labels:
         """The number of territories chosen from the flows (the self-containment criterion).
 
         1. Count: the hospital service areas of ``plurality`` (with the repairs and
            ``min_population``), then the territories that fail the criterion merged
-           (:func:`~respop.delineation.graph.merge_uncontained`): the count left is the target.
+           (:func:`~respop.delineation.graph.merge_uncontained`; a territory without an anchor
+           hospital, see ``anchor_kinds``, fails it too): the count left is the target.
         2. Shape: the Leiden resolution search for that count, the territories that fail the
-           criterion merged again, then the borders refined
-           (:func:`~respop.delineation.graph.refine_borders`) and the repairs run again.
+           criterion merged again; then one more territory asked for, kept while the count after
+           merging grows (:attr:`max_growth` asks at most; with the anchor rule, a count that does
+           not grow is skipped rather than the end, up to the number of zones hosting an anchor).
+        3. Borders: refined (:func:`~respop.delineation.graph.refine_borders`) and the repairs
+           run again.
         """
         from respop.delineation.plurality import surviving_groups
 
         _, choice = surviving_groups(idx)
         hsa = repair_labels(labels_from_array(choice, idx), idx, self.min_population, internal_flow=True,
                             relabel_unflowed=False)
-        counted = _merge_uncontained(hsa, idx, self.min_containment, self.min_localization)
+        counted = _merge_uncontained(hsa, idx, self.min_containment, self.min_localization, self._anchor)
         target = len(counted.values)
         labels = self._search(graph, idx, target)
         found = len(labels.values)
-        labels = _merge_uncontained(labels, idx, self.min_containment, self.min_localization)
-        # then more territories, as long as they all pass the criterion
+        labels = _merge_uncontained(labels, idx, self.min_containment, self.min_localization, self._anchor)
+        # then more territories, as long as they all pass the criterion. Without the anchor rule
+        # the growth stops at the first count asked for that does not give more; with it, it asks
+        # for one more again (the extra pieces of a larger partition have no anchor and are merged
+        # back), up to as many territories as zones hosting an anchor
         resolution, search = self.resolution_, list(self.search_)
+        bound = None if self._anchor is None else len(np.unique(idx.group_zone[idx.located[self._anchor[idx.located]]]))
+        asked = len(labels.values)
         for _ in range(self.max_growth):
-            more = self._search(graph, idx, len(labels.values) + 1)
-            more = _merge_uncontained(more, idx, self.min_containment, self.min_localization)
-            search += self.search_
-            if len(more.values) <= len(labels.values):
+            asked = max(asked, len(labels.values)) + 1
+            if bound is not None and asked > bound:
                 break
-            labels, resolution = more, self.resolution_
+            more = self._search(graph, idx, asked)
+            more = _merge_uncontained(more, idx, self.min_containment, self.min_localization, self._anchor)
+            search += self.search_
+            if len(more.values) > len(labels.values):
+                labels, resolution = more, self.resolution_
+            elif bound is None:
+                break
         self.resolution_, self.search_ = resolution, sorted(set(search))
         merged = len(labels.values)
         labels = _refine_borders(labels, idx, self.min_population)

@@ -33,7 +33,8 @@ class FlowProblem:
     ``zones``: zone_code, population (Int64) — every zone of the scope, with or without stays.
     ``adjacency``: zone_code, neighbour_code — rook contiguity, both directions, within the scope.
     ``groups``: group, zone_code (where the group's main hospital is), name (a readable French
-    label, e.g. the town).
+    label, e.g. the town), and optionally kinds (list of strings: the kinds of the group's
+    hospitals, CHU, CH, local, private; absent when the hospitals' table has no ``kind`` column).
     """
 
     flows: pl.DataFrame

@@ -19,11 +19,11 @@ from pathlib import Path
 import geopandas as gpd
 import polars as pl
 
-from respop.config import Config
+from respop.config import HOSPITAL_KINDS, Config
 from respop.delineation import guarantees
 from respop.delineation.base import Delineation, DelineationError, FlowProblem, finalize
 from respop.delineation.flows import build_problem
-from respop.delineation.leiden import Leiden, TargetCountWarning
+from respop.delineation.leiden import AnchorWarning, Leiden, TargetCountWarning
 from respop.delineation.metrics import fragile_zones, overall_metrics, territory_metrics
 from respop.delineation.outputs import territory_names, write_outputs
 from respop.delineation.plurality import Plurality
@@ -63,6 +63,14 @@ def load_reference(config: Config) -> Reference:
     if config.territories.hospital_grouping == "town" and "town" not in pl.read_parquet_schema(hospitals_path).names():
         raise InputError('reference table lacks the column town, which hospital_grouping = "town" groups on',
                          hospitals_path, column="town")
+    if "kind" in pl.read_parquet_schema(hospitals_path).names():
+        # a misspelt kind ("Ch") would silently take a CH out of the anchor rule: refuse it
+        kinds = pl.read_parquet(hospitals_path, columns=["kind"])["kind"].cast(pl.String).drop_nulls().unique().sort()
+        unknown = [k for k in kinds.to_list() if k not in HOSPITAL_KINDS]
+        if unknown:
+            raise InputError(f"reference table: unknown hospital kind(s) {', '.join(map(repr, unknown))} in the column "
+                             f"kind (known: {', '.join(HOSPITAL_KINDS)}; leave it empty when unknown)",
+                             hospitals_path, column="kind")
     return Reference(
         zones=gpd.read_parquet(folder / "zones.parquet"),
         population=pl.read_parquet(folder / "population.parquet"),
@@ -139,7 +147,8 @@ def make_method(config: Config, name: str | None = None) -> Delineation:
     name = name or t.method
     if name == "leiden":
         return Leiden(resolution=t.resolution, target_count=t.target_count, min_population=t.min_population, seed=t.seed,
-                      min_containment=t.min_containment, min_localization=t.min_localization)
+                      min_containment=t.min_containment, min_localization=t.min_localization,
+                      anchor_kinds=tuple(t.anchor_kinds))
     if name == "plurality":
         return Plurality(min_population=t.min_population)
     raise ConfigError(f"unknown delineation method {name!r} (known: {', '.join(METHODS)})")
@@ -186,9 +195,13 @@ def fit(config: Config, problem: FlowProblem, name: str | None = None) -> tuple[
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TargetCountWarning)
+        warnings.simplefilter("always", AnchorWarning)
         method.fit(problem)
     seconds = time.perf_counter() - start
-    for warning in caught:  # an unreachable target_count: said, not silent
+    note = getattr(method, "anchor_note_", None)
+    if note:  # the anchor rule asked for but off (no kind column): said, not silent
+        print(f"respop: warning: territories: {note}", file=sys.stderr)
+    for warning in caught:  # an unreachable target_count, territories without an anchor: said, not silent
         print(f"respop: warning: territories: {warning.message}", file=sys.stderr)
     return method, seconds
 
@@ -243,7 +256,9 @@ def count_choice(config: Config, method: Delineation) -> dict:
     out: dict = {"method": method.name, "mode": mode, "territories": int(method.assignment_["territory_id"].n_unique())}
     if method.name == "leiden":
         out["criterion"] = {"min_containment": method.min_containment, "min_localization": method.min_localization,
-                            "min_population": t.min_population}
+                            "min_population": t.min_population,
+                            "anchor_kinds": list(getattr(method, "anchor_kinds_", ())),
+                            "anchor_note": getattr(method, "anchor_note_", None)}
         out["target_count"], out["resolution"] = t.target_count, getattr(method, "resolution_", t.resolution)
         out["steps"] = {k: (int(v) if v is not None else None) for k, v in getattr(method, "count_", {}).items()}
         out["warnings"] = list(getattr(method, "warnings_", []))
