@@ -164,6 +164,7 @@ reference_dir = "../data/reference"  # zones.parquet (GeoParquet), population.pa
 method = "leiden"            # leiden (flows + spatial constraints) or plurality (Dartmouth baseline)
 min_population = 30000       # every territory has at least this many inhabitants
 # target_count = 5           # leiden: number of territories to aim for
+# anchor_kinds = ["CH", "CHU"]   # leiden with no target: every territory holds a CH or a CHU (hospitals.parquet `kind`)
 hospital_grouping = "establishment"   # establishment, town, or a table (hospital_id, group) such as the GHT
 adults_only = false
 # pins = {{ "29004" = "29019" }}   # zone 29004 joins the territory of zone 29019 (expert review)
