@@ -60,7 +60,9 @@ COPD_STAGES = (0.86, 0.08, 0.06)
 failure (Laurendeau et al. 2015: 71.9% mild, 13.8% moderate, 8.1% severe, 6.2% very severe)."""
 COPD_INCIDENCE_RATIO = 1 / 18
 COPD_MORTALITY = {1: 1.3, 2: 2.0, 3: 8.0}
-"""Mortality multiplier by COPD stage."""
+"""Mortality multiplier by COPD stage: very severe COPD with chronic respiratory failure (long-term
+oxygen or ventilation) loses about a quarter of its patients a year (x4 until 75be052, when it
+fared no worse than repeated exacerbations; synthetic_data/README.md)."""
 COPD_MORTALITY_AFTER_STAY = 2.2
 """… and on top of it in the year after an exacerbation stay (about one in five patients dies in
 the year after an exacerbation hospitalisation: Fuhrman et al., Rev Mal Respir 2017), as

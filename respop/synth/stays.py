@@ -29,8 +29,8 @@ BACKGROUND_SCALE = 1.08
 """Calibration: scales the background rates so that all stays give about 0.28 per inhabitant."""
 HF_STAYS = {1: 0.0071, 2: 0.049, 3: 0.385}
 """Heart-failure stays per person-year by stage (decompensations): advanced heart failure is
-re-hospitalised often (about a third of patients within a year of an HF stay), stable heart
-failure rarely; kidney disease raises the rate (``HF_KIDNEY``)."""
+re-hospitalised often, stable heart failure rarely; kidney disease raises the rate
+(``HF_KIDNEY``), and so does a stay the year before (``HF_STAYS_AFTER_STAY``)."""
 HF_KIDNEY = 1.5
 HF_STAYS_AFTER_STAY = 2.5
 """Heart-failure stays multiplier in the year after a heart-failure stay (on top of the stage's):
@@ -53,10 +53,10 @@ about the admissions Santé publique France counts (broad definition: 38 and 16 
 women aged 25 or more in 2007, Fuhrman et al., Respir Med 2011); about a third of patients are
 re-admitted within a year of an exacerbation stay (Fuhrman et al., Rev Mal Respir 2017)."""
 COPD_FIRST_STAY = 0.093
+"""Share of new COPD cases hospitalised for an exacerbation in the year of onset."""
 COPD_STAYS_AFTER_STAY = 2.5
 """COPD exacerbation stays multiplier in the year after an exacerbation stay (about a third of
 patients are re-admitted within a year: Fuhrman et al. 2017), as :data:`HF_STAYS_AFTER_STAY`."""
-"""Share of new COPD cases hospitalised for an exacerbation in the year of onset."""
 COPD_BACKGROUND = 1.25
 """Background stays of a person with COPD rise by this factor (comorbid burden)."""
 HF_DEATH_IN_HOSPITAL = 0.5
