@@ -11,7 +11,8 @@ Three layers, each built on the one before:
 2. **frames and sentences**: the rows a page needs (one territory, disease, year), the French
    headline of each page (meeting mode: one message per screen), and the tables as pandas
    DataFrames of French text: French headers, numbers the French way
-   (:mod:`respop.boards.labels`), masked counts as "< 11", never NaN or None.
+   (:mod:`respop.boards.labels`), masked counts as "s" (:data:`~respop.boards.labels.MASKED`, primary
+   and complementary suppressions alike: never "< 11"), never NaN or None.
 3. **figures**: :func:`figure_png` draws one of :data:`FIGURES` with
    :mod:`respop.boards.figures` and caches its PNG bytes (the board shows them with
    ``st.image`` beside a download button; the dossier embeds them).
@@ -44,6 +45,7 @@ from respop.boards.labels import (
     CARE_USE,
     CARE_USE_PER_PERSON,
     MASKED,
+    MASKED_NOTE,
     MISSING,
     NNBSP,
     PER_100K,
@@ -74,7 +76,7 @@ INDICATOR_CHOICES = {
     "incidence_std": "Incidence standardisée",
     "incidence_crude": "Incidence brute",
     "cases": "Personnes suivies (cas)",
-    "incident_cases": "Nouveaux cas (incidents)",
+    "incident_cases": "Nouveaux cas",
 }
 """Indicators a disease page can map, trend and compare (columns of the ``indicators`` table)."""
 
@@ -398,6 +400,19 @@ def subtype_labels(url: str, run_id: int, disease: str) -> dict[str, str]:
     return {"all": ALL_SUBTYPES, **_labels(url, run_id, disease, "subtype")}
 
 
+def incident_label(url: str, run_id: int, disease: str) -> str:
+    """What a new (incident) case of the disease is, from its spec's look-back: "premier séjour
+    repéré depuis 5 ans" (a case with no qualifying stay in the look-back years; a run published
+    before the catalogue held the look-back: the general wording)."""
+    return _labels(url, run_id, disease, "window").get("lookback_years") or "premier séjour repéré sur la période de recul"
+
+
+def lookback_years(url: str, run_id: int, disease: str) -> int | None:
+    """The disease's look-back in years (from the run's catalogue; None for an older run)."""
+    rows = catalogue(url, run_id, disease=disease, kind="window")
+    return int(rows["rank"][0]) if rows.height else None
+
+
 def feature_labels(url: str, run_id: int, disease: str) -> dict[str, str]:
     """Feature or model term → French label: the disease's features in the catalogue (computed,
     ``case_of_<disease>`` and code features) and :data:`MODEL_TERMS`."""
@@ -445,10 +460,15 @@ def _value(frame: pl.DataFrame, column: str):
     return frame[column][0] if frame.height else None
 
 
+SECRET = "secret statistique"
+"""What a headline says of a masked count: it may be a small count or a larger one masked so that
+a small one cannot be found by subtraction, so never "moins de 11"."""
+
+
 def people_phrase(n: int | None, noun: str = "personnes") -> str:
-    """"1 234 personnes"; a masked count → "Moins de 11 personnes"."""
+    """"1 234 personnes"; a masked count → "des personnes (nombre soumis au secret statistique)"."""
     if n is None:
-        return f"moins de 11 {noun}"
+        return f"des {noun} (nombre soumis au {SECRET})"
     return f"{fr_int(n)} {noun if n > 1 else noun.removesuffix('s')}"
 
 
@@ -460,8 +480,26 @@ def _is_rate(indicator: str) -> bool:
     return indicator.startswith(("prevalence", "incidence"))
 
 
-def indicator_unit(indicator: str) -> str:
-    return PER_100K if _is_rate(indicator) else "personnes"
+def indicator_unit(indicator: str, short: bool = False) -> str:
+    if _is_rate(indicator):
+        return PER_100K_SHORT if short else PER_100K
+    return "personnes"
+
+
+def indicator_title(url: str, run_id: int, disease: str, indicator: str) -> str:
+    """The indicator's French name; incidence and new cases say what a new case is ("Incidence
+    standardisée (premier séjour repéré depuis 5 ans)")."""
+    name = INDICATOR_CHOICES[indicator]
+    if indicator.startswith("incid"):
+        name += f" ({incident_label(url, run_id, disease)})"
+    return name
+
+
+def incomplete_label(url: str, run_id: int, disease: str) -> str:
+    """What the years without their whole look-back are called on a trend figure."""
+    years = lookback_years(url, run_id, disease)
+    span = f"{years} an{'s' if years and years > 1 else ''} de recul" if years else "le recul de l'algorithme"
+    return f"Recul incomplet (moins de {span}) : cas sous-comptés, ne pas comparer"
 
 
 def indicator_format(indicator: str) -> Callable:
@@ -495,6 +533,8 @@ def territory_care(url: str, run_id: int, territory_id: int, disease: str, year:
 
 
 NBSP = "\u00a0"
+PER_100K_SHORT = f"pour 100{NNBSP}000 hab."
+"""The rates' unit where room is short (tiles, axes): "pour 100 000 hab."."""
 
 
 def typeset(text: str) -> str:
@@ -531,7 +571,14 @@ def headline_disease(url: str, run_id: int, territory_id: int, disease: str, yea
     noun = disease_noun(url, run_id, disease)
     if row.height == 0:
         return f"Pas de résultat pour {noun} sur le territoire en {year}"
-    return _sentence(f"{people_phrase(_value(row, 'cases'))} suivies pour {noun} sur le territoire en {year}")
+    cases = _value(row, "cases")
+    if cases is None:
+        text = f"Nombre de personnes suivies pour {noun} sur le territoire en {year} : {SECRET}"
+    else:
+        text = _sentence(f"{people_phrase(cases)} suivies pour {noun} sur le territoire en {year}")
+    if _value(row, "complete_history") is False:
+        text += f" (recul incomplet en {year} : ne pas comparer aux autres années)"
+    return text
 
 
 @_typeset
@@ -543,8 +590,11 @@ def headline_strata(url: str, run_id: int, territory_id: int, disease: str, year
     top = strata.row(0, named=True)
     total = _value(care.filter(pl.col("stratum") == "all"), "people")
     noun = disease_noun(url, run_id, disease)
+    if top["people"] is None:
+        return (f"Profil le plus sévère, « {top['name']} » : nombre de personnes suivies pour {noun} "
+                f"soumis au {SECRET} ({year})")
     among = f" sur {fr_int(total)} suivies pour {noun}" if total is not None else f" suivies pour {noun}"
-    verb = "est" if top["people"] is not None and top["people"] <= 1 else "sont"
+    verb = "est" if top["people"] <= 1 else "sont"
     return _sentence(f"{people_phrase(top['people'])}{among} {verb} au profil le plus sévère, « {top['name']} » ({year})")
 
 
@@ -555,10 +605,14 @@ def headline_care(url: str, run_id: int, territory_id: int, disease: str, year: 
     if row.height == 0:
         return f"Pas de recours aux soins publié pour {noun} en {year}"
     r = row.row(0, named=True)
-    text = f"En {year}, les {people_phrase(r['people'])} suivies pour {noun} ont eu {people_phrase(r['stays'], 'séjours')}"
-    if r["emergency_stays"] is not None:
+    who = (f"les {people_phrase(r['people'])} suivies pour {noun}" if r["people"] is not None
+           else f"les personnes suivies pour {noun} (nombre soumis au {SECRET})")
+    stays = (people_phrase(r["stays"], "séjours") if r["stays"] is not None
+             else f"un nombre de séjours soumis au {SECRET}")
+    text = f"En {year}, {who} ont eu {stays}"
+    if r["emergency_stays"] is not None and r["stays"] is not None:
         text += f", dont {fr_int(r['emergency_stays'])} arrivées par les urgences"
-    return text.replace("les moins de 11", "moins de 11")
+    return text
 
 
 def _upward(from_level: int | None, to: str, levels: dict[str, int]) -> bool:
@@ -671,11 +725,15 @@ def disease_facts(url: str, run_id: int, territory_id: int, disease: str, year: 
         return []
     r = row.row(0, named=True)
     unit = rate_unit(url, run_id, disease, year)
+    new = incident_label(url, run_id, disease)
     return [
         ("Personnes suivies", fr_int(r["cases"]), f"Cas repérés dans les données hospitalières en {year}"),
-        ("Nouveaux cas", fr_int(r["incident_cases"]), f"Cas incidents (repérés pour la première fois) en {year}"),
-        ("Prévalence standardisée", fr_rate(r["prevalence_std"]), f"{unit}, standardisée sur l'âge et le sexe"),
-        ("Incidence standardisée", fr_rate(r["incidence_std"]), f"{unit}, standardisée sur l'âge et le sexe"),
+        (f"Nouveaux cas ({new})", fr_int(r["incident_cases"]),
+         f"Cas dont le premier séjour pour la maladie sur la période de recul de l'algorithme a lieu en {year}"),
+        (f"Prévalence standardisée ({PER_100K_SHORT})", fr_rate(r["prevalence_std"]),
+         f"{unit}, standardisée sur l'âge et le sexe"),
+        (f"Incidence standardisée ({PER_100K_SHORT})", fr_rate(r["incidence_std"]),
+         f"{unit}, standardisée sur l'âge et le sexe ; nouveaux cas : {new}"),
     ]
 
 
@@ -829,8 +887,12 @@ def history_note(url: str, run_id: int, territory_id: int, disease: str) -> str 
     if not years:
         return None
     listed = ", ".join(str(y) for y in years)
-    return (f"Antériorité incomplète ({listed}) : les années de recul demandées par l'algorithme ne sont pas toutes "
-            "dans les données ; la prévalence peut y être sous-estimée et l'incidence surestimée.")
+    several = len(years) > 1
+    return (f"Recul incomplet en {listed} : les {lookback_years(url, run_id, disease) or ''} années de recul "
+            f"demandées par l'algorithme ne sont pas toutes dans les données. "
+            f"{'Ces années sont dessinées' if several else 'Cette année est dessinée'} à part sur la figure : "
+            "la prévalence y est sous-estimée et l'incidence surestimée, et leur évolution n'est pas une tendance."
+            ).replace("les  années", "les années")
 
 
 DEATHS_UNKNOWN = "La prévalence peut inclure des personnes décédées hors de l'hôpital."
@@ -887,6 +949,18 @@ def table_care(url: str, run_id: int, territory_id: int, disease: str, year: int
     return _table(out)
 
 
+CARE_NOTE = (
+    "Séjours, arrivées par les urgences, journées, réhospitalisations à 30 jours et décès de l'année, des "
+    "personnes suivies dans l'année (décès à l'hôpital ; hors de l'hôpital aussi quand le référentiel des "
+    "bénéficiaires est fourni). Une réhospitalisation à 30 jours est un nouveau séjour pour la maladie dans les "
+    "30 jours suivant la sortie d'un autre. Le profil d'une personne est établi avec les séjours de cette même "
+    "année : une personne réhospitalisée a au moins deux séjours, et les profils définis par plusieurs séjours "
+    "concentrent donc les réhospitalisations ; un 0 dans un autre profil peut venir de sa définition plutôt "
+    "que d'une meilleure prise en charge."
+)
+"""What the care-use figures count, said under them (the board's Recours aux soins page, the dossier)."""
+
+
 def table_transitions(url: str, run_id: int, disease: str, year: int) -> pd.DataFrame:
     """From each stratum of N (rows, most severe first) to N + 1 (columns): count (share)."""
     rows = read(url, "transitions", run_id, disease=disease, year=year)
@@ -905,7 +979,9 @@ def table_transitions(url: str, run_id: int, disease: str, year: int) -> pd.Data
                 row[head] = "0"
                 continue
             count, share = cells[(s, t)]
-            row[head] = fr_int(count) if count is None else f"{fr_int(count)} ({fr_pct(share, 0)})"
+            # no share of a masked total: the share and the count would give the total away
+            known_total = cells[(s, "all")][0] is not None
+            row[head] = fr_int(count) if count is None or not known_total else f"{fr_int(count)} ({fr_pct(share, 0)})"
         out.append(row)
     return _table(out)
 
@@ -1131,7 +1207,7 @@ def _fig_indicator_map(url, run_id, meeting, territory_id, disease, indicator, y
     rows = zone_indicators(url, run_id, territory_id, disease, year).select(
         pl.col("unit").alias("zone_code"), pl.col(indicator).alias("value")
     )
-    title = f"{INDICATOR_CHOICES[indicator]} — {disease_name(url, run_id, disease)}, {year}"
+    title = f"{indicator_title(url, run_id, disease, indicator)} — {disease_name(url, run_id, disease)}, {year}"
     return figures.zone_map(zones_gdf(url, run_id), rows, title, indicator_unit(indicator), territory_id=territory_id,
                             meeting=meeting)
 
@@ -1149,12 +1225,17 @@ def _fig_trend(url, run_id, meeting, territory_id, disease, indicator):
             "year", pl.lit(series).alias("series"), pl.col(indicator).cast(pl.Float64).alias("value"),
             (pl.col(f"{indicator}_low") if band else pl.lit(None)).cast(pl.Float64).alias("low"),
             (pl.col(f"{indicator}_high") if band else pl.lit(None)).cast(pl.Float64).alias("high"),
+            pl.col("complete_history").fill_null(True).alias("complete"),
         ))
     if not band:  # a count of the whole area dwarfs the territory's: show the territory alone
         frames = frames[:1]
-    title = f"{INDICATOR_CHOICES[indicator]} — {disease_name(url, run_id, disease)}, évolution"
-    value_label = f"{INDICATOR_CHOICES[indicator]} ({indicator_unit(indicator)})"
-    return figures.trend(pl.concat(frames), title, value_label, meeting=meeting)
+    title = f"{indicator_title(url, run_id, disease, indicator)} — {disease_name(url, run_id, disease)}, évolution"
+    value_label = f"{INDICATOR_CHOICES[indicator]} ({indicator_unit(indicator, short=True)})"
+    import inspect  # TEMPORARY (issue 19 integration): until figures.trend takes the keyword
+
+    extra = ({"incomplete_label": incomplete_label(url, run_id, disease)}
+             if "incomplete_label" in inspect.signature(figures.trend).parameters else {})
+    return figures.trend(pl.concat(frames), title, value_label, meeting=meeting, **extra)
 
 
 def _fig_comparison(url, run_id, meeting, territory_id, disease, indicator, year):
@@ -1162,7 +1243,7 @@ def _fig_comparison(url, run_id, meeting, territory_id, disease, indicator, year
         pl.when(pl.col("territory_id") == territory_id).then(pl.format("▶ {}", pl.col("unit_name")))
         .otherwise(pl.col("unit_name")).alias("name")
     )
-    title = (f"{INDICATOR_CHOICES[indicator]}{comparison_scope(url, run_id, territory_id)} — "
+    title = (f"{indicator_title(url, run_id, disease, indicator)}{comparison_scope(url, run_id, territory_id)} — "
              f"{disease_name(url, run_id, disease)}, {year}")
     return figures.hbar(rows, "name", indicator, title, f"{INDICATOR_CHOICES[indicator]} ({indicator_unit(indicator)})",
                         formatter=indicator_format(indicator), meeting=meeting)

@@ -2,7 +2,8 @@
 
 Numbers the French way: thousands separated by a narrow no-break space (U+202F, "12 345"), a
 decimal comma ("339,3"), a narrow no-break space before "%" ("12,3 %"), a true minus sign (U+2212).
-Masked counts are ``None`` in the store: :func:`fr_int` shows them as :data:`MASKED`; a rate or a
+Masked counts are ``None`` in the store: :func:`fr_int` shows them as :data:`MASKED` ("s", the one
+symbol of every suppressed cell, explained once on each page by :data:`MASKED_NOTE`); a rate or a
 share built on a masked count is ``None`` too and shows as :data:`MISSING`. NaN is treated as
 ``None``.
 
@@ -17,13 +18,20 @@ from __future__ import annotations
 import math
 from numbers import Real
 
-MASKED = "< 11"
-"""What a masked count shows (counts of 1 to 10, and the complementary suppressions)."""
+MASKED = "s"
+"""What a masked count shows: counts of 1 to 10 *and* the complementary suppressions (cells of any
+size masked so that a small one cannot be found by subtraction). The store cannot tell the two
+apart (on purpose), so the boards never write "< 11": one symbol, as INSEE's "s" (secret
+statistique)."""
+
+MASKED_NOTE = ("« s » : secret statistique (effectif de 1 à 10, ou masqué pour qu'un petit effectif "
+               "ne puisse pas être retrouvé par soustraction)")
+"""The one sentence that explains :data:`MASKED`, once on each page and in the dossier."""
 
 MISSING = "–"
 """What a masked or missing rate, share or decimal shows (an en dash)."""
 
-MASKED_LEGEND = "< 11 (masqué)"
+MASKED_LEGEND = "s : secret statistique"
 """The legend entry of masked cells on maps."""
 
 NNBSP = "\u202f"

@@ -6,7 +6,9 @@ and drawn by the same functions (:mod:`respop.boards.data`): the same headlines,
 figures, the figures drawn large (``meeting=True``) and embedded as base64 PNG images, so that
 the file can be mailed, opened offline and printed on A4 (print CSS: one section per page
 group, no figure or table row cut in two). Like the board it reads only the results store:
-aggregated counts, the masked ones shown as "< 11".
+aggregated counts, the masked ones shown as "s" (secret statistique), never "< 11": a masked cell
+may be larger, masked so that a small one cannot be found by subtraction. Years whose look-back
+is incomplete are drawn apart on the trends and named in a note, as on the board.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from respop.boards import data
-from respop.boards.labels import MASKED, MISSING, PER_100K
+from respop.boards.labels import MASKED_NOTE, MISSING, PER_100K
 from respop.config import Config, load_config
 from respop.errors import RespopError
 
@@ -144,8 +146,7 @@ class Dossier:
             f"dossier produit le {dt.date.today():%d/%m/%Y} par respop {_e(r.get('code_version', ''))}.</p>"
             f"<nav><h3>Sommaire</h3><ol>{toc}</ol></nav>"
             f'<p class="note">Données agrégées issues du PMSI MCO (séjours hospitaliers de court séjour). '
-            f"Secret statistique : tout effectif de 1 à 10 personnes ou séjours est masqué et noté « {MASKED} », "
-            f"ainsi que les effectifs qui permettraient de le retrouver ; « {MISSING} » : taux non publié car calculé "
+            f"{MASKED_NOTE} ; « {MISSING} » : taux non publié car calculé "
             f"sur un effectif masqué. Taux {PER_100K}.</p>"
             "</div>"
         )
@@ -247,6 +248,7 @@ class Dossier:
                             year=year),
                 _table(data.table_care(url, run, tid, disease, year)),
             ]
+        parts.append(f'<p class="note">{_e(data.CARE_NOTE)}</p>')
         parts.append('<p class="note">Les établissements où les habitants sont hospitalisés (tous séjours) sont '
                      'dans la section <a href="#territoire">Territoire</a>.</p>')
         return "".join(parts)

@@ -92,6 +92,7 @@ class Catalogue(_Model):
                 "id": a.id, "name": a.name, "version": a.version, "date": a.date.isoformat(),
                 "description": a.description.strip(), "sources": list(a.sources),
                 "population": {"min_age": s.population.min_age, "max_age": s.population.max_age},
+                "window": {"lookback_years": s.window.lookback_years, "min_stays": s.window.min_stays},
                 "subtypes": [{"name": t.name, "label": t.label, "description": t.description} for t in s.subtypes.types],
                 "branches": [{"name": b.name, "label": b.label, "source": b.source} for b in s.branches],
                 "features": self.feature_rows(s.disease),
@@ -106,7 +107,8 @@ class Catalogue(_Model):
 
     def rows(self) -> list[dict]:
         """The catalogue as rows of text (the store's ``catalogue`` table): per disease, its own row
-        (``kind`` disease: French name, description, version), then its sources, sub-types,
+        (``kind`` disease: French name, description, version), its population and look-back
+        (``window``: rank = look-back years, label = what an incident case is), then its sources, sub-types,
         branches, features and strata, each with its rank in the spec's order."""
         rows: list[dict] = []
 
@@ -121,6 +123,10 @@ class Catalogue(_Model):
             ages = entry.get("population") or {}
             add(d, "population", "population", 0, ages_label(ages.get("min_age"), ages.get("max_age")),
                 "the rates' denominator: inhabitants of these ages in the year")
+            lookback = (entry.get("window") or {}).get("lookback_years")
+            if lookback is not None:
+                add(d, "window", "lookback_years", lookback, lookback_label(lookback),
+                    "years before the index year in which a stay counts (incident: none in them)")
             for i, source in enumerate(entry["sources"], 1):
                 add(d, "source", f"source_{i}", i, source)
             for i, t in enumerate(entry["subtypes"], 1):
@@ -140,6 +146,14 @@ class Catalogue(_Model):
     def to_json(self) -> dict:
         return {"format": FORMAT, "algorithms_dir": self.algorithms_dir, "diseases": self.describe(),
                 **self.model_dump(mode="json", exclude={"algorithms_dir"})}
+
+
+def lookback_label(years: int) -> str:
+    """What an incident case of a spec with this look-back is, in French: the first stay found in
+    the index year and the ``years`` before it ("premier séjour repéré depuis 5 ans")."""
+    if years <= 0:
+        return "séjour dans l'année (pas de recul)"
+    return f"premier séjour repéré depuis {years} an{'s' if years > 1 else ''}"
 
 
 def ages_label(min_age: int | None, max_age: int | None) -> str:
