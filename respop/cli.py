@@ -566,6 +566,9 @@ def run_all(
     models: Annotated[bool, typer.Option(help="Fit survival and prediction in the strata step (--no-models: the data steps only; no store step).")] = True,
 ) -> None:
     """Run the whole pipeline (input report, territories, cases, strata) and publish it to the store."""
+    import datetime as dt
+
+    started = dt.datetime.now()  # the run's start in the store (its steps' times follow)
     from respop.pipeline import STEPS, run
 
     chosen = tuple(s.strip() for s in steps.split(",")) if steps else STEPS
@@ -575,7 +578,7 @@ def run_all(
     if engine is not None and engine not in ("polars", "spark"):
         raise RespopError(f"--engine must be polars or spark, got {engine!r}")
     with progress_steps(len(chosen), "respop run") as step:
-        result = run(config, step, chosen, engine=engine, spark_master=spark_master, models=models)
+        result = run(config, step, chosen, engine=engine, spark_master=spark_master, models=models, started_at=started)
     console.print(f"engine: {result.config.engine.name}")
     for name, seconds in result.timings.items():
         console.print(f"  {name:<12} {seconds:>8.1f} s")

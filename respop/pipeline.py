@@ -20,8 +20,12 @@ At its start, the run loads the configured diseases' specs once, freezes them an
 with its outputs (``<output.dir>/catalogue.json``, respop.spec.catalogue); the cases, strata and
 store steps read that catalogue, not the TOML files.
 
-The seconds of every step (and of the parts of the cases and strata steps) are written to
-``<output.dir>/timings.json``.
+The run's start (the moment ``respop run`` started, or :func:`run` was called) and the seconds of
+every step (and of the parts of the cases and strata steps) are written to
+``<output.dir>/timings.json`` and recorded by the store step in the run's row: ``started_at`` is
+the run's start, ``finished_at`` the end of its store step, ``timings`` each step's seconds, when
+each step started and ended (``clock``) and the steps whose outputs the run reused from an earlier
+run (``reused``: ``--steps`` left them out; respop.store.schema, ``runs.timings``).
 
 A step that fails stops the run: the outputs of the steps before it are written, the store keeps
 its previous runs as they were (the failed run is marked ``failed``).
@@ -39,6 +43,7 @@ gone, and says so on standard error (:func:`private_workspace`).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 import tempfile
@@ -178,16 +183,28 @@ def private_workspace(config: Config, notice: Callable[[str], None] = _notice) -
         yield config.model_copy(update={"input": config.input.model_copy(update={"workspace_dir": folder})})
 
 
-def publish(config: Config, config_path: Path | None, timings: dict | None = None) -> int:
-    """Publish the configuration's outputs as one run of its store; returns the run id."""
+def publish(
+    config: Config, config_path: Path | None, timings: dict | None = None, started_at: dt.datetime | None = None,
+    clock: dict[str, list[str]] | None = None,
+) -> int:
+    """Publish the configuration's outputs as one run of its store; returns the run id.
+
+    ``timings``: the seconds of the steps this run did (the steps whose outputs are there but not
+    in ``timings`` are recorded as reused); ``clock``: when each of them started and ended (ISO);
+    ``started_at``: when the run started. Without them (``respop store publish``: outputs of
+    earlier runs published on their own) the run's ``started_at`` is the moment publishing started
+    and every step is reused (respop.store.schema, ``runs.timings``)."""
     from respop.store.db import Store
     from respop.store.publish import collect
     from respop.store.releases import visible_runs
 
+    store_started = dt.datetime.now()
     store = Store(config.store.url)
     try:
         # protected together with every run a viewer can already see (docs/store.md)
-        return store.write(collect(config, config_path, timings, visible=visible_runs(store)))
+        publication = collect(config, config_path, timings, visible=visible_runs(store),
+                              started_at=started_at or store_started, clock=clock, store_started=store_started)
+        return store.write(publication)
     finally:
         store.close()
 
@@ -199,16 +216,19 @@ def run(
     engine: str | None = None,
     spark_master: str | None = None,
     models: bool = True,
+    started_at: dt.datetime | None = None,
 ) -> PipelineResult:
     """Run ``steps`` of the pipeline on a configuration file (module docstring). ``engine`` and
     ``spark_master`` override the configuration's ``[engine]``; ``models`` false leaves survival
-    and prediction out of the strata step (then the store step cannot run)."""
+    and prediction out of the strata step (then the store step cannot run). ``started_at``: when
+    the command started (default: now), the run's start in the store."""
+    started_at = started_at or dt.datetime.now()
     config_path = Path(config_path)
     config = load_config(config_path)
     updates = {k: v for k, v in {"name": engine, "spark_master": spark_master}.items() if v is not None}
     if updates:
         config = config.model_copy(update={"engine": config.engine.model_copy(update=updates)})
-    return run_config(config, config_path, progress, steps, models)
+    return run_config(config, config_path, progress, steps, models, started_at)
 
 
 def run_config(
@@ -217,21 +237,25 @@ def run_config(
     progress: Progress | None = None,
     steps: tuple[str, ...] = STEPS,
     models: bool = True,
+    started_at: dt.datetime | None = None,
 ) -> PipelineResult:
     """:func:`run` on a configuration already loaded (``respop strata validate --seeds`` runs the
     user's configuration on worlds it generates). ``config_path``: the file it came from, which the
-    store step records (None: no store step)."""
+    store step records (None: no store step); ``started_at``: the run's start (default: now)."""
+    started_at = started_at or dt.datetime.now()
     if not models and "store" in steps:
         raise ConfigError("the store step needs the survival and prediction results: run it with the models")
     if "store" in steps and config_path is None:
         raise ConfigError("the store step records the configuration file: give its path")
     say = progress or (lambda _message: None)
     with private_workspace(config) as private:
-        result = _run(private, config_path, say, steps, models)
+        result = _run(private, config_path, say, steps, models, started_at)
     return PipelineResult(config=config, run_id=result.run_id, timings=result.timings, summaries=result.summaries)
 
 
-def _run(config: Config, config_path: Path | None, say: Progress, steps: tuple[str, ...], models: bool) -> PipelineResult:
+def _run(
+    config: Config, config_path: Path | None, say: Progress, steps: tuple[str, ...], models: bool, started_at: dt.datetime
+) -> PipelineResult:
     from respop.case_finding.run import run_cases
     from respop.pmsi import read_pmsi
     from respop.pmsi.reader import FILTERS_STEP
@@ -240,6 +264,7 @@ def _run(config: Config, config_path: Path | None, say: Progress, steps: tuple[s
 
     source = stages.input_fingerprint(config)  # before the PMSI is read
     timings: dict[str, float] = {}
+    clock: dict[str, list[str]] = {}  # step → [start, end], ISO
     details: dict[str, dict] = {}
     summaries: dict[str, object] = {}
     opened: dict[str, object] = {}
@@ -277,10 +302,14 @@ def _run(config: Config, config_path: Path | None, say: Progress, steps: tuple[s
         return opened["spark"]
 
     def timed(name: str, fn):
-        start = time.perf_counter()
+        # wall-clock times, so that the steps' seconds and their start and end agree with the
+        # run's started_at and finished_at (respop.store.schema, runs.timings)
+        start = dt.datetime.now()
         say(name)
         out = fn()
-        timings[name] = round(time.perf_counter() - start, 2)
+        end = dt.datetime.now()
+        timings[name] = round((end - start).total_seconds(), 2)
+        clock[name] = [start.isoformat(), end.isoformat()]
         return out
 
     engine = choose_engine(config, spark)
@@ -308,15 +337,18 @@ def _run(config: Config, config_path: Path | None, say: Progress, steps: tuple[s
             opened["data"].close()
     run_id = -1
     if "store" in steps:
-        run_id = timed("store", lambda: publish(config, config_path, dict(timings)))
-    _write_timings(config, timings, details)
+        run_id = timed("store", lambda: publish(config, config_path, dict(timings), started_at, dict(clock)))
+    _write_timings(config, timings, details, started_at, clock)
     return PipelineResult(config=config, run_id=run_id, timings=timings, summaries=summaries)
 
 
-def _write_timings(config: Config, timings: dict[str, float], details: dict[str, dict]) -> None:
+def _write_timings(
+    config: Config, timings: dict[str, float], details: dict[str, dict], started_at: dt.datetime, clock: dict[str, list[str]]
+) -> None:
     out = config.output.dir
     out.mkdir(parents=True, exist_ok=True)
-    record = {"engine": config.engine.name, "spark_master": config.engine.spark_master, "steps": timings, "details": details}
+    record = {"engine": config.engine.name, "spark_master": config.engine.spark_master, "started_at": started_at.isoformat(),
+              "steps": timings, "clock": clock, "details": details}
     tmp = out / ".timings.json.tmp"
     tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
     tmp.replace(out / "timings.json")

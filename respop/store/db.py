@@ -107,14 +107,15 @@ class Store:
             run_id = connection.execute(
                 insert(schema.runs)
                 .values(
-                    **{k: v for k, v in run.items() if k in fields and k != "timings"},
+                    **{k: v for k, v in run.items() if k in fields and k not in ("timings", "started_at")},
                     timings={**(run.get("timings") or {}), "process": process_identity()},
                     status="running",
-                    started_at=dt.datetime.now(),
+                    started_at=run.get("started_at") or dt.datetime.now(),
                 )
                 .returning(schema.runs.c.run_id)
             ).scalar_one()
-        start = time.perf_counter()
+        # the store step counts from its start (the publication's collect included), else from here
+        store_started = run.get("store_started_at") or dt.datetime.now()
         try:
             with self.engine.begin() as connection:
                 for i, table in enumerate(schema.RESULT_TABLES):
@@ -122,12 +123,14 @@ class Store:
                     self._insert(connection, table, run_id, frame)
                     if i == 0 and os.environ.get(PAUSE_ENV):
                         time.sleep(float(os.environ[PAUSE_ENV]))
+                finished = dt.datetime.now()
                 timings = dict(run.get("timings") or {})
-                timings["store"] = round(time.perf_counter() - start, 2)
+                timings["store"] = round((finished - store_started).total_seconds(), 2)
+                timings["clock"] = {**(timings.get("clock") or {}), "store": [store_started.isoformat(), finished.isoformat()]}
                 connection.execute(
                     update(schema.runs)
                     .where(schema.runs.c.run_id == run_id)
-                    .values(status="succeeded", finished_at=dt.datetime.now(), timings=timings)
+                    .values(status="succeeded", finished_at=finished, timings=timings)
                 )
         except BaseException as exc:
             if is_disk_full(exc):  # one clear line; the transaction rolled back, earlier runs untouched

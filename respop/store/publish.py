@@ -840,12 +840,19 @@ def _empty(table) -> pl.DataFrame:
 
 
 def collect(
-    config: Config, config_path: Path | None = None, timings: dict | None = None, visible: list[VisibleRun] | None = None
+    config: Config, config_path: Path | None = None, timings: dict | None = None, visible: list[VisibleRun] | None = None,
+    started_at: dt.datetime | None = None, clock: dict[str, list[str]] | None = None, store_started: dt.datetime | None = None,
 ) -> Publication:
     """Every table of the store for this configuration's outputs, disclosure-controlled.
     ``visible``: the runs of the store a viewer can already see (:func:`respop.store.releases.visible_runs`):
     this run is protected together with them. Raises :class:`DisclosureError` when a count of 1
-    to 10 would stay narrower than the protection width (nothing is published then)."""
+    to 10 would stay narrower than the protection width (nothing is published then).
+
+    ``timings``: seconds of the steps the run did, ``clock`` their start and end (ISO),
+    ``started_at`` the run's start, ``store_started`` the start of its store step (default: now);
+    the steps whose outputs are there but not in ``timings`` are recorded as reused (the run's
+    ``timings``: :func:`run_timings`)."""
+    store_started = store_started or dt.datetime.now()
     check_chain(config, config_path)  # the steps' outputs belong to one build (respop.stages)
     out = config.output.dir
     if not out.is_dir():
@@ -887,10 +894,6 @@ def collect(
         columns = schema.published_columns(table)
         tables[table.name] = tables[table.name].select(columns) if table.name in tables else _empty(table)
     years = sorted(set(tables["indicators"]["year"].to_list())) if tables["indicators"].height else []
-    summaries = {step: out / step / "summary.json" for step in ("cases", "strata")}
-    step_seconds = {
-        step: json.loads(p.read_text(encoding="utf-8")).get("seconds") for step, p in summaries.items() if p.is_file()
-    }
     from respop.secrets import redacted_config_text  # stored and fingerprinted without its credentials
 
     text = redacted_config_text(config_path.read_text(encoding="utf-8") if config_path is not None and config_path.is_file() else "")
@@ -903,7 +906,8 @@ def collect(
         code_version=__version__,
         first_year=years[0] if years else None,
         last_year=years[-1] if years else None,
-        timings={**step_seconds, **(timings or {})},
+        timings=run_timings(config, timings, clock),
+        started_at=started_at or store_started,
         input_report=input_report_summary(report) if report is not None else None,
         disclosure={
             "threshold": THRESHOLD, "protection": rules.protection,
@@ -913,4 +917,22 @@ def collect(
     publication = Publication(run=run, tables=tables)
     publication.run["results_sha256"] = publication.fingerprint()
     publication.run["collected_at"] = dt.datetime.now().isoformat(timespec="seconds")
+    publication.run["store_started_at"] = store_started  # the store step's seconds count from there (Store.write)
     return publication
+
+
+def run_timings(config: Config, timings: dict | None, clock: dict[str, list[str]] | None) -> dict:
+    """The run's ``timings`` (respop.store.schema, ``runs.timings``): the seconds of the steps the
+    run did, ``clock`` (when each started and ended) and ``reused``: each step whose outputs are in
+    ``<output.dir>`` but that the run did not do → when its outputs were written (its manifest's
+    ``written``; null without manifest). Their seconds belong to the run that built them and are
+    not counted here. The store step's own seconds are added by :meth:`respop.store.db.Store.write`."""
+    from respop.stages import STAGES, read_manifest
+
+    done = {k: v for k, v in (timings or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    out = config.output.dir
+    reused = {
+        step: (read_manifest(out / step) or {}).get("written")
+        for step in STAGES if step not in done and (out / step).is_dir()
+    }
+    return {**done, "clock": dict(clock or {}), "reused": reused}

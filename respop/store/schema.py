@@ -10,6 +10,26 @@ stay readable. The Alembic migrations (``respop/store/migrations``) create exact
 
 Geometries are WKB in the zones' CRS (``runs.crs``, Lambert-93 for France); PostGIS is not
 needed.
+
+Times of a run (``runs``):
+
+- ``started_at``: when the run started: the moment ``respop run`` started (before the PMSI was
+  read), not the moment its results were published. For ``respop store publish`` (outputs of
+  earlier runs published on their own, without running a step) it is the moment publishing
+  started, and every step is in ``reused``.
+- ``finished_at``: when the run ended (its store step committed, or failed).
+- ``timings`` (JSON): ``{step: seconds}`` for each step the run did (``input``, ``territories``,
+  ``cases``, ``strata``, ``store``; wall-clock seconds, the store step from the start of its
+  publication to its commit); ``clock``: ``{step: [start, end]}`` (ISO 8601, local time, like
+  ``started_at``) for those steps; ``reused``: ``{step: written}`` for each step whose outputs
+  were there but that the run did not do (``--steps`` left it out, or ``respop store publish``):
+  its outputs come from an earlier run, written at ``written`` (ISO; null when unknown), and its
+  seconds, which belong to that run, are not in ``timings``. So the numbers of ``timings`` sum to
+  the duration of the run's own steps, about ``finished_at - started_at`` (less the loading of
+  the configuration and specs between steps). While a run is ``running`` it also holds
+  ``process`` (host, pid, start: :meth:`respop.store.db.Store.mark_interrupted`). Runs published
+  before these keys existed have the seconds of their steps only (their ``started_at`` was the
+  publication's).
 """
 
 from __future__ import annotations

@@ -93,6 +93,10 @@ def test_new_territories_without_new_strata_are_refused_then_rebuilt(tiny_run, t
         # the command of the message publishes, with the shared counts equal again
         result = run(config, steps=("strata", "store"))
         assert [(r["run_id"], r["status"]) for r in store.runs()] == [(result.run_id, "succeeded")]
+        # the steps not run this time are marked reused, with when their outputs were written
+        timings = store.run(result.run_id)["timings"]
+        assert set(timings["reused"]) == {"input", "territories", "cases"} and all(timings["reused"].values())
+        assert set(timings["clock"]) == {"strata", "store"} and "cases" not in timings and timings["strata"] > 0
     finally:
         store.close()
     counts = shared_counts(out)

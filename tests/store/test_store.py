@@ -5,6 +5,8 @@ SQLite and on a real PostgreSQL server (skipped, saying so, where there is none)
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -66,7 +68,9 @@ def test_write_then_read_every_table(store, publication):
     run = store.run(run_id)
     assert run["status"] == "succeeded" and run["finished_at"] >= run["started_at"]
     assert run["results_sha256"] == publication.fingerprint()
-    assert set(run["timings"]) >= {"cases", "strata", "store"}
+    # published on its own (as `respop store publish`): every step's outputs come from an earlier run
+    assert set(run["timings"]["reused"]) == {"input", "territories", "cases", "strata"}
+    assert [k for k, v in run["timings"].items() if isinstance(v, (int, float))] == ["store"]
     assert run["first_year"] == 2019 and run["last_year"] == 2023
     for table in schema.RESULT_TABLES:
         back = store.read(table.name, run_id)
@@ -82,6 +86,41 @@ def test_write_then_read_every_table(store, publication):
         store.read("care_use", run_id, colour="blue")
     with pytest.raises(ValueError, match="no table"):
         store.read("patients", run_id)
+
+
+def test_the_run_row_holds_the_times_of_the_run_and_of_each_step(tiny_run):
+    """`respop run` on tiny: the run starts before its first step and before its publication, each
+    step's seconds are the span of its clock, the steps follow each other inside the run, and
+    their seconds sum to the run's duration but the gaps between steps (timestamps compared to
+    each other, no wall-clock threshold)."""
+    from respop.pipeline import STEPS
+
+    store = Store(tiny_run.config.store.url)
+    try:
+        row = store.run(tiny_run.run_id)
+    finally:
+        store.close()
+    timings = row["timings"]
+    assert timings["reused"] == {} and "process" not in timings
+    clock = {step: [dt.datetime.fromisoformat(t) for t in span] for step, span in timings["clock"].items()}
+    assert list(clock) == list(STEPS)
+    edges = [row["started_at"], *(t for step in STEPS for t in clock[step]), row["finished_at"]]
+    assert edges == sorted(edges)
+    # the start is the run's, not the publication's (the bug: both were the moment of publishing)
+    assert row["started_at"] < clock["input"][0] < clock["store"][0] and clock["store"][1] == row["finished_at"]
+    for step in STEPS:
+        assert abs(timings[step] - (clock[step][1] - clock[step][0]).total_seconds()) <= 0.01, step
+    wall = (row["finished_at"] - row["started_at"]).total_seconds()
+    spans = sum(timings[step] for step in STEPS)
+    gaps = (clock["input"][0] - row["started_at"]).total_seconds() + sum(
+        (clock[b][0] - clock[a][1]).total_seconds() for a, b in zip(STEPS, STEPS[1:])
+    )
+    assert abs(wall - spans - gaps) <= 0.05
+    assert spans <= wall and gaps < spans
+    # the store step counts the whole publication (collect included), as the pipeline measured it
+    # around it (timings.json), not only the database insert (the bug: "0,1 s")
+    measured = json.loads((tiny_run.config.output.dir / "timings.json").read_text())["steps"]
+    assert timings["store"] <= measured["store"] and measured["store"] - timings["store"] < timings["store"]
 
 
 def test_same_configuration_same_data_same_results(store, publication, tiny_run):
