@@ -582,11 +582,22 @@ class PredictionReport:
             },
         }
 
-    def model_card(self, disease_name: str | None = None) -> str:
-        """A short Markdown model card, in French (clinicians read it on the boards), with every
-        count of people disclosure-controlled (:func:`_model_card`). ``disease_name``: the
-        disease's French name (its algorithm's ``name``); the disease id when None."""
-        return _model_card(self, disease_name or self.disease)
+    def model_card(self, disease_name: str | None = None, labels: dict[str, str] | None = None) -> str:
+        """The model card in Markdown, in French, for clinicians (they read it on the boards and
+        in the dossier), with every count of people disclosure-controlled (:func:`_model_card`).
+
+        First, in plain sentences and with the features' French labels only: what the model
+        predicts, for whom, over which horizon, what it is for and not for, what it reads, how
+        often it ranks right and whether its risks match the observed ones on the test year, its
+        limits. Then the technical details (algorithms, hyper-parameters, every metric, the
+        features' names) in one HTML block ``<details><summary>Détails techniques</summary>…
+        </details>`` (:data:`TECHNICAL_OPEN`; :func:`split_card` cuts the card there).
+
+        ``disease_name``: the disease's French name (its algorithm's ``name``); the disease id when
+        None. ``labels``: feature name → French label, from the run's catalogue
+        (``Catalogue.feature_rows``); features it lacks take the shipped catalogue's labels
+        (:func:`feature_labels`)."""
+        return _model_card(self, disease_name or self.disease, labels)
 
 
 def _case_of_sentence(features: Sequence[str]) -> str:
@@ -1014,11 +1025,11 @@ def _skill_lines(r: PredictionReport) -> list[str]:
             continue
         why = []
         if row["brier_skill"] is None or not row["brier_skill"] > 0:
-            why.append("son score de Brier n'est pas meilleur que celui de la prévalence seule")
+            why.append("ses risques ne sont pas plus justes que le même risque moyen donné à tous")
         if row["auc_lower"] is None or not row["auc_lower"] > 0.5:
-            why.append("l'intervalle de confiance de son AUC contient 0,5")
+            why.append("son classement ne se distingue pas du hasard")
         lines.append(
-            f"**{_MODEL_NAMES.get(row['model'], row['model'])}, cible « {_TARGET_NAMES.get(row['target'], row['target'])} » : "
+            f"**{_PLAIN_MODELS.get(row['model'], 'modèle').capitalize()}, « {_TARGET_NAMES.get(row['target'], row['target'])} » : "
             f"{NO_SKILL}** sur l'année de test ({' et '.join(why)}). Ses probabilités ne doivent pas servir à "
             "classer ni à compter des personnes."
         )
@@ -1039,9 +1050,13 @@ def protect_target_calibration(calibration: pl.DataFrame) -> tuple[pl.DataFrame,
         parts.append(protected)
         hidden |= {(target, m) for m in models}
     return (pl.concat(parts, how="vertical_relaxed") if parts else calibration), hidden
-_GROUP_VALUES = {"male": "hommes", "female": "femmes"}
-HIDDEN = "< 11"
-"""How a masked count reads in the card."""
+_GROUP_VALUES = {"male": "hommes", "female": "femmes", f"< {AGE_CUT}": f"moins de {AGE_CUT} ans",
+                 f"≥ {AGE_CUT}": f"{AGE_CUT} ans et plus"}
+HIDDEN = "s"
+"""How a masked count reads in the card (the boards' symbol of a suppressed cell)."""
+
+SECRET_NOTE = ("« s » : valeur soumise au secret statistique (effectif de 1 à 10, ou masqué pour qu'on ne puisse pas "
+               "le retrouver par soustraction) ; « n.d. » : taux non publié pour la même raison.")
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -1062,14 +1077,138 @@ def _pct_f(x: float | None) -> str:
     return "n.d." if x is None or (isinstance(x, float) and np.isnan(x)) else f"{100 * x:.1f} %".replace(".", ",")
 
 
-def _model_card(r: PredictionReport, disease_name: str) -> str:
-    """The model card, in French. It is published in the store and shown on the boards, so its
-    counts of people go through disclosure control like every table's: lone counts of 1 to 10
-    masked (:func:`respop.privacy.disclosure.masked_count`), the calibration deciles as the
-    ``model_calibration`` table (:func:`respop.privacy.disclosure.protect_calibration`), and the
-    groups of the fairness table (men and women, under and over 75) as parts of the test year's
-    totals (:func:`respop.privacy.disclosure.protect_parts`), so that no group is the total minus
-    the other."""
+TECHNICAL_OPEN = "<details>\n<summary>Détails techniques</summary>"
+"""Where the card's technical part starts (an HTML ``<details>`` block, folded; blank lines
+around its Markdown so that it is rendered as Markdown inside)."""
+
+TECHNICAL_CLOSE = "</details>"
+
+BASE_LABELS: dict[str, str] = {
+    "female": "Sexe (femme ou homme)",
+    "stratum_level": "Profil de gravité de l'année (du moins sévère au plus sévère)",
+    "previous_stratum_level": "Profil de l'année précédente",
+    "max_previous_stratum_level": "Profil le plus sévère des années antérieures",
+    "previous_case_years": "Années antérieures où la personne était déjà repérée",
+    "previous_disease_stays": "Séjours pour la maladie des années antérieures",
+    "previous_emergency_stays_12m": "Arrivées par les urgences l'année précédente",
+    "previous_bed_days_12m": "Journées d'hospitalisation l'année précédente",
+}
+"""French labels of the model's own terms (sex, the profile's level, the person's history): the
+catalogue's features have theirs in the run's catalogue."""
+
+_PLAIN_MODELS = {"gradient_boosting": "modèle principal", "logistic": "modèle de référence (régression logistique)"}
+_PLAIN_TARGETS = {
+    "upstratum": ("de passer à un profil plus sévère de la maladie ou de décéder à l'hôpital",
+                  "une personne qui s'est aggravée ou est décédée", "une personne restée stable"),
+    "emergency_or_death": ("d'être hospitalisée en passant par les urgences (toute cause) ou de décéder à l'hôpital",
+                           "une personne hospitalisée par les urgences ou décédée", "une personne qui ne l'a pas été"),
+}
+
+
+def feature_labels(disease: str, features: Sequence[str], labels: dict[str, str] | None = None) -> dict[str, str]:
+    """Feature name → French label for the card: ``labels`` (the run's catalogue), then
+    :data:`BASE_LABELS`, the computed features' labels, the shipped catalogue's (code features,
+    other diseases), and last the name with spaces for underscores."""
+    from respop.spec.features import CASE_OF, COMPUTED_LABELS, case_label
+
+    out = {**BASE_LABELS, **COMPUTED_LABELS, **(labels or {})}
+    missing = [f for f in features if f not in out]
+    if missing:
+        try:  # the shipped catalogue (the run's catalogue is the caller's: labels)
+            from respop.spec.catalogue import freeze
+            from respop.spec.loaders import available_diseases
+
+            shipped = freeze(available_diseases(None), None)
+            rows = shipped.feature_rows(disease) if disease in shipped.diseases else []
+            known = {row["name"]: row["label"] for row in rows}
+            known.update({f"{CASE_OF}{d}": case_label(shipped.names[d]) for d in shipped.diseases})
+            known.update({n: f.label for n, f in shipped.features.codes.items() if f.label})
+        except Exception:  # noqa: BLE001 - no shipped catalogue: the names, readable
+            known = {}
+        for f in missing:
+            out[f] = known.get(f) or f.removeprefix(CASE_OF).replace("_", " ").capitalize()
+    return out
+
+
+def split_card(card: str) -> tuple[str, str | None]:
+    """The card's plain part and its technical part (the Markdown inside the ``<details>`` block;
+    None when there is none): to show the second in its own folded box."""
+    if TECHNICAL_OPEN not in card:
+        return card, None
+    plain, rest = card.split(TECHNICAL_OPEN, 1)
+    return plain.rstrip() + "\n", rest.replace(TECHNICAL_CLOSE, "").strip() + "\n"
+
+
+def _in_sentence(name: str) -> str:
+    """A French label inside a sentence: first letter in lower case unless it starts an acronym."""
+    return name if len(name) > 1 and name[1].isupper() else name[:1].lower() + name[1:]
+
+
+def _list(items: Sequence[str], sep: str = ", ") -> str:
+    items = [_in_sentence(i) for i in items]
+    return items[0] if len(items) == 1 else sep.join(items[:-1]) + " et " + items[-1]
+
+
+def _auc_words(auc: float) -> str:
+    if auc < 0.6:
+        return "à peine meilleur que le hasard"
+    if auc < 0.7:
+        return "modeste"
+    if auc < 0.8:
+        return "correct"
+    return "bon"
+
+
+def _calibration_words(row: dict) -> str:
+    """The calibration slope and intercept (with their intervals) in words."""
+    said = []
+    lo, hi = row.get("calibration_intercept_lower"), row.get("calibration_intercept_upper")
+    if lo is not None and lo > 0:
+        said.append("il **sous-estime** le risque en moyenne")
+    elif hi is not None and hi < 0:
+        said.append("il **surestime** le risque en moyenne")
+    lo, hi = row.get("calibration_slope_lower"), row.get("calibration_slope_upper")
+    if hi is not None and hi < 1:
+        said.append("il **exagère les écarts** de risque entre les personnes (risques annoncés trop extrêmes)")
+    elif lo is not None and lo > 1:
+        said.append("il **resserre trop** les risques (les écarts entre personnes sont plus grands qu'annoncé)")
+    if not said:
+        return "aux incertitudes près, les risques annoncés **concordent** avec les risques observés"
+    return " et ".join(said)
+
+
+def _groups(features: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """The features by what they describe, in the card's order."""
+    from respop.spec.features import CASE_OF, COMPUTED
+
+    person = [f for f in features if f in ("female", "age")]
+    profile = [f for f in features if f == "stratum_level"]
+    history = [f for f in features if f in HISTORY_FEATURES]
+    others = [f for f in features if f.startswith(CASE_OF)]
+    hospital = [f for f in features if (f in COMPUTED or f == "readmissions_30d") and f not in person]
+    taken = {*person, *profile, *history, *others, *hospital}
+    codes = [f for f in features if f not in taken]
+    return [
+        ("La personne", person),
+        ("Sa maladie", profile),
+        ("Son recours à l'hôpital dans l'année", hospital),
+        ("Les atteintes notées dans ses séjours", codes),
+        ("Les autres maladies suivies pour lesquelles elle est aussi repérée la même année", others),
+        ("Son histoire des années antérieures (modèle principal seulement)", history),
+    ]
+
+
+def _model_card(r: PredictionReport, disease_name: str, labels: dict[str, str] | None = None) -> str:
+    """The model card, in French (:meth:`PredictionReport.model_card`). It is published in the
+    store and shown on the boards, so its counts of people go through disclosure control like
+    every table's: lone counts of 1 to 10 masked (:func:`respop.privacy.disclosure.masked_count`),
+    the calibration deciles as the ``model_calibration`` table
+    (:func:`respop.privacy.disclosure.protect_calibration`), and the groups of the fairness table
+    (men and women, under and over 75) as parts of the test year's totals
+    (:func:`respop.privacy.disclosure.protect_parts`), so that no group is the total minus the
+    other."""
+    from respop.spec.features import CASE_OF, case_label
+
     calibration, hidden = protect_target_calibration(r.calibration)
     hidden_totals = {model for target, model in hidden if target == r.main_target}
     n_train, n_test = masked_count(r.n_train), masked_count(r.n_test)
@@ -1080,105 +1219,215 @@ def _model_card(r: PredictionReport, disease_name: str) -> str:
         t: (None if any(target == t for target, _ in hidden) else masked_count(r.positives[t][1]))
         for t in r.positives
     }
-    years = ", ".join(str(y) for y in r.train_years)
-    name = disease_name.lower()
-    lines = [
-        f"# Fiche du modèle — passage à un profil plus sévère ({name})",
+    if r.main_target not in events:
+        events[r.main_target] = positives_test
+    names = feature_labels(r.disease, r.features, labels)
+    name = _in_sentence(disease_name)
+    targets = _targets(r) or [r.main_target]
+    years = _list([str(y) for y in r.train_years])
+    fairness = _fairness_rows(r)
+
+    plain = [
+        f"# Fiche du modèle — risque d'aggravation ({name})",
         "",
-        "## Usage prévu",
+        "## Ce que fait le modèle",
         "",
-        f"Estime, pour chaque personne suivie pour {name} une année N, la probabilité de passer à un profil "
-        "plus sévère ou de décéder à l'hôpital en N + 1. Destiné à la **planification en réunion clinique** : "
-        "dimensionner les groupes de personnes dont il faut anticiper la prise en charge, comparer territoires "
-        "et profils. Il ne doit **jamais guider seul une décision individuelle** sans un clinicien qui connaît "
-        "le patient ; ce n'est ni un outil de diagnostic ni un outil de tri.",
+        f"Pour chaque personne repérée pour {name} une année donnée (l'année N), le modèle estime sa probabilité "
+        f"{_PLAIN_TARGETS['upstratum'][0]} **l'année suivante** (N + 1). Il ne lit que ses séjours "
+        "hospitaliers de court séjour (PMSI) de l'année N et des années précédentes.",
+        *(
+            ["", f"Il estime aussi, de la même façon, sa probabilité {_PLAIN_TARGETS['emergency_or_death'][0]} "
+             "l'année suivante : la question des modèles de population publiés à l'étranger, donnée pour comparaison."]
+            if "emergency_or_death" in targets else []
+        ),
         "",
-        "## Données",
+        "## À quoi il sert",
         "",
-        f"- Apprentissage : personnes-années {years} (devenir l'année suivante) ; test : {r.test_year} "
-        f"(devenir en {r.test_year + 1}), une validation temporelle.",
+        "- À **planifier** en réunion clinique : estimer combien de personnes risquent de s'aggraver, dans quels "
+        "profils et quels territoires, pour anticiper leur prise en charge.",
+        "- Il ne doit **jamais guider seul une décision individuelle** : seul un clinicien qui connaît le patient "
+        "décide. Ce n'est ni un outil de diagnostic ni un outil de tri.",
+        "",
+        "## Sur quelles personnes il a été construit",
+        "",
+        f"- Appris sur les personnes suivies en {years} et leur devenir l'année suivante ; testé sur celles de "
+        f"{r.test_year} (devenir en {r.test_year + 1}), une année qu'il n'avait pas vue.",
+        # this sentence's shape is parsed by tests/attack/viewer.py (the counts a viewer reads)
         f"- {_count(n_train)} personnes-années d'apprentissage ({_count(positives_train)} passées à un profil plus "
         f"sévère ou décédées, {_share(positives_train, n_train)}) ; {_count(n_test)} personnes-années de test "
         f"({_count(positives_test)}, {_share(positives_test, n_test)}).",
         *(
-            [f"- Les modèles ont été ajustés sur un échantillon aléatoire de {_count(r.n_fitted)} des {_count(n_train)} "
-             "personnes-années d'apprentissage, stratifié sur le devenir (chaque devenir garde sa part) ; les mesures "
-             "portent sur toutes les personnes-années de test."]
+            [f"- Le modèle a été ajusté sur un échantillon aléatoire de {_count(r.n_fitted)} des {_count(n_train)} "
+             "personnes-années d'apprentissage, où chaque devenir garde sa part ; le test porte sur toutes les "
+             "personnes-années de l'année de test."]
             if r.n_fitted is not None else []
         ),
-        f"- {_count(masked_count(r.not_seen_next_year))} personnes-années de ces années **n'étaient plus vues l'année "
-        "suivante** (plus repérées, parties du territoire ou décédées hors de l'hôpital) et sont exclues de "
-        "l'apprentissage et du test.",
-        "- Les personnes décédées à l'hôpital en N ne sont pas suivies à partir de N.",
+        f"- {_count(masked_count(r.not_seen_next_year))} personnes-années de ces années n'étaient **plus vues l'année "
+        "suivante** (plus repérées, parties du territoire ou décédées hors de l'hôpital) : elles sont exclues.",
+        "- Les personnes décédées à l'hôpital l'année N ne sont pas suivies au-delà.",
         "",
-        "## Cibles",
+        "## Ce qu'il prend en compte (année N)",
         "",
-        f"- **{_TARGET_NAMES['upstratum']}** (la question posée) : 1 quand la personne est, en N + 1, dans un profil "
-        "plus sévère de la même maladie (un `stratum_level` plus élevé) ou est décédée à l'hôpital en N + 1 ; 0 quand "
-        "elle reste dans le même profil ou un profil moins sévère sans décéder. La personne du profil le plus sévère "
-        "ne peut « monter » qu'en décédant : la cible dépend du profil de départ.",
-        f"- **{_TARGET_NAMES['emergency_or_death']}** (la cible des modèles publiés de population, SPARRA, "
-        "QAdmissions) : 1 quand la personne a au moins un séjour arrivé par les urgences (toute cause) ou est décédée "
-        "à l'hôpital en N + 1.",
-        *(
-            f"- {_TARGET_NAMES.get(t, t)}, année de test : {_count(events[t])} personnes-années avec l'événement "
-            f"({_share(events[t], n_test)})."
-            for t in _targets(r) if t in events
-        ),
+    ]
+    for title, group in _groups(r.features):
+        if group:
+            shown = [names[f].removeprefix(case_label("")) for f in group]  # the other diseases: their names
+            plain.append(f"- {title} : {_list(shown, ' ; ')}.")
+    if not any(f.startswith(CASE_OF) for f in r.features):
+        plain.append("- Aucune autre maladie suivie n'est configurée.")
+    else:
+        plain.append("- Ajouter ou retirer une maladie de la configuration change ces éléments, donc le modèle.")
+    if not r.importance.is_empty():
+        top = [row["feature"] for row in r.importance.head(5).iter_rows(named=True) if (row["importance"] or 0) > 0]
+        if top:
+            plain += ["", f"Ce qui pèse le plus dans ses estimations (modèle principal) : {_list([names.get(f, f) for f in top], ' ; ')}."]
+    plain += ["", f"## Est-il fiable ? (année de test {r.test_year}, devenir en {r.test_year + 1})", ""]
+    for target in targets:
+        rows = {row["model"]: row for row in r.metrics.filter(pl.col("target") == target).iter_rows(named=True)}
+        row = rows.get("gradient_boosting") or next(iter(rows.values()), None)
+        if row is None:
+            continue
+        what, yes, no = _PLAIN_TARGETS.get(target, (_TARGET_NAMES.get(target, target).lower(), "une personne qui a eu l'événement", "une qui ne l'a pas eu"))
+        plain.append(f"**{_TARGET_NAMES.get(target, target)}** ({_PLAIN_MODELS.get(row['model'], 'modèle')}) :")
+        plain.append("")
+        if row["auc"] is not None and not np.isnan(row["auc"]):
+            plain.append(
+                f"- *Classer* : quand on compare {yes} à {no}, le modèle donne le risque le plus élevé à la première "
+                f"**dans {100 * row['auc']:.0f} % des cas** (AUC {_fmt(row['auc'], 2)}, intervalle de confiance à 95 % "
+                f"de {_fmt(row['auc_lower'], 2)} à {_fmt(row['auc_upper'], 2)} ; 50 % serait le hasard, 100 % un "
+                f"classement parfait) : un classement **{_auc_words(row['auc'])}**."
+            )
+        cal = calibration.filter((pl.col("target") == target) & (pl.col("model") == row["model"])) if "target" in calibration.columns \
+            else calibration.filter(pl.col("model") == row["model"])
+        if not cal.is_empty():
+            mean_predicted = float(cal["mean_predicted"].mean())
+            low, high = cal.row(0, named=True), cal.row(-1, named=True)
+            plain.append(
+                f"- *Annoncer le bon risque* : le modèle annonçait en moyenne {_pct_f(mean_predicted)} ; on a observé "
+                f"{_share(events.get(target), n_test)}. Pour les 10 % de personnes au risque annoncé le plus élevé : "
+                f"annoncé {_pct_f(high['mean_predicted'])}, observé {_pct_f(high['observed_rate'])} ; pour les 10 % au "
+                f"risque le plus bas : annoncé {_pct_f(low['mean_predicted'])}, observé {_pct_f(low['observed_rate'])}. "
+                f"{_calibration_words(row)[:1].upper()}{_calibration_words(row)[1:]}."
+            )
+        plain.append("")
+    plain += _skill_lines(r)
+    plain += [
+        "## Équité : le classement est-il aussi bon pour tous ?",
         "",
-        "## Variables (année N)",
+        f"Qualité du classement (AUC) du modèle principal par sexe et par âge sur {r.test_year}, pour le passage à un "
+        f"profil plus sévère ou le décès ; « n.d. » quand un groupe compte moins de {MIN_GROUP_CLASS} personnes de "
+        "l'un des deux devenirs. Une valeur plus basse dans un groupe : le classement y est moins fiable, les "
+        "probabilités y sont à lire avec plus de prudence.",
         "",
-        ", ".join(f"`{f}`" for f in r.features) + ". Les indicateurs oui/non valent 0 ou 1 ; `female` vaut 1 pour "
-        "`sex == 2` ; le profil entre par son niveau (ordonné)."
+        "| groupe | personnes-années | aggravées ou décédées | classement correct (AUC) |",
+        "|---|---|---|---|",
+    ]
+    first = "gradient_boosting" if any(row[0] == "gradient_boosting" for row in fairness) else (fairness[0][0] if fairness else None)
+    main_rows = [row for row in fairness if row[0] == first]
+    plain += [f"| {value} | {n} | {pos} | {auc} |" for _m, value, n, pos, auc in main_rows] or ["| pas de sexe ni d'âge connus | | | |"]
+    plain += [
+        "",
+        "## Limites",
+        "",
+        "- PMSI seul (séjours hospitaliers de court séjour) : ni soins de ville, ni médicaments, ni biologie, ni "
+        "données sociales ; les profils et le devenir ne voient que ce qui arrive à l'hôpital.",
+        "- Les décès hors de l'hôpital ne sont pas vus : ces personnes comptent comme *plus vues l'année suivante* "
+        "et sont exclues ; le devenir sous-compte les décès.",
+        "- Les profils sont des règles sur les mêmes informations : une part de ce que le modèle prévoit est "
+        "mécanique (une personne proche d'un seuil change facilement de profil).",
+        f"- Une seule année de test ({r.test_year}) : les performances peuvent dériver avec le codage et "
+        "l'organisation des soins ; à revérifier chaque année.",
+    ]
+    if r.synthetic:
+        plain.append(
+            "- **Les données sont synthétiques** (générées par respop) : les mesures montrent que la chaîne "
+            "fonctionne, pas la qualité de la prédiction sur de vrais patients."
+        )
+    plain += ["", SECRET_NOTE]
+    return "\n".join(plain) + "\n\n" + TECHNICAL_OPEN + "\n\n" + "\n".join(_technical(r, names, calibration, fairness)) + "\n\n" + TECHNICAL_CLOSE + "\n"
+
+
+def _fairness_rows(r: PredictionReport) -> list[tuple[str, str, str, str, str]]:
+    """(model, group in French, person-years, events, AUC) of the fairness table, the counts
+    protected as parts of the test year's totals."""
+    out = []
+    if r.subgroups.is_empty():
+        return out
+    for (model, _group), part in r.subgroups.group_by(["model", "group"], maintain_order=True):
+        n_masked, _ = protect_parts([int(v) for v in part["n"]], r.n_test)
+        pos_masked, _ = protect_parts([int(v) for v in part["positives"]], r.positives_test, forced=n_masked)
+        for row, hide_n, hide_pos in zip(part.iter_rows(named=True), n_masked, pos_masked, strict=True):
+            value = _GROUP_VALUES.get(row["value"], f"{row['value']} ans")
+            out.append((model, value, _count(None if hide_n else row["n"]), _count(None if hide_pos else row["positives"]),
+                        _fmt(row["auc"])))
+    return out
+
+
+def _technical(r: PredictionReport, names: dict[str, str], calibration: pl.DataFrame, fairness: list) -> list[str]:
+    """The card's technical part (inside ``<details>``): the names, algorithms, metrics."""
+    lines = [
+        "### Variables du modèle",
+        "",
+        "| variable | libellé |",
+        "|---|---|",
+        *(f"| `{f}` | {names.get(f, f)} |" for f in r.features),
+        "",
+        "Les indicateurs oui/non valent 0 ou 1 ; `female` vaut 1 pour `sex == 2` ; le profil entre par son niveau "
+        "(`stratum_level`, ordonné)."
         + (" Les variables `previous_…` et `max_previous_stratum_level` (gradient boosting seulement) décrivent les "
-           "années antérieures de la personne pour cette maladie : niveau de l'année N − 1 et niveau le plus élevé avant N, années où elle "
-           "était déjà un cas, séjours pour la maladie de toutes les années antérieures, séjours arrivés par les "
-           "urgences et journées d'hospitalisation de l'année N − 1."
+           "années antérieures de la personne pour cette maladie : niveau de l'année N − 1 et niveau le plus élevé "
+           "avant N, années où elle était déjà un cas, séjours pour la maladie de toutes les années antérieures, "
+           "séjours arrivés par les urgences et journées d'hospitalisation de l'année N − 1."
            if any(f in HISTORY_FEATURES for f in r.features) else ""),
         "",
         _case_of_sentence(r.features),
         "",
-        "## Modèles",
+        "### Modèles",
         "",
-        "- Gradient boosting : HistGradientBoostingClassifier de scikit-learn (pas d'apprentissage 0,05, jusqu'à "
-        "300 itérations, arrêt précoce sur 15 % de validation à partir de 1 000 personnes-années ; petits arbres "
-        "de 4 feuilles d'au moins 100 personnes-années sous 100 000 personnes-années d'apprentissage, 15 feuilles "
-        "de 40 au-delà).",
-        "- Régression logistique de référence : imputation par la médiane, standardisation, pénalité L2.",
+        "- Modèle principal, gradient boosting : HistGradientBoostingClassifier de scikit-learn (pas d'apprentissage "
+        "0,05, jusqu'à 300 itérations, arrêt précoce sur 15 % de validation (log loss) à partir de 1 000 "
+        "personnes-années ; petits arbres de 4 feuilles d'au moins 100 personnes-années sous 100 000 personnes-années "
+        "d'apprentissage, 15 feuilles de 40 au-delà).",
+        "- Modèle de référence : régression logistique (imputation par la médiane, standardisation, pénalité L2).",
         "- Chaque modèle est ajusté sur toutes les années d'apprentissage puis **recalibré** sur la plus récente "
         "(ordonnée à l'origine et pente d'une régression logistique du devenir de cette année sur le logit des "
         "prédictions d'un modèle ajusté sur les années antérieures) : la population suivie change d'une année à "
         "l'autre et un modèle non recalibré surestime les écarts de risque l'année suivante. Pour le gradient "
         "boosting, la pente estimée est rapprochée de 1 d'autant plus qu'elle est imprécise (peu d'événements "
         "dans l'année).",
+        "- Cibles : `upstratum` (1 quand la personne est en N + 1 dans un profil de `stratum_level` plus élevé ou "
+        "décédée à l'hôpital ; la personne du profil le plus sévère ne peut « monter » qu'en décédant) et "
+        "`emergency_or_death` (au moins un séjour arrivé par les urgences, toute cause, ou un décès à l'hôpital en "
+        "N + 1 : la cible de SPARRA et QAdmissions).",
         "",
-        f"## Performances (année de test {r.test_year})",
+        f"### Performances (année de test {r.test_year})",
         "",
-        *_skill_lines(r),
-        "| cible | modèle | AUC (IC 95 %) | score de Brier | Brier, prévalence seule | gain de Brier | "
-        "pente de calibration (IC 95 %) | calibrage global (IC 95 %) | pouvoir prédictif |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| cible | modèle | AUC (IC 95 %) | score de Brier | Brier, prévalence seule | gain de Brier | log loss | "
+        "pente de calibration (IC 95 %) | calibrage global (IC 95 %) | recalibration (ordonnée, pente) | pouvoir prédictif |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in r.metrics.iter_rows(named=True):
         lines.append(
             f"| {_TARGET_NAMES.get(row['target'], row['target'])} | {_MODEL_NAMES.get(row['model'], row['model'])} | "
             f"{_fmt(row['auc'])} ({_fmt(row['auc_lower'])}–{_fmt(row['auc_upper'])}) | {_fmt(row['brier'])} | "
-            f"{_fmt(row['brier_reference'])} | {_fmt(row['brier_skill'])} | {_fmt(row['calibration_slope'], 2)} "
+            f"{_fmt(row['brier_reference'])} | {_fmt(row['brier_skill'])} | {_fmt(row.get('log_loss'))} | "
+            f"{_fmt(row['calibration_slope'], 2)} "
             f"({_fmt(row['calibration_slope_lower'], 2)}–{_fmt(row['calibration_slope_upper'], 2)}) | "
             f"{_fmt(row['calibration_intercept'], 2)} ({_fmt(row['calibration_intercept_lower'], 2)}–"
-            f"{_fmt(row['calibration_intercept_upper'], 2)}) | {'oui' if has_skill(row) else '**aucun**'} |"
+            f"{_fmt(row['calibration_intercept_upper'], 2)}) | {_fmt(row.get('recalibration_intercept'), 2)}, "
+            f"{_fmt(row.get('recalibration_slope'), 2)} | {'oui' if has_skill(row) else '**aucun**'} |"
         )
     lines += [
         "",
         "AUC : probabilité qu'une personne qui a l'événement ait reçu un risque plus élevé qu'une autre "
-        "(0,5 = hasard). Score de Brier : erreur quadratique moyenne des probabilités (plus bas = mieux) ; la "
-        "référence donne à tous la prévalence de l'apprentissage ; gain de Brier = 1 − Brier / référence (> 0 : "
-        "mieux que la prévalence seule). Pente de calibration : 1 idéalement, < 1 quand les risques prédits sont trop "
-        "dispersés ; calibrage global : 0 idéalement, > 0 quand les risques sont sous-estimés en moyenne. Un modèle "
-        "est dit **sans pouvoir prédictif** quand son gain de Brier n'est pas positif ou que l'intervalle de son "
-        "AUC contient 0,5.",
+        "(0,5 = hasard), avec l'intervalle de DeLong. Score de Brier : erreur quadratique moyenne des probabilités "
+        "(plus bas = mieux) ; la référence donne à tous la prévalence de l'apprentissage ; gain de Brier = 1 − Brier / "
+        "référence (> 0 : mieux que la prévalence seule). Log loss : entropie croisée (plus bas = mieux). Pente de "
+        "calibration : 1 idéalement, < 1 quand les risques prédits sont trop dispersés ; calibrage global : 0 "
+        "idéalement, > 0 quand les risques sont sous-estimés en moyenne. Un modèle est dit **sans pouvoir "
+        "prédictif** quand son gain de Brier n'est pas positif ou que l'intervalle de son AUC contient 0,5.",
         "",
-        "## Calibration (déciles du risque prédit, année de test)",
+        "### Calibration (déciles du risque prédit, année de test)",
         "",
     ]
     for (target, kind), cal in calibration.group_by(["target", "model"], maintain_order=True):
@@ -1187,66 +1436,29 @@ def _model_card(r: PredictionReport, disease_name: str) -> str:
         gap = (cal["mean_predicted"] - cal["observed_rate"]).abs().drop_nulls()
         low, high = cal.row(0, named=True), cal.row(-1, named=True)
         lines.append(
-            f"- {_TARGET_NAMES.get(target, target)}, {_MODEL_NAMES.get(kind, kind)} : décile le plus bas, prédit {_pct_f(low['mean_predicted'])}, "
-            f"observé {_pct_f(low['observed_rate'])} ; décile le plus haut, prédit {_pct_f(high['mean_predicted'])}, "
-            f"observé {_pct_f(high['observed_rate'])} ; plus grand écart sur les déciles publiés "
-            f"{_fmt(100 * float(gap.max()), 1) if gap.len() else 'n.d.'} points."
+            f"- {_TARGET_NAMES.get(target, target)}, {_MODEL_NAMES.get(kind, kind)} : décile le plus bas, prédit "
+            f"{_pct_f(low['mean_predicted'])}, observé {_pct_f(low['observed_rate'])} ; décile le plus haut, prédit "
+            f"{_pct_f(high['mean_predicted'])}, observé {_pct_f(high['observed_rate'])} ; plus grand écart sur les "
+            f"déciles publiés {_fmt(100 * float(gap.max()), 1) + ' points.' if gap.len() else 'n.d.'}"
         )
-    lines.append("")
-    lines.append(f"« n.d. » : taux observé non publié (moins de 11 événements ou personnes dans le décile, ou secret "
-                 f"secondaire) ; « {HIDDEN} » : effectif non publié.")
     if not r.importance.is_empty():
-        top = r.importance.head(5)
         lines += [
             "",
-            "## Variables les plus influentes (gradient boosting, importance par permutation : baisse de l'AUC de test"
+            "### Variables les plus influentes (gradient boosting, importance par permutation : baisse de l'AUC de test"
             + (f", sur {IMPORTANCE_SAMPLE:,} personnes-années de test tirées au sort)".replace(",", "\u202f")
                if r.n_test > IMPORTANCE_SAMPLE else ")"),
             "",
-            *(f"- `{row['feature']}` : {_fmt(row['importance'])}" for row in top.iter_rows(named=True)),
+            *(f"- `{row['feature']}` ({names.get(row['feature'], row['feature'])}) : {_fmt(row['importance'])}"
+              for row in r.importance.head(5).iter_rows(named=True)),
         ]
     lines += [
         "",
-        "## Équité",
-        "",
-        f"AUC par sexe et par âge (< {AGE_CUT} ans, ≥ {AGE_CUT} ans) sur l'année de test, cible « "
-        f"{_TARGET_NAMES.get(r.main_target, r.main_target)} » ; n.d. quand un groupe compte "
-        f"moins de {MIN_GROUP_CLASS} personnes de l'un des deux devenirs.",
+        f"### Équité, les deux modèles (AUC par sexe et par âge, < {AGE_CUT} ans et ≥ {AGE_CUT} ans)",
         "",
         "| modèle | groupe | personnes-années | aggravées ou décédées | AUC |",
         "|---|---|---|---|---|",
+        *(f"| {_MODEL_NAMES.get(m, m)} | {value} | {n} | {pos} | {auc} |" for m, value, n, pos, auc in fairness),
     ]
-    if not r.subgroups.is_empty():
-        for (model, _group), part in r.subgroups.group_by(["model", "group"], maintain_order=True):
-            n_masked, _ = protect_parts([int(v) for v in part["n"]], r.n_test)
-            pos_masked, _ = protect_parts([int(v) for v in part["positives"]], r.positives_test, forced=n_masked)
-            for row, hide_n, hide_pos in zip(part.iter_rows(named=True), n_masked, pos_masked, strict=True):
-                value = _GROUP_VALUES.get(row["value"], f"{row['value']} ans")
-                lines.append(
-                    f"| {_MODEL_NAMES.get(model, model)} | {value} | {_count(None if hide_n else row['n'])} | "
-                    f"{_count(None if hide_pos else row['positives'])} | {_fmt(row['auc'])} |"
-                )
-    else:
+    if not fairness:
         lines.append("| — | pas de colonne de sexe ou d'âge | | | |")
-    lines += [
-        "",
-        "Une AUC plus basse dans un groupe signifie que le classement y est moins fiable ; les probabilités "
-        "doivent alors y être lues avec plus de prudence.",
-        "",
-        "## Limites",
-        "",
-        "- PMSI seul (séjours hospitaliers de court séjour) : ni soins de ville, ni médicaments, ni biologie, ni "
-        "données sociales ; les profils et la cible ne voient que ce qui arrive à l'hôpital.",
-        "- Les décès hors de l'hôpital ne sont pas vus : ces personnes comptent comme *plus vues l'année suivante* "
-        "et sont exclues ; la cible sous-compte les décès et le modèle suppose que la personne est encore suivie.",
-        "- Les profils sont des règles sur les mêmes variables : une part du signal est mécanique (une personne "
-        "proche d'un seuil change facilement de profil).",
-        f"- Une seule année de test ({r.test_year}) : les performances peuvent dériver avec le codage et "
-        "l'organisation des soins ; revalider chaque année.",
-    ]
-    if r.synthetic:
-        lines.append(
-            "- **Les données sont synthétiques** (générées par respop) : les mesures montrent que la chaîne "
-            "fonctionne, pas la qualité de la prédiction sur de vrais patients."
-        )
-    return "\n".join(lines) + "\n"
+    return lines

@@ -123,6 +123,24 @@ def test_the_run_row_holds_the_times_of_the_run_and_of_each_step(tiny_run):
     assert timings["store"] <= measured["store"] and measured["store"] - timings["store"] < timings["store"]
 
 
+def test_the_published_model_cards_speak_french_and_fold_the_technical_details(tiny_run):
+    """The cards the boards show (model_cards): the clinicians' part without a raw name, code or
+    English word; the technical details in their <details> block."""
+    from respop.strata.prediction import split_card
+    from tests.strata.test_prediction import assert_plain_french
+
+    store = Store(tiny_run.config.store.url)
+    try:
+        cards = store.read("model_cards", tiny_run.run_id)
+    finally:
+        store.close()
+    assert cards.height == 3
+    for card in cards["markdown"]:
+        plain, technical = split_card(card)
+        assert_plain_french(plain)
+        assert technical is not None and "HistGradientBoostingClassifier" in technical and "`female`" in technical
+
+
 def test_same_configuration_same_data_same_results(store, publication, tiny_run):
     first = store.write(publication)
     again = collect(tiny_run.config, tiny_run.config_path)

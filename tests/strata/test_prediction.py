@@ -246,10 +246,53 @@ def test_subgroups_and_model_card(report):
         assert f"{row['auc']:.3f}".replace(".", ",") in card
         assert f"{row['brier']:.3f}".replace(".", ",") in card
     for word in ("Fiche du modèle", "(diabète)", "réunion clinique", "clinicien", "Calibration", "Équité", "Limites",
-                 "synthétiques", "hors de l'hôpital", "2019, 2020"):
+                 "synthétiques", "hors de l'hôpital", "2019 et 2020"):
         assert word in card
     assert report.metrics_dict()["models"]["logistic"]["auc"] == report.metrics.filter(
         pl.col("model") == "logistic")["auc"].item()
+
+
+ENGLISH = ("female", "male", "stratum", "level", "boosting", "gradient", "loss", "classifier", "feature", "previous",
+           "scikit", "upstratum", "emergency", "death", "case", "days", "stays", "window", "brier", "the", "model")
+"""English words (and raw terms) the clinicians' part of the card must not show."""
+
+
+def assert_plain_french(text: str) -> None:
+    """No raw identifier (snake_case, code, backticks) and none of :data:`ENGLISH` in ``text``."""
+    import re
+
+    assert not re.findall(r"\b[A-Za-z0-9]+(?:_[A-Za-z0-9]+)+\b", text)
+    assert "==" not in text and "`" not in text and "<details>" not in text
+    words = set(re.findall(r"[a-zà-ÿ]+", text.lower()))
+    assert not words & set(ENGLISH), sorted(words & set(ENGLISH))
+
+
+def test_the_model_card_speaks_to_clinicians_then_folds_the_technical_details(report):
+    """The card (issue 19): what the model predicts, for whom, over which horizon, how often it
+    ranks right and whether its risks match, in French sentences with the features' French
+    labels; the names, algorithm and metrics in a folded <details> block."""
+    from respop.strata.prediction import TECHNICAL_OPEN, feature_labels, split_card
+
+    labels = {"eye": "Rétinopathie (libellé du catalogue de l'exécution)"}
+    card = report.model_card("Diabète", labels)
+    plain, technical = split_card(card)
+    assert card.count(TECHNICAL_OPEN) == 1 and card.rstrip().endswith("</details>")
+    assert f"{TECHNICAL_OPEN}\n\n" in card  # a blank line: the Markdown inside is rendered
+    assert_plain_french(plain)
+    assert_plain_french(split_card(report.model_card("Diabète"))[0])  # the shipped catalogue's labels without the run's
+    # whom, what event, which horizon, how often right, calibration, limits
+    for words in ("Pour chaque personne repérée pour diabète", "l'année suivante", "profil plus sévère",
+                  "décéder à l'hôpital", "jamais guider seul une décision individuelle", "## Limites"):
+        assert words in plain, words
+    main = report.metrics.filter((pl.col("target") == report.main_target) & (pl.col("model") == "gradient_boosting")).row(0, named=True)
+    assert f"**dans {100 * main['auc']:.0f} % des cas** (AUC {main['auc']:.2f}".replace(".", ",") in plain
+    assert "le modèle annonçait en moyenne" in plain and "on a observé" in plain
+    assert "Rétinopathie (libellé du catalogue de l'exécution)".lower() in plain.lower()
+    names = feature_labels(report.disease, report.features, labels)
+    for feature in report.features:
+        assert names[feature] in technical and f"`{feature}`" in technical
+    for words in ("HistGradientBoostingClassifier", "log loss", "`sex == 2`", "score de Brier", "Gradient boosting"):
+        assert words in technical, words
 
 
 def test_evaluate_needs_three_years(simulated):
@@ -403,15 +446,18 @@ def test_the_model_card_publishes_no_count_of_1_to_10(report):
     )
     small = dataclasses.replace(report, calibration=cal, subgroups=groups, not_seen_next_year=4)
     card = small.model_card("Diabète")
-    assert "< 11 personnes-années de ces années" in card
-    fairness = card[card.index("## Équité"):card.index("## Limites")]
+    assert "s personnes-années de ces années" in card and "< 11" not in card  # the boards' one symbol, explained
+    assert "« s » : valeur soumise au secret statistique" in card
+    fairness = card[card.index("### Équité"):]  # both models' rows, in the technical part
     rows = [line.split("|")[3:5] for line in fairness.splitlines() if line.startswith(("| Gradient", "| Régression"))]
     assert len(rows) == report.subgroups.height
     for cells in rows:
         for cell in cells:
             value = cell.strip()
-            assert value == "< 11" or int(value.replace("\u202f", "")) >= 11, rows
-    assert sum(cells[0].strip() == "< 11" for cells in rows) == 4  # the 6 and its complement, for both models
+            assert value == "s" or int(value.replace("\u202f", "")) >= 11, rows
+    assert sum(cells[0].strip() == "s" for cells in rows) == 4  # the 6 and its complement, for both models
+    plain = card[card.index("## Équité"):card.index("## Limites")]  # the main model's rows, masked alike
+    assert sum(line.split("|")[2].strip() == "s" for line in plain.splitlines() if line.startswith("| ")) == 2
     assert f"| {report.n_test - 6:,} |".replace(",", "\u202f") not in card
     published, _ = protect_calibration(cal)
     low = published.filter((pl.col("model") == "gradient_boosting") & (pl.col("bin") == 1))
