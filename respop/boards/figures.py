@@ -8,22 +8,38 @@ Streamlit sessions can draw at once.
 
 Common rules:
 
-- masked values are null (``None``; NaN is treated the same). Maps hatch them in grey with the
-  legend entry "< 11 (masqué)"; bar charts draw no bar and write "< 11"; lines leave a gap;
-  the Sankey diagram leaves masked flows out and says so;
+- masked values are null (``None``; NaN is treated the same): primary and complementary
+  suppressions alike, shown with the one symbol :data:`~respop.boards.labels.MASKED` ("s"),
+  explained under the figure by :data:`MASKED_NOTE` (« s » : secret statistique), never "< 11".
+  Maps hatch them in grey (legend :data:`~respop.boards.labels.MASKED_LEGEND`); bar charts draw no
+  bar and write the symbol in a small box at the bar's base, a category annotation (gid
+  :data:`MASKED_GID`), never a tick of the value axis nor where a value would be; lines leave a
+  gap; the Sankey diagram gathers the suppressed flows of each row in one hatched band, so that
+  its blocks equal the transitions table (:func:`sankey_nodes`);
+- a trend's years with an incomplete look-back are drawn apart (hollow markers, not joined to the
+  line, on a grey band labelled on the figure): :func:`trend`;
 - an empty input (``None``, no rows, nothing drawable) gives a figure that says "Pas de données"
   under the title, never an exception;
 - ``meeting=True`` draws for a projector (16:9, base type 20 pt, thick lines):
   :func:`meeting_style`; the default is for a screen or a printed page;
-- the strata go from light (level 1, the least severe) to dark red (the most severe) in every
-  figure; "décès" is near black, "non revu" grey;
+- the strata go from light orange (level 1, the least severe) through red and magenta to dark
+  purple (the most severe) in every figure (:func:`strata_colours`: distinct hues and lightness,
+  safe for the common colour-vision deficiencies), and are told apart by more than colour: named
+  beside their bar or block, one line style each on the survival curves; "décès" is near black,
+  "non revu" grey; series of bars have a fill pattern each, lines a marker shape each;
+- legends are outside the plotting area; every axis has a title with its unit;
+- :func:`to_png` embeds :func:`layout_report` (texts, legends over a plotting area, suppression
+  symbol on a numeric axis, texts beyond the figure, overlapping texts) in the PNG, so that a test
+  of the page can check every figure it shows;
 - every text a clinician reads is French; numbers use :mod:`respop.boards.labels`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import json
 import math
 import textwrap
 import threading
@@ -59,17 +75,35 @@ __all__ = [
     "grouped_bars",
     "trend",
     "sankey",
+    "sankey_nodes",
     "survival",
+    "survival_xlabel",
+    "layout_report",
+    "png_layout",
     "NO_DATA",
     "MASKED_NOTE",
     "FLOWS_MASKED_NOTE",
+    "LINE_MASKED_NOTE",
+    "SECRET_NODE",
     "strata_colours",
 ]
 
 NO_DATA = "Pas de données"
-MASKED_NOTE = "« < 11 » : effectif masqué (secret statistique)"
-LINE_MASKED_NOTE = "Points absents : valeurs masquées (effectifs < 11)"
-FLOWS_MASKED_NOTE = "Flux < 11 non représentés"
+def _quoted(text: str) -> str:
+    """« text », with no-break spaces inside the guillemets (French typography; never split)."""
+    return f"«\u00a0{text}\u00a0»"
+
+
+MASKED_NOTE = f"{_quoted(MASKED)} : secret statistique"
+"""The note under a figure that shows the suppression symbol (the page explains it in full)."""
+LINE_MASKED_NOTE = f"Points absents : valeurs soumises au secret statistique ({_quoted(MASKED)})"
+FLOWS_MASKED_NOTE = (f"Bandes hachurées {_quoted(MASKED)} : flux soumis au secret statistique, regroupés par profil "
+                     "de départ (effectif du profil moins ses flux publiés)")
+SECRET_NODE = "secret"
+"""The code of the Sankey's grey node that gathers the suppressed flows (:func:`sankey`)."""
+SECRET_NODE_LABEL = f"Flux soumis au secret ({MASKED})"
+MASKED_GID = "masked"
+"""The ``gid`` of the suppression symbol written at a bar's base (a category annotation, not a value)."""
 MONTH_DAYS = 30.44
 
 OUTLINE = "#2b2b2b"
@@ -85,11 +119,17 @@ NEIGHBOUR_FILL = "#eeeeee"
 NEIGHBOUR_EDGE = "#8c8c8c"
 EMERGENCY_COLOUR = "#d7191c"
 HOSPITAL_COLOUR = "#1f1f1f"
-DEATH_COLOUR = "#1a1a1a"
+DEATH_COLOUR = "#111111"
 NOT_SEEN_COLOUR = "#a3a3a3"
 TEXT_GREY = "#4d4d4d"
 SERIES_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#F0E442"]
 """Okabe–Ito: told apart with the common colour-vision deficiencies."""
+SERIES_MARKERS = ["o", "s", "D", "^", "v", "P", "X", "*"]
+SERIES_HATCHES = [None, "//", "..", "\\\\", "xx", "--", "++", "oo"]
+"""One fill pattern per series of bars (the first plain), so that bars are told apart in grey."""
+"""One marker shape per series, so that lines are told apart without their colour."""
+INCOMPLETE_FILL = "#ececec"
+"""The band behind the years whose look-back is incomplete (:func:`trend`)."""
 
 TERMINAL_TARGETS = ("deces", "non_revu")
 MAX_NUMBERED = 20
@@ -171,11 +211,201 @@ def meeting_style(meeting: bool = False) -> Iterator[None]:
 
 
 def to_png(fig: Figure, dpi: int = 150) -> bytes:
-    """The figure as PNG bytes (white background); the figure is cleared afterwards."""
+    """The figure as PNG bytes (white background), with its :func:`layout_report` (computed at
+    ``dpi``) as JSON in the PNG text chunk :data:`LAYOUT_KEY` (ASCII JSON, so a plain ``tEXt``
+    chunk: ``PIL.Image.open(...).text[LAYOUT_KEY]``); the figure is cleared afterwards."""
+    fig.set_dpi(dpi)
+    report = layout_report(fig)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, facecolor="white")
+    fig.savefig(buffer, format="png", dpi=dpi, facecolor="white",
+                metadata={LAYOUT_KEY: json.dumps(report, ensure_ascii=True)})
     fig.clear()
     return buffer.getvalue()
+
+
+def png_layout(png: bytes) -> dict | None:
+    """The layout report embedded by :func:`to_png` in PNG bytes (None when there is none)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        text = getattr(image, "text", {}).get(LAYOUT_KEY)
+    return None if text is None else json.loads(text)
+
+
+# ------------------------------------------------------------------------------------ layout report
+
+LAYOUT_KEY = "respop:layout"
+"""The PNG text key of the layout report."""
+
+_TOLERANCE_PX = 1.0
+"""Overlaps and overflows smaller than this (in pixels) are rounding, not defects."""
+
+
+def _shown(artist) -> bool:
+    """The artist is visible, and so is the axes it is drawn in."""
+    return artist.get_visible() and (artist.axes is None or artist.axes.get_visible())
+
+
+def _text_bbox(text, renderer):
+    """The text's box in display pixels, cut to its clip box when it is clipped (what is drawn)."""
+    box = text.get_window_extent(renderer)
+    clip = text.get_clip_box() if text.get_clip_on() else None
+    if clip is not None:
+        from matplotlib.transforms import Bbox
+
+        inter = Bbox.intersection(box, clip)
+        if inter is None:
+            return None
+        box = inter
+    return box
+
+
+def _is_suppressed(text: str) -> bool:
+    return text.strip() == MASKED or "< 11" in text or "<11" in text
+
+
+def _numeric_axis(axis) -> bool:
+    """An axis whose tick labels are numbers (not categories): a formatter that is not fixed text
+    (``set_yticks(positions, labels)`` gives a FuncFormatter over a dict of labels)."""
+    from matplotlib.category import StrCategoryFormatter
+    from matplotlib.ticker import FixedFormatter, NullFormatter
+
+    formatter = axis.get_major_formatter()
+    if isinstance(formatter, (FixedFormatter, StrCategoryFormatter, NullFormatter)):
+        return False
+    func = getattr(formatter, "func", None)
+    return not (isinstance(func, functools.partial) and getattr(func.func, "__name__", "") == "_format_with_dict")
+
+
+def _at_base(ax, text) -> bool:
+    """The text is anchored at the base of the bars (x = 0, or the value axis' lower limit)."""
+    x = text.xy[0] if hasattr(text, "xy") else text.get_position()[0]
+    lo, hi = sorted(ax.get_xlim())
+    base = min(max(0.0, lo), hi)
+    return abs(float(x) - base) <= 0.01 * (hi - lo)
+
+
+def _overlap(a, b) -> bool:
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return w > _TOLERANCE_PX and h > _TOLERANCE_PX
+
+
+def _inside(box, outer) -> bool:
+    t = _TOLERANCE_PX
+    return box.x0 >= outer.x0 - t and box.y0 >= outer.y0 - t and box.x1 <= outer.x1 + t and box.y1 <= outer.y1 + t
+
+
+def _short(text: str) -> str:
+    one = " ".join(text.split())
+    return one if len(one) <= 60 else one[:57] + "..."
+
+
+def layout_report(fig: Figure) -> dict:
+    """What a reader would find wrong with the figure's layout, measured on the drawn figure
+    (display pixels, after a draw at the figure's dpi):
+
+    - ``texts``: every visible text (title, notes, axis labels, the tick labels drawn, legend
+      entries and titles, annotations, bar values);
+    - ``legend_overlaps``: legends whose box overlaps the plotting area (axes box) of any visible
+      axes, or lies partly outside the figure;
+    - ``suppressed_on_numeric_axis``: tick labels of a numeric axis that are the suppression symbol
+      (:data:`~respop.boards.labels.MASKED`) or contain "< 11", and such texts written in an axes
+      with a numeric axis away from the bars' base (i.e. where a value would be written);
+    - ``outside_figure``: texts whose box goes beyond the figure;
+    - ``overlapping_texts``: pairs of texts whose boxes overlap (more than a pixel each way).
+
+    Every list but ``texts`` is empty for a well laid-out figure."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    fig_box = fig.bbox
+    entries: list[tuple[str, object, str]] = []  # (kind, Text, owner)
+
+    seen: set[int] = set()
+
+    def add(kind: str, text, owner: str = "") -> None:
+        if text is not None and id(text) not in seen and text.get_text().strip() and _shown(text):
+            seen.add(id(text))
+            entries.append((kind, text, owner))
+
+    add("title", fig._suptitle)
+    add("note", fig._supxlabel)
+    add("label", fig._supylabel)
+    for t in fig.texts:
+        add("text", t)
+    suppressed: list[str] = []
+    numeric_axes = []
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        for t in (ax.title, ax._left_title, ax._right_title):
+            add("title", t)
+        if ax.axison:
+            for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+                if not axis.get_visible():
+                    continue
+                add("label", axis.label)
+                numeric = _numeric_axis(axis)
+                if numeric:
+                    numeric_axes.append((ax, name))
+                for tick in axis._update_ticks():
+                    for lab in (tick.label1, tick.label2):
+                        if lab.get_visible() and lab.get_text().strip():
+                            add("tick", lab, f"{name}-numeric" if numeric else name)
+                            if numeric and _is_suppressed(lab.get_text()):
+                                suppressed.append(f"graduation de l'axe {name} : {_short(lab.get_text())}")
+        for t in ax.texts:
+            add("text", t)
+        for t in ax.texts:
+            if not (_shown(t) and _is_suppressed(t.get_text())):
+                continue
+            axes_names = [name for a, name in numeric_axes if a is ax]
+            if not axes_names:
+                continue
+            if "< 11" in t.get_text() or "<11" in t.get_text():
+                suppressed.append(f"texte « {_short(t.get_text())} » dans un graphique à axe numérique")
+            elif t.get_gid() != MASKED_GID or not _at_base(ax, t):  # not at the bars' base (a category mark)
+                suppressed.append(f"valeur « {_short(t.get_text())} » écrite comme un nombre "
+                                  f"(axe {', '.join(axes_names)})")
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + list(fig.legends)
+    for leg in legends:
+        if leg.get_title() is not None:
+            add("legend", leg.get_title())
+        for t in leg.get_texts():
+            add("legend", t)
+
+    texts = [_short(t.get_text()) if kind != "tick" else t.get_text() for kind, t, _ in entries]
+    boxes = [(_text_bbox(t, renderer), kind, t) for kind, t, _ in entries]
+    outside = [f"« {_short(t.get_text())} »" for box, _, t in boxes if box is not None and not _inside(box, fig_box)]
+
+    legend_overlaps = []
+    plotting = [ax for ax in fig.axes if ax.get_visible()]
+    for leg in legends:
+        if not leg.get_visible():
+            continue
+        box = leg.get_window_extent(renderer)
+        first = next((t.get_text() for t in leg.get_texts()), "")
+        what = f"légende « {_short(leg.get_title().get_text() or first)} »"
+        for ax in plotting:
+            if _overlap(box, ax.get_window_extent(renderer)):
+                legend_overlaps.append(f"{what} sur la zone de tracé")
+                break
+        if not _inside(box, fig_box):
+            legend_overlaps.append(f"{what} hors de la figure")
+
+    overlapping = []
+    items = [(box, t) for box, kind, t in boxes if box is not None and box.width > 0 and box.height > 0]
+    for i in range(len(items)):
+        for j in range(i + 1, len(items)):
+            if _overlap(items[i][0], items[j][0]):
+                overlapping.append(f"« {_short(items[i][1].get_text())} » / « {_short(items[j][1].get_text())} »")
+    return {
+        "texts": texts,
+        "legend_overlaps": legend_overlaps,
+        "suppressed_on_numeric_axis": suppressed,
+        "outside_figure": outside,
+        "overlapping_texts": overlapping,
+    }
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -222,18 +452,25 @@ def _note(fig: Figure, notes: Sequence[str]) -> None:
     """Notes under the figure, small and grey (inside the constrained layout)."""
     notes = [n for n in notes if n]
     if notes:
-        fig.supxlabel("\n".join(notes), fontsize=_fontsize(0.85), color=TEXT_GREY)
+        size = _fontsize(0.85)
+        chars = int(fig.get_figwidth() * 72 * 0.9 / (size * 0.55))
+        fig.supxlabel("\n".join(_wrap(n, chars) for n in notes), fontsize=size, color=TEXT_GREY)
 
 
-def _legend_top(fig: Figure, ax, labels: Sequence[str]) -> None:
-    """The legend above the axes (under the title), in as many columns as fit the width."""
+def _legend_top(fig: Figure, ax, labels: Sequence[str], handles: Sequence | None = None) -> None:
+    """The legend above the axes (under the title), in as many columns as fit the width
+    (``handles``: the entries, if not the axes' labelled artists)."""
     fs = float(mpl.rcParams["legend.fontsize"])
     widths = [len(t) * fs * 0.6 / 72 + 1.2 for t in labels]
     usable = fig.get_figwidth() * 0.75
     ncol = len(widths)
     while ncol > 1 and max(sum(widths[i:i + ncol]) for i in range(0, len(widths), ncol)) > usable:
         ncol -= 1
-    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.02), ncol=ncol, borderaxespad=0.0)
+    if handles is None:
+        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.02), ncol=ncol, borderaxespad=0.0)
+    else:
+        ax.legend(list(handles), list(labels), loc="lower left", bbox_to_anchor=(0.0, 1.02), ncol=ncol,
+                  borderaxespad=0.0)
 
 
 def _no_data(title: str | None, notes: Sequence[str] = ()) -> Figure:
@@ -271,19 +508,30 @@ PERCENT_TICKS = FuncFormatter(lambda x, _pos: f"{_fr_number(round(100 * x, 6))}\
 YEAR_TICKS = FuncFormatter(lambda x, _pos: f"{int(round(x))}")
 
 
-def strata_colours(n: int, lightest: float = 0.28) -> list[str]:
-    """``n`` reds from light (the least severe, first) to dark (the most severe, last);
-    ``lightest`` is where the first one is taken in matplotlib's "Reds" (0 to 1): the lines of
-    :func:`survival` start darker, to stand out on white."""
-    cmap = mpl.colormaps["Reds"]
+STRATA_CMAP = "inferno"
+STRATA_RANGE = (0.80, 0.28)
+"""Where the least and the most severe strata are taken in :data:`STRATA_CMAP`: from orange-yellow
+to dark purple, through red and magenta (its two ends, near white and near black, are left out,
+so that every stratum shows on white and none looks like "Décès")."""
+STRATA_LINESTYLES = ["solid", (0, (6, 2)), (0, (2, 1.5)), (0, (6, 2, 2, 2)), (0, (1, 1))]
+"""Line styles of the strata from the most severe (survival curves: told apart without colour)."""
+
+
+def strata_colours(n: int, lightest: float = STRATA_RANGE[0]) -> list[str]:
+    """``n`` colours from light (the least severe, first) to dark (the most severe, last), of
+    distinct hues (orange, red, magenta, purple: matplotlib's perceptually uniform "inferno", which
+    the common colour-vision deficiencies and a projector keep in order of lightness);
+    ``lightest``: where the first one is taken in the colour map (0 to 1, darker below)."""
+    cmap = mpl.colormaps[STRATA_CMAP]
+    darkest = STRATA_RANGE[1]
     if n <= 0:
         return []
     if n == 1:
-        return [to_hex(cmap(0.6))]
-    return [to_hex(cmap(lightest + (0.95 - lightest) * i / (n - 1))) for i in range(n)]
+        return [to_hex(cmap(0.5))]
+    return [to_hex(cmap(lightest + (darkest - lightest) * i / (n - 1))) for i in range(n)]
 
 
-def _level_colours(levels: Sequence[int], lightest: float = 0.28) -> dict[int, str]:
+def _level_colours(levels: Sequence[int], lightest: float = STRATA_RANGE[0]) -> dict[int, str]:
     """A colour per stratum level, by rank among the given levels."""
     ordered = sorted(set(levels))
     return dict(zip(ordered, strata_colours(len(ordered), lightest), strict=True))
@@ -359,8 +607,17 @@ def _layout_map(fig: Figure, ax, title: str, handles: list, ncol: int,
     text = _wrap(title, 52 if meeting else 80) if title else ""
     lines = text.count("\n") + 1 if text else 0
     top_in = 0.25 + lines * float(mpl.rcParams["figure.titlesize"]) * 1.3 / 72
-    rows = math.ceil(len(handles) / max(ncol, 1)) if handles else 0
-    bottom_in = 0.2 + rows * float(mpl.rcParams["legend.fontsize"]) * 2.2 / 72
+    bottom_in = 0.2
+    if handles:  # as many columns as fit the width; the map above the legend's measured height
+        renderer = fig.canvas.get_renderer()
+        for n in range(max(ncol, 1), 0, -1):
+            legend = fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.08 / h), ncol=n,
+                                handlelength=2.2, handleheight=1.2, columnspacing=2.0)
+            box = legend.get_window_extent(renderer)
+            if box.width <= fig.bbox.width - 0.3 * fig.dpi or n == 1:
+                break
+            legend.remove()
+        bottom_in = 0.08 + box.height / fig.dpi + 0.15
     bar_room = (2.4 if meeting else 1.5) if colorbar else 0.0
     side_size = _fontsize(0.8)
     if side:
@@ -388,9 +645,6 @@ def _layout_map(fig: Figure, ax, title: str, handles: list, ncol: int,
                  va="top", fontsize=side_size, linespacing=1.35)
     if text:
         fig.suptitle(text, y=1 - 0.12 / h, va="top", fontweight="bold")
-    if handles:
-        fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.08 / h), ncol=ncol,
-                   handlelength=2.2, handleheight=1.2, columnspacing=2.0)
 
 
 def _paths(geoms: Sequence) -> list[Path]:
@@ -445,7 +699,7 @@ def zone_map(
 
     ``zones``: zone_code, territory_id, geometry; ``values``: zone_code, value (e.g. the
     ``indicators`` rows of level "zone", ``unit`` renamed zone_code), or None for the zones alone.
-    Zones whose value is null are hatched grey ("< 11 (masqué)"); zones without a row are white
+    Zones whose value is null are hatched grey (:data:`~respop.boards.labels.MASKED_LEGEND`); zones without a row are white
     ("Pas de donnée"). Colours: yellow to red over the values' range, with a colour bar labelled
     ``legend_label``; territory borders thick, zone borders thin and white; a km scale bar."""
     with meeting_style(meeting):
@@ -668,7 +922,7 @@ def strata_pyramid(levels: pl.DataFrame, title: str, meeting: bool = False) -> F
     """The strata as a pyramid: one centred bar per stratum, the most severe (highest
     ``stratum_level``) on top, widths proportional to ``people``, light (level 1) to dark red;
     the French ``name`` on the left, the count on the right; a masked count has a thin hatched
-    placeholder bar and "< 11". ``levels``: stratum, stratum_level, name, people (e.g.
+    placeholder bar and the suppression symbol. ``levels``: stratum, stratum_level, name, people (e.g.
     ``strata_levels`` joined with the ``care_use`` rows of one unit and year). Each bar's ``gid``
     is its stratum."""
     with meeting_style(meeting):
@@ -696,8 +950,10 @@ def strata_pyramid(levels: pl.DataFrame, title: str, meeting: bool = False) -> F
                 bar = ax.barh(yi, w, left=-w / 2, height=0.78, color=colours[int(r["stratum_level"])],
                               edgecolor="white", linewidth=1.0)
             bar.patches[0].set_gid(str(r["stratum"]))
-            ax.text(w / 2 + 0.025, yi, fr_int(p), ha="left", va="center", fontweight="bold",
-                    color=TEXT_GREY if p is None else "#111111")
+            if p is None:
+                _masked_mark(ax, w / 2 + 0.015, yi, MASKED, _fontsize())
+            else:
+                ax.text(w / 2 + 0.025, yi, fr_int(p), ha="left", va="center", fontweight="bold", color="#111111")
             ax.text(-w / 2 - 0.025, yi, _wrap(str(r["name"]), 26 if meeting else 30), ha="right", va="center",
                     linespacing=1.05)
         ax.set_xlim(-1.05, 1.05)
@@ -710,13 +966,28 @@ def strata_pyramid(levels: pl.DataFrame, title: str, meeting: bool = False) -> F
         return fig
 
 
+def _masked_mark(ax, x: float, y: float, text: str, fontsize: float, ha: str = "left") -> None:
+    """The suppression symbol as a category annotation: in a small grey-edged box at the bar's base
+    (``x``: the base, in data coordinates), never where a value would be (gid :data:`MASKED_GID`)."""
+    ax.annotate(text, (x, y), xytext=(6 if ha == "left" else -6, 0), textcoords="offset points", ha=ha,
+                va="center", color=TEXT_GREY, fontsize=fontsize, style="italic", gid=MASKED_GID,
+                bbox={"boxstyle": "round,pad=0.12", "facecolor": "white", "edgecolor": MASKED_HATCH_COLOUR,
+                      "linewidth": 0.8})
+
+
 def _bar_value_text(ax, x: float | None, y: float, text: str, span: float, masked: bool, fontsize: float) -> None:
     if masked:
-        ax.text(span * 0.01, y, text, ha="left", va="center", color=TEXT_GREY, fontsize=fontsize, style="italic")
+        _masked_mark(ax, 0.0, y, text, fontsize)
     elif x is not None:
         pad = span * 0.01
         ax.text(x + (pad if x >= 0 else -pad), y, text, ha="left" if x >= 0 else "right", va="center",
                 fontsize=fontsize)
+
+
+def _label_room(labels: Sequence[str]) -> float:
+    """Inches a category needs on a bar chart's axis so that its (wrapped) tick labels do not touch."""
+    lines = max((str(t).count("\n") + 1 for t in labels), default=1)
+    return (lines * float(mpl.rcParams["ytick.labelsize"]) * 1.25 + 8) / 72
 
 
 def _value_axis(ax, values: Sequence[float | None], value_label: str) -> None:
@@ -727,7 +998,9 @@ def _value_axis(ax, values: Sequence[float | None], value_label: str) -> None:
     ax.set_xlim(lo - (0.2 * span if lo < 0 else 0), hi + 0.2 * span)
     ax.xaxis.set_major_formatter(FR_TICKS)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
-    ax.set_xlabel(value_label)
+    ax.set_xlabel(_axis_title(value_label, 60 if _meeting_now() else 90))
+    if not numbers:  # nothing but suppressed values: no scale to read
+        ax.set_xticks([])
     ax.grid(axis="x")
     ax.set_axisbelow(True)
     ax.spines["left"].set_visible(True)
@@ -746,21 +1019,21 @@ def hbar(
 ) -> Figure:
     """Horizontal bars, one per row of ``df`` in its order (the first on top), labelled with
     ``label(category value)`` and the value written by ``formatter`` at the bar's end; a null
-    value has no bar and ``masked_text`` ("< 11") instead."""
+    value has no bar and ``masked_text`` (the suppression symbol) at its base instead."""
     with meeting_style(meeting):
         if _empty(df):
             return _no_data(title)
         _require(df, [category, value], "hbar")
-        cats = [_wrap(label(c), 30) for c in df[category].to_list()]
+        cats = [_wrap(label(c), 34 if meeting else 40) for c in df[category].to_list()]
         vals = _floats(df[value])
         n = len(cats)
-        per_bar = 0.5 if meeting else 0.36
+        per_bar = max(0.5 if meeting else 0.36, _label_room(cats))
         fig = _figure((13.33, max(7.5, per_bar * n + 2.5)) if meeting else (10.0, max(4.0, per_bar * n + 1.8)))
         ax = fig.add_subplot()
         y = np.arange(n)
         ax.barh(y, [np.nan if v is None else v for v in vals], height=0.7, color=SERIES_COLOURS[0])
         ax.set_yticks(y, cats)
-        ax.invert_yaxis()
+        ax.set_ylim(n - 0.5, -0.5)  # the first row on top
         _value_axis(ax, vals, value_label)
         lo, hi = ax.get_xlim()
         for yi, v in zip(y, vals, strict=True):
@@ -786,7 +1059,8 @@ def grouped_bars(
     first on top), one bar per ``series`` value within it (one colour each, legend below), e.g.
     care use per person by stratum and measure. Categories and series are shown through
     :func:`~respop.boards.labels.label`; values are written at the bars' ends by ``formatter``
-    (2 decimals below 1, 1 below 100, none above); a null value has no bar and "< 11"."""
+    (2 decimals below 1, 1 below 100, none above); a null value has no bar and the suppression symbol at its base
+    (once for a group whose values are all null)."""
     with meeting_style(meeting):
         if _empty(df):
             return _no_data(title)
@@ -796,7 +1070,8 @@ def grouped_bars(
         lookup = {(c, s): v for c, s, v in zip(df[category].to_list(), df[series].to_list(), _floats(df[value]),
                                                strict=True)}
         k = len(sers)
-        per_group = (0.3 if meeting else 0.22) * k + 0.35
+        cat_labels = [_wrap(label(c), 28 if meeting else 34) for c in cats]
+        per_group = max((0.3 if meeting else 0.22) * k + 0.35, _label_room(cat_labels))
         fig = _figure((13.33, max(7.5, per_group * len(cats) + 2.8)) if meeting
                       else (10.0, max(4.0, per_group * len(cats) + 2.0)))
         ax = fig.add_subplot()
@@ -805,18 +1080,25 @@ def grouped_bars(
         _value_axis(ax, all_vals, value_label)
         lo, hi = ax.get_xlim()
         any_masked = False
+        size = _fontsize(0.8 if k > 2 else 0.9)
+        # a group whose values are all suppressed: one symbol for the group, not one per bar
+        all_masked = {c for c in cats if all(lookup.get((c, s)) is None for s in sers if (c, s) in lookup)}
+        for i, c in enumerate(cats):
+            if c in all_masked:
+                any_masked = True
+                _masked_mark(ax, 0.0, float(i), masked_text, size)
         for j, s in enumerate(sers):
             ys = np.arange(len(cats)) - 0.4 + height * (j + 0.5)
             vals = [lookup.get((c, s)) for c in cats]
             ax.barh(ys, [np.nan if v is None else v for v in vals], height=height * 0.92,
-                    color=SERIES_COLOURS[j % len(SERIES_COLOURS)], label=label(s))
+                    color=SERIES_COLOURS[j % len(SERIES_COLOURS)], label=label(s),
+                    hatch=SERIES_HATCHES[j % len(SERIES_HATCHES)], hatchcolor="white", linewidth=0)
             for yi, c, v in zip(ys, cats, vals, strict=True):
-                if (c, s) not in lookup:
+                if (c, s) not in lookup or c in all_masked:
                     continue
                 any_masked |= v is None
-                _bar_value_text(ax, v, yi, masked_text if v is None else formatter(v), hi - lo, v is None,
-                                _fontsize(0.8 if k > 2 else 0.9))
-        ax.set_yticks(np.arange(len(cats)), [_wrap(label(c), 28) for c in cats])
+                _bar_value_text(ax, v, yi, masked_text if v is None else formatter(v), hi - lo, v is None, size)
+        ax.set_yticks(np.arange(len(cats)), cat_labels)
         ax.set_ylim(len(cats) - 0.5, -0.5)
         if k > 1 or sers != [None]:
             _legend_top(fig, ax, [label(x) for x in sers])
@@ -828,36 +1110,95 @@ def grouped_bars(
 # --------------------------------------------------------------------------------------------- lines
 
 
-def trend(df: pl.DataFrame, title: str, value_label: str, meeting: bool = False) -> Figure:
+def _axis_title(text: str, width: int) -> str:
+    """An axis title wrapped to ``width`` characters, its unit in brackets on a line of its own
+    when it does not fit: "Prévalence standardisée\n(pour 100 000 hab.)"."""
+    if len(text) <= width:
+        return text
+    head, sep, unit = text.partition(" (")
+    if sep and len(head) <= width and len(unit) + 1 <= width:
+        return f"{head}\n({unit}"
+    return _wrap(text, width)
+
+
+def _runs(years: Sequence[int]) -> list[tuple[int, int]]:
+    """Consecutive years grouped: [2019, 2020, 2023] → [(2019, 2020), (2023, 2023)]."""
+    out: list[tuple[int, int]] = []
+    for y in sorted(set(years)):
+        if out and y == out[-1][1] + 1:
+            out[-1] = (out[-1][0], y)
+        else:
+            out.append((y, y))
+    return out
+
+
+INCOMPLETE_LABEL = "Historique incomplet"
+"""The default label of the years whose look-back is incomplete (see :func:`trend`)."""
+
+
+def trend(df: pl.DataFrame, title: str, value_label: str, meeting: bool = False,
+          incomplete_label: str | None = None) -> Figure:
     """One line per ``series`` over the years (order of first appearance), with its confidence
     band where ``low`` and ``high`` are both present; a null value leaves a gap (masked). ``df``:
-    year, series, value, and optionally low, high. The value axis starts at 0 when every value is
-    positive; year ticks are whole years."""
+    year, series, value, and optionally low, high and ``complete`` (Boolean: the year's look-back
+    is complete; absent or null = complete). The value axis starts at 0 when every value is
+    positive; year ticks are whole years.
+
+    Years whose look-back is incomplete are drawn apart, so that nobody reads their rise as a
+    trend: hollow markers (their interval as a thin bar), never joined to the line of the complete
+    years, on a grey band labelled on the figure with ``incomplete_label`` (default
+    :data:`INCOMPLETE_LABEL`)."""
     with meeting_style(meeting):
         if _empty(df):
             return _no_data(title)
         _require(df, ["year", "series", "value"], "trend")
+        incomplete_label = incomplete_label or INCOMPLETE_LABEL
+        if "complete" in df.columns:
+            df = df.with_columns(pl.col("complete").cast(pl.Boolean, strict=False).fill_null(True))
+        else:
+            df = df.with_columns(pl.lit(True).alias("complete"))
         fig = _figure()
         ax = fig.add_subplot()
         has_band = "low" in df.columns and "high" in df.columns
         sers = list(dict.fromkeys(df["series"].to_list()))
         any_masked = False
         all_values: list[float] = []
+        lw = float(mpl.rcParams["lines.linewidth"])
+
+        def column(part: pl.DataFrame, name: str) -> np.ndarray:
+            return np.array([np.nan if v is None else v for v in _floats(part[name])], dtype=float)
+
         for j, s in enumerate(sers):
             part = df.filter(pl.col("series").is_null() if s is None else pl.col("series") == s).sort("year")
             years = np.array(_floats(part["year"]), dtype=float)
-            vals = np.array([np.nan if v is None else v for v in _floats(part["value"])], dtype=float)
+            vals = column(part, "value")
+            complete = np.array(part["complete"].to_list(), dtype=bool)
             any_masked |= bool(np.isnan(vals).any())
             colour = SERIES_COLOURS[j % len(SERIES_COLOURS)]
-            if has_band:
-                low = np.array([np.nan if v is None else v for v in _floats(part["low"])], dtype=float)
-                high = np.array([np.nan if v is None else v for v in _floats(part["high"])], dtype=float)
-                ok = ~np.isnan(low) & ~np.isnan(high)
-                if ok.any():
-                    ax.fill_between(years, np.where(ok, low, np.nan), np.where(ok, high, np.nan), where=ok,
-                                    color=colour, alpha=0.18, linewidth=0, interpolate=False)
-                    all_values += list(low[ok]) + list(high[ok])
-            ax.plot(years, vals, marker="o", color=colour, label=label(s))
+            marker = SERIES_MARKERS[j % len(SERIES_MARKERS)]
+            low = column(part, "low") if has_band else np.full(len(years), np.nan)
+            high = column(part, "high") if has_band else np.full(len(years), np.nan)
+            ok = ~np.isnan(low) & ~np.isnan(high)
+            band = ok & complete
+            if band.any():
+                ax.fill_between(years, np.where(band, low, np.nan), np.where(band, high, np.nan), where=band,
+                                color=colour, alpha=0.18, linewidth=0, interpolate=False)
+            all_values += list(low[ok]) + list(high[ok])
+            # the complete years: one line (gaps where a value is masked or a year incomplete); a
+            # series without a complete year is named in the legend by its hollow marker
+            only_apart = not (complete & ~np.isnan(vals)).any()
+            ax.plot(years, np.where(complete, vals, np.nan), marker=marker, color=colour,
+                    label="_nolegend_" if only_apart else label(s))
+            apart = ~complete & ~np.isnan(vals)
+            if apart.any():
+                whisker = apart & ok
+                if whisker.any():
+                    ax.errorbar(years[whisker], vals[whisker],
+                                yerr=[vals[whisker] - low[whisker], high[whisker] - vals[whisker]],
+                                fmt="none", ecolor=colour, elinewidth=lw * 0.4, capsize=lw * 1.5, alpha=0.6)
+                ax.plot(years[apart], vals[apart], linestyle="none", marker=marker, markerfacecolor="white",
+                        markeredgecolor=colour, markeredgewidth=lw * 0.6, color=colour,
+                        label=label(s) if only_apart else "_nolegend_", zorder=3)
             all_values += list(vals[~np.isnan(vals)])
         years_all = sorted({int(y) for y in _floats(df["year"]) if y is not None})
         if len(years_all) <= 15:
@@ -866,27 +1207,88 @@ def trend(df: pl.DataFrame, title: str, value_label: str, meeting: bool = False)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.xaxis.set_major_formatter(YEAR_TICKS)
         if years_all:
-            ax.set_xlim(years_all[0] - 0.4, years_all[-1] + 0.4)
+            ax.set_xlim(years_all[0] - 0.5, years_all[-1] + 0.5)
         ax.yaxis.set_major_formatter(FR_TICKS)
-        if all_values and min(all_values) >= 0:
-            ax.set_ylim(bottom=0)
         ax.set_xlabel("Année")
-        ax.set_ylabel(value_label)
+        ax.set_ylabel(_axis_title(value_label, 34 if meeting else 50))
         ax.grid(axis="y")
         ax.set_axisbelow(True)
-        if len(sers) > 1 or sers[0] not in (None, ""):
-            _legend_top(fig, ax, [label(x) for x in sers])
+
+        incomplete_years = sorted({int(y) for y, c in zip(_floats(df["year"]), df["complete"].to_list(), strict=True)
+                                   if y is not None and not c})
+        handles, labels_ = ax.get_legend_handles_labels()
+        spans = []
+        for a, b in _runs(incomplete_years):
+            spans.append((a - 0.5, b + 0.5))
+            ax.axvspan(a - 0.5, b + 0.5, color=INCOMPLETE_FILL, zorder=0, linewidth=0)
+        if spans:
+            handles.append(Line2D([], [], linestyle="none", marker="o", markerfacecolor="white",
+                                  markeredgecolor=TEXT_GREY, markeredgewidth=lw * 0.6,
+                                  markersize=float(mpl.rcParams["lines.markersize"])))
+            labels_.append("Année non comparable (recul incomplet)")
+        top = max(all_values) if all_values else 1.0
+        bottom = 0.0 if all_values and min(all_values) >= 0 else (min(all_values) if all_values else 0.0)
+        span_y = (top - bottom) or abs(top) or 1.0
+        ax.set_ylim(bottom, top + 0.08 * span_y)
+        if len(sers) > 1 or sers[0] not in (None, "") or spans:
+            _legend_top(fig, ax, labels_, handles)
+        if spans:
+            _label_spans(fig, ax, spans, incomplete_label, bottom, top)
         _note(fig, [LINE_MASKED_NOTE] if any_masked else [])
         _title(fig, title)
         return fig
 
 
-def survival(curves: pl.DataFrame, names: dict[str, str], title: str, meeting: bool = False) -> Figure:
-    """Kaplan–Meier step curves, one per stratum (legend from the most severe), with their shaded
-    confidence bands; x in months since 1 January (``time`` in days / 30.44), y the share still
-    without rehospitalisation or death, in percent. ``curves``: stratum, stratum_level, time,
-    survival, lower, upper (``survival_curves`` rows of one disease); a curve that does not start
-    at time 0 is started at 100 %. ``names``: stratum → French name."""
+def _label_spans(fig: Figure, ax, spans: list[tuple[float, float]], text: str, bottom: float, top: float) -> None:
+    """``text`` at the top of each grey band (x from, x to), wrapped to the band's width; the
+    value axis is raised so that the text sits above the data."""
+    fig.canvas.draw()  # the axes' size, once the layout is done
+    size = _fontsize(0.8)
+    box = ax.get_window_extent()
+    x0, x1 = ax.get_xlim()
+    px_per_year = box.width / (x1 - x0)
+    height_px = 0.0
+    placed = []
+    for a, b in spans:
+        width_px = (b - a) * px_per_year * 0.92
+        chars = max(8, int(width_px / (size * 0.56 * fig.dpi / 72)))
+        wrapped = _wrap(text, chars)
+        placed.append((a, b, wrapped))
+        lines = wrapped.count("\n") + 1
+        height_px = max(height_px, lines * size * 1.25 * fig.dpi / 72)
+    # the data take the lower part of the axes, the label the upper part
+    share = min(0.6, (height_px + 0.04 * box.height) / box.height)
+    span_y = (top - bottom) or 1.0
+    ax.set_ylim(bottom, bottom + (span_y * 1.04) / (1 - share))
+    for a, b, wrapped in placed:
+        ax.annotate(wrapped, ((a + b) / 2, 1.0), xycoords=("data", "axes fraction"), xytext=(0, -4),
+                    textcoords="offset points", ha="center", va="top", fontsize=size, color=TEXT_GREY,
+                    linespacing=1.1, fontweight="bold")
+
+
+def survival_xlabel(start_year: int | Sequence[int] | None = None) -> str:
+    """The survival figure's x-axis title: months since the start of follow-up, which is 1 January
+    of the year after the profile's (``survival_curves.time``: days since that day; every profile
+    year of the run is pooled). ``start_year``: the year of that 1 January, or the first and last
+    such years when several profile years are pooled."""
+    if start_year is None:
+        return "Mois de suivi depuis le 1er janvier suivant l'année du profil"
+    if isinstance(start_year, int):
+        return f"Mois de suivi depuis le 1er janvier {start_year}"
+    years = sorted({int(y) for y in start_year})
+    if len(years) == 1:
+        return f"Mois de suivi depuis le 1er janvier {years[0]}"
+    return f"Mois de suivi depuis le 1er janvier suivant l'année du profil ({years[0]} à {years[-1]})"
+
+
+def survival(curves: pl.DataFrame, names: dict[str, str], title: str, meeting: bool = False,
+             start_year: int | Sequence[int] | None = None) -> Figure:
+    """Kaplan–Meier step curves, one per stratum (legend on the right, from the most severe), with
+    their shaded confidence bands; each stratum has its colour and its line style. x in months of
+    follow-up (``time`` in days / 30.44; titled by :func:`survival_xlabel` with ``start_year``),
+    y the share still without rehospitalisation or death, in percent. ``curves``: stratum,
+    stratum_level, time, survival, lower, upper (``survival_curves`` rows of one disease); a curve
+    that does not start at time 0 is started at 100 %. ``names``: stratum → French name."""
     with meeting_style(meeting):
         if _empty(curves):
             return _no_data(title)
@@ -898,12 +1300,12 @@ def survival(curves: pl.DataFrame, names: dict[str, str], title: str, meeting: b
             return _no_data(title)
         strata = (data.group_by("stratum").agg(pl.col("stratum_level").max())
                   .sort("stratum_level", descending=True).to_dicts())
-        colours = _level_colours([int(s["stratum_level"]) for s in strata], lightest=0.45)
+        colours = _level_colours([int(s["stratum_level"]) for s in strata], lightest=0.74)
         fig = _figure()
         ax = fig.add_subplot()
         has_band = "lower" in data.columns and "upper" in data.columns
         t_max = 0.0
-        for s in strata:
+        for rank, s in enumerate(strata):
             part = data.filter(pl.col("stratum") == s["stratum"]).sort("time")
             t = np.array(_floats(part["time"]), dtype=float) / MONTH_DAYS
             surv = np.array(_floats(part["survival"]), dtype=float)
@@ -918,8 +1320,8 @@ def survival(curves: pl.DataFrame, names: dict[str, str], title: str, meeting: b
             ok = ~np.isnan(low) & ~np.isnan(high)
             if ok.any():
                 ax.fill_between(t, low, high, where=ok, step="post", color=colour, alpha=0.2, linewidth=0)
-            ax.step(t, surv, where="post", color=colour,
-                    label=_wrap(names.get(s["stratum"], label(s["stratum"])), 34))
+            ax.step(t, surv, where="post", color=colour, linestyle=STRATA_LINESTYLES[rank % len(STRATA_LINESTYLES)],
+                    label=_wrap(names.get(s["stratum"], label(s["stratum"])), 22 if meeting else 28))
             t_max = max(t_max, float(t[-1]))
         ax.set_ylim(0, 1.02)
         ax.set_xlim(0, max(t_max, 1.0) * 1.02)
@@ -927,12 +1329,12 @@ def survival(curves: pl.DataFrame, names: dict[str, str], title: str, meeting: b
         ax.yaxis.set_major_formatter(PERCENT_TICKS)
         ax.xaxis.set_major_locator(MultipleLocator(3 if t_max <= 24 else 6 if t_max <= 60 else 12))
         ax.xaxis.set_major_formatter(FR_TICKS)
-        ax.set_xlabel("Mois depuis le 1er janvier")
-        ax.set_ylabel("Sans réhospitalisation ni décès")
+        ax.set_xlabel(_wrap(survival_xlabel(start_year), 60 if meeting else 90))
+        ax.set_ylabel("Sans réhospitalisation ni décès (%)")
         ax.grid(axis="y")
         ax.set_axisbelow(True)
-        ax.legend(loc="lower left", title="Strate", alignment="left", framealpha=0.9, frameon=True,
-                  edgecolor="none")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, title="Profil",
+                  alignment="left", handlelength=3.0, labelspacing=0.9)
         _title(fig, title)
         return fig
 
@@ -955,17 +1357,76 @@ def _band(x0: float, x1: float, top0: float, bot0: float, top1: float, bot1: flo
     return Path(vertices, codes)
 
 
-def _spread(centres: list[float], min_gap: float, floor: float) -> list[float]:
-    """Label positions (top to bottom, descending) at least ``min_gap`` apart, as near as
-    possible to ``centres``: pushed down where they would overlap, then pushed back up from
-    ``floor`` where the first pass took them below it."""
+def _spread(centres: list[float], heights: list[float], pad: float, floor: float, ceiling: float) -> list[float]:
+    """Centres of labels (top to bottom, descending) of the given heights, ``pad`` apart at least,
+    as near as possible to ``centres``, between ``floor`` and ``ceiling`` when they fit: pushed
+    down where they would overlap (from the ceiling), then pushed back up where the first pass took
+    the lowest one below the floor."""
     out: list[float] = []
-    for c in centres:
-        out.append(min(c, out[-1] - min_gap) if out else c)
+    for i, c in enumerate(centres):
+        highest = ceiling - heights[i] / 2 if i == 0 else out[-1] - (heights[i - 1] + heights[i]) / 2 - pad
+        out.append(min(c, highest))
     for i in range(len(out) - 1, -1, -1):
-        lowest = floor if i == len(out) - 1 else out[i + 1] + min_gap
+        lowest = floor + heights[i] / 2 if i == len(out) - 1 else out[i + 1] + (heights[i] + heights[i + 1]) / 2 + pad
         out[i] = max(out[i], lowest)
     return out
+
+
+def sankey_nodes(transitions: pl.DataFrame, order: Sequence[str] = ()) -> dict:
+    """What :func:`sankey` draws, from the ``transitions`` rows of one disease and one year
+    (from_stratum, to_stratum, count; ``to_stratum`` "all" is the row total, a null count is
+    suppressed):
+
+    - ``left``: stratum of N → its block, **the row total** ('all') of the transitions table;
+    - ``flows``: (from, to, count) of the bands: every published flow above 0, and for each row
+      with suppressed flows **one** band (from, :data:`SECRET_NODE`, total − published flows of the
+      row), a difference the published table already gives away (a flow without a row is 0, as
+      in the table);
+    - ``right``: stratum, "deces", "non_revu" or :data:`SECRET_NODE` of N + 1 → its block, the sum
+      of the flows drawn into it (the column sum of the published flows of the rows drawn);
+    - ``hidden``: rows whose total itself is suppressed: no block, no band (the figure says so);
+    - ``unsized``: rows with suppressed flows and no total row: their published flows only.
+
+    ``order`` (stratum codes, least severe first) only orders the result's keys."""
+    empty = {"left": {}, "right": {}, "flows": [], "hidden": [], "unsized": []}
+    if _empty(transitions):
+        return empty
+    _require(transitions, ["from_stratum", "to_stratum", "count"], "sankey")
+    totals: dict[str, float | None] = {}
+    cells: dict[str, list[tuple[str, float | None]]] = {}
+    for f, t, c in zip(transitions["from_stratum"].to_list(), transitions["to_stratum"].to_list(),
+                       _floats(transitions["count"]), strict=True):
+        f, t = str(f), str(t)
+        if t == "all":
+            totals[f] = c
+        else:
+            cells.setdefault(f, []).append((t, c))
+    rank = {c: i for i, c in enumerate(reversed(list(order)))}
+    sources = sorted(dict.fromkeys([*totals, *cells]), key=lambda c: rank.get(c, len(rank)))
+    flows: list[tuple[str, str, float]] = []
+    hidden, unsized = [], []
+    for f in sources:
+        if f in totals and totals[f] is None:
+            hidden.append(f)
+            continue
+        row = cells.get(f, [])
+        known = [(t, c) for t, c in row if c is not None and c > 0]
+        flows += [(f, t, c) for t, c in known]
+        published = sum(c for _, c in known)
+        if not any(c is None for _, c in row):
+            continue  # nothing suppressed (a cell without a row is 0, as in the table)
+        if f in totals:
+            rest = float(totals[f]) - published  # type: ignore[arg-type]
+            if rest > 1e-9:
+                flows.append((f, SECRET_NODE, rest))
+        else:
+            unsized.append(f)
+    left: dict[str, float] = {}
+    right: dict[str, float] = {}
+    for f, t, c in flows:
+        left[f] = left.get(f, 0.0) + c
+        right[t] = right.get(t, 0.0) + c
+    return {"left": left, "right": right, "flows": flows, "hidden": hidden, "unsized": unsized}
 
 
 def sankey(
@@ -976,53 +1437,63 @@ def sankey(
     meeting: bool = False,
 ) -> Figure:
     """An alluvial diagram of the strata from year N (left) to year N + 1 (right), the most severe
-    on top, "Décès" (near black) then "Non revu" (grey) at the bottom on the right. Block heights
-    and band widths are proportional to the counts (every band is drawn to the same scale). Rows
-    where ``to_stratum`` is "all" (totals) are ignored; null (masked) counts are left out and the
-    figure says "Flux < 11 non représentés". ``transitions``: from_stratum, to_stratum, count
-    (rows of one disease and one year; with a ``year`` column the columns are headed N and N + 1).
-    ``order``: stratum codes from the least to the most severe; ``names``: code → French name.
-    Bands' ``gid`` are "flow:<from>-><to>", blocks' "from:<code>" and "to:<code>"."""
+    on top, "Décès" (near black), "Non revu" (grey) then the suppressed flows (hatched grey, "s")
+    at the bottom on the right. Block heights and band widths are proportional to the counts (every
+    band to the same scale), as :func:`sankey_nodes` gives them: each block on the left is its row
+    total in the transitions table, and the suppressed flows of a row are **one** grey band to the
+    node :data:`SECRET_NODE`, so that the blocks equal the table beside the figure; a row whose
+    total is suppressed is not drawn (a note says so). ``transitions``: from_stratum, to_stratum,
+    count (rows of one disease and one year, with the 'all' totals; with a ``year`` column the
+    columns are headed N and N + 1). ``order``: stratum codes from the least to the most severe;
+    ``names``: code → French name. Bands' ``gid`` are "flow:<from>-><to>", blocks' "from:<code>"
+    and "to:<code>"."""
     with meeting_style(meeting):
         if _empty(transitions):
             return _no_data(title)
         _require(transitions, ["from_stratum", "to_stratum", "count"], "sankey")
-        rows = transitions.filter(pl.col("to_stratum") != "all")
-        counts = _floats(rows["count"])
-        flows = [(str(f), str(t), c) for f, t, c in zip(rows["from_stratum"].to_list(), rows["to_stratum"].to_list(),
-                                                         counts, strict=True)]
-        any_masked = any(c is None for _, _, c in flows)
-        flows = [(f, t, c) for f, t, c in flows if c is not None and c > 0]
-        notes = [FLOWS_MASKED_NOTE] if any_masked else []
+        nodes = sankey_nodes(transitions, order)
+        flows = nodes["flows"]
+
+        def name_of(code: str) -> str:
+            if code == SECRET_NODE:
+                return SECRET_NODE_LABEL
+            return names.get(code) or label(code)
+
+        notes = []
+        if any(t == SECRET_NODE for _, t, _ in flows):
+            notes.append(FLOWS_MASKED_NOTE)
+        if nodes["hidden"]:
+            which = ", ".join(_quoted(name_of(c)) for c in nodes["hidden"])
+            plural = len(nodes["hidden"]) > 1
+            notes.append(f"Non représenté{'s' if plural else ''} (effectif soumis au secret statistique) : {which}")
+        if nodes["unsized"]:
+            notes.append(f"Flux soumis au secret statistique non représentés ({_quoted(MASKED)})")
         if not flows:
             return _no_data(title, notes)
 
         # nodes, most severe first; codes not in ``order`` after the known ones, terminal targets last
         severity = list(reversed(order))
+        ends = [*TERMINAL_TARGETS, SECRET_NODE]
         extra = [c for c in dict.fromkeys([f for f, _, _ in flows] + [t for _, t, _ in flows])
-                 if c not in order and c not in TERMINAL_TARGETS]
+                 if c not in order and c not in ends]
         stratum_order = severity + extra
-        left = [c for c in stratum_order if any(f == c for f, _, _ in flows)]
-        right = [c for c in stratum_order + list(TERMINAL_TARGETS) if any(t == c for _, t, _ in flows)]
-        out_total = {c: sum(v for f, _, v in flows if f == c) for c in left}
-        in_total = {c: sum(v for _, t, v in flows if t == c) for c in right}
-        total = sum(out_total.values())
+        left = [c for c in stratum_order if c in nodes["left"]]
+        right = [c for c in stratum_order + ends if c in nodes["right"]]
+        out_total, in_total = nodes["left"], nodes["right"]
+        total = sum(out_total[c] for c in left)
 
         ranked = list(order) + extra
         palette = dict(zip(ranked, strata_colours(len(ranked)), strict=True))
-        palette.update({"deces": DEATH_COLOUR, "non_revu": NOT_SEEN_COLOUR})
-
-        def name_of(code: str) -> str:
-            return names.get(code) or label(code)
+        palette.update({"deces": DEATH_COLOUR, "non_revu": NOT_SEEN_COLOUR, SECRET_NODE: MASKED_FILL})
 
         gap = 0.025
         scale = (1.0 - gap * (max(len(left), len(right)) - 1)) / total
 
-        def stack(nodes: list[str], totals: dict[str, float]) -> dict[str, tuple[float, float]]:
-            used = sum(totals[c] for c in nodes) * scale + gap * (len(nodes) - 1)
+        def stack(codes: list[str], totals: dict[str, float]) -> dict[str, tuple[float, float]]:
+            used = sum(totals[c] for c in codes) * scale + gap * (len(codes) - 1)
             y = 1.0 - (1.0 - used) / 2
             out = {}
-            for c in nodes:
+            for c in codes:
                 h = totals[c] * scale
                 out[c] = (y, y - h)
                 y -= h + gap
@@ -1033,15 +1504,17 @@ def sankey(
         ax = fig.add_subplot()
         ax.set_axis_off()
         block_w = 0.035
-        xl, xr = 0.30, 0.70
+        xl, xr = 0.28, 0.66
         for c in left:
             top, bot = left_pos[c]
             ax.add_patch(Rectangle((xl - block_w, bot), block_w, top - bot, color=palette[c],
-                                               gid=f"from:{c}", linewidth=0))
+                                   gid=f"from:{c}", linewidth=0))
         for c in right:
             top, bot = right_pos[c]
-            ax.add_patch(Rectangle((xr, bot), block_w, top - bot, color=palette[c],
-                                               gid=f"to:{c}", linewidth=0))
+            secret = c == SECRET_NODE
+            ax.add_patch(Rectangle((xr, bot), block_w, top - bot, facecolor=palette[c], gid=f"to:{c}",
+                                   linewidth=0, hatch=MASKED_HATCH if secret else None,
+                                   edgecolor=MASKED_HATCH_COLOUR if secret else "none"))
         out_cursor = {c: left_pos[c][0] for c in left}
         in_cursor = {c: right_pos[c][0] for c in right}
         for f in left:
@@ -1052,40 +1525,74 @@ def sankey(
                     h = v * scale
                     top0, top1 = out_cursor[f], in_cursor[t]
                     path = _band(xl, xr, top0, top0 - h, top1, top1 - h)
-                    ax.add_patch(PathPatch(path, facecolor=palette[f], edgecolor="none", alpha=0.45,
-                                           gid=f"flow:{f}->{t}"))
+                    if t == SECRET_NODE:
+                        ax.add_patch(PathPatch(path, facecolor=MASKED_FILL, edgecolor=MASKED_HATCH_COLOUR,
+                                               hatch=MASKED_HATCH, linewidth=0, alpha=0.8, gid=f"flow:{f}->{t}"))
+                    else:
+                        ax.add_patch(PathPatch(path, facecolor=palette[f], edgecolor="none", alpha=0.5,
+                                               gid=f"flow:{f}->{t}"))
                     out_cursor[f] -= h
                     in_cursor[t] -= h
 
-        # labels: name and count beside each block, spread so that they do not overlap
-        wrap = 24 if meeting else 30
-        texts = {side: {c: f"{_wrap(name_of(c), wrap)}\n{fr_int(totals[c])}" for c in totals}
-                 for side, totals in (("left", out_total), ("right", in_total))}
-        lines = max(t.count("\n") + 1 for side in texts.values() for t in side.values())
-        min_gap = lines * _fontsize(0.9) * 1.25 / (fig.get_figheight() * 72 * 0.78)
-        top_label = 1.0
-        for side, nodes, pos, x, ha in (("left", left, left_pos, xl - block_w - 0.015, "right"),
-                                        ("right", right, right_pos, xr + block_w + 0.015, "left")):
-            centres = [(pos[c][0] + pos[c][1]) / 2 for c in nodes]
-            spread = _spread(centres, min_gap, min(p[1] for p in pos.values()))
-            top_label = max(top_label, spread[0] + min_gap / 2)
-            for c, yc, y in zip(nodes, centres, spread, strict=True):
-                ax.text(x, y, texts[side][c], ha=ha, va="center", linespacing=1.1, fontsize=_fontsize(0.9))
-                if abs(y - yc) > 1e-9:
-                    x_edge = x + (0.008 if ha == "right" else -0.008)
-                    ax.plot([x_edge, x_edge + (0.007 if ha == "right" else -0.007)], [y, yc], color=TEXT_GREY,
-                            linewidth=0.8)
+        # title and notes first: the labels are placed on the axes' final size
+        notes.append("Largeur des flux proportionnelle au nombre de personnes")
+        _note(fig, notes)
+        _title(fig, title)
+
+        # labels: name and count beside each block, spread so that they do not overlap (measured
+        # on the axes' final size; smaller type when they do not fit the height)
         year = None
         if "year" in transitions.columns:
             years = transitions["year"].drop_nulls().unique().to_list()
             year = int(years[0]) if len(years) == 1 else None
         heads = (str(year), str(year + 1)) if year is not None else ("Année N", "Année N + 1")
-        head_y = top_label + 0.03
-        ax.text(xl - block_w / 2, head_y, heads[0], ha="center", va="bottom", fontweight="bold")
-        ax.text(xr + block_w / 2, head_y, heads[1], ha="center", va="bottom", fontweight="bold")
+        head_arts = [ax.text(xl - block_w / 2, 1.0, heads[0], ha="center", va="bottom", fontweight="bold"),
+                     ax.text(xr + block_w / 2, 1.0, heads[1], ha="center", va="bottom", fontweight="bold")]
+        for a in head_arts:
+            a.set_in_layout(False)
+        low = min(min(p[1] for p in left_pos.values()), min(p[1] for p in right_pos.values()), 0)
         ax.set_xlim(0, 1)
-        ax.set_ylim(min(min(p[1] for p in left_pos.values()), min(p[1] for p in right_pos.values()), 0) - 0.02,
-                    head_y + 0.06)
-        _note(fig, [*notes, "Largeur des flux proportionnelle au nombre de personnes"])
-        _title(fig, title)
+        fig.canvas.draw()  # the axes' size, once the layout is done (the labels are not part of it)
+        renderer = fig.canvas.get_renderer()
+        box = ax.get_window_extent(renderer)
+        head_px = max(a.get_window_extent(renderer).height for a in head_arts)
+        margin = 0.02
+        # the blocks span [low, 1]; the heads sit above them: limits such that they fit exactly
+        top_limit = 1.0 + (1.0 - low + 2 * margin) * (head_px * 1.4 / box.height) / (1 - head_px * 1.4 / box.height)
+        ax.set_ylim(low - margin, top_limit + margin)
+        for a in head_arts:
+            a.set_y(1.0 + (top_limit - 1.0) * 0.25)
+        per_unit = box.height / (top_limit - low + 2 * margin)
+        sides_spec = (("left", left, left_pos, xl - block_w - 0.015, "right", xl - block_w - 0.015),
+                      ("right", right, right_pos, xr + block_w + 0.015, "left", 1.0 - (xr + block_w + 0.015)))
+        sides = []
+        for side, codes, pos, x, ha, room in sides_spec:
+            totals = out_total if side == "left" else in_total
+            centres = [(pos[c][0] + pos[c][1]) / 2 for c in codes]
+            arts: list = []
+            for scale_type in (0.9, 0.8, 0.72, 0.65):
+                for a in arts:
+                    a.remove()
+                size = _fontsize(scale_type)
+                chars = max(12, int(room * box.width / (size * 0.58 * fig.dpi / 72)))
+                arts = [ax.text(x, yc, f"{_wrap(name_of(c), chars)}\n{fr_int(totals[c])}", ha=ha, va="center",
+                                linespacing=1.05, fontsize=size,
+                                color=TEXT_GREY if c == SECRET_NODE else "#111111",
+                                style="italic" if c == SECRET_NODE else "normal")
+                        for c, yc in zip(codes, centres, strict=True)]
+                heights = [a.get_window_extent(renderer).height / per_unit for a in arts]
+                pad = 0.2 * size * fig.dpi / 72 / per_unit
+                if sum(heights) + pad * (len(arts) - 1) <= 1.0 - low + margin:
+                    break
+            spread = _spread(centres, heights, pad, low - margin, 1.0)
+            for a, y in zip(arts, spread, strict=True):
+                a.set_y(y)
+                a.set_in_layout(False)
+            sides.append((x, ha, centres, arts))
+        for x, ha, centres, arts in sides:  # a short leader from a moved label to its block
+            for a, yc in zip(arts, centres, strict=True):
+                if abs(a.get_position()[1] - yc) > 1e-6:
+                    x_edge = x + (0.008 if ha == "right" else -0.008)
+                    ax.plot([x_edge, x_edge + (0.007 if ha == "right" else -0.007)], [a.get_position()[1], yc],
+                            color=TEXT_GREY, linewidth=0.8)
         return fig

@@ -1,8 +1,12 @@
 """The boards' figures and French formats: every figure on small hand-made store rows (masked
-values, empty frames, meeting mode) is a Figure that saves as PNG; the pyramid's order; the Sankey
-diagram's band widths and masked flows; number formats round-trip."""
+values, empty frames, meeting mode) is a Figure that saves as PNG with an empty layout report; the
+suppression symbol never on a numeric axis; the pyramid's order; the Sankey diagram's band widths
+and its blocks equal to the transitions table (suppressed flows as one band per row); a trend's
+incomplete years drawn apart; the layout report able to fail; number formats round-trip."""
 
 from __future__ import annotations
+
+import json
 
 import geopandas as gpd
 import matplotlib as mpl
@@ -15,6 +19,7 @@ from hypothesis import strategies as st
 from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import PathPatch, Rectangle
+from matplotlib.ticker import FixedFormatter
 
 from respop.boards import figures as F
 from respop.boards.labels import (
@@ -91,6 +96,33 @@ TRANSITIONS = pl.DataFrame(
     schema={"from_stratum": pl.String, "to_stratum": pl.String, "count": pl.Int64},
     orient="row",
 ).with_columns(pl.lit(2022).alias("year"))
+TRANSITIONS_SECRET = pl.DataFrame(
+    [  # a row with two suppressed flows (a small one and its complementary suppression), a row
+        # whose total is itself suppressed, a row with nothing suppressed
+        ("instable", "instable", 99), ("instable", "hospitalise_annee", None), ("instable", "deces", 0),
+        ("instable", "non_revu", None), ("instable", "all", 124),
+        ("hospitalise_annee", "hospitalise_annee", 31), ("hospitalise_annee", "deces", None),
+        ("hospitalise_annee", "all", None),
+        ("chronique_recente", "chronique_ancienne", 500), ("chronique_recente", "hospitalise_annee", 80),
+        ("chronique_recente", "all", 580),
+    ],
+    schema={"from_stratum": pl.String, "to_stratum": pl.String, "count": pl.Int64},
+    orient="row",
+).with_columns(pl.lit(2022).alias("year"))
+TREND_INCOMPLETE = pl.DataFrame({
+    "year": [2019, 2020, 2021, 2022, 2023] * 2,
+    "series": ["Territoire de Quimper"] * 5 + ["Région étudiée"] * 5,
+    "value": [260.0, 450.0, 640.0, 760.0, 780.0, 250.0, 430.0, 600.0, 720.0, 735.0],
+    "low": [240.0, 420.0, 600.0, 720.0, 740.0, 245.0, 425.0, 595.0, 715.0, 730.0],
+    "high": [280.0, 480.0, 680.0, 800.0, 820.0, 255.0, 435.0, 605.0, 725.0, 740.0],
+    "complete": [False, False, False, True, True] * 2,
+})
+INCOMPLETE = "Historique incomplet (moins de 5 ans de recul)"
+CALIBRATION = pl.DataFrame({  # percent values; the observed share of the first deciles suppressed
+    "decile": [f"Décile {b}" for b in (1, 2, 3) for _ in range(2)],
+    "series": ["Risque prédit", "Proportion observée"] * 3,
+    "value": [14.0, None, 17.0, None, 68.0, 79.0],
+})
 TREND = pl.DataFrame({
     "year": [2019, 2020, 2021, 2022, 2019, 2020, 2021, 2022],
     "series": ["prevalence_std"] * 4 + ["prevalence_crude"] * 4,
@@ -136,9 +168,17 @@ FIGURES = {
     "grouped_bars": lambda m: F.grouped_bars(CARE, "stratum", "measure", "value", "Recours", "Par personne",
                                              meeting=m),
     "trend": lambda m: F.trend(TREND, "Prévalence", "Pour 100 000 habitants", meeting=m),
+    "trend_incomplete": lambda m: F.trend(TREND_INCOMPLETE, "Prévalence de l'insuffisance cardiaque, évolution",
+                                          "Prévalence standardisée (pour 100 000 hab.)", meeting=m,
+                                          incomplete_label=INCOMPLETE),
+    "calibration": lambda m: F.grouped_bars(CALIBRATION, "decile", "series", "value", "Calibration",
+                                            "Passage à un profil plus sévère ou décès (%)", meeting=m,
+                                            formatter=lambda v: fr_pct(None if v is None else v / 100, 0)),
+    "sankey_secret": lambda m: F.sankey(TRANSITIONS_SECRET, ORDER, NAMES, "Trajectoires 2022 → 2023", meeting=m),
     "trend_no_band": lambda m: F.trend(TREND.select("year", "series", "value"), "Prévalence", "x", meeting=m),
     "sankey": lambda m: F.sankey(TRANSITIONS, ORDER, NAMES, "Transitions", meeting=m),
     "survival": lambda m: F.survival(_curves(), NAMES, "Survie", meeting=m),
+    "survival_year": lambda m: F.survival(_curves(), NAMES, "Survie", meeting=m, start_year=2023),
 }
 
 EMPTY_FIGURES = {
@@ -167,12 +207,16 @@ def _texts(fig: Figure) -> list[str]:
 
 @pytest.mark.parametrize("meeting", [False, True], ids=["normal", "meeting"])
 @pytest.mark.parametrize("name", list(FIGURES))
-def test_every_figure_draws_and_saves_as_png(name, meeting):
+def test_every_figure_draws_and_saves_as_png_with_a_clean_layout(name, meeting):
     fig = FIGURES[name](meeting)
     assert isinstance(fig, Figure)
     assert F.NO_DATA not in _texts(fig)
-    png = F.to_png(fig, dpi=50)
+    png = F.to_png(fig, dpi=60)
     assert png.startswith(PNG_SIGNATURE)
+    report = F.png_layout(png)
+    assert report is not None and report["texts"]
+    assert {k: v for k, v in report.items() if k != "texts" and v} == {}
+    assert not any("< 11" in t for t in report["texts"])
 
 
 @pytest.mark.parametrize("meeting", [False, True], ids=["normal", "meeting"])
@@ -284,12 +328,36 @@ def test_pyramid_puts_the_highest_level_on_top_and_masks():
     assert lum["hospitalise_annee"] < lum["chronique_ancienne"]
 
 
-def test_hbar_masked_value_has_no_bar_and_says_less_than_11():
+def _masked_marks(fig: Figure) -> list:
+    return [t for t in fig.axes[0].texts if t.get_text() == MASKED]
+
+
+def _assert_never_on_numeric_axis(fig: Figure) -> None:
+    """The suppression symbol: no tick label of a numeric axis, always at the bars' base (x = 0)
+    as a category annotation; never "< 11" anywhere."""
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    assert not isinstance(ax.xaxis.get_major_formatter(), FixedFormatter)  # the value axis is numeric
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert MASKED not in ticks and not any("<" in t for t in ticks)
+    assert not any("< 11" in t for t in _texts(fig))
+    marks = _masked_marks(fig)
+    assert marks
+    for mark in marks:
+        assert mark.get_gid() == F.MASKED_GID
+        assert mark.xy[0] == 0.0  # at the base, not where a value would be
+    assert F.layout_report(fig)["suppressed_on_numeric_axis"] == []
+
+
+def test_hbar_masked_value_has_no_bar_and_the_symbol_at_its_base():
     fig = F.hbar(HBAR, "unit_name", "cases", "Cas", "Nombre de cas")
     widths = [p.get_width() for p in fig.axes[0].patches]
     assert np.isnan(widths[1]) and widths[0] == 12345
     texts = _texts(fig)
     assert MASKED in texts and fr_int(12345) in texts and fr_int(987) in texts
+    assert F.MASKED_NOTE in fig._supxlabel.get_text()
+    assert "secret statistique" in F.MASKED_NOTE and "< 11" not in F.MASKED_NOTE
+    _assert_never_on_numeric_axis(fig)
 
 
 def test_grouped_bars_use_french_labels():
@@ -299,6 +367,65 @@ def test_grouped_bars_use_french_labels():
     assert "Décès par personne" in texts
     assert MASKED in texts
     assert "3,2" in texts and "0,05" in texts
+    _assert_never_on_numeric_axis(fig)
+
+
+@pytest.mark.parametrize("meeting", [False, True], ids=["normal", "meeting"])
+def test_calibration_never_shows_the_symbol_as_a_percentage(meeting):
+    fig = FIGURES["calibration"](meeting)
+    _assert_never_on_numeric_axis(fig)
+    assert len(_masked_marks(fig)) == 2
+    texts = _texts(fig)
+    assert not any(t.strip().startswith(MASKED) and "%" in t for t in texts)
+    assert f"79{NNBSP}%" in texts
+
+
+def test_a_group_with_every_value_suppressed_has_one_symbol():
+    care = pl.DataFrame({"stratum": ["IC instable"] * 3 + ["IC stable"] * 3,
+                         "measure": ["stays_per_person", "emergency_stays_per_person", "deaths_per_person"] * 2,
+                         "value": [None, None, None, 1.9, None, 0.05]})
+    fig = F.grouped_bars(care, "stratum", "measure", "value", "Recours", "Par personne")
+    marks = _masked_marks(fig)
+    assert len(marks) == 2  # one for the whole first group, one for the second group's bar
+    assert marks[0].xy == (0.0, 0.0)
+
+
+def test_trend_draws_incomplete_years_apart_and_labels_them():
+    fig = F.trend(TREND_INCOMPLETE, "Prévalence", "Pour 100 000 habitants", incomplete_label=INCOMPLETE)
+    ax = fig.axes[0]
+    lines = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+    assert [line.get_label() for line in lines] == ["Territoire de Quimper", "Région étudiée"]
+    for line in lines:  # the line joins the complete years only
+        y = np.asarray(line.get_ydata(), dtype=float)
+        x = np.asarray(line.get_xdata(), dtype=float)
+        assert np.isnan(y[x < 2022]).all() and not np.isnan(y[x >= 2022]).any()
+    hollow = [line for line in ax.get_lines() if line.get_linestyle() == "None"
+              and mpl.colors.to_hex(line.get_markerfacecolor()) == "#ffffff"]
+    assert sorted(float(x) for line in hollow for x in line.get_xdata()) == [2019, 2019, 2020, 2020, 2021, 2021]
+    # a grey band over 2019-2021, labelled on the figure itself, and an entry in the legend
+    bands = [p for p in ax.patches if mpl.colors.to_hex(p.get_facecolor()) == F.INCOMPLETE_FILL]
+    assert len(bands) == 1
+    x0, x1 = bands[0].get_x(), bands[0].get_x() + bands[0].get_width()
+    assert (x0, x1) == (2018.5, 2021.5)
+    label_text = [t for t in ax.texts if t.get_text().replace("\n", " ") == INCOMPLETE]
+    assert label_text and x0 < label_text[0].xy[0] < x1
+    assert "Année non comparable (recul incomplet)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    # the band's label does not sit on the data: the values are below it
+    fig.canvas.draw()
+    top_of_label = label_text[0].get_window_extent().y0
+    highest_point = ax.transData.transform((2021, 680.0))[1]
+    assert highest_point < top_of_label
+    report = F.layout_report(fig)
+    assert {k: v for k, v in report.items() if k != "texts" and v} == {}
+
+
+def test_trend_without_complete_column_joins_every_year():
+    fig = F.trend(TREND.select("year", "series", "value"), "Prévalence", "x")
+    ax = fig.axes[0]
+    assert not [p for p in ax.patches if mpl.colors.to_hex(p.get_facecolor()) == F.INCOMPLETE_FILL]
+    first = ax.get_lines()[0]
+    assert np.asarray(first.get_ydata(), dtype=float)[0] == 2300.0
+    assert F.LINE_MASKED_NOTE in fig._supxlabel.get_text()  # 2020 is masked: a gap, said under the figure
 
 
 def test_trend_has_whole_year_ticks_and_bands():
@@ -311,19 +438,28 @@ def test_trend_has_whole_year_ticks_and_bands():
     assert "Prévalence standardisée" in _texts(fig)
 
 
-def test_survival_in_months_and_percent():
+def test_survival_in_months_of_follow_up_and_percent():
     fig = F.survival(_curves(), NAMES, "Survie")
     ax = fig.axes[0]
-    assert ax.get_xlabel() == "Mois depuis le 1er janvier"
-    assert ax.get_ylabel() == "Sans réhospitalisation ni décès"
+    assert ax.get_xlabel().replace("\n", " ") == F.survival_xlabel() == (
+        "Mois de suivi depuis le 1er janvier suivant l'année du profil")
+    assert F.survival_xlabel(2023) == "Mois de suivi depuis le 1er janvier 2023"
+    assert F.survival_xlabel((2020, 2023)).endswith("(2020 à 2023)")
+    year = F.survival(_curves(), NAMES, "Survie", start_year=2023)
+    assert year.axes[0].get_xlabel().replace("\n", " ") == "Mois de suivi depuis le 1er janvier 2023"
+    assert ax.get_ylabel() == "Sans réhospitalisation ni décès (%)"
     fig.canvas.draw()
     assert "100\u202f%" in [t.get_text() for t in ax.get_yticklabels()]
     lines = ax.get_lines()
     assert len(lines) == 3
     assert max(lines[0].get_xdata()) == pytest.approx(360 / 30.44)
     assert lines[-1].get_xdata()[0] == 0.0 and lines[-1].get_ydata()[0] == 1.0  # started at 100 %
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == [NAMES["instable"], NAMES["hospitalise_annee"],
-                                                                    NAMES["chronique_recente"]]
+    assert [t.get_text().replace("\n", " ") for t in ax.get_legend().get_texts()] == [
+        NAMES["instable"], NAMES["hospitalise_annee"], NAMES["chronique_recente"]]
+    # told apart by more than colour: one line style each; the legend beside the curves, not on them
+    assert len({tuple(line._unscaled_dash_pattern[1] or ()) for line in lines}) == 3
+    legend_box = ax.get_legend().get_window_extent()
+    assert legend_box.x0 >= ax.get_window_extent().x1
 
 
 # -------------------------------------------------------------------------------------------- sankey
@@ -349,6 +485,7 @@ def test_sankey_band_widths_are_proportional_to_counts():
     flows = _flows(fig)
     counts = {(r["from_stratum"], r["to_stratum"]): r["count"] for r in TRANSITIONS.iter_rows(named=True)
               if r["to_stratum"] != "all" and r["count"]}
+    counts[("instable", F.SECRET_NODE)] = 100 - (40 + 30 + 25)  # the row's suppressed flow, one band
     assert set(flows) == set(counts)
     ratios = []
     for key, patch in flows.items():
@@ -358,29 +495,182 @@ def test_sankey_band_widths_are_proportional_to_counts():
     assert max(ratios) == pytest.approx(min(ratios))
 
 
-def test_sankey_leaves_masked_flows_out_and_says_so():
-    fig = F.sankey(TRANSITIONS, ORDER, NAMES, "Transitions")
-    assert ("instable", "non_revu") not in _flows(fig)
-    assert any(F.FLOWS_MASKED_NOTE in t for t in _texts(fig))
-    unmasked = TRANSITIONS.filter(pl.col("count").is_not_null())
-    assert not any(F.FLOWS_MASKED_NOTE in t for t in _texts(F.sankey(unmasked, ORDER, NAMES, "T")))
+def _blocks(fig: Figure) -> dict[str, Rectangle]:
+    return {p.get_gid(): p for p in fig.axes[0].patches if (p.get_gid() or "").startswith(("from:", "to:"))}
+
+
+def test_sankey_groups_suppressed_flows_in_one_band_per_row_and_says_so():
+    fig = F.sankey(TRANSITIONS_SECRET, ORDER, NAMES, "Transitions")
+    flows = _flows(fig)
+    secret = {k: p for k, p in flows.items() if k[1] == F.SECRET_NODE}
+    assert list(secret) == [("instable", F.SECRET_NODE)]  # one band, for the one drawn row with suppressions
+    assert secret[("instable", F.SECRET_NODE)].get_hatch()
+    blocks = _blocks(fig)
+    assert "to:secret" in blocks and blocks["to:secret"].get_hatch()
+    assert "from:hospitalise_annee" not in blocks  # its total is suppressed: no block, no band
+    assert not any(k[0] == "hospitalise_annee" for k in flows)
+    note = fig._supxlabel.get_text().replace("\n", " ")
+    assert "flux soumis au secret statistique" in note
+    hidden = NAMES["hospitalise_annee"]
+    assert f"Non représenté (effectif soumis au secret statistique) : «\u00a0{hidden}\u00a0»" in note
+    texts = [t.replace("\n", " ") for t in _texts(fig)]
+    assert f"{F.SECRET_NODE_LABEL} 25" in texts  # 124 − 99
+    assert not any("< 11" in t for t in texts)
+    unmasked = TRANSITIONS.filter(pl.col("count").is_not_null() & (pl.col("to_stratum") != "all"))
+    plain = F.sankey(unmasked, ORDER, NAMES, "T")
+    assert F.FLOWS_MASKED_NOTE not in plain._supxlabel.get_text()
+    assert "to:secret" not in _blocks(plain)
+
+
+def test_sankey_nodes_are_the_row_totals_and_the_published_column_sums():
+    nodes = F.sankey_nodes(TRANSITIONS_SECRET, ORDER)
+    assert nodes["left"] == {"instable": 124, "chronique_recente": 580}
+    assert nodes["right"] == {"instable": 99, "hospitalise_annee": 80, "chronique_ancienne": 500, F.SECRET_NODE: 25}
+    assert nodes["hidden"] == ["hospitalise_annee"] and nodes["unsized"] == []
+    # without the totals, a row's suppressed flows cannot be sized: left out, and said so
+    no_totals = F.sankey_nodes(TRANSITIONS_SECRET.filter(pl.col("to_stratum") != "all"), ORDER)
+    assert F.SECRET_NODE not in no_totals["right"] and "instable" in no_totals["unsized"]
+    # the blocks drawn are these sizes, to one scale
+    blocks = _blocks(F.sankey(TRANSITIONS_SECRET, ORDER, NAMES, "T"))
+    sizes = {**{f"from:{k}": v for k, v in nodes["left"].items()}, **{f"to:{k}": v for k, v in nodes["right"].items()}}
+    assert set(blocks) == set(sizes)
+    ratios = [blocks[g].get_height() / sizes[g] for g in sizes]
+    assert max(ratios) == pytest.approx(min(ratios))
+
+
+def test_sankey_nodes_equal_the_transitions_table(monkeypatch):
+    """The blocks of the figure and the table beside it (respop.boards.data.table_transitions) give
+    the same numbers: every row's Effectif is its left block, and the published cells of each column
+    (the rows drawn) add up to its right block."""
+    from respop.boards import data
+    from respop.boards.labels import parse_fr_number
+
+    rows = TRANSITIONS_SECRET.with_columns(pl.lit(None, pl.Float64).alias("proportion"))
+    levels = pl.DataFrame({"stratum": ORDER, "stratum_level": [1, 2, 3, 4], "name": [NAMES[s] for s in ORDER]})
+    monkeypatch.setattr(data, "read", lambda url, table, run_id, **eq: rows)
+    monkeypatch.setattr(data, "strata_levels", lambda url, run_id, disease: levels)
+    table = data.table_transitions("sqlite://", 1, "heart_failure", 2022)
+    nodes = F.sankey_nodes(rows, ORDER)
+    by_name = {NAMES[s]: s for s in ORDER}
+    drawn = []
+    for record in table.to_dict("records"):
+        code = by_name[record["Profil en 2022"]]
+        if record["Effectif"] == MASKED:
+            assert code in nodes["hidden"] and code not in nodes["left"]
+            continue
+        drawn.append(record)
+        assert nodes["left"][code] == parse_fr_number(record["Effectif"])
+    assert (table == MASKED).to_numpy().sum() == 4  # the suppressed cells, shown "s" (Effectif included)
+    for code in [*ORDER, "deces", "non_revu"]:
+        head = NAMES.get(code) or label(code)
+        published = [str(r[head]).split(" (")[0] for r in drawn]
+        total = sum(parse_fr_number(v) for v in published if v != MASKED)
+        assert nodes["right"].get(code, 0) == total
+    secret_cells = sum(parse_fr_number(r["Effectif"]) for r in drawn) - sum(
+        v for k, v in nodes["right"].items() if k != F.SECRET_NODE)
+    assert nodes["right"][F.SECRET_NODE] == secret_cells
 
 
 def test_sankey_order_terminal_targets_at_the_bottom():
     fig = F.sankey(TRANSITIONS, ORDER, NAMES, "Transitions")
-    blocks = {p.get_gid(): p for p in fig.axes[0].patches if (p.get_gid() or "").startswith(("from:", "to:"))}
+    blocks = _blocks(fig)
     right = sorted((g for g in blocks if g.startswith("to:")), key=lambda g: -blocks[g].get_y())
     assert right == ["to:instable", "to:hospitalise_annee", "to:chronique_recente", "to:chronique_ancienne",
-                     "to:deces", "to:non_revu"]
+                     "to:deces", "to:non_revu", "to:secret"]
     left = sorted((g for g in blocks if g.startswith("from:")), key=lambda g: -blocks[g].get_y())
     assert left == ["from:instable", "from:hospitalise_annee", "from:chronique_recente"]
-    # block heights: the sum of the drawn flows (the 'all' totals are ignored)
+    # block heights: the rows' totals ('all'), suppressed flows included
     h = {g: blocks[g].get_height() for g in blocks}
-    assert h["from:instable"] / h["from:hospitalise_annee"] == pytest.approx(95 / 700)
+    assert h["from:instable"] / h["from:hospitalise_annee"] == pytest.approx(100 / 700)
     assert mpl.colors.to_hex(blocks["to:deces"].get_facecolor()) == F.DEATH_COLOUR
     texts = _texts(fig)
     assert "2022" in texts and "2023" in texts
     assert any(t.startswith("Décès\n") for t in texts) and any(t.startswith("Non revu\n") for t in texts)
+
+
+# ------------------------------------------------------------------------------------------ palette
+
+
+def _luminance(colour: str) -> float:
+    def channel(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(c) for c in mpl.colors.to_rgb(colour))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5])
+def test_strata_colours_go_dark_with_severity_in_distinct_hues(n):
+    colours = F.strata_colours(n)
+    lum = [_luminance(c) for c in colours]
+    assert lum == sorted(lum, reverse=True)  # least severe lightest
+    hues = [mpl.colors.rgb_to_hsv(mpl.colors.to_rgb(c))[0] for c in colours]
+    assert len({round(h, 2) for h in hues}) == n  # not shades of one hue
+    for a, b in zip(lum, lum[1:]):
+        assert (a + 0.05) / (b + 0.05) > 1.3  # adjacent strata differ in lightness, not only in hue
+    assert (lum[0] + 0.05) / (lum[-1] + 0.05) > 4  # the ends far apart
+    assert (1.05) / (lum[0] + 0.05) > 1.8  # even the lightest shows on white
+    assert (lum[-1] + 0.05) / (_luminance(F.DEATH_COLOUR) + 0.05) > 1.5  # the darkest is not "Décès"
+
+
+# ------------------------------------------------------------------------------------- layout report
+
+
+def _report(fig: Figure) -> dict:
+    return F.layout_report(fig)
+
+
+def test_layout_report_flags_a_legend_over_the_plotting_area():
+    fig = FIGURES["trend"](False)
+    ax = fig.axes[0]
+    assert _report(fig)["legend_overlaps"] == []
+    ax.legend(loc="center")  # deliberately on the curves
+    report = _report(fig)
+    assert report["legend_overlaps"] and "zone de tracé" in report["legend_overlaps"][0]
+    ax.legend(loc="upper left", bbox_to_anchor=(1.5, 1.0))  # beyond the figure's right edge
+    assert any("hors de la figure" in d for d in _report(fig)["legend_overlaps"])
+
+
+def test_layout_report_flags_the_symbol_on_a_numeric_axis_and_values_written_as_numbers():
+    fig = F.hbar(HBAR, "unit_name", "cases", "Cas", "Nombre de cas")
+    ax = fig.axes[0]
+    assert _report(fig)["suppressed_on_numeric_axis"] == []
+    ax.set_xticks([0, 5000, 10000], ["0", MASKED, "10 000"])  # the symbol as a tick of the value axis
+    ax.xaxis.set_major_formatter(F.FR_TICKS)
+    ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda x, _p: MASKED if x == 5000 else F._fr_number(x)))
+    flagged = _report(fig)["suppressed_on_numeric_axis"]
+    assert any("graduation" in d for d in flagged)
+    fig = F.hbar(HBAR, "unit_name", "cases", "Cas", "Nombre de cas")
+    fig.axes[0].text(7000, 1, MASKED)  # where a value would be written
+    fig.axes[0].text(7000, 2, "< 11")
+    flagged = _report(fig)["suppressed_on_numeric_axis"]
+    assert len(flagged) == 2
+
+
+def test_layout_report_flags_texts_outside_the_figure_and_overlapping_texts():
+    fig = FIGURES["hbar"](False)
+    ax = fig.axes[0]
+    report = _report(fig)
+    assert report["outside_figure"] == [] and report["overlapping_texts"] == []
+    assert "Nombre de cas" in report["texts"] and "Cas" in report["texts"]
+    ax.text(0.99, 0.5, "Un nom d'hôpital beaucoup trop long pour tenir", transform=fig.transFigure)
+    ax.text(0.5, 0.5, "Premier", transform=ax.transAxes, ha="center")
+    ax.text(0.5, 0.5, "Second", transform=ax.transAxes, ha="center")
+    report = _report(fig)
+    assert report["outside_figure"] == ["« Un nom d'hôpital beaucoup trop long pour tenir »"]
+    assert "« Premier » / « Second »" in report["overlapping_texts"]
+
+
+def test_to_png_embeds_the_layout_report_as_a_text_chunk():
+    fig = FIGURES["sankey_secret"](True)
+    expected = F.layout_report(fig)
+    png = F.to_png(fig, dpi=60)
+    # a plain tEXt chunk (ASCII JSON) named respop:layout
+    assert b"tEXtrespop:layout\x00" in png
+    report = F.png_layout(png)
+    assert report == json.loads(json.dumps(expected))
+    assert set(report) == {"texts", "legend_overlaps", "suppressed_on_numeric_axis", "outside_figure",
+                           "overlapping_texts"}
 
 
 # ----------------------------------------------------------------------------------------- formats
@@ -391,7 +681,8 @@ def test_formats_examples():
     assert fr_int(1234567) == f"1{NNBSP}234{NNBSP}567"
     assert fr_int(999) == "999"
     assert fr_int(0) == "0"
-    assert fr_int(None) == MASKED == "< 11"
+    assert fr_int(None) == MASKED
+    assert "11" not in MASKED  # one symbol for every suppressed cell, never a false "< 11"
     assert fr_int(float("nan")) == MASKED
     assert fr_int(-4321) == f"{MINUS}4{NNBSP}321"
     assert fr_dec(339.27) == "339,3"
