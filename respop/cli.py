@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from respop import __version__
@@ -21,8 +24,77 @@ from pydantic import ValidationError
 from respop.config import Config, InputConfig, explain_validation_error, load_config
 from respop.errors import RespopError
 
-console = Console()
-err_console = Console(stderr=True)
+def _cell_text(cell) -> Text:
+    """A table cell (markup string or Text) as Text."""
+    if isinstance(cell, Text):
+        return cell.copy()
+    return Text.from_markup(cell) if isinstance(cell, str) else Text(str(cell))
+
+
+def _records(table: Table, console: Console, width: int) -> Group:
+    """``table`` as one record per line: the first cell, then ``header: value`` of the others
+    (a pair is kept on one line when it fits), continuation lines indented; a value longer than
+    the line wraps at spaces (a word longer than the line is folded, never cut)."""
+    parts: list = []
+    if table.title:
+        parts.append(_cell_text(table.title))
+        parts[-1].stylize("italic")
+    headers = [_cell_text(c.header).plain.strip() for c in table.columns]
+    room = max(width - 2, 20)
+    for i in range(table.row_count):
+        chunks = []
+        for header, column in zip(headers, table.columns, strict=True):
+            cell = _cell_text(column._cells[i]) if i < len(column._cells) else Text("")
+            if not cell.plain.strip():
+                continue
+            chunk = Text(f"{header}: ", style="dim") if header else Text("")
+            chunks.append(chunk + cell)
+        lines: list[Text] = []
+        for chunk in chunks:
+            if lines and lines[-1].cell_len + 3 + chunk.cell_len <= room:
+                lines[-1] = lines[-1] + Text(" · ") + chunk
+            else:
+                lines.append(chunk)
+        for k, line in enumerate(t for line in lines for t in line.wrap(console, room, overflow="fold")):
+            parts.append(Text("- " if k == 0 else "  ") + line)
+    return Group(*parts)
+
+
+def fit_table(table: Table, console: Console):
+    """``table`` as it fits the console (an 80-column terminal, a pipe: Rich assumes 80 columns):
+    as it is when its rows fit on their lines; else with its cells wrapped at spaces when every
+    word still fits its column; else one record per line (:func:`_records`). Never an ellipsis
+    ("terri…"): a word too long for its column is folded, never cut."""
+    for column in table.columns:
+        column.overflow = "fold"
+        column.no_wrap = False
+    width = console.width
+    measure = Measurement.get(console, console.options.update_width(10_000), table)  # unclipped
+    if measure.maximum <= width:
+        return table
+    if measure.minimum <= width and not _words_cut(table, console, width):
+        return table
+    return _records(table, console, width)
+
+
+def _words_cut(table: Table, console: Console, width: int) -> bool:
+    """Whether rendering ``table`` at ``width`` would split a word of a cell or header."""
+    lines = console.render_lines(table, console.options.update_width(width), pad=False)
+    words = {w for c in table.columns for cell in [c.header, *c._cells] for w in _cell_text(cell).plain.split() if len(w) > 1}
+    shown = {w for line in lines for w in "".join(seg.text for seg in line).replace("│", " ").replace("┃", " ").split()}
+    return not words <= shown
+
+
+class FittingConsole(Console):
+    """A console whose tables always fit its width (:func:`fit_table`): an 80-column terminal or
+    a pipe gets every value whole, never "terri…"."""
+
+    def print(self, *objects, **kwargs) -> None:  # noqa: A003 - Console's name
+        super().print(*(fit_table(o, self) if isinstance(o, Table) else o for o in objects), **kwargs)
+
+
+console = FittingConsole()
+err_console = FittingConsole(stderr=True)
 
 app = typer.Typer(
     name="respop",
@@ -218,15 +290,16 @@ def _territory_inputs(config_path: Path, step):
     return cfg, reference, problem
 
 
-def _fmt(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
+def _fmt(value: float | None, digits: int = 2) -> str:
+    """A decimal the French way (``0,73``): the output of the commands in French."""
+    return "–" if value is None else f"{value:.{digits}f}".replace(".", ",")
 
 
 @territories_app.command("build")
 def territories_build(
     config: Annotated[Path, typer.Argument(help="Territory configuration (TOML).")],
 ) -> None:
-    """Build the territories of a configuration, write them and print their metrics."""
+    """Build the territories of a configuration, write them and print their metrics (in French)."""
     from rich.table import Table
 
     from respop.delineation.run import build
@@ -236,21 +309,22 @@ def territories_build(
         step(f"fitting {cfg.territories.method}")
         result = build(cfg, problem, reference)
     table = Table(title=f"Territoires ({result.method.name}) — {len(result.names)} territoires", title_justify="left")
-    for col in ("id", "territoire", "population", "zones", "établissements", "LI", "MSI", "compacité"):
+    for col in ("n°", "territoire", "population", "zones", "établissements", "LI", "MSI", "compacité"):
         table.add_column(col, justify="left" if col == "territoire" else "right")
     for row in result.metrics.sort("territory_id").iter_rows(named=True):
-        table.add_row(str(row["territory_id"]), escape(row["territory_name"]), f"{row['population']:,}", str(row["zones"]),
+        table.add_row(str(row["territory_id"]), escape(row["territory_name"]), _fr_int(row["population"]), str(row["zones"]),
                       str(row["hospitals"]), _fmt(row["localization_index"]), _fmt(row["market_share_index"]),
-                      f"{row['compactness']:.2f}")
+                      _fmt(row["compactness"]))
     console.print(table)
     o = result.overall
-    console.print(f"LI moyen {o['mean_li']:.2f} (min {o['min_li']:.2f}), MSI moyen {o['mean_msi']:.2f}, modularité {o['modularity']:.3f}")
+    console.print(f"LI moyen {_fmt(o['mean_li'])} (min {_fmt(o['min_li'])}), MSI moyen {_fmt(o['mean_msi'])}, "
+                  f"modularité {_fmt(o['modularity'], 3)}")
     if result.fragile.height:
         console.print(f"{result.fragile.height} zone(s) fragile(s) à revoir (second territoire proche) : fragile_zones.csv")
     if result.selected:
         console.print(f"Territoire d'intérêt : {escape(result.selected['territory_name'])} ({len(result.selected['zones'])} zones)")
-    console.print(f"Map: {escape(str(result.paths.get('map', '')))}")
-    console.print(f"Outputs: {escape(str(cfg.output.dir / 'territories'))}")
+    console.print(f"Carte : {escape(str(result.paths.get('map', '')))}")
+    console.print(f"Sorties : {escape(str(cfg.output.dir / 'territories'))}")
 
 
 @territories_app.command("compare")
@@ -291,7 +365,7 @@ def _pct(value: float | None, digits: int = 1) -> str:
 def cases_run(
     config: Annotated[Path, typer.Argument(help="Territory configuration (TOML).")],
 ) -> None:
-    """Find the cases of every configured disease; write cases, residence and indicators."""
+    """Find the cases of every configured disease; write cases, residence and indicators (printed in French)."""
     import polars as pl
     from rich.table import Table
 
@@ -326,10 +400,11 @@ def cases_run(
             console.print(f"* historique incomplet : les données ne couvrent pas {before} ; prévalence et incidence sous-estimées.")
     outside = result.indicators.filter((pl.col("level") == "area") & (pl.col("subtype") == "all"))["cases_outside"].sum()
     if outside:
-        console.print(f"{outside:,} case-years live in zones outside the population table (left out of the rates).")
+        console.print(f"{_fr_int(outside)} cas-années habitent des zones absentes de la table de population (hors des taux).")
     if not result.summary["territories"]:
-        console.print("No territories yet (respop territories build): cases carry their zone only.")
-    console.print(f"Outputs: {escape(str(result.out))} (cases.parquet holds patient keys: keep it in the secure area)")
+        console.print("Pas encore de territoires (respop territories build) : les cas ne portent que leur zone.")
+    console.print(f"Sorties : {escape(str(result.out))} (cases.parquet contient des clés patients : à garder dans "
+                  "l'espace sécurisé)")
 
 
 def _per100k(value: float | None) -> str:
@@ -367,16 +442,16 @@ def cases_validate(
     metrics = [
         ("true cases (alive, with the disease)", lambda r: f"{r.true_cases:,}"),
         ("sensitivity: all true cases", lambda r: _pct(r.sensitivity)),
-        ("  … hospitalised in the window", lambda r: _pct(r.sensitivity_hospitalised)),
-        ("  … with a stay caused by the disease", lambda r: _pct(r.sensitivity_disease_stay)),
+        ("  of them, hospitalised in the window", lambda r: _pct(r.sensitivity_hospitalised)),
+        ("  of them, with a stay caused by the disease", lambda r: _pct(r.sensitivity_disease_stay)),
         ("detected cases", lambda r: f"{r.detected:,}"),
         ("positive predictive value", lambda r: _pct(r.ppv)),
         ("detected, died out of hospital before", lambda r: f"{r.detected_dead:,}"),
-        ("  … share of the detected cases", lambda r: _pct(r.dead_share)),
+        ("  share of the detected cases", lambda r: _pct(r.dead_share)),
         ("sub-type agrees with the truth", lambda r: _pct(r.subtype_agreement)),
         ("residence zone = true zone", lambda r: _pct(r.residence_accuracy)),
         ("territory = true zone's territory", lambda r: _pct(r.territory_accuracy)),
-        ("  … people who moved in the window", lambda r: _pct(r.movers_accuracy)),
+        ("  of them, people who moved in the window", lambda r: _pct(r.movers_accuracy)),
         ("adults hospitalised /100,000 (pub. {published})",
          lambda r: "–" if r.hf_rate_per_100k_adults is None else f"{r.hf_rate_per_100k_adults:.1f}"),
     ]
@@ -421,7 +496,7 @@ app.add_typer(strata_app, name="strata")
 def strata_run(
     config: Annotated[Path, typer.Argument(help="Territory configuration (TOML); `respop cases run` must have run.")],
 ) -> None:
-    """Sort the cases into strata; write care use, transitions, survival and the prediction."""
+    """Sort the cases into strata; write care use, transitions, survival and the prediction (printed in French)."""
     import polars as pl
     from rich.table import Table
 
@@ -447,7 +522,8 @@ def strata_run(
                 _fr_dec(rows["stays_12m"].mean()), _fr_dec(rows["emergency_stays_12m"].mean()), _fr_int(int(rows["died_in_year"].sum())),
             )
         console.print(table)
-    console.print(f"Outputs: {escape(str(result.out))} (person_strata.parquet holds patient keys: keep it in the secure area)")
+    console.print(f"Sorties : {escape(str(result.out))} (person_strata.parquet contient des clés patients : à garder "
+                  "dans l'espace sécurisé)")
 
 
 def _fr_pct(value: float | None) -> str:
@@ -462,7 +538,7 @@ def _fr_dec(value: float | None) -> str:
 def strata_validate(
     config: Annotated[Path, typer.Argument(help="Territory configuration (TOML); `respop strata run` must have run (unless --seeds).")],
     seeds: Annotated[Optional[str], typer.Option(help="Check on generated worlds instead, one per seed, e.g. 1-5 or 1,3,7: each is generated (respop synth), run with this configuration's settings up to the strata, and checked; then a summary across seeds.")] = None,
-    profile: Annotated[str, typer.Option(help="With --seeds: the synthetic world's profile (tiny, demo, peripheral, … or a profile file).")] = "demo",
+    profile: Annotated[str, typer.Option(help="With --seeds: the synthetic world's profile (tiny, demo, peripheral, national, or a profile file).")] = "demo",
     years: Annotated[Optional[str], typer.Option(help="With --seeds: the years generated, e.g. 2019-2023 (default: the profile's).")] = None,
     work: Annotated[Optional[Path], typer.Option(help="With --seeds: folder for the worlds and their outputs, kept (default: a temporary folder, removed at the end).")] = None,
 ) -> None:
@@ -560,7 +636,7 @@ def _strata_validate_seeds(cfg: Config, seeds_text: str, profile: str, years_tex
 @app.command("run")
 def run_all(
     config: Annotated[Path, typer.Argument(help="Territory configuration (TOML).")],
-    steps: Annotated[Optional[str], typer.Option(help="Comma-separated steps to run (default: input,territories,cases,strata,store).")] = None,
+    steps: Annotated[Optional[str], typer.Option(help="Comma-separated steps to run, e.g. strata,store (default: every step: input, territories, cases, strata, store).")] = None,
     engine: Annotated[Optional[str], typer.Option(help="polars or spark (default: the configuration's \\[engine] name, else polars).")] = None,
     spark_master: Annotated[Optional[str], typer.Option(help="Spark master URL, e.g. local[4], spark://host:7077, yarn (default: \\[engine] spark_master, else local[*]).")] = None,
     models: Annotated[bool, typer.Option(help="Fit survival and prediction in the strata step (--no-models: the data steps only; no store step).")] = True,
@@ -704,7 +780,7 @@ def _hash_password() -> None:
 @app.command("report")
 def report(
     config: Annotated[Path, typer.Argument(help="Territory configuration (TOML).")],
-    out: Annotated[Optional[Path], typer.Option(help="HTML file to write (default: <output.dir>/dossiers/dossier-territoire-<id>-execution-<run>.html).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="HTML file to write (default: in the folder dossiers of output.dir, a file named after the territory and the run).")] = None,
     run: Annotated[Optional[int], typer.Option("--run", help="Run of the store (default: the newest that succeeded).")] = None,
     territoire: Annotated[Optional[int], typer.Option("--territoire", help="Territory id (default: the run's territory of interest, else the first).")] = None,
 ) -> None:

@@ -74,3 +74,49 @@ def test_run_engine_options_are_checked_before_any_work(tmp_path):
     config.write_text('[engine]\nname = "hadoop"\n')
     result = respop("run", str(config))
     assert result.returncode == 2 and "engine.name" in result.stderr
+
+
+# -- tables that fit an 80-column terminal or a pipe (issue 19) -------------------------------
+
+from tests.store.conftest import tiny_run  # noqa: E402, F401 - the shared tiny run (a fixture)
+
+TABLE_COMMANDS = [
+    ("territories", "build"), ("territories", "compare"), ("cases", "run"), ("cases", "validate"),
+    ("strata", "validate"), ("store", "runs"), ("pmsi", "check", "--config"),
+]
+"""The commands that print tables, on a configuration (``strata run`` prints the tables of
+``cases run``'s kind and takes a minute: left out)."""
+
+
+def test_every_table_fits_80_columns_without_an_ellipsis(tiny_run, tmp_path, monkeypatch):
+    """At 80 columns (a terminal, or a pipe: Rich then assumes 80) no line is longer than 80 and
+    no value is cut ("terri…", "plura…"): wrapped, or one record per line. One language per
+    command's output: territories build in French."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from respop import cli
+
+    shutil.copytree(tiny_run.base, tmp_path / "w", symlinks=True)  # some of the commands write outputs
+    config = str(tmp_path / "w" / "tiny.toml")
+    monkeypatch.setattr(cli.console, "width", 80)
+    runner = CliRunner()
+    outputs = {}
+    for args in TABLE_COMMANDS:
+        result = runner.invoke(cli.app, [*args, config], env={"COLUMNS": "80"})
+        assert result.exit_code in (0, 1), (args, result.stdout, result.stderr, result.exception)  # 1: a check failed
+        outputs[args] = out = result.stdout
+        assert "┃" in out or "\n- " in out, (args, out)  # a table, or its records
+        assert "…" not in out, (args, out)
+        assert max(len(line) for line in out.splitlines()) <= 80, (args, out)
+    for args in [(), *{a[:2] for a in TABLE_COMMANDS}, ("run",), ("report",), ("dashboard",), ("synth",)]:
+        result = runner.invoke(cli.app, [*args, "--help"], env={"COLUMNS": "80"})
+        assert result.exit_code == 0 and "…" not in result.stdout, (args, result.stdout)
+        assert max(len(line) for line in result.stdout.splitlines()) <= 80, (args, result.stdout)
+    compare = outputs[("territories", "compare")]
+    assert "method: plurality" in compare and "territories: 4" in compare  # whole, one record per line
+    build = outputs[("territories", "build")]
+    assert "Carte : " in build and "Sorties : " in build and "LI moyen" in build
+    assert not any(word in build for word in ("Map:", "Outputs:"))
+    assert "Sorties : " in outputs[("cases", "run")] and "Outputs:" not in outputs[("cases", "run")]
