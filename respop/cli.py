@@ -689,6 +689,8 @@ def store_publish(
 
     cfg = load_config(config)
     _print_run(cfg, publish(cfg, config))
+    console.print("Outputs of earlier runs published on their own: the run starts when publishing started, and its "
+                  "steps are marked reused (their durations belong to the runs that built them).")
 
 
 @store_app.command("runs")
