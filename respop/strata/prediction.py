@@ -1309,6 +1309,7 @@ def _model_card(r: PredictionReport, disease_name: str, labels: dict[str, str] |
                 f"risque le plus bas : annoncé {_pct_f(low['mean_predicted'])}, observé {_pct_f(low['observed_rate'])}. "
                 f"{_calibration_words(row)[:1].upper()}{_calibration_words(row)[1:]}."
             )
+            plain[-1] = plain[-1].replace("n.d.. ", "n.d. ")  # a sentence ending on "n.d."
         plain.append("")
     plain += _skill_lines(r)
     plain += [
