@@ -55,6 +55,7 @@ from respop.boards.labels import (
     fr_rate,
     label,
 )
+from respop.spec.features import MODEL_LABELS
 from respop.store import schema
 from respop.store.db import Store
 
@@ -407,6 +408,16 @@ def incident_label(url: str, run_id: int, disease: str) -> str:
     return _labels(url, run_id, disease, "window").get("lookback_years") or "premier séjour repéré sur la période de recul"
 
 
+def incident_note(url: str, run_id: int, disease: str) -> str:
+    """The definition of a new case under a disease page's figures and tables."""
+    years = lookback_years(url, run_id, disease)
+    if not years:
+        return f"Nouveaux cas : {incident_label(url, run_id, disease)}."
+    span = "l'année précédente" if years == 1 else f"les {years} années précédentes"
+    return (f"Nouveaux cas : {incident_label(url, run_id, disease)}, c'est-à-dire sans séjour pour la maladie "
+            f"dans {span} ; une personne déjà connue mais non hospitalisée depuis compte à nouveau.")
+
+
 def lookback_years(url: str, run_id: int, disease: str) -> int | None:
     """The disease's look-back in years (from the run's catalogue; None for an older run)."""
     rows = catalogue(url, run_id, disease=disease, kind="window")
@@ -416,7 +427,7 @@ def lookback_years(url: str, run_id: int, disease: str) -> int | None:
 def feature_labels(url: str, run_id: int, disease: str) -> dict[str, str]:
     """Feature or model term → French label: the disease's features in the catalogue (computed,
     ``case_of_<disease>`` and code features) and :data:`MODEL_TERMS`."""
-    return {**MODEL_TERMS, **_labels(url, run_id, disease, "feature")}
+    return {**MODEL_LABELS, **MODEL_TERMS, **_labels(url, run_id, disease, "feature")}
 
 
 STRATA_COLUMNS = {"stratum": pl.String, "stratum_level": pl.Int64, "name": pl.String, "description": pl.String,
@@ -498,8 +509,8 @@ def indicator_title(url: str, run_id: int, disease: str, indicator: str) -> str:
 def incomplete_label(url: str, run_id: int, disease: str) -> str:
     """What the years without their whole look-back are called on a trend figure."""
     years = lookback_years(url, run_id, disease)
-    span = f"{years} an{'s' if years and years > 1 else ''} de recul" if years else "le recul de l'algorithme"
-    return f"Recul incomplet (moins de {span}) : cas sous-comptés, ne pas comparer"
+    span = f" (< {years} an{'s' if years > 1 else ''})" if years else ""
+    return f"Recul incomplet{span} : cas sous-comptés"
 
 
 def indicator_format(indicator: str) -> Callable:
@@ -683,7 +694,7 @@ def is_numeric_cell(cell: str) -> bool:
     """A table cell that reads as a number, a masked count, an interval or a share (tables align
     such cells to the right)."""
     text = cell.replace("km²", "").replace("n°", "")
-    return cell == MISSING or (any(c.isdigit() for c in text) and not any(c.isalpha() or c == "_" for c in text))
+    return cell in (MISSING, MASKED) or (any(c.isdigit() for c in text) and not any(c.isalpha() or c == "_" for c in text))
 
 
 def _table(rows: list[dict]) -> pd.DataFrame:
@@ -1124,6 +1135,7 @@ def run_facts(url: str, run_id: int) -> pd.DataFrame:
         ("Statut", RUN_STATUS.get(r.get("status"), _text(r.get("status")))),
         ("Début", _fr_date(r.get("started_at"))),
         ("Fin", _fr_date(r.get("finished_at"))),
+        ("Durée", _fr_duration(run_duration(r))),
         ("Version de respop", _text(r.get("code_version"))),
         ("Années", years),
         ("Comptes de lecture équilibrés", _yes_no(report.get("balanced"))),
@@ -1137,12 +1149,59 @@ def run_facts(url: str, run_id: int) -> pd.DataFrame:
     return _table([{"": k, "Valeur": v} for k, v in rows])
 
 
+def _step_seconds(timings: dict) -> dict[str, float]:
+    """The seconds of the steps a run did (``runs.timings``: its numbers; ``clock`` and ``reused``
+    are not steps)."""
+    return {k: v for k, v in (timings or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _fr_duration(seconds: float | None) -> str:
+    """A duration in French: "0,8 s", "1 min 27 s", "1 h 02 min"."""
+    if seconds is None:
+        return MISSING
+    if seconds < 60:
+        return f"{fr_dec(seconds, 1)}{NBSP}s"
+    whole = int(round(seconds))
+    if whole < 3600:
+        return f"{whole // 60}{NBSP}min {whole % 60:02d}{NBSP}s"
+    return f"{whole // 3600}{NBSP}h {whole % 3600 // 60:02d}{NBSP}min"
+
+
+def run_duration(r: dict) -> float | None:
+    """Seconds from the run's start to its end (None while it runs, or without an end)."""
+    start, end = r.get("started_at"), r.get("finished_at")
+    if isinstance(start, str):
+        start = dt.datetime.fromisoformat(start)
+    if isinstance(end, str):
+        end = dt.datetime.fromisoformat(end)
+    if not isinstance(start, dt.datetime) or not isinstance(end, dt.datetime):
+        return None
+    return max(0.0, (end - start).total_seconds())
+
+
 def run_timings(url: str, run_id: int) -> pd.DataFrame:
+    """Each step of the run: when it started and ended, its duration; the steps whose results
+    were reused from an earlier run say so (their time belongs to that run)."""
     timings = (run_info(url, run_id) or {}).get("timings") or {}
-    rows = [{"Étape": STEP_LABELS.get(k, k), "Durée (s)": fr_dec(v, 1)} for k, v in timings.items()
-            if isinstance(v, (int, float))]
-    if rows:
-        rows.append({"Étape": "Total", "Durée (s)": fr_dec(sum(v for v in timings.values() if isinstance(v, (int, float))), 1)})
+    seconds = _step_seconds(timings)
+    clock = timings.get("clock") or {}
+    reused = timings.get("reused") or {}
+
+    def at(value) -> str:
+        return _fr_date(value) if value else MISSING
+
+    rows = []
+    for step in [*STEP_LABELS, *[k for k in seconds if k not in STEP_LABELS]]:
+        if step in seconds:
+            start, end = (clock.get(step) or [None, None])[:2]
+            rows.append({"Étape": STEP_LABELS.get(step, step), "Début": at(start), "Fin": at(end),
+                         "Durée": _fr_duration(seconds[step])})
+        elif step in reused:
+            when = reused[step]
+            rows.append({"Étape": STEP_LABELS.get(step, step), "Début": "–", "Fin": "–",
+                         "Durée": "reprise d'une exécution antérieure" + (f" ({at(when)})" if when else "")})
+    if seconds:
+        rows.append({"Étape": "Total des étapes", "Début": "", "Fin": "", "Durée": _fr_duration(sum(seconds.values()))})
     return _table(rows)
 
 
@@ -1160,13 +1219,12 @@ def run_years(r: dict) -> str:
 def table_runs(url: str, name: str | None) -> pd.DataFrame:
     out = []
     for r in runs(url, name):
-        seconds = sum(v for v in (r.get("timings") or {}).values() if isinstance(v, (int, float)))
         out.append({
             "Exécution": f"n° {r['run_id']}",
             "Statut": RUN_STATUS.get(r["status"], r["status"]),
             "Début": _fr_date(r.get("started_at")),
             "Années": f"{r['first_year']}–{r['last_year']}" if r.get("first_year") else MISSING,
-            "Durée (s)": fr_dec(seconds, 1),
+            "Durée": _fr_duration(run_duration(r)),
             "Version": _text(r.get("code_version")),
             "Empreinte des résultats": _text(r.get("results_sha256"))[:12],
         })
@@ -1231,11 +1289,8 @@ def _fig_trend(url, run_id, meeting, territory_id, disease, indicator):
         frames = frames[:1]
     title = f"{indicator_title(url, run_id, disease, indicator)} — {disease_name(url, run_id, disease)}, évolution"
     value_label = f"{INDICATOR_CHOICES[indicator]} ({indicator_unit(indicator, short=True)})"
-    import inspect  # TEMPORARY (issue 19 integration): until figures.trend takes the keyword
-
-    extra = ({"incomplete_label": incomplete_label(url, run_id, disease)}
-             if "incomplete_label" in inspect.signature(figures.trend).parameters else {})
-    return figures.trend(pl.concat(frames), title, value_label, meeting=meeting, **extra)
+    return figures.trend(pl.concat(frames), title, value_label, meeting=meeting,
+                         incomplete_label=incomplete_label(url, run_id, disease))
 
 
 def _fig_comparison(url, run_id, meeting, territory_id, disease, indicator, year):
@@ -1289,7 +1344,9 @@ def _fig_sankey(url, run_id, meeting, disease, year):
 def _fig_survival(url, run_id, meeting, disease):
     curves = read(url, "survival_curves", run_id, disease=disease)
     title = f"Survie sans nouvelle hospitalisation pour {disease_noun(url, run_id, disease)} ni décès, par profil"
-    return figures.survival(curves, strata_names(url, run_id, disease), title, meeting=meeting)
+    years = transition_years(url, run_id, disease)  # follow-up starts on 1 January of N + 1
+    return figures.survival(curves, strata_names(url, run_id, disease), title, meeting=meeting,
+                            start_year=(years[0] + 1, years[-1] + 1) if years else None)
 
 
 def _fig_calibration(url, run_id, meeting, disease):
@@ -1322,7 +1379,8 @@ def _fig_importance(url, run_id, meeting, disease):
     rows = read(url, "model_importance", run_id, disease=disease).sort("importance", descending=True).head(10)
     rows = rows.with_columns(pl.col("feature").replace(feature_labels(url, run_id, disease)).alias("name"))
     title = f"Variables les plus utiles au modèle — {disease_name(url, run_id, disease)}"
-    return figures.hbar(rows, "name", "importance", title, "Baisse de l'AUC quand la variable est brouillée",
+    return figures.hbar(rows, "name", "importance", title,
+                        "Perte de pouvoir de classement quand la variable est brouillée (AUC)",
                         formatter=lambda v: fr_dec(v, 3), meeting=meeting)
 
 
@@ -1330,7 +1388,7 @@ def _fig_quality(url, run_id, meeting):
     rows = read(url, "quality", run_id, section="filter").with_columns(
         pl.col("item").replace(FILTER_LABELS).alias("name")
     )
-    return figures.hbar(rows, "name", "rows", "Séjours exclus par les filtres de qualité", "Séjours exclus",
+    return figures.hbar(rows, "name", "rows", "Séjours exclus par les filtres de qualité", "Séjours exclus (nombre)",
                         meeting=meeting)
 
 

@@ -52,6 +52,19 @@ COMPUTED_LABELS: dict[str, str] = {
 }
 """French labels of the computed features and of the 30-day re-hospitalisations (the boards)."""
 
+MODEL_LABELS: dict[str, str] = {
+    "female": "Sexe (femme ou homme)",
+    "stratum_level": "Profil de gravité de l'année (du moins sévère au plus sévère)",
+    "previous_stratum_level": "Profil de l'année précédente",
+    "max_previous_stratum_level": "Profil le plus sévère des années antérieures",
+    "previous_case_years": "Années antérieures où la personne était déjà repérée",
+    "previous_disease_stays": "Séjours pour la maladie des années antérieures",
+    "previous_emergency_stays_12m": "Arrivées par les urgences l'année précédente",
+    "previous_bed_days_12m": "Journées d'hospitalisation l'année précédente",
+}
+"""French labels of the model's own terms (sex, the profile's level, the person's history): the
+catalogue's features have theirs in the run's catalogue."""
+
 OUTCOMES = ("readmissions_30d", "died_in_year")
 """Outcomes of the year kept beside the features (not for conditions)."""
 

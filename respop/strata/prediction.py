@@ -1083,18 +1083,8 @@ around its Markdown so that it is rendered as Markdown inside)."""
 
 TECHNICAL_CLOSE = "</details>"
 
-BASE_LABELS: dict[str, str] = {
-    "female": "Sexe (femme ou homme)",
-    "stratum_level": "Profil de gravité de l'année (du moins sévère au plus sévère)",
-    "previous_stratum_level": "Profil de l'année précédente",
-    "max_previous_stratum_level": "Profil le plus sévère des années antérieures",
-    "previous_case_years": "Années antérieures où la personne était déjà repérée",
-    "previous_disease_stays": "Séjours pour la maladie des années antérieures",
-    "previous_emergency_stays_12m": "Arrivées par les urgences l'année précédente",
-    "previous_bed_days_12m": "Journées d'hospitalisation l'année précédente",
-}
-"""French labels of the model's own terms (sex, the profile's level, the person's history): the
-catalogue's features have theirs in the run's catalogue."""
+from respop.spec.features import MODEL_LABELS as BASE_LABELS  # noqa: E402 - the model terms' labels live with the features
+
 
 _PLAIN_MODELS = {"gradient_boosting": "modèle principal", "logistic": "modèle de référence (régression logistique)"}
 _PLAIN_TARGETS = {

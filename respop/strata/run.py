@@ -196,7 +196,8 @@ def run_strata(
             report.metrics.write_csv(folder / "metrics.csv")
             report.calibration.write_csv(folder / "calibration.csv")
             report.importance.write_csv(folder / "importance.csv")
-            (folder / "model_card.md").write_text(report.model_card(names[disease]), encoding="utf-8")
+            labels = {r["name"]: r["label"] for r in catalogue.feature_rows(disease)}  # the run's, not the shipped
+            (folder / "model_card.md").write_text(report.model_card(names[disease], labels), encoding="utf-8")
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
     return StrataResult(out=out, person_strata=person_strata, summary=summary)
 

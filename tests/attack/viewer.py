@@ -487,14 +487,14 @@ class RunView:
         if not cards:
             return
         text = cards[0]
-        number = r"([\d\u202f]+|< 11)"
+        number = r"([\d\u202f]+|s|< 11)"  # "s": masked (the boards' symbol); "< 11" in runs before it
         found = re.search(rf"- {number} personnes-années d'apprentissage \({number} passées.*?; {number} personnes-années de test \({number},", text)
         not_seen = re.search(rf"- {number} personnes-années de ces années", text)
         if found is None:
             raise AttackerError(f"model card of {d}: the counts of the training and test years are not found")
 
         def value(text: str) -> int | None:
-            return None if text.startswith("<") else int(text.replace("\u202f", ""))
+            return None if text == "s" or text.startswith("<") else int(text.replace("\u202f", ""))
 
         n_train, pos_train, n_test, pos_test = (value(g) for g in found.groups())
         for column, expr, shown in (("n_test", sums["n"], n_test), ("positives_test", sums["events"], pos_test)):

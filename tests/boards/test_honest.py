@@ -119,7 +119,7 @@ def test_years_with_an_incomplete_look_back_are_flagged(tiny_run):
     df = seen["df"]
     assert dict(df.filter(pl.col("series") != data.AREA).select("year", "complete").iter_rows()) == {
         2019: False, 2020: True, 2021: True, 2022: True, 2023: True}
-    assert seen["kwargs"]["incomplete_label"].startswith("Recul incomplet (moins de 1 an de recul)")
+    assert seen["kwargs"]["incomplete_label"] == "Recul incomplet (< 1 an) : cas sous-comptés"
 
 
 def test_no_share_of_a_masked_total_in_the_transitions_table(tiny_run):
@@ -158,3 +158,77 @@ def test_the_catalogue_holds_the_look_back(tiny_run):
     config = load_config(tiny_run.config_path)
     rows = data.catalogue(config.store.url, tiny_run.run_id, kind="window")
     assert sorted(rows["disease"].to_list()) == ["copd", "diabetes", "heart_failure"]
+
+
+def test_the_quality_page_shows_true_run_times(tiny_run):
+    """The run's start is when `respop run` started, before every step; each step's start and end
+    are in order and within the run; the store step (publication) took more than its insert."""
+    import datetime as dt
+
+    url, run, _ = _territory(tiny_run)
+    info = data.run_info(url, run)
+    clock = info["timings"]["clock"]
+    assert list(clock) == ["input", "territories", "cases", "strata", "store"]
+    moments = [info["started_at"]]
+    for step in clock:
+        moments += [dt.datetime.fromisoformat(t) for t in clock[step]]
+    moments.append(info["finished_at"])
+    assert moments == sorted(moments), moments
+    table = data.run_timings(url, run)
+    assert table["Étape"].tolist() == [*data.STEP_LABELS.values(), "Total des étapes"]
+    shown = {r["Étape"]: r for r in table.to_dict("records")}
+    assert shown["Lecture et contrôle du PMSI"]["Début"] == data._fr_date(clock["input"][0])
+    assert shown["Publication dans la base"]["Fin"] == data._fr_date(clock["store"][1])
+    facts = dict(zip(data.run_facts(url, run)[""], data.run_facts(url, run)["Valeur"], strict=True))
+    assert facts["Début"] == data._fr_date(info["started_at"]) != facts["Fin"]
+    total = (info["finished_at"] - info["started_at"]).total_seconds()
+    assert facts["Durée"] == data._fr_duration(total)
+    # each step's seconds are its clock's span (the store step: the whole publication, which
+    # ends after the run's last table is written, not the insert alone)
+    for step, (start, end) in clock.items():
+        span = (dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(start)).total_seconds()
+        assert abs(span - info["timings"][step]) <= 0.01 + 0.01 * span, (step, span, info["timings"][step])
+
+
+@pytest.mark.parametrize("seconds,text", [(0.84, "0,8\u00a0s"), (87.3, "1\u00a0min 27\u00a0s"), (3725, "1\u00a0h 02\u00a0min")])
+def test_durations_in_french(seconds, text):
+    assert data._fr_duration(seconds) == text
+
+
+def test_sankey_nodes_equal_the_transitions_table_on_tiny(tiny_run):
+    """Every disease and year of tiny: each left block of the Sankey is the row's Effectif in the
+    table beside it, each right block the column sum of the table's published cells of the rows
+    drawn, and the grouped band of suppressed flows the rest; a row with a masked total is not drawn."""
+    from respop.boards import figures
+    from respop.boards.labels import label, parse_fr_number
+
+    url, run, _ = _territory(tiny_run)
+    compared = grouped = hidden = 0
+    for disease in data.diseases(url, run):
+        levels = data.strata_levels(url, run, disease)
+        order = levels["stratum"].to_list()
+        names = data.strata_names(url, run, disease)
+        by_name = {v: k for k, v in names.items()}
+        for year in data.transition_years(url, run, disease):
+            nodes = figures.sankey_nodes(data.read(url, "transitions", run, disease=disease, year=year), order)
+            table = data.table_transitions(url, run, disease, year)
+            drawn = []
+            for record in table.to_dict("records"):
+                code = by_name[record[f"Profil en {year}"]]
+                if record["Effectif"] == MASKED:
+                    assert code in nodes["hidden"] and code not in nodes["left"], (disease, year, code)
+                    hidden += 1
+                    continue
+                drawn.append(record)
+                assert nodes["left"][code] == parse_fr_number(record["Effectif"]), (disease, year, code)
+                compared += 1
+            for code in [*order, "deces", "non_revu"]:
+                head = names.get(code) or label(code)
+                cells = [str(r[head]).split(" (")[0] for r in drawn]
+                assert nodes["right"].get(code, 0) == sum(parse_fr_number(c) for c in cells if c != MASKED), \
+                    (disease, year, code)
+            rest = sum(parse_fr_number(r["Effectif"]) for r in drawn) - sum(
+                v for k, v in nodes["right"].items() if k != figures.SECRET_NODE)
+            assert nodes["right"].get(figures.SECRET_NODE, 0) == rest, (disease, year)
+            grouped += rest > 0
+    assert compared > 10 and grouped > 0 and hidden > 0, (compared, grouped, hidden)

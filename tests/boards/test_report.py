@@ -1,5 +1,5 @@
 """The meeting dossier (respop report) on the tiny store: every section of the board, figures
-embedded as PNG, French and printable, masked counts as "< 11", no patient key; the command."""
+embedded as PNG, French and printable, masked counts as "s" (never "< 11"), no patient key; the command."""
 
 from __future__ import annotations
 
@@ -69,8 +69,8 @@ def test_printable_french_with_masked_counts(dossier):
     assert "@page { size: A4" in dossier
     assert "page-break-inside: avoid" in dossier
     text = DATA_URI.sub('"', dossier)
-    assert "&lt; 11" in text  # masked counts, escaped in HTML
-    for word in ("Dossier de réunion clinique", "Personnes suivies", "Protocole de soins", "Secret statistique",
+    assert "<td class=\"num\">s</td>" in text and "&lt; 11" not in text  # masked counts: the one symbol
+    for word in ("Dossier de réunion clinique", "Personnes suivies", "Protocole de soins", "« s » : secret statistique",
                  "Filtre de qualité", "Rapport de risques (HR)"):
         assert word in text, word
     assert not re.search(r">(None|nan|NaN|null)<", text)
