@@ -114,3 +114,134 @@ def test_tall_page_screenshot_is_whole(chromium_executable, tmp_path):
     width, height = struct.unpack(">II", png[16:24])  # the PNG header (IHDR)
     assert width == 1280
     assert height > 2000
+
+
+# --- The checks of the board's browser test (tests/boards/test_browser.py) can fail -------------
+
+
+def test_english_words_and_code():
+    from tests.browser import english_words
+
+    assert english_words("Téléchargez le fichier ; « s » : secret statistique ; T_MCO19B, BEN_NIR_PSA") == []
+    assert english_words("Sortie : /tmp/essai/tiny_run/run") == []  # a path is shown as it is
+    assert english_words("Deploy · Running... Download None nan True") == [
+        "Deploy", "Running", "Download", "None", "nan", "True"]
+    assert english_words("sexe : female ; disease_stays_12m ; sex == 2 ; HistGradientBoostingClassifier") == [
+        "female", "disease_stays_12m", "sex", "==", "HistGradientBoostingClassifier"]
+
+
+def _png(texts: dict[str, str] | None = None, compressed: bool = False) -> bytes:
+    import io
+
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for key, value in (texts or {}).items():
+        if compressed:
+            info.add_itxt(key, value, zip=True)
+        else:
+            info.add_text(key, value)
+    buffer = io.BytesIO()
+    Image.new("RGB", (320, 200), "white").save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+GOOD_LAYOUT = {"texts": ["Prévalence pour 100 000 habitants", "2023"], "legend_overlaps": [],
+               "suppressed_on_numeric_axis": [], "outside_figure": [], "overlapping_texts": []}
+BAD_LAYOUT = {"texts": ["Prevalence per year"], "legend_overlaps": ["Profil (légende) sur les axes 1"],
+              "suppressed_on_numeric_axis": ["s"], "outside_figure": ["Titre trop long"],
+              "overlapping_texts": [["2019", "2020"]]}
+
+
+def test_figure_problems_read_the_png_layout_report():
+    import json
+
+    from tests.browser import LAYOUT_KEY, figure_problems, png_text_chunks
+
+    good = _png({LAYOUT_KEY: json.dumps(GOOD_LAYOUT)})
+    assert png_text_chunks(good)[LAYOUT_KEY] == json.dumps(GOOD_LAYOUT)
+    assert figure_problems(good, "figure") == []
+    # an iTXt (compressed) chunk is read too
+    assert figure_problems(_png({LAYOUT_KEY: json.dumps(GOOD_LAYOUT)}, compressed=True), "figure") == []
+    bad = figure_problems(_png({LAYOUT_KEY: json.dumps(BAD_LAYOUT)}), "figure")
+    assert len(bad) == 5
+    for words in ("legend over a plotting area", "suppression symbol on a numeric axis", "text outside the figure",
+                  "texts overlapping", "English or code in the figure's texts: ['year']"):
+        assert any(words in p for p in bad), (words, bad)
+    assert figure_problems(_png(), "figure") == [
+        "figure: no respop:layout report in the PNG (re-encoded, or not drawn by figures.to_png)"]
+    assert png_text_chunks(b"not a png") == {}
+
+
+# A page of every defect the board test must catch (?cas=<name>), and a clean one (?cas=propre).
+BAD_PAGE = '''
+import json
+import sys
+
+import streamlit as st
+
+sys.path.insert(0, {root!r})
+from tests.test_browser_harness import BAD_LAYOUT, GOOD_LAYOUT, _png
+from tests.browser import LAYOUT_KEY
+
+case = st.query_params.get("cas", "propre")
+st.title("Cas : " + case)
+st.markdown("Un tableau de bord en français, sans défaut.")
+good = _png({{LAYOUT_KEY: json.dumps(GOOD_LAYOUT)}})
+st.image(good, width=320, output_format="PNG")  # as the board shows its figures
+if case == "boite":  # a table in a fixed-height box that scrolls
+    st.html('<div style="height: 60px; overflow: auto"><table>'
+            + "".join(f"<tr><td>ligne {{i}}</td></tr>" for i in range(20)) + "</table></div>")
+elif case == "ellipse":  # a label cut with an ellipsis
+    st.html('<div style="width: 90px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis">'
+            'Insuffisance cardiaque chronique</div>')
+elif case == "debord":  # a text wider than its element, drawn over what follows
+    st.html('<div style="width: 60px; white-space: nowrap">Réhospitalisations à trente jours</div>')
+elif case == "anglais":
+    st.markdown("Download the data ; disease_stays_12m")
+elif case == "icone":  # an icon whose font did not load shows its name
+    st.html('<span data-testid="stIconMaterial" style="font-size: 16px">clinical_notes</span>')
+elif case == "dehors":  # a request to another host
+    st.markdown('<img src="http://cdn.example.org/icone.png" alt="">', unsafe_allow_html=True)
+elif case == "figure":  # a figure whose layout report finds every defect
+    st.image(_png({{LAYOUT_KEY: json.dumps(BAD_LAYOUT)}}), width=320, output_format="PNG")
+'''
+
+
+@pytest.fixture(scope="module")
+def bad_page(tmp_path_factory):
+    from pathlib import Path
+
+    folder = tmp_path_factory.mktemp("bad_page")
+    script = folder / "defauts.py"
+    script.write_text(BAD_PAGE.format(root=str(Path(__file__).resolve().parents[1])), encoding="utf-8")
+    # no developer menu (its "Deploy" is English), as the board's configuration says
+    with serve_streamlit(script, env={"STREAMLIT_CLIENT_TOOLBAR_MODE": "viewer"}) as url:
+        yield url
+
+
+def test_board_checks_fail_on_bad_pages(bad_page, chromium_executable, tmp_path):
+    """Each check of BoardBrowser.visit catches its defect, on a page that has only that one; a
+    clean page has none (the same page without the defect)."""
+    from tests.browser import BoardBrowser, chromium_browser
+
+    with chromium_browser(chromium_executable) as chromium, BoardBrowser(chromium, bad_page, (1280, 720)) as browser:
+        def problems(case: str) -> list[str]:
+            page = browser.visit(f"?cas={case}", tmp_path / f"{case}.png")
+            assert page.errors == []
+            return page.problems()
+
+        assert problems("propre") == []
+        assert browser.elsewhere == []
+        assert any("scroll box" in p for p in problems("boite"))
+        cut = problems("ellipse")
+        assert any("box cuts its text « Insuffisance cardiaque chronique » (ellipsis)" in p for p in cut), cut
+        assert any("text overflows its element" in p and "Réhospitalisations" in p for p in problems("debord"))
+        assert any("English or code on the page: ['Download', 'the', 'disease_stays_12m']" in p
+                   for p in problems("anglais"))
+        assert any("icon drawn as text" in p for p in problems("icone"))
+        problems("dehors")
+        assert browser.elsewhere == ["http://cdn.example.org/icone.png"]  # recorded, and refused
+        figure = problems("figure")
+        assert sum("figure 2" in p for p in figure) == 5, figure
