@@ -25,6 +25,7 @@ if __name__ == "__main__":  # `streamlit run respop/boards/app.py` puts this fol
 import argparse
 import functools
 import hashlib
+import html
 import math
 import os
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ import streamlit as st
 
 from respop.boards import access, data
 from respop.boards.access import check_password
-from respop.boards.labels import MASKED, MISSING, PER_100K
+from respop.boards.labels import MASKED_NOTE, MISSING, PER_100K
 from respop.config import STORE_URL_ENV, Config, load_config
 from respop.errors import RespopError
 from respop.secrets import HIDDEN, config_secrets, hide_url_password, redact_text, redacted_config_text
@@ -43,36 +44,79 @@ CONFIG_ENV = "RESPOP_CONFIG"
 """Environment variable naming the configuration file when none is given after ``--``."""
 
 TITLE = "respop — réunions cliniques"
-FIGURE_WIDTH = 960
-"""Pixels: the widest a screen (not meeting) figure is shown."""
 TABLE_ROWS = 25
-"""Tables up to this many rows are shown whole; longer ones scroll."""
+"""Rows of a table shown at once on a screen; a longer table is shown in pages of this many rows."""
+MEETING_ROWS = 15
+"""Rows of a table shown at once in meeting mode (what a projector shows without scrolling)."""
+CHOOSE = "Choisir"
+"""What an empty choice shows (Streamlit's own is English)."""
 NOTICES = "respop_notices"
 """Session key of the warnings about the address (an unknown run or territory) the next page shows."""
-"""Tables up to this many rows are shown whole; longer ones scroll."""
 
 DISEASE_ICON = ":material/clinical_notes:"
-"""The icon of every disease page (a disease's page is built from the run's catalogue)."""
+"""The icon of every disease page (a disease's page is built from the run's catalogue). Page icons
+are drawn with the Material Symbols font Streamlit serves itself (nothing fetched elsewhere)."""
 
-NORMAL_CSS = """
+BOARD_CSS = """
 <style>
+/* figures: the width of the main column (the PNG is sent as drawn, never resized) */
+[data-testid="stImage"], [data-testid="stImageContainer"] { width: 100% !important; }
+[data-testid="stImageContainer"] img { width: 100% !important; max-width: 100% !important; height: auto !important; }
+/* headline tiles: long labels and values wrap, never cut with an ellipsis */
+[data-testid="stMetricLabel"], [data-testid="stMetricLabel"] *, [data-testid="stMetricValue"],
+[data-testid="stMetricValue"] * { white-space: normal !important; overflow: visible !important;
+  text-overflow: clip !important; overflow-wrap: break-word; height: auto !important; }
+[data-testid="stMetricValue"] { line-height: 1.15; }
+/* the sidebar's page names wrap instead of ending in "..." */
+[data-testid="stSidebarNav"] a span, [data-testid="stSidebarNav"] a span *, [data-testid="stSidebarNav"] a p {
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important; height: auto !important; }
+[data-testid="stSidebarNav"] a { height: auto !important; min-height: 2rem; }
+/* tables: plain HTML, whole (long tables in pages), no box of their own */
+.respop-table { border-collapse: collapse; max-width: 100%; margin: 0.2rem 0 0.6rem 0; line-height: 1.3; }
+.respop-table th, .respop-table td { padding: 0.3em 0.75em; border-bottom: 1px solid #d5d8de; text-align: left;
+  vertical-align: top; overflow-wrap: break-word; }
+.respop-table th { background: #eef1f6; font-weight: 700; border-bottom: 2px solid #9aa3b5; }
+.respop-table tbody tr:nth-child(even) { background: #f8f9fb; }
+.respop-table .num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
+.respop-table th.num { white-space: normal; }
+/* markdown tables (the model card): long words wrap inside the column */
+[data-testid="stMarkdownContainer"] table { max-width: 100%; }
+[data-testid="stMarkdownContainer"] :is(td, th) { overflow-wrap: anywhere; }
+</style>
+"""
+"""Both modes: figures as wide as the main column, tiles and page names that wrap, tables."""
+
+NORMAL_CSS = BOARD_CSS + """
+<style>
+[data-testid="stMainBlockContainer"] { padding-left: 3rem; padding-right: 3rem; }
 .respop-headline { font-size: 1.8rem; font-weight: 700; line-height: 1.3; margin: 0.2rem 0 1rem 0;
   color: #1f2a44; }
 .respop-context { color: #5a5a5a; font-size: 0.95rem; margin-bottom: 0.4rem; }
+.respop-table { font-size: 1rem; }
 </style>
 """
 
-MEETING_CSS = """
+MEETING_CSS = BOARD_CSS + """
 <style>
+/* large type for the room; the sidebar (the presenter's controls) keeps a screen's type */
 html { font-size: 22px; }
-[data-testid="stMetricValue"] { font-size: 2.8rem; }
-h1 { font-size: 2.6rem !important; }
-.respop-headline { font-size: 2.4rem; font-weight: 800; line-height: 1.2; margin: 0.3rem 0 1.4rem 0;
+[data-testid="stSidebar"] { font-size: 16px; }
+[data-testid="stSidebar"] :is(p, span, label, input, li, a, div, h1, h2, h3) { font-size: 16px !important; }
+[data-testid="stSidebar"] h3 { font-size: 18px !important; }
+[data-testid="stSidebarNav"] a { min-height: 0; padding-top: 2px; padding-bottom: 2px; }
+[data-testid="stMainBlockContainer"] { padding: 2.5rem 1.5rem 4rem 1.5rem; max-width: none; }
+[data-testid="stMetricValue"] { font-size: 2.2rem; }
+[data-testid="stMetricLabel"] p { font-size: 1rem !important; }
+h1 { font-size: 2.4rem !important; }
+h2, h3 { font-size: 1.6rem !important; }
+.respop-headline { font-size: 2.1rem; font-weight: 800; line-height: 1.2; margin: 0.3rem 0 1.2rem 0;
   color: #10204a; }
-.respop-context { color: #4a4a4a; font-size: 1rem; }
+.respop-context { color: #333; font-size: 1rem; }
+[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p { font-size: 0.9rem !important; color: #333 !important; }
+.respop-table { font-size: 1rem; }
+.respop-table th, .respop-table td { border-bottom-color: #9aa3b5; }
 </style>
 """
-
 
 
 @dataclass(frozen=True)
@@ -140,9 +184,11 @@ def page_title(board: Board, title: str, context: str | None = None) -> None:
 def figure(board: Board, name: str, download: str, **params) -> None:
     """One figure of :data:`data.FIGURES` (cached PNG) and its "Télécharger (PNG)" button."""
     png = data.figure_png(name, board.url, board.run_id, board.meeting, **params)
-    # a screen figure is 10 inches wide: shown at most FIGURE_WIDTH pixels wide its type stays
-    # readable; meeting figures fill the width of the projector
-    st.image(png, width="stretch" if board.meeting else FIGURE_WIDTH)
+    # given its own width and the format PNG, st.image sends the PNG as drawn (a narrower width,
+    # "stretch" for a PNG wider than 1460 px, or the format "auto" for a PNG without alpha, would
+    # have Streamlit resize or re-encode it, as JPEG even, losing the figure's layout report); the
+    # page's CSS draws it as wide as the main column (BOARD_CSS)
+    st.image(png, width=png_width(png), output_format="PNG")
     key = hashlib.sha1(repr((name, sorted(params.items()))).encode()).hexdigest()[:12]
     st.download_button(
         "Télécharger (PNG)", png, file_name=data.file_name(download, *params.values()), mime="image/png",
@@ -150,19 +196,53 @@ def figure(board: Board, name: str, download: str, **params) -> None:
     )
 
 
-def table(frame: pd.DataFrame, empty: str = "Aucune ligne à afficher.") -> None:
-    """A table of French text cells; number-like columns right-aligned."""
+def png_width(png: bytes) -> int:
+    """The width in pixels of PNG bytes (from its IHDR header)."""
+    return int.from_bytes(png[16:20], "big")
+
+
+def table(board: Board, frame: pd.DataFrame, empty: str = "Aucune ligne à afficher.") -> None:
+    """A table of French text cells as a plain HTML table (number-like columns right-aligned), whole:
+    no box that scrolls. A table longer than :data:`TABLE_ROWS` rows (:data:`MEETING_ROWS` in
+    meeting mode) is shown a page of rows at a time, chosen above it."""
     if frame is None or len(frame) == 0:
         st.info(empty)
         return
-    config = {}
+    numeric = set()
     for column in frame.columns:
         cells = [str(v) for v in frame[column] if str(v) != ""]
         if cells and all(data.is_numeric_cell(c) for c in cells):
-            config[column] = st.column_config.TextColumn(column, alignment="right")
-    # up to TABLE_ROWS rows shown whole (35 px a row and the header), longer tables scroll
-    height = 35 * (len(frame) + 1) + 3 if len(frame) <= TABLE_ROWS else "auto"
-    st.dataframe(frame, hide_index=True, width="stretch", height=height, column_config=config)
+            numeric.add(column)
+    rows = MEETING_ROWS if board.meeting else TABLE_ROWS
+    start, n = 0, len(frame)
+    if n > rows:
+        pages = [f"{first + 1}–{min(first + rows, n)}" for first in range(0, n, rows)]
+        key = hashlib.sha1(repr((list(frame.columns), n, [str(v) for v in frame.iloc[0]])).encode()).hexdigest()[:12]
+        chosen = st.segmented_control(f"Lignes (sur {n})", pages, default=pages[0], key=f"rows-{key}")
+        start = pages.index(chosen) * rows if chosen in pages else 0
+    st.html(html_table(frame.iloc[start:start + rows], numeric))
+
+
+def html_table(frame: pd.DataFrame, numeric: set = frozenset()) -> str:
+    """``frame`` as an HTML table of class ``respop-table`` (cells escaped; ``numeric`` columns
+    right-aligned)."""
+    def cls(column) -> str:
+        return ' class="num"' if column in numeric else ""
+
+    head = "".join(f"<th{cls(c)}>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td{cls(c)}>{html.escape(_cell(v))}</td>" for c, v in zip(frame.columns, row, strict=True))
+        + "</tr>"
+        for row in frame.itertuples(index=False, name=None)
+    )
+    return f'<table class="respop-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _cell(value) -> str:
+    """A cell's text: data's tables hold French text already; a missing value is empty."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
 
 
 def details(board: Board, label: str):
@@ -173,7 +253,8 @@ def details(board: Board, label: str):
 def metrics(board: Board, items: list[tuple[str, str, str]]) -> None:
     if not items:
         return
-    per_row = 4
+    # meeting mode: three tiles a row, so that a tile's label and value stay large on a projector
+    per_row = 3 if board.meeting else 4
     for start in range(0, len(items), per_row):
         for col, (label_, value, help_) in zip(st.columns(per_row), items[start:start + per_row], strict=False):
             col.metric(label_, value, help=help_)
@@ -193,7 +274,8 @@ def choose_disease(board: Board) -> str | None:
 def choose_year(years: list[int], key: str, label_: str = "Année") -> int | None:
     if not years:
         return None
-    return st.sidebar.selectbox(label_, list(reversed(years)), key=key, persist_state="session")
+    return st.sidebar.selectbox(label_, list(reversed(years)), key=key, persist_state="session",
+                                placeholder=CHOOSE)
 
 
 # --------------------------------------------------------------------------------------- pages
@@ -215,14 +297,15 @@ def page_territory(board: Board) -> None:
     st.subheader("Où les habitants sont hospitalisés")
     figure(board, "flows", "territoire-flux", territory_id=tid)
     with details(board, "Les 10 premiers établissements"):
-        table(data.table_flows(url, run, tid))
+        table(board, data.table_flows(url, run, tid))
     with details(board, "Établissements du territoire"):
-        table(data.table_hospitals(url, run, tid), "Aucun établissement situé sur le territoire.")
+        table(board, data.table_hospitals(url, run, tid), "Aucun établissement situé sur le territoire.")
     with details(board, data.territories_heading(url, run, tid)):
-        table(data.table_territories(url, run, tid))
+        table(board, data.table_territories(url, run, tid))
     st.caption(
         "Indice de localisation : part des séjours des habitants réalisés dans les établissements du territoire. "
-        "Indice de part de marché : part des séjours des établissements du territoire qui concernent ses habitants."
+        "Indice de part de marché : part des séjours des établissements du territoire qui concernent ses habitants. "
+        f"{MASKED_NOTE}."
     )
 
 
@@ -232,7 +315,7 @@ def page_disease(board: Board, disease: str) -> None:
     year = choose_year(years, f"year-{disease}")
     indicator = st.sidebar.selectbox(
         "Indicateur", list(data.INDICATOR_CHOICES), format_func=data.INDICATOR_CHOICES.get,
-        key=f"indicator-{disease}", persist_state="session",
+        key=f"indicator-{disease}", persist_state="session", placeholder=CHOOSE,
     )
     page_title(board, data.disease_name(url, run, disease))
     if year is None:
@@ -243,7 +326,7 @@ def page_disease(board: Board, disease: str) -> None:
     st.subheader(f"Par zone du territoire, {year}")
     figure(board, "indicator_map", f"{disease}-carte", territory_id=tid, disease=disease, indicator=indicator, year=year)
     with details(board, "Tableau par zone"):
-        table(data.table_zone_indicators(url, run, tid, disease, year))
+        table(board, data.table_zone_indicators(url, run, tid, disease, year))
     st.subheader("Évolution")
     figure(board, "trend", f"{disease}-evolution", territory_id=tid, disease=disease, indicator=indicator)
     note = data.history_note(url, run, tid, disease)
@@ -255,11 +338,11 @@ def page_disease(board: Board, disease: str) -> None:
     st.subheader(data.comparison_heading(url, run, tid, year))
     figure(board, "comparison", f"{disease}-territoires", territory_id=tid, disease=disease, indicator=indicator, year=year)
     with details(board, "Tableau des territoires"):
-        table(data.table_comparison(url, run, tid, disease, year))
+        table(board, data.table_comparison(url, run, tid, disease, year))
     with details(board, f"Par sous-groupe, {year}"):
-        table(data.table_subtypes(url, run, tid, disease, year))
-    st.caption(f"Taux {PER_100K} ; IC 95 % : intervalle de confiance à 95 %. « {MASKED} » : effectif masqué "
-               f"(secret statistique) ; « {MISSING} » : taux non publié car calculé sur un effectif masqué.")
+        table(board, data.table_subtypes(url, run, tid, disease, year))
+    st.caption(f"Taux {PER_100K} ; IC 95 % : intervalle de confiance à 95 %. {MASKED_NOTE} ; "
+               f"« {MISSING} » : taux non publié car calculé sur un effectif masqué.")
 
 
 def page_strata(board: Board) -> None:
@@ -284,8 +367,8 @@ def page_strata(board: Board) -> None:
             st.markdown(f"**Qui ?** {_escape(r['description'] or '')}")
             st.markdown(f"**Protocole de soins.** {_escape(r['protocol'] or 'Non précisé.')}".replace("\n", " "))
     with details(board, f"Personnes par zone et par profil, {year}"):
-        table(data.table_strata_zones(url, run, tid, disease, year), "Aucune zone publiée.")
-    st.caption(f"« {MASKED} » : effectif masqué (secret statistique) ; « 0 » : aucune personne.")
+        table(board, data.table_strata_zones(url, run, tid, disease, year), "Aucune zone publiée.")
+    st.caption(f"{MASKED_NOTE} ; « 0 » : aucune personne.")
 
 
 def page_care(board: Board) -> None:
@@ -302,14 +385,14 @@ def page_care(board: Board) -> None:
     figure(board, "care", f"{disease}-recours", territory_id=tid, disease=disease, year=year)
     figure(board, "bed_days", f"{disease}-journees", territory_id=tid, disease=disease, year=year)
     with details(board, f"Recours aux soins par profil, {year}"):
-        table(data.table_care(url, run, tid, disease, year))
+        table(board, data.table_care(url, run, tid, disease, year))
     st.subheader("Où les habitants sont hospitalisés (tous séjours)")
     figure(board, "flows", "recours-flux", territory_id=tid)
     with details(board, "Les 10 premiers établissements"):
-        table(data.table_flows(url, run, tid))
+        table(board, data.table_flows(url, run, tid))
     st.caption("Séjours, arrivées par les urgences, journées, réhospitalisations à 30 jours et décès (à l'hôpital ; "
                "hors de l'hôpital aussi quand le référentiel des bénéficiaires est fourni) "
-               f"des personnes suivies dans l'année. « {MASKED} » : effectif masqué (secret statistique).")
+               f"des personnes suivies dans l'année. {MASKED_NOTE}.")
 
 
 def page_trajectories(board: Board) -> None:
@@ -325,18 +408,18 @@ def page_trajectories(board: Board) -> None:
         headline(board, data.headline_trajectories(url, run, disease, year))
         figure(board, "sankey", f"{disease}-trajectoires", disease=disease, year=year)
         with details(board, f"Profils en {year} et situation en {year + 1}"):
-            table(data.table_transitions(url, run, disease, year))
+            table(board, data.table_transitions(url, run, disease, year))
     st.subheader("Survie sans nouvelle hospitalisation ni décès")
     figure(board, "survival", f"{disease}-survie", disease=disease)
     with details(board, "Comparaison des profils voisins (test du log-rank)"):
-        table(data.table_logrank(url, run, disease))
+        table(board, data.table_logrank(url, run, disease))
     with details(board, "Modèle de Cox (rapports de risques)"):
-        table(data.table_cox(url, run, disease))
+        table(board, data.table_cox(url, run, disease))
         st.markdown("**Test de l'hypothèse des risques proportionnels**")
-        table(data.table_ph_test(url, run, disease))
+        table(board, data.table_ph_test(url, run, disease))
     st.subheader("Prédire le passage à un profil plus sévère")
     with details(board, "Performances du modèle (année de test)"):
-        table(data.table_model_metrics(url, run, disease), "Pas de modèle publié pour cette maladie.")
+        table(board, data.table_model_metrics(url, run, disease), "Pas de modèle publié pour cette maladie.")
         st.caption("AUC : probabilité qu'une personne qui s'aggrave ait reçu un risque plus élevé qu'une autre "
                    "(0,5 = hasard). Score de Brier : erreur quadratique moyenne des probabilités (plus bas = mieux). "
                    "Un modèle « sans pouvoir prédictif » ne fait pas mieux que la prévalence seule (gain de Brier ≤ 0) "
@@ -349,7 +432,8 @@ def page_trajectories(board: Board) -> None:
         with st.expander("Fiche technique du modèle"):
             # the card's headings one level under the page's subheadings (its "#" title is not a page title)
             st.markdown(re.sub(r"^(#+) ", lambda m: "#" * (len(m.group(1)) + 3) + " ", card, flags=re.MULTILINE))
-    st.caption("Outil de planification : le modèle ne doit jamais guider seul une décision individuelle.")
+    st.caption(f"{MASKED_NOTE}. Outil de planification : le modèle ne doit jamais guider seul une décision "
+               "individuelle.")
 
 
 def page_quality(board: Board) -> None:
@@ -357,24 +441,24 @@ def page_quality(board: Board) -> None:
     page_title(board, "Qualité des données", f"Exécution {data.run_label(data.run_info(url, run) or {'run_id': run})}")
     headline(board, data.headline_quality(url, run))
     st.subheader("Lecture des fichiers PMSI")
-    table(data.quality_files(url, run), "Pas de rapport de lecture pour cette exécution.")
+    table(board, data.quality_files(url, run), "Pas de rapport de lecture pour cette exécution.")
     with details(board, "Motifs de mise en quarantaine"):
-        table(data.quality_reasons(url, run), "Aucune ligne mise en quarantaine.")
+        table(board, data.quality_reasons(url, run), "Aucune ligne mise en quarantaine.")
     st.subheader("Séjours et filtres de qualité")
     figure(board, "quality", "qualite-filtres")
-    table(data.quality_stays(url, run))
-    table(data.quality_filters(url, run))
+    table(board, data.quality_stays(url, run))
+    table(board, data.quality_filters(url, run))
     st.subheader("L'exécution")
-    table(data.run_facts(url, run))
+    table(board, data.run_facts(url, run))
     st.markdown("**Durée des étapes**")
-    table(data.run_timings(url, run), "Durées non enregistrées.")
+    table(board, data.run_timings(url, run), "Durées non enregistrées.")
     with st.expander("Fichier de configuration de l'exécution"):
         # stored without its secrets; redacted again here for the runs stored before that
         st.code(redacted_config_text((data.run_info(url, run) or {}).get("config_toml") or ""), language="toml")
         st.caption(f"Les secrets (mot de passe de la base de résultats, empreinte du mot de passe du tableau de "
                    f"bord) ne sont ni conservés ni affichés : « {HIDDEN} » les remplace.")
     with details(board, "Toutes les exécutions de cette configuration"):
-        table(data.table_runs(url, board.config.name))
+        table(board, data.table_runs(url, board.config.name))
 
 
 # --------------------------------------------------------------------------------- the session
@@ -472,7 +556,8 @@ def _choose(key: str, param: str, options: list[int], default: int, labels: dict
         if asked is not None and asked not in options:  # said by the page (page_title)
             st.session_state.setdefault(NOTICES, []).append(f"{label_} n° {asked} introuvable : {labels[default]} est affiché.")
         st.session_state[key] = asked if asked in options else default
-    value = st.sidebar.selectbox(label_, options, key=key, format_func=lambda i: labels.get(i, str(i)))
+    value = st.sidebar.selectbox(label_, options, key=key, format_func=lambda i: labels.get(i, str(i)),
+                                 placeholder=CHOOSE)
     st.query_params[param] = str(value)
     return value
 
@@ -483,7 +568,7 @@ def main() -> None:
         page_title=TITLE, page_icon="🏥", layout="wide",
         menu_items={"Get help": None, "Report a bug": None,
                     "About": "respop : responsabilité populationnelle, tableau de bord des réunions cliniques. "
-                             "Données agrégées du PMSI ; effectifs de 1 à 10 masqués (« < 11 »)."},
+                             f"Données agrégées du PMSI ; {MASKED_NOTE}."},
     )
     path, run_arg = config_arguments()
     if not path:
