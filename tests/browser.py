@@ -431,11 +431,14 @@ _LAYOUT_PROBLEMS_JS = r"""() => {
 }"""
 
 # The text a reader sees: visible text nodes, without the names of icons (drawn as glyphs by the
-# icon font), style sheets and code blocks (the run's configuration file is shown as it is).
+# icon font), style sheets, code blocks (the run's configuration file is shown as it is) and the
+# model card's technical details.
 _VISIBLE_TEXT_JS = r"""() => {
   const out = [];
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  const skip = '[data-testid="stIconMaterial"], style, script, noscript, [data-testid="stCode"]';
+  // the model card's technical details (container key respop-technical, respop/boards/app.py) give
+  // the variables' and algorithms' own names to the data team, on purpose
+  const skip = '[data-testid="stIconMaterial"], style, script, noscript, [data-testid="stCode"], .st-key-respop-technical';
   for (let n = walker.nextNode(); n; n = walker.nextNode()) {
     const p = n.parentElement;
     if (!p || !n.textContent.trim() || p.closest(skip) || !p.checkVisibility()) continue;
@@ -463,9 +466,11 @@ _FETCH_BASE64_JS = """async src => {
   return btoa(s);
 }"""
 
-# Opens every folded expander (Streamlit draws them as <details>).
+# Opens every folded expander (Streamlit draws them as <details>); a <details> block written in a
+# text (the model card's "Détails techniques") stays as its author folded it.
 _OPEN_EXPANDERS_JS = """() => {
-  const closed = [...document.querySelectorAll('details:not([open]) > summary')].filter(s => s.checkVisibility());
+  const closed = [...document.querySelectorAll('details:not([open]) > summary')]
+    .filter(s => s.checkVisibility() && !s.closest('[data-testid="stMarkdownContainer"]'));
   closed.forEach(s => s.click());
   return closed.length;
 }"""

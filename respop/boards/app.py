@@ -25,7 +25,6 @@ if __name__ == "__main__":  # `streamlit run respop/boards/app.py` puts this fol
 import argparse
 import functools
 import hashlib
-import html
 import math
 import os
 from dataclasses import dataclass
@@ -50,6 +49,13 @@ MEETING_ROWS = 15
 """Rows of a table shown at once in meeting mode (what a projector shows without scrolling)."""
 CHOOSE = "Choisir"
 """What an empty choice shows (Streamlit's own is English)."""
+TABLE_COLUMNS = 8
+"""Columns after the first a table shows side by side on a screen; a wider table is split in two or
+more tables, each starting with the first column."""
+MEETING_COLUMNS = 6
+"""The same in meeting mode."""
+TECHNICAL_KEY = "respop-technical"
+"""Key of the container of the model card's technical details (raw names, on purpose)."""
 NOTICES = "respop_notices"
 """Session key of the warnings about the address (an unknown run or territory) the next page shows."""
 
@@ -71,14 +77,11 @@ BOARD_CSS = """
 [data-testid="stSidebarNav"] a span, [data-testid="stSidebarNav"] a span *, [data-testid="stSidebarNav"] a p {
   white-space: normal !important; overflow: visible !important; text-overflow: clip !important; height: auto !important; }
 [data-testid="stSidebarNav"] a { height: auto !important; min-height: 2rem; }
-/* tables: plain HTML, whole (long tables in pages), no box of their own */
-.respop-table { border-collapse: collapse; max-width: 100%; margin: 0.2rem 0 0.6rem 0; line-height: 1.3; }
-.respop-table th, .respop-table td { padding: 0.3em 0.75em; border-bottom: 1px solid #d5d8de; text-align: left;
-  vertical-align: top; overflow-wrap: break-word; }
-.respop-table th { background: #eef1f6; font-weight: 700; border-bottom: 2px solid #9aa3b5; }
-.respop-table tbody tr:nth-child(even) { background: #f8f9fb; }
-.respop-table .num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
-.respop-table th.num { white-space: normal; }
+/* st.table: headers and text cells wrap, so that a wide table fits the column without scrolling */
+[data-testid="stTable"] th, [data-testid="stTable"] td { white-space: normal !important; overflow-wrap: break-word;
+  vertical-align: top; font-size: 1rem; line-height: 1.3; }
+[data-testid="stTable"] th { font-weight: 700 !important; color: #1f2a44 !important; overflow-wrap: anywhere; }
+[data-testid="stTable"] :is(th, td) { padding: 0.3em 0.5em !important; }
 /* markdown tables (the model card): long words wrap inside the column */
 [data-testid="stMarkdownContainer"] table { max-width: 100%; }
 [data-testid="stMarkdownContainer"] :is(td, th) { overflow-wrap: anywhere; }
@@ -92,7 +95,6 @@ NORMAL_CSS = BOARD_CSS + """
 .respop-headline { font-size: 1.8rem; font-weight: 700; line-height: 1.3; margin: 0.2rem 0 1rem 0;
   color: #1f2a44; }
 .respop-context { color: #5a5a5a; font-size: 0.95rem; margin-bottom: 0.4rem; }
-.respop-table { font-size: 1rem; }
 </style>
 """
 
@@ -113,8 +115,7 @@ h2, h3 { font-size: 1.6rem !important; }
   color: #10204a; }
 .respop-context { color: #333; font-size: 1rem; }
 [data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p { font-size: 0.9rem !important; color: #333 !important; }
-.respop-table { font-size: 1rem; }
-.respop-table th, .respop-table td { border-bottom-color: #9aa3b5; }
+[data-testid="stTable"] :is(th, td) { font-size: 0.9rem !important; }
 </style>
 """
 
@@ -202,9 +203,10 @@ def png_width(png: bytes) -> int:
 
 
 def table(board: Board, frame: pd.DataFrame, empty: str = "Aucune ligne à afficher.") -> None:
-    """A table of French text cells as a plain HTML table (number-like columns right-aligned), whole:
+    """A table of French text cells (number-like columns right-aligned) drawn whole by ``st.table``:
     no box that scrolls. A table longer than :data:`TABLE_ROWS` rows (:data:`MEETING_ROWS` in
-    meeting mode) is shown a page of rows at a time, chosen above it."""
+    meeting mode) is shown a page of rows at a time, chosen above it; a wider one than
+    :data:`TABLE_COLUMNS` (:data:`MEETING_COLUMNS`) is split in tables of fewer columns."""
     if frame is None or len(frame) == 0:
         st.info(empty)
         return
@@ -220,29 +222,18 @@ def table(board: Board, frame: pd.DataFrame, empty: str = "Aucune ligne à affic
         key = hashlib.sha1(repr((list(frame.columns), n, [str(v) for v in frame.iloc[0]])).encode()).hexdigest()[:12]
         chosen = st.segmented_control(f"Lignes (sur {n})", pages, default=pages[0], key=f"rows-{key}")
         start = pages.index(chosen) * rows if chosen in pages else 0
-    st.html(html_table(frame.iloc[start:start + rows], numeric))
-
-
-def html_table(frame: pd.DataFrame, numeric: set = frozenset()) -> str:
-    """``frame`` as an HTML table of class ``respop-table`` (cells escaped; ``numeric`` columns
-    right-aligned)."""
-    def cls(column) -> str:
-        return ' class="num"' if column in numeric else ""
-
-    head = "".join(f"<th{cls(c)}>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td{cls(c)}>{html.escape(_cell(v))}</td>" for c, v in zip(frame.columns, row, strict=True))
-        + "</tr>"
-        for row in frame.itertuples(index=False, name=None)
-    )
-    return f'<table class="respop-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def _cell(value) -> str:
-    """A cell's text: data's tables hold French text already; a missing value is empty."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return str(value)
+    shown = frame.iloc[start:start + rows]
+    # a wide table is split into tables of fewer columns, each starting with the first (the row's name)
+    width = MEETING_COLUMNS if board.meeting else TABLE_COLUMNS
+    others = list(frame.columns[1:])
+    parts = max(1, math.ceil(len(others) / width))
+    size = math.ceil(len(others) / parts) if others else 0
+    for part in range(parts):
+        columns = [frame.columns[0], *others[part * size:(part + 1) * size]]
+        # st.table: a static table drawn whole (no box of its own), numbers right-aligned
+        styler = shown[columns].style.set_properties(subset=[c for c in columns if c in numeric],
+                                                     **{"text-align": "right", "white-space": "nowrap"})
+        st.table(styler, hide_index=True, border="horizontal", width="content")
 
 
 def details(board: Board, label: str):
@@ -429,9 +420,20 @@ def page_trajectories(board: Board) -> None:
     figure(board, "importance", f"{disease}-variables", disease=disease)
     card = data.model_card(url, run, disease)
     if card:
-        with st.expander("Fiche technique du modèle"):
-            # the card's headings one level under the page's subheadings (its "#" title is not a page title)
-            st.markdown(re.sub(r"^(#+) ", lambda m: "#" * (len(m.group(1)) + 3) + " ", card, flags=re.MULTILINE))
+        from respop.strata.prediction import split_card
+
+        plain, technical = split_card(card)
+
+        def lower(text: str) -> str:  # the card's headings one level under the page's subheadings
+            return re.sub(r"^(#+) ", lambda m: "#" * (len(m.group(1)) + 3) + " ", text, flags=re.MULTILINE)
+
+        with st.expander("Fiche du modèle"):
+            st.markdown(lower(plain))
+        if technical:
+            # for the data team: the variables' and algorithms' own names (key: the browser test
+            # reads no English in it, and checks its layout)
+            with st.container(key=TECHNICAL_KEY), st.expander("Détails techniques du modèle (pour l'équipe données)"):
+                st.markdown(lower(technical))
     st.caption(f"{MASKED_NOTE}. Outil de planification : le modèle ne doit jamais guider seul une décision "
                "individuelle.")
 
