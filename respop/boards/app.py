@@ -332,8 +332,8 @@ def page_disease(board: Board, disease: str) -> None:
         table(board, data.table_comparison(url, run, tid, disease, year))
     with details(board, f"Par sous-groupe, {year}"):
         table(board, data.table_subtypes(url, run, tid, disease, year))
-    st.caption(f"Taux {PER_100K} ; IC 95 % : intervalle de confiance à 95 %. {MASKED_NOTE} ; "
-               f"« {MISSING} » : taux non publié car calculé sur un effectif masqué.")
+    st.caption(f"Taux {PER_100K} ; IC 95 % : intervalle de confiance à 95 %. {data.incident_note(url, run, disease)} "
+               f"{MASKED_NOTE} ; « {MISSING} » : taux non publié car calculé sur un effectif masqué.")
 
 
 def page_strata(board: Board) -> None:
@@ -381,9 +381,7 @@ def page_care(board: Board) -> None:
     figure(board, "flows", "recours-flux", territory_id=tid)
     with details(board, "Les 10 premiers établissements"):
         table(board, data.table_flows(url, run, tid))
-    st.caption("Séjours, arrivées par les urgences, journées, réhospitalisations à 30 jours et décès (à l'hôpital ; "
-               "hors de l'hôpital aussi quand le référentiel des bénéficiaires est fourni) "
-               f"des personnes suivies dans l'année. {MASKED_NOTE}.")
+    st.caption(f"{data.CARE_NOTE} {MASKED_NOTE}.")
 
 
 def page_trajectories(board: Board) -> None:

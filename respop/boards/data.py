@@ -129,7 +129,16 @@ CARE_MEASURES = ["stays_per_person", "emergency_stays_per_person", "readmissions
 """Care use per person shown side by side (bed-days, on another scale, have their own figure)."""
 
 _REASONS_FR = [
-    (re.compile(r"^duplicate primary key \(ETA_NUM, RSA_NUM\).*"), "clé primaire (ETA_NUM, RSA_NUM) en double"),
+    (re.compile(r"^duplicate primary key \((\w+), (\w+)\).*"), r"clé primaire (\1, \2) en double"),
+    (re.compile(r"^(\w+): death before the year of birth \((\w+)\)$"), r"\1 : décès avant l'année de naissance (\2)"),
+    (re.compile(r"^(\w+): not the year and month of (\w+)$"), r"\1 : pas l'année et le mois de \2"),
+    (re.compile(r"^(\w+): date after (.+)$"), r"\1 : date postérieure au \2"),
+    (re.compile(r"^(\w+): not a year and month \(AAAAMM\)$"), r"\1 : pas une année et un mois (AAAAMM)"),
+    (re.compile(r"^(\w+): not a 9-character FINESS number$"), r"\1 : pas un numéro FINESS de 9 caractères"),
+    (re.compile(r"^(\w+): not an RSA index \(1 to 10 digits\)$"), r"\1 : pas un numéro de RSA (1 à 10 chiffres)"),
+    (re.compile(r"^(\w+): not a one-digit return code$"), r"\1 : pas un code retour à un chiffre"),
+    (re.compile(r"^(\w+): not a GHM code \(2 digits, a letter, 2 digits, a level\)$"),
+     r"\1 : pas un code GHM (2 chiffres, une lettre, 2 chiffres, un niveau)"),
     (re.compile(r"^no loaded stay with this \(ETA_NUM, RSA_NUM\) in (\S+)"), r"aucun séjour chargé de même (ETA_NUM, RSA_NUM) dans \1"),
     (re.compile(r"^(\w+): not an integer$"), r"\1 : pas un nombre entier"),
     (re.compile(r"^(\w+): not a date$"), r"\1 : pas une date"),

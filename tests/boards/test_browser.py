@@ -42,10 +42,7 @@ SCREENSHOTS_ENV = "RESPOP_SCREENSHOTS"
 
 # Pages whose remaining problems belong to another file's owner (see each reason); strict, so that
 # the test says when the fix has landed and the mark can go.
-KNOWN = {
-    "qualite": "lead (respop/boards/data.py _REASONS_FR): the quarantine reason 'BEN_DCD_DTE: death before the "
-               "year of birth (BEN_NAI_ANN)' (respop/pmsi/deaths.py) is shown in English on Qualité des données",
-}
+KNOWN: dict[str, str] = {}
 
 
 def _keep(shot: Path) -> None:

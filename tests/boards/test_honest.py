@@ -232,3 +232,14 @@ def test_sankey_nodes_equal_the_transitions_table_on_tiny(tiny_run):
             assert nodes["right"].get(figures.SECRET_NODE, 0) == rest, (disease, year)
             grouped += rest > 0
     assert compared > 10 and grouped > 0 and hidden > 0, (compared, grouped, hidden)
+
+
+@pytest.mark.parametrize("reason,french", [
+    ("BEN_DCD_DTE: death before the year of birth (BEN_NAI_ANN)", "BEN_DCD_DTE : décès avant l'année de naissance (BEN_NAI_ANN)"),
+    ("duplicate primary key (BEN_NIR_PSA, BEN_RNG_GEM): an earlier row has it", "clé primaire (BEN_NIR_PSA, BEN_RNG_GEM) en double"),
+    ("BEN_DCD_AME: not the year and month of BEN_DCD_DTE", "BEN_DCD_AME : pas l'année et le mois de BEN_DCD_DTE"),
+    ("ETA_NUM: not a 9-character FINESS number", "ETA_NUM : pas un numéro FINESS de 9 caractères"),
+    ("DGN_PAL: code absent from the French CIM-10", "DGN_PAL : code absent de la CIM-10"),
+])
+def test_quarantine_reasons_in_french(reason, french):
+    assert data.reason_fr(reason) == french
