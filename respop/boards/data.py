@@ -119,7 +119,6 @@ def has_skill(row: dict) -> bool:
 MODEL_TERMS = {
     "age_per_10_years": "Âge (par tranche de 10 ans)",
     "female": "Femme",
-    "stratum_level": "Niveau de la strate",
     "readmissions_30d": "Réhospitalisations à 30 jours",
 }
 """Terms of the survival and prediction models that are not features of the catalogue (the
@@ -486,9 +485,9 @@ a small one cannot be found by subtraction, so never "moins de 11"."""
 
 
 def people_phrase(n: int | None, noun: str = "personnes") -> str:
-    """"1 234 personnes"; a masked count → "des personnes (nombre soumis au secret statistique)"."""
+    """"1 234 personnes"; a masked count → "nombre soumis au secret statistique (« s »)"."""
     if n is None:
-        return f"des {noun} (nombre soumis au {SECRET})"
+        return f"nombre soumis au {SECRET} (« {MASKED} »)"
     return f"{fr_int(n)} {noun if n > 1 else noun.removesuffix('s')}"
 
 
@@ -1033,6 +1032,19 @@ def table_logrank(url: str, run_id: int, disease: str) -> pd.DataFrame:
     return _table(out)
 
 
+NOT_ESTIMABLE = "non estimable"
+"""A hazard ratio the data cannot estimate (a group with no event, or every one: the fit runs to 0
+or to infinity, with an interval of no width): shown so rather than as "0,00 (0,00 – 0,00)"."""
+
+
+def _estimable(r: dict) -> bool:
+    estimate, lower, upper = r.get("estimate"), r.get("lower"), r.get("upper")
+    if estimate is None or not np.isfinite(estimate) or estimate < 1e-3 or estimate > 1e3:
+        return False
+    return not (lower is not None and upper is not None and np.isfinite(lower) and np.isfinite(upper)
+                and upper - lower < 1e-6 * max(1.0, estimate))
+
+
 def table_cox(url: str, run_id: int, disease: str) -> pd.DataFrame:
     rows = read(url, "survival_tests", run_id, disease=disease, kind="cox")
     names = strata_names(url, run_id, disease)
@@ -1040,9 +1052,10 @@ def table_cox(url: str, run_id: int, disease: str) -> pd.DataFrame:
     return _table([
         {
             "Variable": _stratum_term(r["term"], names, features),
-            "Rapport de risques (HR)": fr_dec(r["estimate"], 2),
-            "IC 95 %": _interval(r["lower"], r["upper"], lambda v: fr_dec(v, 2)),
-            "p": _fr_p(r["p_value"]),
+            **({"Rapport de risques (HR)": fr_dec(r["estimate"], 2),
+                "IC 95 %": _interval(r["lower"], r["upper"], lambda v: fr_dec(v, 2)),
+                "p": _fr_p(r["p_value"])} if _estimable(r) else
+               {"Rapport de risques (HR)": NOT_ESTIMABLE, "IC 95 %": MISSING, "p": MISSING}),
             "Personnes": fr_int(r["n"]),
             "Événements": fr_int(r["events"]),
         }
@@ -1358,14 +1371,20 @@ def _fig_survival(url, run_id, meeting, disease):
                             start_year=(years[0] + 1, years[-1] + 1) if years else None)
 
 
+def main_model_without_skill(url: str, run_id: int, disease: str) -> bool:
+    """The main model of the main target was published and has no skill (:func:`has_skill`): its
+    calibration and the variables it uses are not shown (nothing to read in them)."""
+    main = read(url, "model_metrics", run_id, disease=disease, model=MAIN_MODEL)
+    main = main.filter(pl.col("target") == MAIN_TARGET) if "target" in main.columns and main["target"].is_not_null().any() else main
+    return bool(main.height) and not has_skill(main.row(0, named=True))
+
+
 def _fig_calibration(url, run_id, meeting, disease):
     rows = read(url, "model_calibration", run_id, disease=disease, model=MAIN_MODEL)
     if "target" in rows.columns and rows["target"].is_not_null().any():
         rows = rows.filter(pl.col("target") == MAIN_TARGET)
     rows = rows.sort("bin")
-    main = read(url, "model_metrics", run_id, disease=disease, model=MAIN_MODEL)
-    main = main.filter(pl.col("target") == MAIN_TARGET) if "target" in main.columns and main["target"].is_not_null().any() else main
-    no_skill = bool(main.height) and not has_skill(main.row(0, named=True))
+    no_skill = main_model_without_skill(url, run_id, disease)
     if no_skill:
         rows = rows.head(0)  # no deciles of a model without skill: nothing to read in them
     long = pl.concat([
@@ -1386,8 +1405,13 @@ def _fig_calibration(url, run_id, meeting, disease):
 
 def _fig_importance(url, run_id, meeting, disease):
     rows = read(url, "model_importance", run_id, disease=disease).sort("importance", descending=True).head(10)
-    rows = rows.with_columns(pl.col("feature").replace(feature_labels(url, run_id, disease)).alias("name"))
+    # the features as the model card names them (sex, not "women" as in the Cox table)
+    labels = {**feature_labels(url, run_id, disease), **MODEL_LABELS}
+    rows = rows.with_columns(pl.col("feature").replace(labels).alias("name"))
     title = f"Variables les plus utiles au modèle — {disease_name(url, run_id, disease)}"
+    if main_model_without_skill(url, run_id, disease):
+        rows = rows.head(0)
+        title = f"Modèle sans pouvoir prédictif — {disease_name(url, run_id, disease)} : variables non montrées"
     return figures.hbar(rows, "name", "importance", title,
                         "Perte de pouvoir de classement quand la variable est brouillée (AUC)",
                         formatter=lambda v: fr_dec(v, 3), meeting=meeting)

@@ -73,7 +73,7 @@ def test_a_complementary_suppression_shows_the_common_symbol(tiny_run):
 
 def test_masked_headline_counts_say_secret_not_a_bound(tiny_run):
     url, run, tid = _territory(tiny_run)
-    assert data.people_phrase(None) == "des personnes (nombre soumis au secret statistique)"
+    assert data.people_phrase(None) == "nombre soumis au secret statistique (« s »)"
     assert "secret statistique" in MASKED_NOTE and "« s »" in MASKED_NOTE
     for name in data.territory_names(url, run):
         assert not FALSE_BOUND.search(_all_board_text(url, run, name))
@@ -243,3 +243,32 @@ def test_sankey_nodes_equal_the_transitions_table_on_tiny(tiny_run):
 ])
 def test_quarantine_reasons_in_french(reason, french):
     assert data.reason_fr(reason) == french
+
+
+def test_a_model_without_skill_shows_neither_calibration_nor_variables(tiny_run, monkeypatch):
+    """tiny's COPD model has no skill: its calibration and its variables are not drawn (they said
+    which variables matter to a model that predicts nothing)."""
+    from respop.boards import figures
+
+    url, run, _ = _territory(tiny_run)
+    drawn = {}
+    monkeypatch.setattr(figures, "hbar", lambda rows, *a, **k: drawn.setdefault("hbar", (rows, a[2])))
+    for disease in data.diseases(url, run):
+        drawn.clear()
+        data._fig_importance(url, run, False, disease)
+        rows, title = drawn["hbar"]
+        if data.main_model_without_skill(url, run, disease):
+            assert rows.height == 0 and title.startswith("Modèle sans pouvoir prédictif"), disease
+        else:
+            assert rows.height > 0 and not any("_" in n for n in rows["name"].to_list()), rows["name"].to_list()
+    assert data.main_model_without_skill(url, run, "copd")
+
+
+@pytest.mark.parametrize("row,estimable", [
+    ({"estimate": 1.3, "lower": 0.9, "upper": 1.8}, True),
+    ({"estimate": 1e-9, "lower": 1e-9, "upper": 1e-9}, False),  # a group without event: HR 0,00 (0,00 – 0,00)
+    ({"estimate": 5e4, "lower": 1.0, "upper": float("inf")}, False),
+    ({"estimate": None, "lower": None, "upper": None}, False),
+])
+def test_hazard_ratios_that_cannot_be_estimated(row, estimable):
+    assert data._estimable(row) is estimable
