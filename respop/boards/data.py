@@ -624,6 +624,8 @@ def headline_care(url: str, run_id: int, territory_id: int, disease: str, year: 
     if row.height == 0:
         return f"Pas de recours aux soins publié pour {noun} en {year}"
     r = row.row(0, named=True)
+    if r["people"] is None and r["stays"] is None:
+        return f"En {year}, le recours aux soins des personnes suivies pour {noun} est soumis au {SECRET} sur ce territoire"
     who = (f"les {people_phrase(r['people'])} suivies pour {noun}" if r["people"] is not None
            else f"les personnes suivies pour {noun} (nombre soumis au {SECRET})")
     stays = (people_phrase(r["stays"], "séjours") if r["stays"] is not None
