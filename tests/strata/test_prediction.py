@@ -583,10 +583,15 @@ def test_a_model_without_skill_is_said_so(simulated):
     assert "ne doivent pas servir" in card and "| **aucun** |" in card
 
 
-def test_temporal_recalibration_undoes_a_drift():
+def test_temporal_recalibration_undoes_a_drift(monkeypatch):
     """The outcome's dependence on a feature weakens each year: a model fitted on every training
     year over-predicts the spread on the test year; the recalibration learnt on the latest training
-    year brings the calibration slope back towards 1 (the ranking, hence the AUC, is unchanged)."""
+    year brings the calibration slope back towards 1 (the ranking, hence the AUC, is unchanged).
+    The boosting's slope is recalibrated as on large data (SLOPE_PRIOR_SD; on small data, the
+    intercept alone: test_small_boosting_recalibrates_the_intercept_alone)."""
+    import respop.strata.prediction as prediction
+
+    monkeypatch.setattr(prediction, "SMALL_SLOPE_PRIOR_SD", {})
     rng = np.random.default_rng(8)
     frames = []
     for k, year in enumerate((2017, 2018, 2019, 2020, 2021)):
@@ -696,6 +701,42 @@ def test_recalibration_slope_is_shrunk_towards_one_on_a_small_year():
     small, large = slopes[150], slopes[6000]
     assert (small[1] - small[0]) > (large[1] - large[0])  # the small year is shrunk more
     assert abs(large[1] - large[0]) < 0.05  # a well-estimated slope is nearly kept
+
+
+def test_small_boosting_recalibrates_the_intercept_alone(monkeypatch):
+    """No drift, small data: the earlier years' model (800 person-years, no early stopping) is
+    over-fitted, over-confident on the latest training year, and its slope there (< 1) made the
+    final model too timid on the test year (calibration slope > 1). Below LARGE_TRAINING the
+    boosting's recalibration keeps slope 1 and the test-year slope is nearer 1; same AUC."""
+    import respop.strata.prediction as prediction
+
+    rng = np.random.default_rng(1)
+    frames = []
+    for year in (2018, 2019, 2020, 2021):
+        n = 400
+        x = rng.normal(size=(n, 12))  # two useful features and ten of noise
+        up = rng.random(n) < 1 / (1 + np.exp(-(-1.0 + 0.8 * x[:, 0] + 0.4 * x[:, 1])))
+        keys = [f"k{year}-{i}" for i in range(n)]
+        common = {"patient_key": keys, "disease": "copd", "stratum": "s", "age": 70, "sex": 1, "died_in_year": False}
+        feats = {f"x{j}": x[:, j] for j in range(12)}
+        frames.append(pl.DataFrame({**common, "year": year, "stratum_level": 1, **feats}, schema_overrides=SCHEMA))
+        frames.append(pl.DataFrame({**common, "year": year + 1, "stratum_level": 1 + up, **{k: 0.0 for k in feats}},
+                                   schema_overrides=SCHEMA))
+    data = pl.concat(frames)
+    kw = {"features": [f"x{j}" for j in range(12)], "importance": False, "targets": ["upstratum"], "history": False}
+
+    def boosting():
+        report = evaluate(data, "copd", 2022, **kw)
+        return report.metrics.filter(pl.col("model") == "gradient_boosting").row(0, named=True)
+
+    now = boosting()
+    monkeypatch.setattr(prediction, "SMALL_SLOPE_PRIOR_SD", {})  # the slope shrunk by SLOPE_PRIOR_SD, as before
+    before = boosting()
+    assert now["recalibration_slope"] == 1.0 and np.isfinite(now["recalibration_intercept"])
+    assert before["recalibration_slope"] < 0.9, before  # the over-fitted earlier model's slope
+    assert before["calibration_slope"] > 1.2, before  # applied to the final model: too timid
+    assert abs(now["calibration_slope"] - 1) < abs(before["calibration_slope"] - 1), (now, before)
+    assert now["auc"] == pytest.approx(before["auc"])
 
 
 def pd_frame(x):
