@@ -418,7 +418,7 @@ def page_trajectories(board: Board) -> None:
     figure(board, "importance", f"{disease}-variables", disease=disease)
     card = data.model_card(url, run, disease)
     if card:
-        from respop.strata.prediction import split_card
+        from respop.cards import split_card
 
         plain, technical = split_card(card)
 

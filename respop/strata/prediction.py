@@ -76,9 +76,12 @@ from sklearn.utils import check_array, column_or_1d
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted
 
+from respop.cards import TECHNICAL_CLOSE, TECHNICAL_OPEN, split_card  # noqa: F401 - the card's format, shared with the boards
 from respop.errors import InputError
 from respop.privacy.disclosure import masked_count, protect_calibration, protect_parts
 from respop.strata.engine import in_area
+from respop.spec.features import MODEL_LABELS as BASE_LABELS  # the model terms' labels live with the features
+
 
 def _known_features() -> tuple[str, ...]:
     from respop.spec.features import COMPUTED, load_features
@@ -1102,13 +1105,7 @@ def _pct_f(x: float | None) -> str:
     return "n.d." if x is None or (isinstance(x, float) and np.isnan(x)) else f"{100 * x:.1f} %".replace(".", ",")
 
 
-TECHNICAL_OPEN = "<details>\n<summary>Détails techniques</summary>"
-"""Where the card's technical part starts (an HTML ``<details>`` block, folded; blank lines
-around its Markdown so that it is rendered as Markdown inside)."""
 
-TECHNICAL_CLOSE = "</details>"
-
-from respop.spec.features import MODEL_LABELS as BASE_LABELS  # noqa: E402 - the model terms' labels live with the features
 
 
 _PLAIN_MODELS = {"gradient_boosting": "modèle principal", "logistic": "modèle de référence (régression logistique)"}
@@ -1143,15 +1140,6 @@ def feature_labels(disease: str, features: Sequence[str], labels: dict[str, str]
         for f in missing:
             out[f] = known.get(f) or f.removeprefix(CASE_OF).replace("_", " ").capitalize()
     return out
-
-
-def split_card(card: str) -> tuple[str, str | None]:
-    """The card's plain part and its technical part (the Markdown inside the ``<details>`` block;
-    None when there is none): to show the second in its own folded box."""
-    if TECHNICAL_OPEN not in card:
-        return card, None
-    plain, rest = card.split(TECHNICAL_OPEN, 1)
-    return plain.rstrip() + "\n", rest.replace(TECHNICAL_CLOSE, "").strip() + "\n"
 
 
 def _in_sentence(name: str) -> str:

@@ -16,7 +16,7 @@ def test_the_disease_figures_say_whose_rates_they_are(tiny_run):
     for disease, ages in (("heart_failure", "de 18 ans et plus"), ("diabetes", "de tous âges"), ("copd", "de 40 ans et plus")):
         assert data.rate_unit(url, run, disease, 2023) == f"{data.PER_100K} {ages} en 2023"
         facts = {label: help_ for label, _, help_ in data.disease_facts(url, run, territory, disease, 2023)}
-        assert facts["Prévalence standardisée"].startswith(f"{data.PER_100K} {ages} en 2023")
+        assert facts["Prévalence standardisée (pour 100\u202f000 hab.)"].startswith(f"{data.PER_100K} {ages} en 2023")
     # the published indicators' population is that denominator: adults for heart failure
     indicators = data.read(url, "indicators", run).filter(
         (pl.col("level") == "area") & (pl.col("year") == 2023) & (pl.col("subtype") == "all")

@@ -60,7 +60,7 @@ def test_a_disease_added_by_a_spec_file_runs_through_the_store_and_the_board(tmp
     assert not at.exception and not at.error, [e.value for e in at.exception]
     assert [t.value for t in at.title] == ["Obésité hospitalisée"]
     assert "suivies pour obésité hospitalisée sur le territoire en 2023" in headline(at)
-    subtypes = {str(v) for df in at.dataframe if "Sous-groupe" in df.value.columns for v in df.value["Sous-groupe"]}
+    subtypes = {str(v) for t in at.table if "Sous-groupe" in t.value.columns for v in t.value["Sous-groupe"]}
     assert "Tous les cas" in subtypes and len(subtypes) > 1
     assert subtypes <= {"Tous les cas", "Obésité due à un excès calorique", "Autre obésité"}
     open_page(at, "strates").run()
