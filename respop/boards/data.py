@@ -909,10 +909,12 @@ def history_note(url: str, run_id: int, territory_id: int, disease: str) -> str 
         return None
     listed = ", ".join(str(y) for y in years)
     several = len(years) > 1
-    return (f"Recul incomplet en {listed} : les {lookback_years(url, run_id, disease) or ''} années de recul "
-            f"demandées par l'algorithme ne sont pas toutes dans les données. "
+    span = lookback_years(url, run_id, disease)
+    missing = ("l'année de recul demandée par l'algorithme n'est pas dans les données" if span == 1 else
+               f"les {span or ''} années de recul demandées par l'algorithme ne sont pas toutes dans les données")
+    return (f"Recul incomplet en {listed} : {missing}. "
             f"{'Ces années sont dessinées' if several else 'Cette année est dessinée'} à part sur la figure : "
-            "la prévalence y est sous-estimée et l'incidence surestimée, et leur évolution n'est pas une tendance."
+            "la prévalence y est sous-estimée et l'incidence surestimée ; l'écart avec les autres années n'est pas une tendance."
             ).replace("les  années", "les années")
 
 
