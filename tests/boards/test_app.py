@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
@@ -79,44 +78,9 @@ def headline(at: AppTest) -> str:
     return re.sub(r"<[^>]+>", "", found[0])
 
 
-class _TableParser(HTMLParser):
-    """The rows (header first) of every ``<table class="respop-table">`` of an HTML body."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tables: list[list[list[str]]] = []
-        self._row: list[str] | None = None
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "table" and ("class", "respop-table") in attrs:
-            self.tables.append([])
-        elif tag == "tr" and self.tables:
-            self._row = []
-        elif tag in ("td", "th") and self._row is not None:
-            self._cell = []
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th") and self._cell is not None:
-            self._row.append("".join(self._cell))
-            self._cell = None
-        elif tag == "tr" and self._row is not None:
-            self.tables[-1].append(self._row)
-            self._row = None
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
-
-
 def tables(at: AppTest) -> list[pd.DataFrame]:
-    """The tables the page shows (respop.boards.app.table: st.table, or HTML tables of st.html)."""
-    out = [t.value for t in at.table]
-    for element in at.html:
-        parser = _TableParser()
-        parser.feed(element.value)
-        out += [pd.DataFrame(rows[1:], columns=rows[0]) for rows in parser.tables if rows]
-    return out
+    """The tables the page shows (respop.boards.app.table draws them with st.table)."""
+    return [t.value for t in at.table]
 
 
 def cells(at: AppTest) -> list[str]:
