@@ -258,6 +258,36 @@ class DisclosureConfig(_Section):
     )
 
 
+class EvaluationConfig(_Section):
+    """The evaluation of the experiment (docs/evaluation.md): the pilot territories, the year each
+    started, the outcomes and the donor pool of the comparison territories."""
+
+    pilots: dict[str, int] = Field(
+        ..., description="pilot territory (its id or its name in territories.parquet) = the year its intervention started"
+    )
+    outcomes: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_:]*$")]] | None = Field(
+        None, description="outcomes as '<disease>.<outcome>' (docs/evaluation.md lists them); default: every outcome of every disease"
+    )
+    donors: list[str] | None = Field(None, description="the comparison territories (ids or names); default: every territory that is not a pilot")
+    exclude_neighbours: bool = Field(False, description="leave the territories adjacent to a pilot out of the donors (spill-over)")
+    min_pre_years: int = Field(3, ge=2, le=20, description="years of data before each pilot's start, at least")
+    deprivation_file: Path | None = Field(
+        None, description="zone-level deprivation index (zone_code, deprivation); default: deprivation.parquet of input.reference_dir when present"
+    )
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="level of the confidence intervals")
+    power_populations: list[Annotated[int, Field(gt=0)]] = Field(
+        [50000, 100000, 200000, 500000], description="territory populations of the power table"
+    )
+
+    @field_validator("pilots")
+    @classmethod
+    def _pilots(cls, pilots: dict[str, int]) -> dict[str, int]:
+        if not pilots:
+            raise ValueError("name at least one pilot territory and the year it started, e.g. pilots = { \"3\" = 2021 }")
+        _check_years(list(pilots.values()), "start years", "")
+        return pilots
+
+
 class Config(_Section):
     """A territory's configuration file."""
 
@@ -275,6 +305,7 @@ class Config(_Section):
     dashboard: DashboardConfig = DashboardConfig()
     engine: EngineConfig = EngineConfig()
     disclosure: DisclosureConfig = DisclosureConfig()
+    evaluation: EvaluationConfig | None = Field(None, description="the evaluation of the experiment; absent: no evaluation step")
 
     @field_validator("name")
     @classmethod
@@ -355,6 +386,9 @@ def _resolve_paths(config: Config, base: Path) -> Config:
                 }
             ),
             "output": config.output.model_copy(update={"dir": output_dir}),
+            "evaluation": config.evaluation and config.evaluation.model_copy(
+                update={"deprivation_file": resolve(config.evaluation.deprivation_file)}
+            ),
             "store": config.store.model_copy(
                 update={"url": _store_url(config.store.url, base, output_dir), "url_file": resolve(config.store.url_file)}
             ),

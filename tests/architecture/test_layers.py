@@ -16,7 +16,7 @@ import grimp
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SPLIT_PACKAGES = {"respop", "respop.case_finding", "respop.strata", "respop.store"}
+SPLIT_PACKAGES = {"respop", "respop.case_finding", "respop.strata", "respop.store", "respop.evaluation"}
 """Packages whose modules sit in different layers: their ``__init__`` is in none."""
 
 
