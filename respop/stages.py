@@ -44,13 +44,14 @@ from respop.config import Config
 from respop.errors import RespopError
 from respop.fsutil import atomic_folder, claim_output_folder
 
-STAGES = ("input", "territories", "cases", "strata")
+STAGES = ("input", "territories", "cases", "strata", "evaluation")
 """The steps that write outputs, in the order they run (then ``store`` publishes them)."""
 
-UPSTREAM = {"input": (), "territories": (), "cases": ("territories",), "strata": ("territories", "cases")}
+UPSTREAM = {"input": (), "territories": (), "cases": ("territories",), "strata": ("territories", "cases"),
+            "evaluation": ("territories", "cases", "strata")}
 """The earlier steps whose outputs a step reads (besides the PMSI, which every step reads)."""
 
-REQUIRED = {"strata": ("cases",)}
+REQUIRED = {"strata": ("cases",), "evaluation": ("territories", "cases", "strata")}
 """Earlier steps a step cannot run without."""
 
 SECTIONS = {
@@ -58,7 +59,17 @@ SECTIONS = {
     "territories": "[territories]",
     "cases": "[cases] (or diseases, or the algorithm specs)",
     "strata": "[cases] confidence (or diseases, the algorithm specs' [strata], or features.toml)",
+    "evaluation": "[evaluation] (or its deprivation file)",
 }
+
+OPTIONAL = {"evaluation": lambda config: config.evaluation is not None}
+"""Steps that belong to a build only when the configuration asks for them: without
+``[evaluation]`` an ``evaluation`` folder left by an earlier build is ignored (not published)."""
+
+
+def active_stages(config: Config) -> tuple[str, ...]:
+    """The steps of :data:`STAGES` that belong to the configuration's build (:data:`OPTIONAL`)."""
+    return tuple(s for s in STAGES if OPTIONAL.get(s, lambda c: True)(config))
 
 MANIFEST = "manifest.json"
 UNFINGERPRINTED = frozenset({MANIFEST, "summary.json"})
@@ -164,6 +175,11 @@ def settings_fingerprint(config: Config, stage: str) -> str:
         payload = {"diseases": list(config.diseases), "confidence": config.cases.confidence,
                    "specs": [s.model_dump(mode="json") for s in specs],
                    "features": load_features(config.cases.algorithms_dir).model_dump(mode="json")}
+    elif stage == "evaluation":
+        evaluation = config.evaluation
+        payload = evaluation.model_dump(mode="json", exclude={"deprivation_file"}) if evaluation is not None else None
+        if evaluation is not None and evaluation.deprivation_file is not None:
+            payload["deprivation_file"] = _table_or_name(str(evaluation.deprivation_file), ())
     else:
         raise ValueError(f"unknown step {stage!r}; steps: {', '.join(STAGES)}")
     return _digest(payload)
@@ -296,7 +312,7 @@ def stale_stages(config: Config) -> dict[str, list[str]]:
     """Each step of ``<output.dir>`` that does not belong to the current build, with its reasons
     (empty: every step present chains)."""
     out = config.output.dir
-    present = [s for s in STAGES if (out / s).exists()]
+    present = [s for s in active_stages(config) if (out / s).exists()]
     manifests = {s: read_manifest(out / s) for s in present}
     current_input = input_fingerprint(config) if present else None
     problems: dict[str, list[str]] = {}
@@ -335,12 +351,12 @@ def rebuild_steps(config: Config, problems: dict[str, list[str]]) -> list[str]:
     rebuilt step cannot run without."""
     out = config.output.dir
     rebuild: set[str] = set()
-    for stage in STAGES:
+    for stage in active_stages(config):
         if stage in problems or ((out / stage).exists() and any(e in rebuild for e in UPSTREAM[stage])):
             rebuild.add(stage)
     for stage in list(rebuild):
         rebuild.update(r for r in REQUIRED.get(stage, ()) if not (out / r).exists())
-    return [s for s in STAGES if s in rebuild]
+    return [s for s in active_stages(config) if s in rebuild]
 
 
 def check_chain(config: Config, config_path: str | Path | None = None) -> None:
@@ -351,7 +367,7 @@ def check_chain(config: Config, config_path: str | Path | None = None) -> None:
         return
     steps = rebuild_steps(config, problems)
     name = str(config_path) if config_path is not None else "CONFIG"
-    command = f"respop run {name}" if len(steps) == len(STAGES) else f"respop run {name} --steps {','.join([*steps, 'store'])}"
+    command = f"respop run {name}" if len(steps) == len(active_stages(config)) else f"respop run {name} --steps {','.join([*steps, 'store'])}"
     lines = [f"  - {stage} {reason}" for stage, reasons in problems.items() for reason in reasons]
     raise StageError(
         f"{config.output.dir}: not published, the steps' outputs do not belong to one build:\n"

@@ -72,7 +72,7 @@ def build(base: Path, stage: str, content: str = "v1", models: bool = True) -> d
 
 
 def build_all(base: Path) -> None:
-    for stage in stages.STAGES:
+    for stage in stages.active_stages(load_config(base / "t.toml")):
         build(base, stage)
 
 
@@ -142,7 +142,7 @@ def test_changed_pmsi_files_make_every_step_stale(world):
     pmsi = world / "data" / "pmsi" / "T_MCO23B.csv"
     os.utime(pmsi, ns=(pmsi.stat().st_atime_ns, pmsi.stat().st_mtime_ns + 1_000_000_000))
     message = refusal(world)
-    for stage in stages.STAGES:
+    for stage in stages.active_stages(load_config(world / "t.toml")):
         assert f"{stage} was built on other PMSI files" in message
     assert "run `respop run t.toml`" in message
 
@@ -317,3 +317,19 @@ def test_another_hosts_and_a_reused_pids_temporaries(tmp_path):
     other = tmp_path / f".cases.tmp-{pid}-{'0badc0de' if host_tag() != '0badc0de' else '0badc0df'}-0-abc"
     other.mkdir()
     assert leftovers([tmp_path]) == []
+
+
+def test_an_evaluation_folder_belongs_to_the_build_only_with_an_evaluation_section(world):
+    build_all(world)
+    assert "evaluation" not in stages.active_stages(load_config(world / "t.toml"))
+    build(world, "evaluation")  # left by an earlier build: ignored, the chain holds
+    check_chain(load_config(world / "t.toml"))
+    text = (world / "t.toml").read_text()
+    (world / "t.toml").write_text(text + '\n[evaluation]\npilots = { "1" = 2023 }\nmin_pre_years = 2\n')
+    message = refusal(world)
+    assert "evaluation was built with other [evaluation]" in message
+    assert "--steps evaluation,store" in message
+    build(world, "evaluation")
+    check_chain(load_config(world / "t.toml"))
+    build(world, "strata", "v2")
+    assert "evaluation was built on strata of an earlier build" in refusal(world)
