@@ -4,14 +4,17 @@ Writes, under the output folder:
 
 - ``pmsi/T_MCO{yy}B|C|D|UM.parquet`` (or ``.csv``) per exit year, as the SNDS delivers them; for
   worlds simulated in several chunks, each table is a folder of Parquet parts;
-- ``reference/``: zones (GeoParquet), population, hospitals, towns, and the population of each
+- ``reference/``: zones (GeoParquet), population, hospitals, towns, the population of each
   simulated year (``population_by_year.parquet``: zone × sex × age band × year, the shape of
-  INSEE's yearly estimates, counted from the simulated people: :func:`population_by_year`);
+  INSEE's yearly estimates, counted from the simulated people: :func:`population_by_year`), and a
+  zone deprivation index correlated with the diseases (:mod:`respop.synth.deprivation`);
 - ``truth/``: what the pipeline must recover and never reads: planted territories, persons
   (disease status and onset, death), residence per year, severity per year, moves, and one row
   per emitted stay with the data-quality fault planted in it, if any; ``diseases.json`` says, for
   each simulated disease (by the identifier of its algorithm spec), where the truth holds it
-  (:data:`TRUTH_DISEASES`).
+  (:data:`TRUTH_DISEASES`); ``intervention.parquet`` and ``intervention_stays.parquet``: the
+  planted intervention of the profile (none by default) and the disease stays per planted
+  territory with and without it (:mod:`respop.synth.intervention`).
 
 Persons are simulated in chunks of zones (``profile.chunk_persons``) so that memory stays bounded
 at national scale; moves stay within a chunk.
@@ -32,6 +35,8 @@ from respop.fsutil import atomic_folder
 from respop.pmsi.canonical import DEATH_EXIT_MODE, EMERGENCY_PROVENANCE
 from respop.pmsi.quality import UNKNOWN_ZONE
 from respop.pmsi.schema import RETURN_CODES
+from respop.synth import deprivation
+from respop.synth import intervention as planted
 from respop.synth.geography import World, hospital_choice, make_world, write_reference, write_truth
 from respop.synth.people import COMPLICATIONS, People, advance, beneficiaries_referential, births, concat, initial_people
 from respop.synth.profiles import AGE_BANDS, Profile
@@ -129,6 +134,11 @@ def generate(
             f"the {profile.name} world is simulated in {len(chunks)} chunks and written as Parquet parts; "
             "CSV output is for worlds of one chunk (tiny, demo)"
         )
+    if profile.intervention is not None:
+        try:
+            profile.intervention.check_world(profile.geography.territories, years)
+        except ValueError as exc:
+            raise RespopError(f"intervention: {exc}") from None
     simulated = list(range(years[-1] - max(len(years), CALIBRATED_YEARS) + 1, years[-1] + 1))
     with atomic_folder(out) as tmp:
         result = _simulate(profile, seed, world, chunks, years, simulated, tmp, fmt, step)
@@ -153,6 +163,11 @@ def _simulate(profile, seed, world, chunks, years, simulated, out, fmt, step) ->
     write_reference(world, out / "reference")
     write_truth(world, out / "truth")
     (out / "truth" / "diseases.json").write_text(json.dumps(TRUTH_DISEASES, indent=2) + "\n", encoding="utf-8")
+    index = deprivation.deprivation_index(world, seed)
+    deprivation.write_deprivation(world, index, out / "reference")
+    risk = deprivation.risk_factors(index, world.zones["population"].to_numpy().astype(float))
+    planting = planted.Planting(profile.intervention, world, {k: v["death_principal_diagnoses"] for k, v in TRUTH_DISEASES.items()})
+    intervention_counts: list[pl.DataFrame] = []
 
     zone_codes = world.zones["zone_code"].to_numpy()
     zone_index = {z: i for i, z in enumerate(zone_codes)}
@@ -162,8 +177,9 @@ def _simulate(profile, seed, world, chunks, years, simulated, out, fmt, step) ->
     for c, chunk_zones in enumerate(chunks):
         crng = np.random.default_rng([seed, c])
         copd_rng = np.random.default_rng([seed, c, COPD_STREAM])
+        intervention_rng = np.random.default_rng([seed, c, planted.INTERVENTION_STREAM])
         pop = world.population.filter(pl.col("zone_code").is_in(zone_codes[chunk_zones].tolist()))
-        people = initial_people(crng, pop, zone_index, simulated[0], copd_rng)
+        people = initial_people(crng, pop, zone_index, simulated[0], copd_rng, risk)
         neighbours = _neighbours(world, zone_index, set(chunk_zones.tolist()))
         weights = np.zeros(len(zone_codes))
         weights[chunk_zones] = world.zones["population"].to_numpy()[chunk_zones]
@@ -182,14 +198,15 @@ def _simulate(profile, seed, world, chunks, years, simulated, out, fmt, step) ->
             if written:
                 counted = population_by_year(people, alive_at_start, len(zone_codes), year)
                 yearly_population[year] = yearly_population.get(year, 0) + counted
-            events = advance(crng, people, year, neighbours, weights, hf_stay, copd_stay, copd_rng)
+            events = advance(crng, people, year, neighbours, weights, hf_stay, copd_stay, copd_rng, risk)
             frame = make_stays(crng, people, year, alive_at_start, events.new_hf, events.new_copd, hf_stay, copd_stay)
             # each person's stays of the year (the vulnerable phase of the next: people.after_stay)
             hf_stay = np.bincount(frame.table.filter(pl.col("kind") == "heart_failure")["person"].to_numpy(), minlength=len(people))
             copd_stay = np.bincount(frame.table.filter(pl.col("kind") == "copd")["person"].to_numpy(), minlength=len(people))
             if not written:
                 continue
-            tables, truth_stays = _to_snds(crng, frame, people, world, cum_choice, year, c)
+            tables, truth_stays, counts = _to_snds(crng, frame, people, world, cum_choice, year, c, planting, intervention_rng)
+            intervention_counts.append(counts.with_columns(pl.lit(year, pl.Int64).alias("year")))
             _write_tables(tables, out / "pmsi", year, c, len(chunks) > 1, fmt)
             stays_per_year[year] += truth_stays.height
             truth_rows["stays"].append(truth_stays)
@@ -207,6 +224,7 @@ def _simulate(profile, seed, world, chunks, years, simulated, out, fmt, step) ->
         _persons(people).write_parquet(out / "truth" / f"persons{suffix}.parquet")
         _write_referential(np.random.default_rng([seed, c, REFERENTIAL_STREAM]), people, out, c, len(chunks) > 1, fmt)
     _write_population_by_year(yearly_population, zone_codes, out / "reference")
+    planted.write_truth(planting, world, intervention_counts, years, out / "truth")
     if simulated[0] != years[0]:
         _write_start_population(yearly_population[years[0]], zone_codes, out / "reference")
     return persons, stays_per_year
@@ -328,9 +346,13 @@ def _sas(dates: pl.Expr) -> pl.Expr:
 
 
 def _to_snds(
-    rng: np.random.Generator, frame: StayFrame, people: People, world: World, cum_choice: np.ndarray, year: int, chunk: int
-) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
-    """SNDS tables B, C, D, UM of one year's stays, with planted faults, and the truth per row."""
+    rng: np.random.Generator, frame: StayFrame, people: People, world: World, cum_choice: np.ndarray, year: int, chunk: int,
+    planting: planted.Planting | None = None, intervention_rng: np.random.Generator | None = None,
+) -> tuple[dict[str, pl.DataFrame], pl.DataFrame, pl.DataFrame]:
+    """SNDS tables B, C, D, UM of one year's stays, with planted faults, and the truth per row;
+    and the disease stays per planted territory with and without the planted intervention
+    (:mod:`respop.synth.intervention`: its stays are removed or added after every draw of ``rng``,
+    so that the rest of the world is that of the same seed without it)."""
     t = frame.table
     n = t.height
     person = t["person"].to_numpy()
@@ -401,7 +423,11 @@ def _to_snds(
         .otherwise(pl.col("fault"))
         .alias("fault")
     )
-    dx = frame.diagnoses.join(stays.select("stay", "hospital_id", "rsa_num"), on="stay", maintain_order="right")
+    diagnoses = frame.diagnoses
+    counts = pl.DataFrame(schema={"territory_id": pl.Int64, "disease": pl.String, "counterfactual": pl.Int64, "observed": pl.Int64})
+    if planting is not None:
+        stays, diagnoses, counts = planting.apply(intervention_rng, stays, diagnoses, people.death_date, year, frame.table.height)
+    dx = diagnoses.join(stays.select("stay", "hospital_id", "rsa_num"), on="stay", maintain_order="right")
     dr = dx.filter(pl.col("position") == "DR").group_by("stay").agg(pl.col("code").first().alias("related_diagnosis"))
     stays = stays.join(dr, on="stay", how="left", maintain_order="left")
 
@@ -469,7 +495,7 @@ def _to_snds(
         "principal_diagnosis",
         "related_diagnosis",
     )
-    return {"B": b, "C": c, "D": d, "UM": um}, truth
+    return {"B": b, "C": c, "D": d, "UM": um}, truth, counts
 
 
 def _write_tables(tables: dict[str, pl.DataFrame], folder: Path, year: int, chunk: int, parts: bool, fmt: str) -> None:

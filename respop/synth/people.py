@@ -204,11 +204,14 @@ def initial_people(
     zone_index: dict[str, int],
     year: int,
     copd_rng: np.random.Generator | None = None,
+    risk: dict[str, np.ndarray] | None = None,
 ) -> People:
     """The persons living in the chunk's zones at the start of ``year``, with prevalent diseases.
 
     ``copd_rng``: COPD's own random stream (default ``rng``), so that adding COPD to the world left
-    the other diseases' draws where they were."""
+    the other diseases' draws where they were. ``risk``: a risk multiplier per zone index for
+    ``diabetes`` (type 2), ``heart_failure`` and ``copd`` (the deprivation gradient,
+    :mod:`respop.synth.deprivation`; default 1), inside the calibration scales."""
     crng = copd_rng if copd_rng is not None else rng
     band_of = {label: i for i, label in enumerate(AGE_BANDS)}
     counts = population["population"].to_numpy()
@@ -217,20 +220,21 @@ def initial_people(
     bands = np.repeat(np.array([band_of[b] for b in population["age_band"]]), counts)
     age = _band_ages(rng, bands)
     n = len(zone)
+    f_d, f_hf, f_copd = (_zone_risk(risk, name, zone) for name in ("diabetes", "heart_failure", "copd"))
     nat = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
     dtype = np.zeros(n, dtype=np.int8)
     # the prevalent cases are drawn by exact sampling stratified by age (balanced_draw): each
     # person's chance is the age-specific rate, and each age has its expected number of cases
     t1 = balanced_draw(rng, T1D_PREVALENCE * (age >= 2), strata=age)
     # scale the age-specific rates so that the targets hold whatever the population's ages
-    t2d_scale = (DIABETES_TARGET - T1D_PREVALENCE) * n / max(T2D_PREVALENCE[np.minimum(age, 104)].sum(), 1e-9)
-    t2 = ~t1 & balanced_draw(rng, np.where(t1, 0.0, t2d_scale * T2D_PREVALENCE[np.minimum(age, 104)]), strata=age)
+    t2d_scale = (DIABETES_TARGET - T1D_PREVALENCE) * n / max((T2D_PREVALENCE[np.minimum(age, 104)] * f_d).sum(), 1e-9)
+    t2 = ~t1 & balanced_draw(rng, np.where(t1, 0.0, t2d_scale * T2D_PREVALENCE[np.minimum(age, 104)] * f_d), strata=age)
     dtype[t1], dtype[t2] = 1, 2
     d_onset = nat.copy()
     has_d = dtype > 0
     years_with = np.minimum(rng.exponential(8, size=n).astype(np.int64), np.maximum(age - 1, 0))
     d_onset[has_d] = _dates_in_year(rng, year - 1, n)[has_d] - (years_with[has_d] * 365).astype("timedelta64[D]")
-    hf_risk = HF_PREVALENCE[np.minimum(age, 104)] * np.where(has_d, HF_DIABETES_RISK, 1.0)
+    hf_risk = HF_PREVALENCE[np.minimum(age, 104)] * np.where(has_d, HF_DIABETES_RISK, 1.0) * f_hf
     adults = age >= 18
     hf_scale = HF_TARGET_ADULTS * adults.sum() / max(hf_risk[adults].sum(), 1e-9)
     hf_risk = hf_risk * hf_scale
@@ -243,7 +247,7 @@ def initial_people(
     key = person_keys(rng, n)
     # COPD, from its own stream
     # from age 35, as the new cases (the interpolated curve is above 0 from 31)
-    copd_risk = COPD_PREVALENCE[np.minimum(age, 104)] * np.where(sex == 1, COPD_SEX[1], COPD_SEX[2]) * (age >= 35)
+    copd_risk = COPD_PREVALENCE[np.minimum(age, 104)] * np.where(sex == 1, COPD_SEX[1], COPD_SEX[2]) * (age >= 35) * f_copd
     over_40 = age >= 40
     copd_scale = COPD_TARGET_40PLUS * over_40.sum() / max(copd_risk[over_40].sum(), 1e-9)
     copd = balanced_draw(crng, copd_risk * copd_scale, strata=age)
@@ -269,6 +273,13 @@ def initial_people(
         hf_scale=hf_scale,
         copd_scale=copd_scale,
     )
+
+
+def _zone_risk(risk: dict[str, np.ndarray] | None, disease: str, zone: np.ndarray) -> np.ndarray | float:
+    """The risk multiplier of ``disease`` for persons living in ``zone`` (1 without ``risk``)."""
+    if risk is None or disease not in risk:
+        return 1.0
+    return risk[disease][zone]
 
 
 def _stages(rng: np.random.Generator, cases: np.ndarray, shares: tuple[float, ...], age: np.ndarray) -> np.ndarray:
@@ -338,6 +349,7 @@ def advance(
     hf_stay_last_year: np.ndarray | None = None,
     copd_stay_last_year: np.ndarray | None = None,
     copd_rng: np.random.Generator | None = None,
+    risk: dict[str, np.ndarray] | None = None,
 ) -> YearEvents:
     """Simulate ``year`` in place: moves (at the start of the year), new cases, progression, deaths.
 
@@ -346,7 +358,9 @@ def advance(
     ``copd_stay_last_year``: COPD exacerbation stays. COPD draws from ``copd_rng`` (default
     ``rng``), after the deaths: its mortality uses the stage at the start of the year, and its new
     cases are drawn among the year's survivors. New cases, progression and deaths are balanced
-    draws (:func:`balanced_draw`; deaths within each heart-failure × COPD stage).
+    draws (:func:`balanced_draw`; deaths within each heart-failure × COPD stage). ``risk``: the
+    diseases' incidence multipliers per zone index (:func:`initial_people`), by the zone lived
+    in after the year's moves.
     """
     n = len(people)
     alive = people.alive.copy()
@@ -366,7 +380,7 @@ def advance(
     people.zone[idx] = dest
     # new diabetes (type 2)
     at_risk = alive & (people.diabetes_type == 0)
-    p_d = people.t2d_scale * T2D_PREVALENCE[np.clip(age, 0, 104)] * T2D_INCIDENCE_RATIO
+    p_d = people.t2d_scale * T2D_PREVALENCE[np.clip(age, 0, 104)] * T2D_INCIDENCE_RATIO * _zone_risk(risk, "diabetes", people.zone)
     new_d = np.flatnonzero(balanced_draw(rng, np.where(at_risk, p_d, 0.0)))
     people.diabetes_type[new_d] = 2
     people.diabetes_onset[new_d] = _dates_in_year(rng, year, len(new_d))
@@ -376,7 +390,10 @@ def advance(
         people.complications[:, j] |= alive & has_d & (rng.random(n) < COMPLICATION_INCIDENCE[name])
     # heart failure: incidence and progression
     at_risk = alive & (people.hf_stage == 0) & (age >= 18)
-    p_hf = people.hf_scale * HF_PREVALENCE[np.clip(age, 0, 104)] * HF_INCIDENCE_RATIO * np.where(has_d, HF_DIABETES_RISK, 1.0)
+    p_hf = (
+        people.hf_scale * HF_PREVALENCE[np.clip(age, 0, 104)] * HF_INCIDENCE_RATIO * np.where(has_d, HF_DIABETES_RISK, 1.0)
+        * _zone_risk(risk, "heart_failure", people.zone)
+    )
     new_hf = np.flatnonzero(balanced_draw(rng, np.where(at_risk, p_hf, 0.0)))
     recent = hf_stay_last_year > 0 if hf_stay_last_year is not None else np.zeros(n, dtype=bool)
     p_progress = np.where(recent, HF_PROGRESSION_AFTER_STAY, HF_PROGRESSION)
@@ -417,7 +434,7 @@ def advance(
     at_risk = survivors & (people.copd_stage == 0) & (age >= 35)
     p_copd = (
         people.copd_scale * COPD_PREVALENCE[np.clip(age, 0, 104)] * np.where(people.sex == 1, COPD_SEX[1], COPD_SEX[2])
-        * COPD_INCIDENCE_RATIO
+        * COPD_INCIDENCE_RATIO * _zone_risk(risk, "copd", people.zone)
     )
     new_copd = np.flatnonzero(balanced_draw(crng, np.where(at_risk, p_copd, 0.0)))
     people.copd_stage[new_copd] = 1

@@ -78,12 +78,87 @@ class GeographyProfile(_Section):
         return self
 
 
+INTERVENTION_KINDS: tuple[str, ...] = ("heart_failure", "diabetes", "copd")
+"""The generator's disease stay kinds an intervention can act on (``truth/stays``' ``kind``)."""
+
+
+class InterventionProfile(_Section):
+    """A planted intervention (issue 20): from its start year, each stay of a disease's kind of a
+    person resident that year in a pilot planted territory is avoided with probability −effect
+    (effect < 0), or followed by one more stay with probability effect (effect > 0); the disease
+    course (stages, deaths, the vulnerable phase after a stay) is that of the world without it.
+    So the pilots' expected stays of that kind are (1 + effect) × what they would have been."""
+
+    pilots: list[int] = Field(min_length=1, description="planted territory ids (truth/territories.parquet, 1..territories)")
+    start_years: list[int] = Field(min_length=1, description="the year each pilot starts, one per pilot (may differ)")
+    effects: dict[str, float] = Field(min_length=1, description="relative effect on each disease's stays, e.g. heart_failure = -0.15")
+
+    @model_validator(mode="after")
+    def _check(self) -> InterventionProfile:
+        if len(self.start_years) != len(self.pilots):
+            raise ValueError(f"start_years has {len(self.start_years)} years for {len(self.pilots)} pilots: give one per pilot")
+        if len(set(self.pilots)) != len(self.pilots):
+            raise ValueError(f"pilots are repeated: {self.pilots}")
+        for kind, effect in self.effects.items():
+            if kind not in INTERVENTION_KINDS:
+                raise ValueError(f"effects: unknown disease {kind!r} (expected one of {', '.join(INTERVENTION_KINDS)})")
+            if not -1.0 < effect <= 1.0:
+                raise ValueError(f"effects: {kind} = {effect} is outside (-1, 1] (a relative effect: -0.15 is 15% fewer stays)")
+        return self
+
+    def check_world(self, territories: int, years: list[int] | None = None) -> None:
+        """Raise ValueError when a pilot is not a planted territory of a world of ``territories``
+        or a start year is not one of the written ``years`` (when given)."""
+        outside = [p for p in self.pilots if not 1 <= p <= territories]
+        if outside:
+            raise ValueError(f"pilots {outside} are not planted territories of this world (1 to {territories})")
+        late = [y for y in self.start_years if years is not None and y not in years]
+        if late:
+            raise ValueError(f"start_years {late} are outside the years generated ({years[0]}-{years[-1]})")
+
+
 class Profile(_Section):
     name: str
     description: str = ""
     years: list[int] = Field(default_factory=lambda: [2019, 2020, 2021, 2022, 2023])
     chunk_persons: int = Field(2_000_000, ge=1000, description="persons simulated per chunk (bounded memory)")
     geography: GeographyProfile
+    intervention: InterventionProfile | None = Field(None, description="a planted intervention (none by default)")
+
+    @model_validator(mode="after")
+    def _intervention_fits(self) -> Profile:
+        if self.intervention is not None:
+            self.intervention.check_world(self.geography.territories, sorted(self.years))
+        return self
+
+
+def load_intervention(path: str | Path) -> InterventionProfile:
+    """An intervention file (``respop synth --intervention FILE.toml``): the keys of a profile's
+    ``[intervention]`` section, at the top level or under ``[intervention]``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"intervention file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not a valid TOML file: {exc}") from None
+    if set(data) == {"intervention"}:
+        data = data["intervention"]
+    try:
+        return InterventionProfile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: invalid intervention:\n{explain_validation_error(exc)}") from None
+
+
+def with_intervention(profile: Profile, intervention: InterventionProfile | None) -> Profile:
+    """``profile`` with ``intervention`` planted (replacing its own; None: unchanged)."""
+    if intervention is None:
+        return profile
+    try:
+        intervention.check_world(profile.geography.territories)  # the years: by generate, which knows them
+    except ValueError as exc:
+        raise ConfigError(f"intervention: {exc}") from None
+    return profile.model_copy(update={"intervention": intervention})
 
 
 def load_profile(name_or_path: str | Path) -> Profile:
@@ -92,7 +167,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
     if not path.suffix:
         path = PROFILES_DIR / f"{name_or_path}.toml"
     if not path.is_file():
-        shipped = sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
+        shipped = sorted(p.stem for p in PROFILES_DIR.glob("*.toml") if not p.stem.startswith("intervention"))
         raise ConfigError(f"synthetic-data profile not found: {name_or_path} (shipped: {', '.join(shipped)})")
     try:
         return Profile.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
