@@ -183,14 +183,18 @@ def synth(
     out: Annotated[Path, typer.Option(help="Output folder (pmsi/, reference/, truth/).")] = Path("output/synthetic"),
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
     report: Annotated[bool, typer.Option("--report", help="Print generated figures beside the published ones.")] = False,
+    intervention: Annotated[Optional[Path], typer.Option(help="Plant an intervention (TOML: pilots, start_years, effects, as a profile's [intervention]), replacing the profile's.")] = None,
 ) -> None:
     """Generate synthetic PMSI-shaped data (SNDS tables) with its ground truth."""
     from respop.synth import generate, load_profile
     from respop.synth.calibration import calibration
+    from respop.synth.profiles import load_intervention, with_intervention
 
     if fmt not in ("parquet", "csv"):
         raise RespopError(f"--format: expected parquet or csv, got {fmt!r}")
     prof = load_profile(profile)
+    if intervention is not None:
+        prof = with_intervention(prof, load_intervention(intervention))
     year_list = _parse_years(years) or prof.years
     chunks = max(1, -(-prof.geography.population // prof.chunk_persons))
     with progress_steps(1 + len(year_list) * chunks, f"generating the {prof.name} world") as step:
