@@ -1,7 +1,7 @@
 """What a run publishes: the aggregated outputs of a configuration, made safe to leave the pipeline.
 
 :func:`collect` reads the run's outputs under ``<output.dir>`` (territories, cases, strata, the
-input report), keeps only aggregates, and passes **every count through disclosure control here,
+input report, the evaluation of the experiment when there is one: :func:`evaluation_tables`), keeps only aggregates, and passes **every count through disclosure control here,
 in one place** (:mod:`respop.privacy.disclosure`): counts of 1 to 10 people or stays are masked,
 complementary suppression protects them from the totals and from neighbouring cells (strata of a
 unit summing to its ``all`` row, zones to their territory, territories to the area, hospital groups
@@ -867,6 +867,8 @@ def collect(
     if indicators is not None:
         tables["indicators"] = indicators_table(indicators, zone_territory, table_masks(masks, "indicators") or None, visible, rules)
     tables.update(strata_tables(config, zone_territory, care_use, transitions, masks, starts, visible, rules))
+    names = dict(tables["territories"].select("territory_id", "territory_name").iter_rows()) if "territories" in tables else {}
+    tables.update(evaluation_tables(config, care_use, tables.get("care_use"), indicators, tables.get("indicators"), names, rules))
     unaudited = sum(r.unaudited for r in rules.reports.values())
     if unaudited:  # reported, never skipped silently (runs.disclosure keeps the count per table)
         import sys
@@ -936,3 +938,301 @@ def run_timings(config: Config, timings: dict | None, clock: dict[str, list[str]
         for step in STAGES if step not in done and (out / step).is_dir()
     }
     return {**done, "clock": dict(clock or {}), "reused": reused}
+
+
+# ---------------------------------------------------------------------------------------------
+# the evaluation of the experiment (issue 20): <output.dir>/evaluation/
+
+EVALUATION = "evaluation"
+"""The evaluation step's folder in ``<output.dir>`` (written through :func:`respop.stages.stage_folder`)."""
+
+POPULATION_OUTCOMES = ("disease_stays", "hospitalised")
+"""Outcomes per inhabitant (their denominator is a census population, public); every other outcome
+is per case (its denominator is a count of people: the cases of the disease)."""
+
+OUTCOME_CELLS: dict[str, tuple[str, ...]] = {
+    "emergency_per_case": ("emergency_stays", "people"),
+    "readmissions_30d": ("readmissions_30d", "people"),
+    "deaths_per_case": ("deaths", "people"),
+    "bed_days_per_case": ("bed_days", "people"),
+}
+"""The published cells (``care_use`` of the territory, stratum ``all``, same disease and year) a
+panel outcome is computed from: its events, then its denominator (the cases, = the people of the
+``all`` stratum). The other outcomes (``disease_stays``, ``hospitalised``, ``feature:*``) are tied
+to a care-use count or to the cases where their private values are equal (:func:`evaluation_masked_cells`)."""
+
+CARE_CANDIDATES = ("people", "stays", "emergency_stays", "bed_days", "readmissions_30d", "deaths")
+SECRET_NOTE = "secret statistique"
+"""The French note of an evaluation value masked because it depends on a masked cell."""
+
+FALLBACK_OUTCOME_LABELS = {
+    "disease_stays": "Séjours pour la maladie (pour 100 000 habitants)",
+    "hospitalised": "Personnes hospitalisées pour la maladie (pour 100 000 habitants)",
+    "emergency_per_case": "Arrivées par les urgences par personne suivie",
+    "readmissions_30d": "Réhospitalisations à 30 jours par personne suivie",
+    "deaths_per_case": "Décès par personne suivie",
+    "bed_days_per_case": "Journées d'hospitalisation par personne suivie",
+}
+"""French labels used when the evaluation step's outputs do not give one (design.json's outcomes)."""
+
+
+def _outcome_key(item) -> tuple[str, str] | None:
+    if isinstance(item, str) and "." in item:
+        d, o = item.split(".", 1)
+        return d, o
+    if isinstance(item, dict) and item.get("disease") and item.get("outcome"):
+        return str(item["disease"]), str(item["outcome"])
+    return None
+
+
+def evaluation_masked_cells(panel: pl.DataFrame, care_private: pl.DataFrame | None, care_published: pl.DataFrame | None,
+                            ind_private: pl.DataFrame | None = None, ind_published: pl.DataFrame | None = None) -> set[tuple]:
+    """(territory_id, year, disease, outcome) of the panel whose value is computed from a cell the
+    store masks elsewhere in the run: the territory's care-use counts (stratum ``all``) mapped by
+    :data:`OUTCOME_CELLS`, and, for the other outcomes, any care-use count or the territory's cases
+    (``indicators``, sub-type ``all``) equal to the panel's events or denominator. A territory's
+    row absent from the published table is a group with nobody (published zeros)."""
+    masked: set[tuple] = set()
+    if care_private is None or care_published is None:
+        return masked
+    key = ["unit", "year", "disease"]
+
+    def territory(frame: pl.DataFrame, extra: pl.Expr) -> dict[tuple, dict]:
+        rows = frame.filter((pl.col("level") == "territory") & extra).with_columns(pl.col("year").cast(pl.Int64))
+        return {tuple(r[k] for k in key): r for r in rows.iter_rows(named=True)}
+
+    private = territory(care_private, pl.col("stratum") == "all")
+    published = territory(care_published, pl.col("stratum") == "all")
+    cases_private = territory(ind_private, pl.col("subtype") == "all") if ind_private is not None else {}
+    cases_published = territory(ind_published, pl.col("subtype") == "all") if ind_published is not None else {}
+    for row in panel.iter_rows(named=True):
+        k = (str(row["territory_id"]), int(row["year"]), row["disease"])
+        pub, priv = published.get(k), private.get(k)
+        if pub is None:
+            continue  # nobody: nothing masked
+        outcome = row["outcome"]
+        columns = set(OUTCOME_CELLS.get(outcome, ()))
+        if outcome not in OUTCOME_CELLS and priv is not None:
+            for value in (row.get("events"), row.get("denominator") if outcome not in POPULATION_OUTCOMES else None):
+                if value is None:
+                    continue
+                columns |= {c for c in CARE_CANDIDATES if priv.get(c) is not None and float(priv[c]) == float(value)}
+                if outcome not in POPULATION_OUTCOMES:
+                    columns.add("people")
+        hidden = any(c in pub and pub[c] is None for c in columns)
+        cases = cases_published.get(k)
+        if cases is not None and cases_private.get(k) is not None and cases["cases"] is None:
+            value = cases_private[k]["cases"]
+            hidden |= any(v is not None and float(v) == float(value) for v in (row.get("events"), row.get("denominator")))
+        if hidden:
+            masked.add((int(row["territory_id"]), int(row["year"]), row["disease"], outcome))
+    return masked
+
+
+def _note(note, masked: bool) -> str | None:
+    if not masked:
+        return note
+    return SECRET_NOTE if not note else f"{SECRET_NOTE} ; {note}"
+
+
+def evaluation_tables(config: Config, care_private: pl.DataFrame | None, care_published: pl.DataFrame | None,
+                      ind_private: pl.DataFrame | None = None, ind_published: pl.DataFrame | None = None,
+                      names: dict[int, str] | None = None, rules: Rules | None = None) -> dict[str, pl.DataFrame]:
+    """The evaluation's tables (``evaluation_*`` of :mod:`respop.store.schema`) from
+    ``<output.dir>/evaluation/`` (none when the configuration has no ``[evaluation]`` or the step
+    has not run: that is normal). The panel's counts are not published. Every effect, event-study
+    point, trajectory point and weight computed from a cell the store masks elsewhere in this run
+    (:func:`evaluation_masked_cells`) is masked (null, note « secret statistique »): a pilot's own
+    cells; for the difference-in-differences any donor's; for the synthetic control the donors
+    with a positive weight. The outcomes by deprivation quintile are disclosure-controlled like
+    the other count tables (the quintiles sum to the area)."""
+    folder = config.output.dir / EVALUATION
+    if config.evaluation is None or not folder.is_dir():
+        return {}  # its manifest chains with the other steps' (respop.stages.check_chain, in collect)
+    rules = rules or Rules()
+    design = json.loads((folder / "design.json").read_text(encoding="utf-8")) if (folder / "design.json").is_file() else {}
+
+    def parquet(name: str) -> pl.DataFrame | None:
+        return pl.read_parquet(folder / name) if (folder / name).is_file() else None
+
+    panel = parquet("panel.parquet")
+    names = names or {}
+    # -- design
+    pilots = {int(p["territory_id"]): int(p["start_year"]) for p in design.get("pilots", [])}
+    pilot_names = {int(p["territory_id"]): p.get("territory_name") for p in design.get("pilots", [])}
+    def ids(items) -> list[int]:  # ids, or {territory_id, territory_name, ...} (respop.evaluation.design)
+        return [int(i["territory_id"]) if isinstance(i, dict) else int(i) for i in items or []]
+
+    donors = ids(design.get("donors"))
+    excluded = ids(design.get("excluded") or design.get("excluded_neighbours"))
+    if panel is not None and "role" in panel.columns:
+        roles = panel.select(pl.col("territory_id").cast(pl.Int64), "role", *(["start_year"] if "start_year" in panel.columns else [])).unique("territory_id")
+        for r in roles.iter_rows(named=True):
+            t = int(r["territory_id"])
+            if r["role"] == "pilot" and t not in pilots and r.get("start_year") is not None:
+                pilots[t] = int(r["start_year"])
+            elif r["role"] == "donor" and t not in donors:
+                donors.append(t)
+            elif r["role"] == "excluded" and t not in excluded:
+                excluded.append(t)
+    territory_rows = [
+        *({"territory_id": t, "territory_name": pilot_names.get(t) or names.get(t), "role": "pilot", "start_year": s} for t, s in sorted(pilots.items())),
+        *({"territory_id": t, "territory_name": names.get(t), "role": "donor", "start_year": None} for t in sorted(donors)),
+        *({"territory_id": t, "territory_name": names.get(t), "role": "excluded", "start_year": None} for t in sorted(excluded)),
+    ]
+    years = [int(y) for y in design.get("years", [])] or (sorted(set(panel["year"].to_list())) if panel is not None else [])
+    tables: dict[str, pl.DataFrame] = {
+        "evaluation_territories": _frame(territory_rows, schema.evaluation_territories),
+        "evaluation_design": _frame([{
+            "first_year": years[0] if years else None, "last_year": years[-1] if years else None,
+            "confidence": design.get("confidence", config.evaluation.confidence),
+            "min_pre_years": config.evaluation.min_pre_years,
+            "exclude_neighbours": config.evaluation.exclude_neighbours,
+            "deprivation": bool(design.get("deprivation")) or (folder / "by_deprivation.parquet").is_file(),
+            "detail": json.dumps(design, ensure_ascii=False, sort_keys=True),
+        }], schema.evaluation_design),
+    }
+    # -- outcomes and their French labels
+    effects = parquet("effects.parquet")
+    outcomes: dict[tuple[str, str], str | None] = {}
+    given = design.get("outcome_labels") or {}
+    for item in design.get("outcomes", []):
+        k = _outcome_key(item)
+        if k is not None:
+            outcomes[k] = (item.get("label") if isinstance(item, dict) else None) or given.get(f"{k[0]}.{k[1]}")
+    if effects is not None:
+        for d, o in effects.select("disease", "outcome").unique(maintain_order=True).iter_rows():
+            outcomes.setdefault((d, o), None)
+    tables["evaluation_outcomes"] = _frame(
+        [{"disease": d, "outcome": o, "label": lab or _outcome_label(config, d, o)} for (d, o), lab in outcomes.items()],
+        schema.evaluation_outcomes)
+    # -- what depends on a masked cell
+    masked = evaluation_masked_cells(panel, care_private, care_published, ind_private, ind_published) if panel is not None else set()
+    weights = parquet("weights.parquet")
+    positive: dict[tuple, set[int]] = defaultdict(set)
+    if weights is not None:
+        for d, o, t, donor, w in weights.select("disease", "outcome", "territory_id", "donor_id", "weight").iter_rows():
+            if w is not None and w > 1e-9:
+                positive[(d, o, int(t))].add(int(donor))
+    panel_years = sorted(set(panel["year"].to_list())) if panel is not None else years
+
+    def hit(d: str, o: str, territories, years_=None) -> bool:
+        ys = panel_years if years_ is None else years_
+        return any((int(t), int(y), d, o) in masked for t in territories for y in ys)
+
+    def pre(t: int) -> list[int]:
+        return [y for y in panel_years if y < pilots.get(t, 10**6)]
+
+    values = ["effect", "ci_lower", "ci_upper", "p_value", "effect_abs", "counterfactual", "pre_fit"]
+    if effects is not None:
+        rows = []
+        for r in effects.iter_rows(named=True):
+            d, o, t = r["disease"], r["outcome"], r["territory_id"]
+            which = list(pilots) if t is None else [int(t)]
+            if r["method"] == "did":
+                hidden = hit(d, o, [*which, *donors])
+            else:
+                hidden = hit(d, o, [*which, *(x for p in which for x in positive[(d, o, p)])])
+            rows.append({**r, **({v: None for v in values} if hidden else {}), "note": _note(r.get("note"), hidden)})
+        tables["evaluation_effects"] = _frame(rows, schema.evaluation_effects)
+    study = parquet("event_study.parquet")
+    if study is not None:
+        rows = []
+        for r in study.iter_rows(named=True):
+            # the reference year (-1) is 0 by construction: a function of nothing
+            hidden = r["event_time"] != -1 and hit(r["disease"], r["outcome"], [*pilots, *donors])
+            rows.append({**r, **({v: None for v in ("effect", "ci_lower", "ci_upper")} if hidden else {})})
+        tables["evaluation_event_study"] = _frame(rows, schema.evaluation_event_study)
+    paths = parquet("trajectories.parquet")
+    if paths is not None:
+        rows = []
+        for r in paths.iter_rows(named=True):
+            d, o, t, y = r["disease"], r["outcome"], int(r["territory_id"]), int(r["year"])
+            span = sorted({*pre(t), y})
+            rows.append({**r,
+                         "observed": None if hit(d, o, [t], span) else r["observed"],
+                         "synthetic": None if hit(d, o, positive[(d, o, t)], span) else r["synthetic"]})
+        tables["evaluation_trajectories"] = _frame(rows, schema.evaluation_trajectories)
+    if weights is not None:
+        rows = []
+        for r in weights.iter_rows(named=True):
+            d, o, t = r["disease"], r["outcome"], int(r["territory_id"])
+            hidden = hit(d, o, [t, *positive[(d, o, t)]], pre(t))
+            rows.append({**r, "weight": None if hidden else r["weight"]})
+        tables["evaluation_weights"] = _frame(rows, schema.evaluation_weights)
+    power = parquet("power.parquet")
+    if power is not None:
+        tables["evaluation_power"] = power.select(schema.published_columns(schema.evaluation_power)).cast(
+            {k: v for k, v in schema.polars_schema(schema.evaluation_power).items() if k not in schema.STORE_KEYS})
+    deprivation = parquet("by_deprivation.parquet")
+    if deprivation is not None:
+        tables["evaluation_deprivation"] = deprivation_table(deprivation, rules)
+    return tables
+
+
+def _outcome_label(config: Config, disease: str, outcome: str) -> str:
+    """The outcome's French label: :func:`respop.evaluation.outcomes.outcome_label` with the
+    disease's French name, else :data:`FALLBACK_OUTCOME_LABELS`."""
+    try:
+        from respop.evaluation.outcomes import outcome_label
+    except ImportError:  # the panel's module without its labels
+        outcome_label = None
+    disease_label = disease
+    try:
+        from respop.spec.loaders import load_specs
+
+        disease_label = load_specs([disease], config.cases.algorithms_dir)[0].algorithm.name
+    except Exception:  # noqa: BLE001 - a label, not a reason to refuse the publication
+        pass
+    if outcome_label is not None:
+        try:
+            return str(outcome_label(outcome, disease_label))
+        except Exception:  # noqa: BLE001
+            pass
+    if outcome.startswith("feature:"):
+        return f"Part des personnes suivies avec « {outcome.split(':', 1)[1]} » — {disease_label}"
+    return f"{FALLBACK_OUTCOME_LABELS.get(outcome, outcome)} — {disease_label}"
+
+
+def deprivation_table(table: pl.DataFrame, rules: Rules | None = None) -> pl.DataFrame:
+    """Outcomes by deprivation quintile as published: per year, disease and outcome, the five
+    quintiles and the whole area (``quintile`` null, their sum), events masked below 11 with
+    complements (the quintiles sum to the area); for the per-case outcomes the denominator is the
+    cases of the quintile, protected once per year, disease and quintile (the same count for every
+    per-case outcome) and masking the row's events with it; a value is null where its events or
+    its cases are masked."""
+    rules = rules or Rules()
+    base = table.select(
+        pl.col("year").cast(pl.Int64), "disease", "outcome", pl.col("quintile").cast(pl.Int64),
+        pl.col("events").cast(pl.Int64), pl.col("denominator").cast(pl.Float64), pl.col("value").cast(pl.Float64),
+    )
+    area = base.group_by("year", "disease", "outcome").agg(
+        pl.lit(None, pl.Int64).alias("quintile"), pl.col("events").sum(), pl.col("denominator").sum(), pl.lit(None, pl.Float64).alias("value"))
+    full = pl.concat([base, area.select(base.columns)]).sort("disease", "outcome", "year", pl.col("quintile").fill_null(0))
+    full = full.with_columns(pl.col("quintile").fill_null(0).alias("_q"))
+    relations = relations_from_keys(full.with_columns(pl.col("_q").cast(pl.String)), by=["year", "disease", "outcome"], over="_q", total_value="0")
+    per_case = ~pl.col("outcome").is_in(list(POPULATION_OUTCOMES))
+    # the cases of a quintile, one count shared by every per-case outcome
+    cases = full.filter(per_case).group_by("year", "disease", "_q").agg(pl.col("denominator").first()).sort("disease", "year", "_q")
+    cases = cases.with_columns(pl.col("denominator").round(0).cast(pl.Int64).alias("cases"))
+    case_rel = relations_from_keys(cases.with_columns(pl.col("_q").cast(pl.String)), by=["year", "disease"], over="_q", total_value="0")
+    cases = protect(cases, ["cases"], case_rel, protection=rules.protection, report=rules.report_for("evaluation_deprivation"))
+    full = full.join(cases.select("year", "disease", "_q", pl.col("cases").is_null().alias("_cases_masked")),
+                     on=["year", "disease", "_q"], how="left").with_columns(
+        (per_case & pl.col("_cases_masked").fill_null(False)).alias("_cases_masked"))
+    full = full.sort("disease", "outcome", "year", "_q").with_columns(
+        # the row's group: the cases of the quintile (per-case outcomes), else never small
+        pl.when(per_case).then(pl.col("denominator").round(0)).otherwise(10**9).cast(pl.Int64).alias("_cases"),
+        pl.col("events").alias("_events"),
+    )
+    relations = relations_from_keys(full.with_columns(pl.col("_q").cast(pl.String)), by=["year", "disease", "outcome"], over="_q", total_value="0")
+    # a quintile whose cases are masked has its events and value masked with them (measures of
+    # fewer than 11 people), before the complements are chosen
+    out = protect(full, ["_cases", "_events"], relations, rates={"_events": ["value"]}, whole_row="_cases",
+                  decided={"_cases": full["_cases_masked"].to_list()}, protection=rules.protection,
+                  report=rules.report_for("evaluation_deprivation"))
+    out = out.with_columns(
+        pl.col("_events").alias("events"),
+        pl.when(pl.col("_cases_masked")).then(None).otherwise(pl.col("denominator")).alias("denominator"),
+    )
+    return out.select(schema.published_columns(schema.evaluation_deprivation))

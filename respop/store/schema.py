@@ -348,6 +348,146 @@ quality = Table(
     Column("enabled", Boolean, comment="filters: applied or not"),
 )
 
+evaluation_design = Table(
+    "evaluation_design",
+    metadata,
+    _row_id(),
+    _run_id(),
+    Column("first_year", Integer, comment="first year of the evaluation's panel"),
+    Column("last_year", Integer),
+    Column("confidence", Float, comment="level of the confidence intervals"),
+    Column("min_pre_years", Integer, comment="years of data required before each pilot's start"),
+    Column("exclude_neighbours", Boolean, comment="territories adjacent to a pilot left out of the donors"),
+    Column("deprivation", Boolean, comment="a deprivation index was given (evaluation_deprivation)"),
+    Column("detail", Text, comment="design.json of the evaluation step as JSON text (ids, years, settings; no count)"),
+    comment="the evaluation's design (one row per run that has one): no count",
+)
+
+evaluation_territories = Table(
+    "evaluation_territories",
+    metadata,
+    _row_id(),
+    _run_id(),
+    Column("territory_id", Integer, nullable=False),
+    Column("territory_name", String(200)),
+    Column("role", String(10), nullable=False, comment="pilot, donor or excluded"),
+    Column("start_year", Integer, comment="pilots: the year the intervention started"),
+    comment="pilots, donors (comparison territories) and excluded neighbours: no count",
+)
+
+evaluation_outcomes = Table(
+    "evaluation_outcomes",
+    metadata,
+    _row_id(),
+    _run_id(),
+    Column("disease", String(40), nullable=False),
+    Column("outcome", String(60), nullable=False),
+    Column("label", Text, nullable=False, comment="French label of the outcome"),
+    comment="the outcomes evaluated, with their French labels: no count",
+)
+
+evaluation_effects = Table(
+    "evaluation_effects",
+    metadata,
+    _row_id(),
+    _run_id(),
+    Column("method", String(20), nullable=False, comment="did or synthetic_control"),
+    Column("disease", String(40), nullable=False),
+    Column("outcome", String(60), nullable=False),
+    Column("territory_id", Integer, comment="the pilot; null: every pilot pooled"),
+    Column("effect", Float, comment="relative effect (-0.15: 15 % lower than without the intervention)"),
+    Column("ci_lower", Float),
+    Column("ci_upper", Float),
+    Column("p_value", Float),
+    Column("effect_abs", Float, comment="effect in the outcome's unit"),
+    Column("counterfactual", Float, comment="the outcome's level without the intervention"),
+    Column("pre_fit", Float, comment="DiD: p-value of the pre-trend test; SC: relative pre-period RMSPE"),
+    Column("n_donors", Integer, comment="comparison territories used (not a count of people)"),
+    Column("post_years", Integer),
+    Column("note", Text, comment="French note (e.g. secret statistique: a value depends on a masked cell)"),
+    comment="effects per method, outcome and pilot; null where a value depends on a masked cell",
+)
+
+evaluation_event_study = Table(
+    "evaluation_event_study",
+    metadata,
+    _row_id(),
+    _run_id(),
+    Column("disease", String(40), nullable=False),
+    Column("outcome", String(60), nullable=False),
+    Column("event_time", Integer, nullable=False, comment="year - start year; -1 is the reference"),
+    Column("effect", Float),
+    Column("ci_lower", Float),
+    Column("ci_upper", Float),
+    Column("n_pilots", Integer),
+    comment="DiD effects by year since the start; null where a value depends on a masked cell",
+)
+
+evaluation_trajectories = Table(
+    "evaluation_trajectories",
+    metadata,
+    _row_id(),
+    _run_id(),
+    Column("disease", String(40), nullable=False),
+    Column("outcome", String(60), nullable=False),
+    Column("territory_id", Integer, nullable=False, comment="the pilot"),
+    Column("year", Integer, nullable=False),
+    Column("observed", Float),
+    Column("synthetic", Float, comment="the synthetic control"),
+    comment="pilot vs synthetic control; null where a value depends on a masked cell",
+)
+
+evaluation_weights = Table(
+    "evaluation_weights",
+    metadata,
+    _row_id(),
+    _run_id(),
+    Column("disease", String(40), nullable=False),
+    Column("outcome", String(60), nullable=False),
+    Column("territory_id", Integer, nullable=False, comment="the pilot"),
+    Column("donor_id", Integer, nullable=False),
+    Column("weight", Float),
+    comment="the synthetic control's donor weights; null where they depend on a masked cell",
+)
+
+evaluation_power = Table(
+    "evaluation_power",
+    metadata,
+    _row_id(),
+    _run_id(),
+    Column("disease", String(40), nullable=False),
+    Column("outcome", String(60), nullable=False),
+    Column("population", Integer, nullable=False, comment="territory population (not a count of cases)"),
+    Column("years_pre", Integer),
+    Column("years_post", Integer),
+    Column("mde", Float, comment="smallest relative effect detected"),
+    Column("alpha", Float),
+    Column("power", Float),
+    comment="minimum detectable effects (area-wide rates and variances): no count",
+)
+
+evaluation_deprivation = Table(
+    "evaluation_deprivation",
+    metadata,
+    _row_id(),
+    _run_id(),
+    Column("year", Integer, nullable=False),
+    Column("disease", String(40), nullable=False),
+    Column("outcome", String(60), nullable=False),
+    Column("quintile", Integer, comment="1 = least deprived ... 5; null: the whole area"),
+    Column("events", Integer, comment="masked below 11"),
+    Column("denominator", Float, comment="inhabitants, or cases (per-case outcomes: masked below 11)"),
+    Column("value", Float, comment="standardised value; null where its events or cases are masked"),
+    comment="outcomes by deprivation quintile: counts disclosure-controlled, quintiles summing to the area",
+)
+
+EVALUATION_TABLES = (
+    "evaluation_design", "evaluation_territories", "evaluation_outcomes", "evaluation_effects",
+    "evaluation_event_study", "evaluation_trajectories", "evaluation_weights", "evaluation_power",
+    "evaluation_deprivation",
+)
+"""The tables of the evaluation of the experiment (migration 0005; empty for a run without one)."""
+
 STORE_KEYS = ("run_id", "row_id")
 """Columns the store fills in; a publication gives the others."""
 

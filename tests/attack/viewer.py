@@ -49,6 +49,14 @@ cases, so not a sum of zones; each area row's count is a cell of its own."""
 CARE_COUNTS = ["people", "stays", "emergency_stays", "bed_days", "readmissions_30d", "deaths"]
 ZONE_HIDDEN = {"readmissions_30d", "deaths"}
 """Care-use counts never published per zone."""
+EVALUATION_WITHOUT_COUNTS = ("evaluation_design", "evaluation_territories", "evaluation_outcomes", "evaluation_effects",
+                             "evaluation_event_study", "evaluation_trajectories", "evaluation_weights", "evaluation_power")
+"""Tables of the evaluation of the experiment that publish no count: estimates (effects, intervals,
+trajectories, weights, minimum detectable effects; those built on a masked cell are masked by the
+publisher, not modelled here as equations), ids and French text. ``evaluation_deprivation``
+publishes counts: modelled (:meth:`RunView.deprivation`)."""
+POPULATION_OUTCOMES = ("disease_stays", "hospitalised")
+"""Evaluation outcomes per inhabitant (their denominator is public); the others are per case."""
 RATE_SCALE = 100_000.0
 """Crude prevalence and incidence are per 100,000 inhabitants."""
 
@@ -185,6 +193,8 @@ class RunView:
             self.quality()
         if self.truth.flows is not None and self.t["flows"].height:
             self.flows()
+        if self.t.get("evaluation_deprivation") is not None and self.t["evaluation_deprivation"].height:
+            self.deprivation()
 
     # -- geography ------------------------------------------------------------------------------
 
@@ -622,3 +632,38 @@ class RunView:
                 self.s.cell(self.run_id, "territories", "stays_residents", (("territory_id", t),), [totals.get(t)],
                             true_res[t], "masked" if value is None else "published", value)
 
+    # -- evaluation: outcomes by deprivation quintile -------------------------------------------
+
+    def deprivation(self) -> None:
+        """Events per year, disease, outcome and deprivation quintile (one unknown each), the area
+        row their sum; for a per-case outcome the quintile's cases (its denominator), one unknown
+        per year, disease and quintile shared by every per-case outcome, the area its sum. The
+        events of a per-case row are measures of its cases' group (at least 0 when those are
+        masked). Truth: ``<output.dir>/evaluation/by_deprivation.parquet``."""
+        path = self.truth.out / "evaluation" / "by_deprivation.parquet"
+        truth = pl.read_parquet(path)
+        true = {(int(r["year"]), r["disease"], r["outcome"], int(r["quintile"])): r for r in truth.iter_rows(named=True)}
+        pub = self.t["evaluation_deprivation"]
+        keys = ("year", "disease", "outcome", "quintile")
+        for (y, d, o), group in pub.group_by("year", "disease", "outcome", maintain_order=True):
+            per_case = o not in POPULATION_OUTCOMES
+            rows = {r["quintile"]: r for r in group.iter_rows(named=True)}
+            quintiles = sorted(q for q in rows if q is not None)
+            for column in ("events", *(("denominator",) if per_case else ())):
+                parts = []
+                for q in [*quintiles, None]:
+                    row = rows[q]
+                    if q is None:
+                        value = sum(int(round(true[(y, d, o, k)][column])) for k in quintiles)
+                        candidates = [self.s.add(*parts)]
+                    else:
+                        value = int(round(true[(y, d, o, q)][column]))
+                        key = ("deprivation cases", d, y, q) if column == "denominator" else ("deprivation", o, d, y, q)
+                        candidates = [self.s.atom(key, value)]
+                    shown = row[column]
+                    floor = 0 if column == "events" and per_case and row["denominator"] is None else None
+                    cell = self.s.cell(self.run_id, "evaluation_deprivation", column, tuple(zip(keys, (y, d, o, q))), candidates,
+                                       value, "masked" if shown is None else "published",
+                                       None if shown is None else int(round(shown)), floor=floor)
+                    if q is not None:
+                        parts.append(cell.expr)

@@ -56,3 +56,12 @@ def tiny_run(tmp_path_factory) -> TinyRun:
     base, built = build_once(tmp_path_factory, "tiny_run", lambda folder: {"run_id": make_tiny_run(folder).run_id})
     config_path = base / "tiny.toml"
     return TinyRun(base=base, config_path=config_path, config=load_config(config_path), run_id=built["run_id"])
+
+
+@pytest.fixture(scope="session")
+def evaluation_run(tiny_run, tmp_path_factory):
+    """tiny copied with a fabricated evaluation of the experiment (tests/store/evaluation_outputs.py)
+    and published to a store of its own, once per session."""
+    from tests.store.evaluation_outputs import make_evaluation_run
+
+    return make_evaluation_run(tiny_run.base, tmp_path_factory.mktemp("evaluation_run"))

@@ -54,7 +54,7 @@ def test_the_migrations_create_exactly_the_schema(store):
     from alembic.runtime.migration import MigrationContext
 
     store.upgrade()
-    assert store.revision() == "0004"
+    assert store.revision() == "0005"
     with store.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), schema.metadata)
     assert diff == []
