@@ -461,6 +461,43 @@ def page_quality(board: Board) -> None:
         table(board, data.table_runs(url, board.config.name))
 
 
+def page_evaluation(board: Board) -> None:
+    """Ce qui a changé dans le territoire, comparé à des territoires semblables (issue 20): shown
+    only for a run that published an evaluation."""
+    url, run, tid = board.url, board.run_id, board.territory_id
+    page_title(board, data.EVALUATION_TITLE, data.EVALUATION_CONTEXT)
+    headline(board, data.headline_evaluation(url, run, tid))
+    st.subheader(data.effects_scope(url, run, tid))
+    st.markdown("\n".join(f"- {_escape(sentence)}" for sentence in data.effect_sentences(url, run, tid)))
+    with details(board, "Les deux méthodes côte à côte"):
+        table(board, data.table_methods(url, run, tid))
+        st.caption("DiD : différence de différences (Callaway et Sant'Anna) ; CS : contrôle synthétique (Abadie et al.) ; "
+                   "IC : intervalle de confiance ; p : probabilité d'observer un tel écart par le seul hasard.")
+    labels = data.outcome_labels(url, run)
+    if not labels:
+        return
+    chosen = st.sidebar.selectbox("Résultat suivi", list(labels), format_func=labels.get, key="evaluation-outcome",
+                                  persist_state="session", placeholder=CHOOSE)
+    disease, outcome = (chosen or next(iter(labels))).split("|", 1)
+    st.subheader("Année par année depuis le début")
+    figure(board, "event_study", f"evaluation-{disease}-{outcome}-annees", disease=disease, outcome=outcome)
+    st.subheader("Le territoire pilote et son contrôle synthétique")
+    figure(board, "synthetic_control", f"evaluation-{disease}-{outcome}-controle", territory_id=tid, disease=disease,
+           outcome=outcome)
+    with details(board, "Territoires qui composent le contrôle synthétique"):
+        table(board, data.table_weights(url, run, tid, disease, outcome), "Aucun poids publié.")
+    st.subheader("Avant de conclure")
+    st.markdown("\n".join(f"- {_escape(text)}" for text in data.evaluation_caveats(url, run, tid)))
+    st.subheader("Plus petit effet détectable")
+    table(board, data.table_power(url, run), "Pas de calcul de puissance publié.")
+    st.caption(data.power_note(url, run))
+    deprivation = data.table_deprivation(url, run, disease, outcome)
+    if len(deprivation):
+        with details(board, "Selon la défavorisation des zones de résidence"):
+            table(board, deprivation)
+    st.caption(f"{MASKED_NOTE}.")
+
+
 # --------------------------------------------------------------------------------- the session
 
 
@@ -645,6 +682,9 @@ def main() -> None:
         st.Page(lambda: page_trajectories(board), title="Trajectoires", url_path="trajectoires", icon=":material/moving:"),
         st.Page(lambda: page_quality(board), title="Qualité des données", url_path="qualite", icon=":material/fact_check:"),
     ]
+    if data.has_evaluation(url, run_id):  # the page of a run that evaluated an experiment
+        pages.insert(-1, st.Page(lambda: page_evaluation(board), title=data.EVALUATION_TITLE, url_path="evaluation",
+                                 icon=":material/compare_arrows:"))
     st.navigation(pages).run()
 
 

@@ -331,7 +331,7 @@ NO_CATALOGUE = (
 )
 """What the boards say for a run whose ``catalogue`` table has no row."""
 
-RESERVED_PATHS = {"accueil", "territoire", "strates", "recours", "trajectoires", "qualite"}
+RESERVED_PATHS = {"accueil", "territoire", "strates", "recours", "trajectoires", "evaluation", "qualite"}
 """The addresses of the board's other pages (a disease page never takes one)."""
 
 
@@ -1459,3 +1459,304 @@ def file_name(*parts: object) -> str:
     text = "-".join(str(p) for p in ("respop", *parts) if p is not None and p != "")
     text = re.sub(r"[^A-Za-z0-9_.-]+", "-", text.replace(NNBSP, "-")).strip("-")
     return f"{text}.png"
+
+
+# ================================================================================== evaluation
+# The evaluation of the experiment (issue 20): the store's evaluation_* tables of a run that has
+# one (respop.store.publish.evaluation_tables). Effects are relative (−0.12: 12 % lower than
+# without the intervention); a value masked because it depends on a masked cell is null.
+
+EVALUATION_TITLE = "Évaluation"
+EVALUATION_CONTEXT = "Ce qui a changé dans le territoire, comparé à des territoires semblables"
+METHODS = {"did": "Différence de différences", "synthetic_control": "Contrôle synthétique"}
+MAIN_METHOD = "did"
+"""The method of the page's sentences and event study (the synthetic control is beside it)."""
+CHANCE = "différence compatible avec le hasard"
+"""Said of an effect whose confidence interval contains 0."""
+UNLIKE_RMSPE = 0.10
+"""A synthetic control whose pre-period error (relative RMSPE) exceeds this fits the pilot badly:
+the pilot is unlike every combination of donors."""
+FEW_PRE_YEARS = 3
+"""Fewer years than this before a pilot's start: the pre-period fit says little."""
+
+
+def has_evaluation(url: str, run_id: int) -> bool:
+    """The run published an evaluation (a store written before migration 0005 has none)."""
+    return has_table(url, "evaluation_design") and read(url, "evaluation_design", run_id).height > 0
+
+
+def evaluation_design(url: str, run_id: int) -> dict:
+    """The design row (first_year, last_year, confidence, ...) with ``detail`` parsed."""
+    rows = read(url, "evaluation_design", run_id)
+    if not rows.height:
+        return {}
+    row = rows.row(0, named=True)
+    try:
+        row["detail"] = json.loads(row.get("detail") or "{}")
+    except ValueError:
+        row["detail"] = {}
+    return row
+
+
+def evaluation_territories(url: str, run_id: int, role: str) -> pl.DataFrame:
+    return read(url, "evaluation_territories", run_id, role=role).sort("territory_id")
+
+
+def evaluation_outcomes(url: str, run_id: int) -> list[tuple[str, str, str]]:
+    """(disease, outcome, French label) of every outcome evaluated, in the step's order."""
+    rows = read(url, "evaluation_outcomes", run_id)
+    return [(d, o, lab) for d, o, lab in rows.select("disease", "outcome", "label").iter_rows()]
+
+
+def outcome_key(disease: str, outcome: str) -> str:
+    return f"{disease}|{outcome}"
+
+
+def outcome_labels(url: str, run_id: int) -> dict[str, str]:
+    """``disease|outcome`` → French label (the page's choice)."""
+    return {outcome_key(d, o): lab for d, o, lab in evaluation_outcomes(url, run_id)}
+
+
+def _pct(x: float | None, signed: bool = True) -> str:
+    """A relative effect as a French percentage without decimals: −0.123 → "−12 %"; masked → "s"."""
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return MASKED
+    text = fr_pct(x, 0)
+    return ("+" + text) if signed and round(x * 100) > 0 else text
+
+
+def _confidence(url: str, run_id: int) -> str:
+    level = evaluation_design(url, run_id).get("confidence") or 0.95
+    return fr_pct(level, 0)
+
+
+def evaluation_focus(url: str, run_id: int, territory_id: int) -> int | None:
+    """The pilot whose effects the page shows: the chosen territory when it is a pilot, else None
+    (every pilot pooled)."""
+    pilots = evaluation_territories(url, run_id, "pilot")["territory_id"].to_list()
+    return territory_id if territory_id in pilots else None
+
+
+def effect_row(url: str, run_id: int, disease: str, outcome: str, method: str, pilot: int | None) -> dict | None:
+    rows = read(url, "evaluation_effects", run_id, method=method, disease=disease, outcome=outcome)
+    rows = rows.filter(pl.col("territory_id").is_null() if pilot is None else pl.col("territory_id") == pilot)
+    return rows.row(0, named=True) if rows.height else None
+
+
+def _names_list(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " et " + names[-1]
+
+
+@_typeset
+def headline_evaluation(url: str, run_id: int, territory_id: int) -> str:
+    """The design in one sentence: which pilots, since when, compared with how many territories,
+    on which outcomes."""
+    pilots = evaluation_territories(url, run_id, "pilot")
+    donors = evaluation_territories(url, run_id, "donor").height
+    parts = [f"{r['territory_name'] or 'Territoire n° ' + str(r['territory_id'])} (depuis {r['start_year']})"
+             for r in pilots.iter_rows(named=True)]
+    who = ("Territoire pilote : " if len(parts) == 1 else "Territoires pilotes : ") + _names_list(parts)
+    outcomes = evaluation_outcomes(url, run_id)
+    diseases = list(dict.fromkeys(disease_noun(url, run_id, d) for d, _o, _l in outcomes))
+    what = f"{len(outcomes)} résultat{'s' if len(outcomes) > 1 else ''} suivi{'s' if len(outcomes) > 1 else ''}"
+    if diseases:
+        what += f" ({_names_list(diseases)})"
+    return f"{who}, comparé{'s' if len(parts) > 1 else ''} à {donors} territoire{'s' if donors > 1 else ''} semblable{'s' if donors > 1 else ''} ; {what}"
+
+
+@_typeset
+def effect_sentence(url: str, run_id: int, disease: str, outcome: str, label_: str, pilot: int | None) -> str:
+    """« Séjours … : −12 % (intervalle de confiance à 95 % : −20 % à −3 %) par rapport aux
+    territoires de comparaison », and « différence compatible avec le hasard » when the interval
+    contains 0; a masked effect reads « s » (secret statistique)."""
+    row = effect_row(url, run_id, disease, outcome, MAIN_METHOD, pilot)
+    if row is None:
+        return f"{label_} : pas d'estimation publiée"
+    if row["effect"] is None:
+        return f"{label_} : {MASKED} ({SECRET})"
+    text = f"{label_} : {_pct(row['effect'])}"
+    if row["ci_lower"] is not None and row["ci_upper"] is not None:
+        text += (f" (intervalle de confiance à {_confidence(url, run_id)} : {_pct(row['ci_lower'])} à "
+                 f"{_pct(row['ci_upper'])}) par rapport aux territoires de comparaison")
+        if row["ci_lower"] <= 0 <= row["ci_upper"]:
+            text += f" ; {CHANCE}"
+    else:
+        text += " par rapport aux territoires de comparaison (intervalle non estimable)"
+    return text
+
+
+def effect_sentences(url: str, run_id: int, territory_id: int) -> list[str]:
+    pilot = evaluation_focus(url, run_id, territory_id)
+    return [effect_sentence(url, run_id, d, o, lab, pilot) for d, o, lab in evaluation_outcomes(url, run_id)]
+
+
+def effects_scope(url: str, run_id: int, territory_id: int) -> str:
+    """Whose effects the page shows, in French."""
+    pilot = evaluation_focus(url, run_id, territory_id)
+    if pilot is not None:
+        return f"Effets estimés pour {territory_name(url, run_id, pilot)}"
+    n = evaluation_territories(url, run_id, "pilot").height
+    return "Effets estimés pour le territoire pilote" if n == 1 else f"Effets estimés sur l'ensemble des {n} territoires pilotes"
+
+
+def _interval_pct(low, high) -> str:
+    if low is None or high is None:
+        return MISSING
+    return f"{_pct(low)} à {_pct(high)}"
+
+
+def table_methods(url: str, run_id: int, territory_id: int) -> pd.DataFrame:
+    """The two methods side by side, one row per outcome: effect, interval, p-value."""
+    pilot = evaluation_focus(url, run_id, territory_id)
+    level = _confidence(url, run_id)
+    out = []
+    for d, o, lab in evaluation_outcomes(url, run_id):
+        row = {"Résultat suivi": lab}
+        for method, short in (("did", "DiD"), ("synthetic_control", "CS")):
+            r = effect_row(url, run_id, d, o, method, pilot) or {}
+            masked = bool(r) and r.get("effect") is None
+            row[f"Effet ({short})"] = MASKED if masked else _pct(r.get("effect")) if r else MISSING
+            row[f"IC {level} ({short})"] = MASKED if masked else _interval_pct(r.get("ci_lower"), r.get("ci_upper"))
+            row[f"p ({short})"] = MASKED if masked else _fr_p(r.get("p_value"))
+        out.append(row)
+    return _table(out)
+
+
+def table_weights(url: str, run_id: int, territory_id: int, disease: str, outcome: str) -> pd.DataFrame:
+    """The synthetic control's donors and their weights (largest first; zero weights left out)."""
+    pilots = evaluation_territories(url, run_id, "pilot")["territory_id"].to_list()
+    pilot = evaluation_focus(url, run_id, territory_id) or (pilots[0] if pilots else None)
+    rows = read(url, "evaluation_weights", run_id, disease=disease, outcome=outcome, territory_id=pilot)
+    names = territory_names(url, run_id)
+    rows = rows.filter(pl.col("weight").is_null() | (pl.col("weight") > 0.0005)).sort(
+        pl.col("weight").is_null(), pl.col("weight"), descending=[False, True])
+    return _table([{"Territoire de comparaison": names.get(r["donor_id"], f"Territoire n° {r['donor_id']}"),
+                    "Poids": MASKED if r["weight"] is None else fr_pct(r["weight"], 0)}
+                   for r in rows.iter_rows(named=True)])
+
+
+def evaluation_pilot(url: str, run_id: int, territory_id: int) -> tuple[int | None, int | None]:
+    """(pilot, start year) of the page's trajectory: the chosen territory when it is a pilot, else
+    the first pilot."""
+    pilots = evaluation_territories(url, run_id, "pilot")
+    if not pilots.height:
+        return None, None
+    focus = evaluation_focus(url, run_id, territory_id)
+    row = pilots.filter(pl.col("territory_id") == focus) if focus is not None else pilots.head(1)
+    return int(row["territory_id"][0]), row["start_year"][0]
+
+
+def evaluation_caveats(url: str, run_id: int, territory_id: int) -> list[str]:
+    """What to keep in mind before reading the effects, in French: the pre-period fit, few years
+    before the start, a pilot unlike every donor, the synthetic control's p-value floor with few
+    donors, and the notes of the estimates."""
+    design = evaluation_design(url, run_id)
+    pilots = evaluation_territories(url, run_id, "pilot")
+    donors = evaluation_territories(url, run_id, "donor").height
+    first = design.get("first_year")
+    out = []
+    if first is not None and pilots.height:
+        pre = min(int(s) - int(first) for s in pilots["start_year"].to_list())
+        years = f"{pre} année{'s' if pre > 1 else ''}"
+        text = f"Période avant le début : {years} de données au plus court"
+        if pre < FEW_PRE_YEARS:
+            text += " ; c'est peu : la comparaison avant le début dit peu de la ressemblance des territoires"
+        out.append(text + ".")
+    pilot = evaluation_focus(url, run_id, territory_id)
+    unlike, trend = [], []
+    for d, o, lab in evaluation_outcomes(url, run_id):
+        sc = effect_row(url, run_id, d, o, "synthetic_control", pilot) or {}
+        did = effect_row(url, run_id, d, o, "did", pilot) or {}
+        if sc.get("pre_fit") is not None and sc["pre_fit"] > UNLIKE_RMSPE:
+            unlike.append(f"{in_sentence(lab)} (écart {fr_pct(sc['pre_fit'], 0)})")
+        if did.get("pre_fit") is not None and did["pre_fit"] < 0.05:
+            trend.append(in_sentence(lab))
+    if unlike:
+        out.append("Ajustement avant le début : le contrôle synthétique reproduit mal le territoire pilote pour "
+                   + _names_list(unlike) + " ; le pilote ne ressemble à aucune combinaison de territoires de comparaison.")
+    else:
+        out.append("Ajustement avant le début : le contrôle synthétique suit le territoire pilote d'assez près "
+                   f"(écart moyen inférieur à {fr_pct(UNLIKE_RMSPE, 0)}) pour chaque résultat estimé.")
+    if trend:
+        out.append("Tendances différentes avant le début (test à 5 %) pour " + _names_list(trend)
+                   + " : la différence de différences suppose des évolutions parallèles sans l'expérimentation.")
+    if donors:
+        floor = 1 / (donors + 1)
+        text = (f"Avec {donors} territoire{'s' if donors > 1 else ''} de comparaison, la plus petite valeur p possible "
+                f"du contrôle synthétique est 1/{donors + 1} = {fr_dec(floor, 3)}")
+        if floor > 0.05:
+            text += " : ce contrôle ne peut pas conclure au seuil de 5 %, quel que soit l'effet"
+        out.append(text + ".")
+    notes = sorted({n for n in read(url, "evaluation_effects", run_id)["note"].to_list()
+                    if n and n != SECRET and not n.startswith(SECRET)})
+    out += [f"{_sentence(n)}." for n in notes]
+    return [typeset(t) for t in out]
+
+
+def table_power(url: str, run_id: int) -> pd.DataFrame:
+    """The smallest effect the design detects, one row per outcome, one column per territory
+    population (power and risk in the caption)."""
+    rows = read(url, "evaluation_power", run_id)
+    labels = outcome_labels(url, run_id)
+    populations = sorted(set(rows["population"].to_list()))
+    out = []
+    for d, o, lab in evaluation_outcomes(url, run_id):
+        mine = rows.filter((pl.col("disease") == d) & (pl.col("outcome") == o))
+        if not mine.height:
+            continue
+        row = {"Résultat suivi": labels.get(outcome_key(d, o), lab)}
+        for p in populations:
+            cell = mine.filter(pl.col("population") == p)
+            value = cell["mde"][0] if cell.height else None
+            row[f"{fr_int(p)} habitants"] = MISSING if value is None else fr_pct(value, 0)
+        out.append(row)
+    return _table(out)
+
+
+def power_note(url: str, run_id: int) -> str:
+    rows = read(url, "evaluation_power", run_id)
+    if not rows.height:
+        return ""
+    r = rows.row(0, named=True)
+    return typeset(
+        f"Plus petit effet détectable : la baisse (ou la hausse) relative qu'un territoire de cette taille, suivi "
+        f"{r['years_pre']} ans avant et {r['years_post']} ans après le début, détecterait {fr_pct(r['power'], 0)} "
+        f"des fois au seuil de {fr_pct(r['alpha'], 0)}. Sert à dimensionner un nouveau pilote avant qu'il ne commence.")
+
+
+def table_deprivation(url: str, run_id: int, disease: str, outcome: str) -> pd.DataFrame:
+    """The outcome by deprivation quintile for the last year (events, denominator, value)."""
+    if not has_table(url, "evaluation_deprivation"):
+        return _table([])
+    rows = read(url, "evaluation_deprivation", run_id, disease=disease, outcome=outcome)
+    if not rows.height:
+        return _table([])
+    year = max(rows["year"].to_list())
+    rows = rows.filter(pl.col("year") == year).sort(pl.col("quintile").is_null(), "quintile")
+    per_case = outcome not in ("disease_stays", "hospitalised")
+    return _table([{
+        f"Quintile de défavorisation ({year})": "Ensemble" if r["quintile"] is None else
+            f"{r['quintile']}{' (moins défavorisé)' if r['quintile'] == 1 else ' (plus défavorisé)' if r['quintile'] == 5 else ''}",
+        "Événements": fr_int(r["events"]),
+        "Personnes suivies" if per_case else "Habitants": fr_int(r["denominator"]),
+        "Valeur standardisée": fr_dec(r["value"], 2 if per_case else 1),
+    } for r in rows.iter_rows(named=True)])
+
+
+def _fig_event_study(url, run_id, meeting, disease, outcome):
+    rows = read(url, "evaluation_event_study", run_id, disease=disease, outcome=outcome)
+    label_ = outcome_labels(url, run_id).get(outcome_key(disease, outcome), outcome)
+    title = f"{label_} : écart aux territoires de comparaison, année par année (différence de différences)"
+    return figures.event_study(rows, title, meeting=meeting)
+
+
+def _fig_synthetic(url, run_id, meeting, territory_id, disease, outcome):
+    pilot, start = evaluation_pilot(url, run_id, territory_id)
+    rows = read(url, "evaluation_trajectories", run_id, disease=disease, outcome=outcome, territory_id=pilot)
+    label_ = outcome_labels(url, run_id).get(outcome_key(disease, outcome), outcome)
+    title = f"{label_} — {territory_name(url, run_id, pilot) if pilot is not None else ''} et son contrôle synthétique"
+    return figures.pilot_vs_synthetic(rows, title, "Valeur standardisée sur l'âge et le sexe (unité du résultat)", start,
+                                      meeting=meeting)
+
+
+FIGURES.update({"event_study": _fig_event_study, "synthetic_control": _fig_synthetic})

@@ -86,6 +86,8 @@ __all__ = [
     "LINE_MASKED_NOTE",
     "SECRET_NODE",
     "strata_colours",
+    "event_study",
+    "pilot_vs_synthetic",
 ]
 
 NO_DATA = "Pas de données"
@@ -1595,4 +1597,107 @@ def sankey(
                     x_edge = x + (0.008 if ha == "right" else -0.008)
                     ax.plot([x_edge, x_edge + (0.007 if ha == "right" else -0.007)], [a.get_position()[1], yc],
                             color=TEXT_GREY, linewidth=0.8)
+        return fig
+
+
+# ----------------------------------------------------------------------------------------- evaluation
+
+START_LABEL = "Début de l'expérimentation"
+"""The label of the vertical line that marks a pilot's start on the evaluation's figures."""
+
+
+def _start_line(ax, x: float, text: str) -> None:
+    """A dashed vertical line at ``x`` with ``text`` written along it, at the top of the axes."""
+    ax.axvline(x, color=TEXT_GREY, linestyle=(0, (5, 3)), linewidth=float(mpl.rcParams["lines.linewidth"]) * 0.5, zorder=1)
+    ax.annotate(text, (x, 1.0), xycoords=("data", "axes fraction"), xytext=(4, -4), textcoords="offset points",
+                ha="left", va="top", fontsize=_fontsize(0.8), color=TEXT_GREY)
+
+
+def event_study(df: pl.DataFrame, title: str, value_label: str = "Écart relatif aux territoires de comparaison (%)",
+                meeting: bool = False, start_label: str = START_LABEL) -> Figure:
+    """The effect by year since the start (``event_time``: year − start year; −1 is the reference,
+    0 by construction) with its confidence band and interval bars, the 0 line, and the start
+    marked by a dashed line between −1 and 0. ``df``: event_time, effect, ci_lower, ci_upper
+    (relative effects: −0.12 is drawn −12 %). A masked (null) effect leaves a gap."""
+    with meeting_style(meeting):
+        if _empty(df):
+            return _no_data(title)
+        _require(df, ["event_time", "effect", "ci_lower", "ci_upper"], "event_study")
+        df = df.sort("event_time")
+        x = np.array(_floats(df["event_time"]), dtype=float)
+
+        def col(name: str) -> np.ndarray:
+            return np.array([np.nan if v is None else v for v in _floats(df[name])], dtype=float)
+
+        effect, low, high = col("effect"), col("ci_lower"), col("ci_upper")
+        if np.isnan(effect).all():
+            return _no_data(title, [LINE_MASKED_NOTE])
+        fig = _figure()
+        ax = fig.add_subplot()
+        colour = SERIES_COLOURS[0]
+        ok = ~np.isnan(low) & ~np.isnan(high)
+        if ok.any():
+            ax.fill_between(x, np.where(ok, low, np.nan), np.where(ok, high, np.nan), color=colour, alpha=0.18,
+                            linewidth=0, label="Intervalle de confiance")
+            shown = ok & ~np.isnan(effect)
+            ax.errorbar(x[shown], effect[shown], yerr=[effect[shown] - low[shown], high[shown] - effect[shown]],
+                        fmt="none", ecolor=colour, elinewidth=float(mpl.rcParams["lines.linewidth"]) * 0.5, capsize=4)
+        ax.plot(x, effect, marker=SERIES_MARKERS[0], color=colour, label="Écart estimé")
+        ax.axhline(0.0, color=OUTLINE, linewidth=float(mpl.rcParams["axes.linewidth"]) * 1.2, zorder=1)
+        values = [v for v in np.r_[effect, low, high] if not np.isnan(v)] + [0.0]
+        lo, hi = min(values), max(values)
+        pad = 0.1 * ((hi - lo) or 0.1)
+        ax.set_ylim(lo - pad, hi + pad + 0.18 * ((hi - lo) or 0.1))  # room for the start's label
+        ax.set_xlim(x.min() - 0.5, x.max() + 0.5)
+        ax.xaxis.set_major_locator(FixedLocator(list(x)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{int(round(v)):+d}".replace("-", "\u2212") if round(v) else "0"))
+        ax.yaxis.set_major_formatter(PERCENT_TICKS)
+        ax.set_xlabel("Années depuis le début (0 : année du début ; −1 : année de référence)")
+        ax.set_ylabel(_axis_title(value_label, 34 if meeting else 50))
+        ax.grid(axis="y")
+        ax.set_axisbelow(True)
+        _start_line(ax, -0.5, start_label)
+        _legend_top(fig, ax, [h.get_label() for h in ax.get_legend_handles_labels()[0]])
+        _note(fig, [LINE_MASKED_NOTE] if np.isnan(effect).any() else [])
+        _title(fig, title)
+        return fig
+
+
+def pilot_vs_synthetic(df: pl.DataFrame, title: str, value_label: str, start_year: int | None, meeting: bool = False,
+                       names: tuple[str, str] = ("Territoire pilote", "Contrôle synthétique"),
+                       start_label: str = START_LABEL) -> Figure:
+    """The pilot's observed trajectory and its synthetic control's over the years (``df``: year,
+    observed, synthetic), the start marked by a dashed line before ``start_year``. The pilot is a
+    solid line with round markers, the synthetic control a dashed line with square markers (told
+    apart without colour). A masked (null) point leaves a gap."""
+    with meeting_style(meeting):
+        if _empty(df):
+            return _no_data(title)
+        _require(df, ["year", "observed", "synthetic"], "pilot_vs_synthetic")
+        df = df.sort("year")
+        years = np.array(_floats(df["year"]), dtype=float)
+        series = [np.array([np.nan if v is None else v for v in _floats(df[c])], dtype=float) for c in ("observed", "synthetic")]
+        if all(np.isnan(s).all() for s in series):
+            return _no_data(title, [LINE_MASKED_NOTE])
+        fig = _figure()
+        ax = fig.add_subplot()
+        for j, (values, name, style) in enumerate(zip(series, names, ("solid", (0, (5, 2))), strict=True)):
+            ax.plot(years, values, marker=SERIES_MARKERS[j], color=SERIES_COLOURS[j], linestyle=style, label=name)
+        values = [v for s in series for v in s if not np.isnan(v)]
+        lo, hi = min(values), max(values)
+        span = (hi - lo) or abs(hi) or 1.0
+        ax.set_ylim(min(0.0, lo) if lo >= 0 and lo < 0.3 * hi else lo - 0.1 * span, hi + 0.3 * span)
+        ax.set_xlim(years.min() - 0.5, years.max() + 0.5)
+        ax.xaxis.set_major_locator(FixedLocator(list(years)))
+        ax.xaxis.set_major_formatter(YEAR_TICKS)
+        ax.yaxis.set_major_formatter(FR_TICKS)
+        ax.set_xlabel("Année")
+        ax.set_ylabel(_axis_title(value_label, 34 if meeting else 50))
+        ax.grid(axis="y")
+        ax.set_axisbelow(True)
+        if start_year is not None:
+            _start_line(ax, start_year - 0.5, start_label)
+        _legend_top(fig, ax, list(names))
+        _note(fig, [LINE_MASKED_NOTE] if any(np.isnan(s).any() for s in series) else [])
+        _title(fig, title)
         return fig

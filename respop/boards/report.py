@@ -1,7 +1,7 @@
 """``respop report``: the meeting dossier, one self-contained HTML file for one territory.
 
 The dossier holds what the board shows, page by page (one section each: Territoire, one per
-disease of the run's catalogue, Strates, Recours aux soins, Trajectoires, Qualité des données), read
+disease of the run's catalogue, Strates, Recours aux soins, Trajectoires, Évaluation when the run has one, Qualité des données), read
 and drawn by the same functions (:mod:`respop.boards.data`): the same headlines, tables and
 figures, the figures drawn large (``meeting=True``) and embedded as base64 PNG images, so that
 the file can be mailed, opened offline and printed on A4 (print CSS: one section per page
@@ -33,6 +33,8 @@ LAST_SECTIONS = (
     ("qualite", "Qualité des données"),
 )
 """(anchor, title) of the dossier's sections around the diseases' (:meth:`Dossier.sections`)."""
+EVALUATION_SECTION = ("evaluation", "Évaluation")
+"""The evaluation's section, before the quality's, for a run that has one."""
 
 CSS = """
 @page { size: A4; margin: 14mm 12mm 16mm 12mm; }
@@ -300,10 +302,47 @@ class Dossier:
             _table(data.table_runs(url, self.config.name)),
         ])
 
+    def evaluation(self) -> str:
+        """The board's Évaluation page: the design, the effects in sentences, the two methods, and
+        for each outcome the year-by-year figure, the pilot and its synthetic control, the donors'
+        weights; the caveats and the power table."""
+        url, run, tid = self.url, self.run_id, self.territory_id
+        parts = [
+            f'<p class="note">{_e(data.EVALUATION_CONTEXT)}.</p>',
+            self.headline(data.headline_evaluation(url, run, tid)),
+            f"<h3>{_e(data.effects_scope(url, run, tid))}</h3>",
+            "<ul>" + "".join(f"<li>{_e(t)}</li>" for t in data.effect_sentences(url, run, tid)) + "</ul>",
+            "<h4>Les deux méthodes côte à côte</h4>",
+            _table(data.table_methods(url, run, tid)),
+            '<p class="note">DiD : différence de différences (Callaway et Sant\'Anna) ; CS : contrôle synthétique '
+            "(Abadie et al.) ; IC : intervalle de confiance.</p>",
+        ]
+        for disease, outcome, label_ in data.evaluation_outcomes(url, run):
+            parts += [
+                f"<h3>{_e(label_)}</h3>",
+                self.figure("event_study", f"{label_} : année par année", disease=disease, outcome=outcome),
+                self.figure("synthetic_control", f"{label_} : le pilote et son contrôle synthétique", territory_id=tid,
+                            disease=disease, outcome=outcome),
+                "<h4>Territoires qui composent le contrôle synthétique</h4>",
+                _table(data.table_weights(url, run, tid, disease, outcome), "Aucun poids publié."),
+            ]
+        parts += [
+            "<h3>Avant de conclure</h3>",
+            "<ul>" + "".join(f"<li>{_e(t)}</li>" for t in data.evaluation_caveats(url, run, tid)) + "</ul>",
+            "<h3>Plus petit effet détectable</h3>",
+            _table(data.table_power(url, run), "Pas de calcul de puissance publié."),
+            f'<p class="note">{_e(data.power_note(url, run))}</p>',
+        ]
+        return "".join(parts)
+
     def sections(self) -> list[tuple[str, str]]:
         """(anchor, title) of the sections, in the board's page order: one per disease of the
-        run's catalogue, at its page's address (:func:`respop.boards.data.disease_pages`)."""
-        return [*FIRST_SECTIONS, *[(path, name) for _d, name, path in self.disease_pages], *LAST_SECTIONS]
+        run's catalogue, at its page's address (:func:`respop.boards.data.disease_pages`), and the
+        evaluation's before the quality's when the run has one."""
+        last = list(LAST_SECTIONS)
+        if data.has_evaluation(self.url, self.run_id):
+            last.insert(-1, EVALUATION_SECTION)
+        return [*FIRST_SECTIONS, *[(path, name) for _d, name, path in self.disease_pages], *last]
 
     def html(self) -> str:
         bodies = {
@@ -314,6 +353,8 @@ class Dossier:
             "trajectoires": self.trajectories(),
             "qualite": self.quality(),
         }
+        if EVALUATION_SECTION in self.sections():
+            bodies["evaluation"] = self.evaluation()
         sections = "".join(
             f'<section id="{anchor}"><h2>{_e(title)}</h2>{bodies[anchor]}</section>' for anchor, title in self.sections()
         )

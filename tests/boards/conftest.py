@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.store.conftest import CONFIG, TinyRun, tiny_run  # noqa: F401
+from tests.store.conftest import CONFIG, TinyRun, evaluation_run, tiny_run  # noqa: F401
 
 BOARD_PASSWORD = "réunion-clinique-2024"
 

@@ -113,6 +113,44 @@ def test_page_reads_in_a_room(size, path, title, browsers, tmp_path):
     assert problems == [], "\n".join(problems)
 
 
+@pytest.fixture(scope="module")
+def evaluation_board(evaluation_run, chromium, tmp_path_factory):  # noqa: F811
+    """The board of a run with an evaluation of the experiment (tests/store/evaluation_outputs.py),
+    served like the other; yields a function opening one page per screen size."""
+    folder = tmp_path_factory.mktemp("evaluation_board")
+    with serve_streamlit(APP, [str(evaluation_run.config_path)], cwd=folder, plain=True, log=folder / "server.log") as base:
+        opened: dict[tuple[int, int], BoardBrowser] = {}
+
+        def get(size: tuple[int, int]) -> BoardBrowser:
+            if size not in opened:
+                opened[size] = BoardBrowser(chromium, base, size).__enter__()
+            return opened[size]
+
+        yield get
+        for browser in opened.values():
+            browser.__exit__(None, None, None)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_the_evaluation_page_reads_in_a_room(size, evaluation_board, tmp_path):
+    """« Évaluation » (a run with an evaluation; tiny's own run has none until its configuration
+    has an [evaluation]), for the pilot, on a screen and in meeting mode, with the same checks."""
+    browser = evaluation_board(size)
+    problems = []
+    for meeting in (False, True):
+        mode = "reunion" if meeting else "ecran"
+        shot = tmp_path / f"evaluation-{mode}-{size[0]}x{size[1]}.png"
+        page = browser.visit(f"evaluation?territoire=1{'&reunion=1' if meeting else ''}", shot, open_expanders=not meeting)
+        _keep(shot)
+        assert shot.is_file() and shot.stat().st_size > 10_000, meeting
+        assert "Évaluation" in page.text and "comparé à des territoires semblables" in page.text, page.text[:300]
+        assert page.images >= 2, meeting
+        problems += page.problems()
+    assert browser.elsewhere == []
+    assert problems == [], "\n".join(problems)
+
+
 @pytest.mark.slow
 def test_nothing_leaves_the_machine(board, browsers):
     """After every page: no request to another host from the browser, and the server neither
