@@ -637,10 +637,91 @@ def _strata_validate_seeds(cfg: Config, seeds_text: str, profile: str, years_tex
         raise typer.Exit(code=1)
 
 
+deprivation_app = typer.Typer(help="The zone-level deprivation index of the evaluation (docs/evaluation.md).", no_args_is_help=True)
+app.add_typer(deprivation_app, name="deprivation")
+
+
+@deprivation_app.command("aggregate")
+def deprivation_aggregate(
+    index: Annotated[Path, typer.Option(help="Commune-level index (Parquet or CSV): commune code and index, e.g. FDep or EDI.")],
+    correspondence: Annotated[Path, typer.Option(help="Commune → zone correspondence with populations (Parquet or CSV).")],
+    out: Annotated[Path, typer.Option(help="The zone-level index to write (Parquet: zone_code, deprivation), e.g. <reference_dir>/deprivation.parquet.")],
+    index_columns: Annotated[str, typer.Option(help="The index file's commune code and index columns.")] = "commune_code,deprivation",
+    correspondence_columns: Annotated[str, typer.Option(help="The correspondence's commune code, zone code and population columns.")] = "commune_code,zone_code,population",
+) -> None:
+    """Aggregate a commune-level deprivation index to the PMSI geographic codes, weighted by population."""
+    from respop.evaluation.deprivation import aggregate_communes
+
+    ic = tuple(c.strip() for c in index_columns.split(","))
+    cc = tuple(c.strip() for c in correspondence_columns.split(","))
+    if len(ic) != 2 or len(cc) != 3:
+        raise RespopError("--index-columns takes 2 names (commune, index), --correspondence-columns 3 (commune, zone, population)")
+    result = aggregate_communes(index, correspondence, index_columns=ic, correspondence_columns=cc)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    result.table.select("zone_code", "deprivation").write_parquet(tmp)
+    tmp.replace(out)
+    summary = result.summary()
+    console.print(f"{summary['zones']} zones written to {escape(str(out))} from {summary['communes_used']} communes.")
+    for key, what in (("communes_without_zone", "communes of the index without a zone in the correspondence"),
+                      ("communes_without_index", "communes of the correspondence without a valid index (left out)"),
+                      ("zones_without_index", "zones none of whose communes has an index (no value)"),
+                      ("invalid_index_rows", "rows of the index without a commune or a numeric index")):
+        if summary[key]:
+            console.print(f"  {summary[key]} {what}")
+
+
+@app.command("evaluate")
+def evaluate(
+    config: Annotated[Path, typer.Argument(help="Territory configuration (TOML) with \\[evaluation]; `respop run` (or the strata step) must have run.")],
+) -> None:
+    """Evaluate the experiment: the effect in the pilot territories against comparison territories (printed in French)."""
+    from rich.table import Table
+
+    from respop.evaluation.outcomes import outcome_label
+    from respop.evaluation.run import run_evaluation, steps
+    from respop.spec.catalogue import run_catalogue
+
+    cfg = load_config(config)
+    with progress_steps(steps(cfg), "evaluation") as step:
+        result = run_evaluation(cfg, step)
+    catalogue = run_catalogue(cfg)
+    names = {s.disease: s.algorithm.name for s in catalogue.specs}
+    design = result.design
+    pilots = ", ".join(f"{design.names[t]} (depuis {s})" for t, s in sorted(design.pilots.items()))
+    console.print(f"Territoires pilotes : {escape(pilots)} ; {len(design.donors)} territoires de comparaison.")
+    table = Table(title="Effet dans les territoires pilotes (tous pilotes réunis)", title_justify="left")
+    for col in ("indicateur", "méthode", "effet", "IC", "p"):
+        table.add_column(col, justify="left" if col in ("indicateur", "méthode") else "right")
+    method_fr = {"did": "double différence", "synthetic_control": "contrôle synthétique"}
+    for r in result.effects.filter(result.effects["territory_id"].is_null()).iter_rows(named=True):
+        label = outcome_label(r["outcome"], names.get(r["disease"], r["disease"]), catalogue.features)
+        if r["effect"] is None:
+            table.add_row(escape(label), method_fr[r["method"]], "–", escape(r["note"] or "–"), "–")
+            continue
+        ci = f"{_fr_signed(r['ci_lower'])} à {_fr_signed(r['ci_upper'])}"
+        table.add_row(escape(label), method_fr[r["method"]], _fr_signed(r["effect"]), ci, _fr_p(r["p_value"]))
+    console.print(table)
+    console.print(f"Sorties : {escape(str(result.out))} (panel.parquet contient des effectifs non masqués : "
+                  "à garder dans l'espace sécurisé ; le magasin publie les résultats masqués)")
+
+
+def _fr_signed(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:+.1%}".replace(".", ",").replace("%", "\u00a0%").replace("-", "−")
+
+
+def _fr_p(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return "< 0,001" if value < 0.001 else f"{value:.3f}".replace(".", ",")
+
+
 @app.command("run")
 def run_all(
     config: Annotated[Path, typer.Argument(help="Territory configuration (TOML).")],
-    steps: Annotated[Optional[str], typer.Option(help="Comma-separated steps to run, e.g. strata,store (default: every step: input, territories, cases, strata, store).")] = None,
+    steps: Annotated[Optional[str], typer.Option(help="Comma-separated steps to run, e.g. strata,store (default: every step: input, territories, cases, strata, evaluation (with \\[evaluation]), store).")] = None,
     engine: Annotated[Optional[str], typer.Option(help="polars or spark (default: the configuration's \\[engine] name, else polars).")] = None,
     spark_master: Annotated[Optional[str], typer.Option(help="Spark master URL, e.g. local[4], spark://host:7077, yarn (default: \\[engine] spark_master, else local[*]).")] = None,
     models: Annotated[bool, typer.Option(help="Fit survival and prediction in the strata step (--no-models: the data steps only; no store step).")] = True,

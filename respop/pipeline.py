@@ -6,7 +6,9 @@ Steps, in order (each one writes its outputs atomically under ``<output.dir>``):
 2. ``territories``: build the health territories (docs/territories.md);
 3. ``cases``: case finding, residence, indicators (docs/case_finding.md);
 4. ``strata``: strata, care use, transitions, survival, prediction (docs/strata.md);
-5. ``store``: publish the aggregated, disclosure-controlled results as one run of the store
+5. ``evaluation``: when the configuration has ``[evaluation]``, the effect of the intervention in
+   the pilot territories (docs/evaluation.md); skipped without it;
+6. ``store``: publish the aggregated, disclosure-controlled results as one run of the store
    (docs/store.md).
 
 The raw PMSI is parsed and checked **once** per run: the first step that needs it stages it and
@@ -59,7 +61,7 @@ from respop.errors import ConfigError
 from respop.fsutil import leftovers, remove, run_workspace
 
 Progress = Callable[[str], None]
-STEPS = ("input", "territories", "cases", "strata", "store")
+STEPS = ("input", "territories", "cases", "strata", "evaluation", "store")
 
 
 @dataclass(frozen=True)
@@ -257,6 +259,7 @@ def _run(
     config: Config, config_path: Path | None, say: Progress, steps: tuple[str, ...], models: bool, started_at: dt.datetime
 ) -> PipelineResult:
     from respop.case_finding.run import run_cases
+    from respop.evaluation.run import run_evaluation
     from respop.pmsi import read_pmsi
     from respop.pmsi.reader import FILTERS_STEP
     from respop.spec.catalogue import start_catalogue
@@ -314,7 +317,7 @@ def _run(
 
     engine = choose_engine(config, spark)
     # the specs, loaded once, frozen and written with the outputs; every later step reads them
-    catalogue = start_catalogue(config) if {"cases", "strata", "store"} & set(steps) else None
+    catalogue = start_catalogue(config) if {"cases", "strata", "evaluation", "store"} & set(steps) else None
     try:
         if "input" in steps:
             summaries["input"] = timed("input", lambda: input_report(config, data=pmsi(), input_fingerprint=source))
@@ -332,6 +335,9 @@ def _run(
             ))
             summaries["strata"] = result.summary
             details["strata"] = result.summary.get("timings", {})
+        if "evaluation" in steps and config.evaluation is not None:
+            result = timed("evaluation", lambda: run_evaluation(config, input_fingerprint=source, catalogue=catalogue))
+            summaries["evaluation"] = result.summary
     finally:
         if "data" in opened:
             opened["data"].close()
