@@ -1104,7 +1104,7 @@ def evaluation_tables(config: Config, care_private: pl.DataFrame | None, care_pu
         for d, o in effects.select("disease", "outcome").unique(maintain_order=True).iter_rows():
             outcomes.setdefault((d, o), None)
     tables["evaluation_outcomes"] = _frame(
-        [{"disease": d, "outcome": o, "label": lab or _outcome_label(config, d, o)} for (d, o), lab in outcomes.items()],
+        [{"disease": d, "outcome": o, "label": lab or _outcome_label(d, o)} for (d, o), lab in outcomes.items()],
         schema.evaluation_outcomes)
     # -- what depends on a masked cell
     masked = evaluation_masked_cells(panel, care_private, care_published, ind_private, ind_published) if panel is not None else set()
@@ -1164,75 +1164,19 @@ def evaluation_tables(config: Config, care_private: pl.DataFrame | None, care_pu
     if power is not None:
         tables["evaluation_power"] = power.select(schema.published_columns(schema.evaluation_power)).cast(
             {k: v for k, v in schema.polars_schema(schema.evaluation_power).items() if k not in schema.STORE_KEYS})
-    deprivation = parquet("by_deprivation.parquet")
-    if deprivation is not None:
-        tables["evaluation_deprivation"] = deprivation_table(deprivation, rules)
+    # by_deprivation.parquet stays in the run's private outputs: a quintile's count is a sum of
+    # zone cells the store publishes (care use, indicators), and a viewer who knows which zones
+    # are in which quintile (a published index) would get new relations that the suppression does
+    # not see. It is published once those relations are in the joint suppression (docs/store.md).
     return tables
 
 
-def _outcome_label(config: Config, disease: str, outcome: str) -> str:
-    """The outcome's French label: :func:`respop.evaluation.outcomes.outcome_label` with the
-    disease's French name, else :data:`FALLBACK_OUTCOME_LABELS`."""
-    try:
-        from respop.evaluation.outcomes import outcome_label
-    except ImportError:  # the panel's module without its labels
-        outcome_label = None
-    disease_label = disease
-    try:
-        from respop.spec.loaders import load_specs
-
-        disease_label = load_specs([disease], config.cases.algorithms_dir)[0].algorithm.name
-    except Exception:  # noqa: BLE001 - a label, not a reason to refuse the publication
-        pass
-    if outcome_label is not None:
-        try:
-            return str(outcome_label(outcome, disease_label))
-        except Exception:  # noqa: BLE001
-            pass
+def _outcome_label(disease: str, outcome: str) -> str:
+    """An outcome's label when design.json gives none (outputs of an earlier step's version):
+    :data:`FALLBACK_OUTCOME_LABELS` and the disease's id. The store reads the run's outputs, never
+    the specs or the evaluation modules (the boards import the store)."""
     if outcome.startswith("feature:"):
-        return f"Part des personnes suivies avec « {outcome.split(':', 1)[1]} » — {disease_label}"
-    return f"{FALLBACK_OUTCOME_LABELS.get(outcome, outcome)} — {disease_label}"
+        return f"Part des personnes suivies avec « {outcome.split(':', 1)[1]} » — {disease}"
+    return f"{FALLBACK_OUTCOME_LABELS.get(outcome, outcome)} — {disease}"
 
 
-def deprivation_table(table: pl.DataFrame, rules: Rules | None = None) -> pl.DataFrame:
-    """Outcomes by deprivation quintile as published: per year, disease and outcome, the five
-    quintiles and the whole area (``quintile`` null, their sum), events masked below 11 with
-    complements (the quintiles sum to the area); for the per-case outcomes the denominator is the
-    cases of the quintile, protected once per year, disease and quintile (the same count for every
-    per-case outcome) and masking the row's events with it; a value is null where its events or
-    its cases are masked."""
-    rules = rules or Rules()
-    base = table.select(
-        pl.col("year").cast(pl.Int64), "disease", "outcome", pl.col("quintile").cast(pl.Int64),
-        pl.col("events").cast(pl.Int64), pl.col("denominator").cast(pl.Float64), pl.col("value").cast(pl.Float64),
-    )
-    area = base.group_by("year", "disease", "outcome").agg(
-        pl.lit(None, pl.Int64).alias("quintile"), pl.col("events").sum(), pl.col("denominator").sum(), pl.lit(None, pl.Float64).alias("value"))
-    full = pl.concat([base, area.select(base.columns)]).sort("disease", "outcome", "year", pl.col("quintile").fill_null(0))
-    full = full.with_columns(pl.col("quintile").fill_null(0).alias("_q"))
-    relations = relations_from_keys(full.with_columns(pl.col("_q").cast(pl.String)), by=["year", "disease", "outcome"], over="_q", total_value="0")
-    per_case = ~pl.col("outcome").is_in(list(POPULATION_OUTCOMES))
-    # the cases of a quintile, one count shared by every per-case outcome
-    cases = full.filter(per_case).group_by("year", "disease", "_q").agg(pl.col("denominator").first()).sort("disease", "year", "_q")
-    cases = cases.with_columns(pl.col("denominator").round(0).cast(pl.Int64).alias("cases"))
-    case_rel = relations_from_keys(cases.with_columns(pl.col("_q").cast(pl.String)), by=["year", "disease"], over="_q", total_value="0")
-    cases = protect(cases, ["cases"], case_rel, protection=rules.protection, report=rules.report_for("evaluation_deprivation"))
-    full = full.join(cases.select("year", "disease", "_q", pl.col("cases").is_null().alias("_cases_masked")),
-                     on=["year", "disease", "_q"], how="left").with_columns(
-        (per_case & pl.col("_cases_masked").fill_null(False)).alias("_cases_masked"))
-    full = full.sort("disease", "outcome", "year", "_q").with_columns(
-        # the row's group: the cases of the quintile (per-case outcomes), else never small
-        pl.when(per_case).then(pl.col("denominator").round(0)).otherwise(10**9).cast(pl.Int64).alias("_cases"),
-        pl.col("events").alias("_events"),
-    )
-    relations = relations_from_keys(full.with_columns(pl.col("_q").cast(pl.String)), by=["year", "disease", "outcome"], over="_q", total_value="0")
-    # a quintile whose cases are masked has its events and value masked with them (measures of
-    # fewer than 11 people), before the complements are chosen
-    out = protect(full, ["_cases", "_events"], relations, rates={"_events": ["value"]}, whole_row="_cases",
-                  decided={"_cases": full["_cases_masked"].to_list()}, protection=rules.protection,
-                  report=rules.report_for("evaluation_deprivation"))
-    out = out.with_columns(
-        pl.col("_events").alias("events"),
-        pl.when(pl.col("_cases_masked")).then(None).otherwise(pl.col("denominator")).alias("denominator"),
-    )
-    return out.select(schema.published_columns(schema.evaluation_deprivation))

@@ -43,6 +43,8 @@ def tiny_config(
     if pins:
         lines.append("pins = { " + ", ".join(f'"{z}" = "{t}"' for z, t in pins.items()) + " }")
     lines += ["[output]", f'dir = "{output_dir}"', "[store]", f'url = "sqlite:///{STORE_FILE}"']
+    if years is None:  # the evaluation's tables in the store too (a run over fewer years has too few pre-period years)
+        lines += ["[evaluation]", 'pilots = { "1" = 2022 }']
     return "\n".join(lines) + "\n"
 
 

@@ -42,6 +42,7 @@ PAGES = {
     "strates": ("Strates", "Les profils et leur protocole de soins"),
     "recours": ("Recours aux soins", "Où les habitants sont hospitalisés (tous séjours)"),
     "trajectoires": ("Trajectoires", "Survie sans nouvelle hospitalisation ni décès"),
+    "evaluation": ("Évaluation", "Année par année depuis le début"),
     "qualite": ("Qualité des données", "Lecture des fichiers PMSI"),
 }
 

@@ -33,6 +33,7 @@ PAGES = [
     ("strates", "Strates"),
     ("recours", "Recours aux soins"),
     ("trajectoires", "Trajectoires"),
+    ("evaluation", "Évaluation"),
     ("qualite", "Qualité des données"),
 ]
 SIZES = [(1920, 1080), (1280, 720)]

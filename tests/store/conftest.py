@@ -24,6 +24,8 @@ zones_file = "data/reference/zones.parquet"
 min_population = 1000
 [output]
 dir = "run"
+[evaluation]
+pilots = { "1" = 2022 }
 """
 
 
