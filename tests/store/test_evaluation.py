@@ -1,8 +1,8 @@
 """The evaluation of the experiment in the store (issue 20): published from ``<output.dir>/evaluation/``
 when the configuration has ``[evaluation]`` (a fabricated folder with the step's exact files and
 columns, tests/store/evaluation_outputs.py), round trip on SQLite and PostgreSQL, every value that
-depends on a cell masked elsewhere in the run masked, the outcomes by deprivation quintile
-disclosure-controlled, the panel's counts never published."""
+depends on a cell masked elsewhere in the run masked (the design chosen from the cells the tiny run
+masks), the outcomes by deprivation quintile kept private, the panel's counts never published."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from respop.config import load_config
 from respop.store import schema
 from respop.store.db import Store
 from respop.store.publish import SECRET_NOTE, collect
-from tests.store.evaluation_outputs import DONORS, PILOT, START, copy_tiny, write_evaluation
+from tests.store.evaluation_outputs import START, Design, copy_tiny, masked_cells, write_evaluation
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_round_trip(evaluation_run, store_url):
         assert store.run(run_id)["results_sha256"] == publication.fingerprint()
         for name in schema.EVALUATION_TABLES:
             sent, back = publication.tables[name], store.read(name, run_id)
-            assert sent.height > 0, name
+            assert sent.height > 0 or name == "evaluation_deprivation", name  # kept private (respop.store.publish)
             assert back.columns == sent.columns, name
             assert back.equals(sent), (name, back, sent)
     finally:
@@ -51,55 +51,117 @@ def test_round_trip(evaluation_run, store_url):
     assert collect(evaluation_run.config, evaluation_run.config_path).fingerprint() == publication.fingerprint()
 
 
-def test_the_design_and_the_outcomes_in_french(published):
+def test_the_design_and_the_outcomes_in_french(evaluation_run, published):
+    """The design as design.json gives it, and each outcome's French label as the evaluation step
+    writes it (respop.evaluation.outcomes.outcome_label with the disease's French name)."""
+    from respop.evaluation.outcomes import outcome_label
+    from respop.spec.catalogue import run_catalogue
+
+    design = evaluation_run.design
     territories = published["evaluation_territories"]
-    assert territories.filter(pl.col("role") == "pilot").select("territory_id", "start_year").rows() == [(PILOT, START)]
-    assert sorted(territories.filter(pl.col("role") == "donor")["territory_id"]) == DONORS
+    assert territories.filter(pl.col("role") == "pilot").select("territory_id", "start_year").rows() == [(design.pilot, START)]
+    assert sorted(territories.filter(pl.col("role") == "donor")["territory_id"]) == design.donors
     assert territories["territory_name"].null_count() == 0
-    design = published["evaluation_design"].row(0, named=True)
-    assert (design["first_year"], design["last_year"], design["confidence"], design["deprivation"]) == (2019, 2023, 0.95, True)
-    labels = dict(zip(published["evaluation_outcomes"]["outcome"], published["evaluation_outcomes"]["label"]))
-    assert labels["disease_stays"] == "Séjours hospitaliers pour diabète"  # respop.evaluation.outcomes.outcome_label
+    row = published["evaluation_design"].row(0, named=True)
+    assert (row["first_year"], row["last_year"], row["confidence"], row["deprivation"]) == (2019, 2023, 0.95, True)
+    catalogue = run_catalogue(evaluation_run.config)
+    outcomes = published["evaluation_outcomes"]
+    assert outcomes.select("disease", "outcome").rows() == list(design.outcomes.values())
+    for disease, outcome, label in outcomes.select("disease", "outcome", "label").iter_rows():
+        assert label == outcome_label(outcome, catalogue.spec(disease).algorithm.name, catalogue.features)
+        assert "—" not in label and disease not in label  # not the store's fallback (respop.store.publish._outcome_label)
+    if ("diabetes", "emergency_per_case") in design.outcomes.values():
+        assert "Arrivées par les urgences (toutes causes) des personnes suivies pour diabète" in outcomes["label"].to_list()
 
 
-def _care(published, territory: int, disease: str, column: str) -> list:
-    care = published["care_use"].filter((pl.col("level") == "territory") & (pl.col("unit") == str(territory))
-                                        & (pl.col("stratum") == "all") & (pl.col("disease") == disease)).sort("year")
-    return care[column].to_list()
+def _expected_masks(published, run, disease: str, outcome: str) -> dict[str, list]:
+    """What the store must mask for one outcome, from the cells the published ``care_use`` masks
+    (territory, stratum ``all``): a value is masked exactly when it is computed from one of them.
+    DiD effects and the event study: the pilot's and every donor's cells; the synthetic control's
+    effects: the pilot's and its donors of positive weight; a trajectory point of year y: the
+    observed the pilot's cells of the pre-period and y, the synthetic its donors'; a weight: the
+    pilot's and its donors' of the pre-period."""
+    hidden = masked_cells(published["care_use"], disease, outcome)
+    pilot, donors = run.design.pilot, run.design.donors
+    row = published["evaluation_design"].row(0, named=True)
+    years = list(range(row["first_year"], row["last_year"] + 1))
+    pre = [y for y in years if y < START]
+    weights = published["evaluation_weights"].filter((pl.col("disease") == disease) & (pl.col("outcome") == outcome))
+    written = pl.read_parquet(run.config.output.dir / "evaluation" / "weights.parquet")  # the step's, before masking
+    positive = written.filter((pl.col("disease") == disease) & (pl.col("outcome") == outcome) & (pl.col("territory_id") == pilot)
+                              & (pl.col("weight") > 0))["donor_id"].to_list()
+
+    def hit(territories, ys=None) -> bool:
+        return any((t, y) in hidden for t in territories for y in (years if ys is None else ys))
+
+    effects = published["evaluation_effects"].filter((pl.col("disease") == disease) & (pl.col("outcome") == outcome))
+    paths = published["evaluation_trajectories"].filter((pl.col("disease") == disease) & (pl.col("outcome") == outcome)).sort("year")
+    study = published["evaluation_event_study"].filter((pl.col("disease") == disease) & (pl.col("outcome") == outcome))
+    return {
+        "effects": [(m, hit([pilot, *donors]) if m == "did" else hit([pilot, *positive])) for m in effects["method"]],
+        "study": [e != -1 and hit([pilot, *donors]) for e in study["event_time"]],
+        "observed": [hit([pilot], sorted({*pre, y})) for y in paths["year"]],
+        "synthetic": [hit(positive, sorted({*pre, y})) for y in paths["year"]],
+        "weights": [hit([pilot, *positive], pre)] * weights.height,
+    }
 
 
-def test_an_effect_whose_donor_cell_is_masked_is_masked(published):
-    """diabetes stays: the pilot's cells are all published, the donors' of 2022 are masked in
-    care_use (complements): the DiD effect (any donor), the event study and the synthetic control
-    (its donor of positive weight) are masked with « secret statistique »; the weights (a function
-    of the pre-period only) and the synthetic trajectory outside 2022 stay."""
-    assert None not in _care(published, PILOT, "diabetes", "stays")
-    assert all(None in _care(published, d, "diabetes", "stays") for d in DONORS)
-    effects = published["evaluation_effects"]
-    stays = effects.filter(pl.col("outcome") == "disease_stays")
-    assert stays.height == 4 and stays["effect"].null_count() == 4 and stays["ci_lower"].null_count() == 4
-    assert all(n.startswith(SECRET_NOTE) for n in stays["note"])
-    study = published["evaluation_event_study"].filter(pl.col("outcome") == "disease_stays")
-    assert study.filter(pl.col("event_time") != -1)["effect"].null_count() == study.height - 1
-    weights = published["evaluation_weights"].filter(pl.col("outcome") == "disease_stays")
-    assert weights["weight"].null_count() == 0
-    paths = published["evaluation_trajectories"].filter(pl.col("outcome") == "disease_stays").sort("year")
-    assert paths["observed"].null_count() == 0
-    assert [y for y, s in paths.select("year", "synthetic").iter_rows() if s is None] == [2022]
-    # every cell of every territory published: everything published
-    emergency = effects.filter(pl.col("outcome") == "emergency_per_case")
-    assert emergency["effect"].null_count() == 0 and not any(SECRET_NOTE in (n or "") for n in emergency["note"])
-    assert published["evaluation_trajectories"].filter(pl.col("outcome") == "emergency_per_case")["synthetic"].null_count() == 0
+def assert_masked_exactly_where_expected(published, run, disease: str, outcome: str) -> dict[str, list]:
+    """Every value of the outcome null (note « secret statistique ») exactly when it depends on a
+    masked cell, published otherwise; returns the expectations."""
+    expected = _expected_masks(published, run, disease, outcome)
+    mine = (pl.col("disease") == disease) & (pl.col("outcome") == outcome)
+    effects = published["evaluation_effects"].filter(mine)
+    assert effects.height == 4
+    for (method, masked), r in zip(expected["effects"], effects.iter_rows(named=True)):
+        for column in ("effect", "ci_lower", "ci_upper", "p_value", "effect_abs", "counterfactual", "pre_fit"):
+            assert (r[column] is None) == masked, (method, column, r)
+        assert (r["note"] or "").startswith(SECRET_NOTE) == masked, (method, r["note"])
+    study = published["evaluation_event_study"].filter(mine)
+    assert [e is None for e in study["effect"]] == expected["study"]
+    assert [e is None for e in study["ci_lower"]] == expected["study"]
+    paths = published["evaluation_trajectories"].filter(mine).sort("year")
+    assert [v is None for v in paths["observed"]] == expected["observed"]
+    assert [v is None for v in paths["synthetic"]] == expected["synthetic"]
+    assert [v is None for v in published["evaluation_weights"].filter(mine)["weight"]] == expected["weights"]
+    return expected
 
 
-def test_an_effect_of_a_pilot_with_a_masked_cell_is_masked(published):
-    """Heart-failure 30-day re-hospitalisations: the pilot's own cells are masked in care_use:
-    every effect, point, trajectory and weight of that outcome is masked."""
-    assert None in _care(published, PILOT, "heart_failure", "readmissions_30d")
-    for name, column in (("evaluation_effects", "effect"), ("evaluation_trajectories", "observed"),
-                         ("evaluation_weights", "weight")):
-        rows = published[name].filter(pl.col("outcome") == "readmissions_30d")
-        assert rows.height and rows[column].null_count() == rows.height, name
+def test_everything_of_an_outcome_without_masked_cells_is_published(evaluation_run, published):
+    disease, outcome = evaluation_run.design.outcomes["published"]
+    assert masked_cells(published["care_use"], disease, outcome) == set()
+    expected = assert_masked_exactly_where_expected(published, evaluation_run, disease, outcome)
+    assert not any(m for _, m in expected["effects"]) and not any(expected["study"]) and not any(expected["observed"])
+
+
+def test_an_effect_whose_donor_cell_is_masked_is_masked(evaluation_run, published):
+    """An outcome whose pilot's cells are all published and a donor's masked in care_use: the DiD
+    effects and the event study (any donor) and the synthetic control (the donor has a positive
+    weight) are masked with « secret statistique »; the pilot's observed trajectory is published."""
+    design = evaluation_run.design
+    disease, outcome = design.outcomes["donor_masked"]
+    hidden = masked_cells(published["care_use"], disease, outcome)
+    assert hidden and {t for t, _ in hidden} <= set(design.donors), hidden
+    expected = assert_masked_exactly_where_expected(published, evaluation_run, disease, outcome)
+    assert all(m for _, m in expected["effects"])  # DiD and synthetic control, the pilot's and pooled
+    assert sum(expected["study"]) == len(expected["study"]) - 1  # all but the reference year
+    assert not any(expected["observed"])
+    effects = published["evaluation_effects"].filter((pl.col("disease") == disease) & (pl.col("outcome") == outcome))
+    assert effects["effect"].null_count() == 4 and all(n.startswith(SECRET_NOTE) for n in effects["note"])
+
+
+def test_an_effect_of_a_pilot_with_a_masked_cell_is_masked(evaluation_run, published):
+    """An outcome with a cell of the pilot masked in care_use: every effect is masked, and the
+    pilot's observed trajectory from the first masked year on (from the start when it is in the
+    pre-period)."""
+    design = evaluation_run.design
+    disease, outcome = design.outcomes["pilot_masked"]
+    hidden = masked_cells(published["care_use"], disease, outcome)
+    assert any(t == design.pilot for t, _ in hidden), hidden
+    expected = assert_masked_exactly_where_expected(published, evaluation_run, disease, outcome)
+    assert all(m for _, m in expected["effects"]) and any(expected["observed"])
+    effects = published["evaluation_effects"].filter((pl.col("disease") == disease) & (pl.col("outcome") == outcome))
+    assert effects["effect"].null_count() == 4 and all(n.startswith(SECRET_NOTE) for n in effects["note"])
 
 
 def test_the_outcomes_by_deprivation_stay_in_the_private_outputs(published, evaluation_run):
@@ -127,9 +189,11 @@ def test_without_evaluation_nothing_is_published(evaluation_run, tiny_run, tmp_p
     shutil.copytree(evaluation_run.config.output.dir / "evaluation", tmp_path / "plain" / "run" / "evaluation")
     publication = collect(load_config(path), path)
     assert all(publication.tables[t].height == 0 for t in schema.EVALUATION_TABLES)
-    other = copy_tiny(tiny_run.base, tmp_path / "other", section='[evaluation]\npilots = { "2" = 2021 }\n')
+    design = evaluation_run.design
+    moved = Design(design.donors[0], sorted([design.pilot, *design.donors[1:]]), design.outcomes)  # another pilot
+    other = copy_tiny(tiny_run.base, tmp_path / "other", section=moved.section)
     shutil.copytree(evaluation_run.config.output.dir / "evaluation", tmp_path / "other" / "run" / "evaluation")
     with pytest.raises(StageError, match="evaluation"):
         collect(load_config(other), other)
-    write_evaluation(load_config(other))  # rebuilt on its own settings: published
+    write_evaluation(load_config(other), moved)  # rebuilt on its own settings: published
     assert collect(load_config(other), other).tables["evaluation_effects"].height
