@@ -24,10 +24,25 @@ mean of theirs, which the aggregations below give). Aggregations, as in Callaway
 Never plain two-way fixed effects: with staggered starts, TWFE compares late pilots with early
 ones and its weights can be negative (Goodman-Bacon 2021).
 
+**The overall effects use every pre-period year as the base.** A pilot's overall effect (and the
+pooled one) contrasts the mean of its post years with the mean of ALL its years before the start,
+minus the same contrast of the donors' mean::
+
+    θ_i = mean_{t ≥ start} y_i,t − mean_{t < start} y_i,t − (same for ȳ)
+
+This is the imputation estimator of Borusyak, Jaravel & Spiess (2024), *Revisiting event-study
+designs: robust and efficient estimation*, Review of Economic Studies 91:3253–3285, with the year
+effects learnt from the never-treated donors and the pilot's level from its pre-period mean:
+valid with staggered starts like Callaway & Sant'Anna's, and more precise than a single base year
+when the years' noise is independent (on the ``evaluation`` worlds of benchmarks/evaluation.py
+the single base year gave intervals about 1.3 times as wide). The event study keeps the
+universal base year ``start − 1`` (its points are each a year against that base, so that the
+pre-period points show the trends).
+
 **Relative effects.** An estimate θ on the log scale is reported as ``effect = exp(θ) − 1``
 (−0.15: 15 % lower than without the intervention), and its interval ``exp(θ ± q·se) − 1``.
 ``counterfactual`` is the counterfactual level in the outcome's unit, averaged over the post
-years: ``exp(y_i,b + ȳ_t − ȳ_b)`` where ȳ is the donors' mean log value; the caller computes
+years: ``exp(mean_pre y_i + ȳ_t − mean_pre ȳ)`` where ȳ is the donors' mean log value; the caller computes
 ``effect_abs = effect × counterfactual``.
 
 **Inference with few pilots and territories of very different sizes.** Every estimate here is a
@@ -344,7 +359,10 @@ def estimate(panel: pl.DataFrame, starts: Mapping[int, int], donors: Sequence[in
             raise ValueError(f"pilot territory {pilot} starts in {start}: the year before its start is not in the panel")
         base = index[start - 1]
         pilot_pre[pilot] = [i for i, y in enumerate(years) if y < start - 1]
-        contrast = np.mean([unit(i) for i in post], axis=0) - unit(base)
+        before = [i for i, y in enumerate(years) if y < start]
+        # the overall effect: post years against the mean of every pre-period year (imputation,
+        # Borusyak, Jaravel & Spiess 2024; module docstring), not the base year alone
+        contrast = np.mean([unit(i) for i in post], axis=0) - np.mean([unit(i) for i in before], axis=0)
         theta, var = model.combine({pilot: contrast[None, :]})
         effect, lower, upper, p, se = model.interval(float(theta[0]), float(var[0, 0]), confidence)
         pre = pilot_pre[pilot]
@@ -353,7 +371,7 @@ def estimate(panel: pl.DataFrame, starts: Mapping[int, int], donors: Sequence[in
             pre_p = model.wald_p(*model.combine({pilot: c_pre}))
         else:
             pre_p = None
-        cf = np.exp(model.y[pilot][base] + model.ybar[post] - model.ybar[base])
+        cf = np.exp(model.y[pilot][before].mean() + model.ybar[post] - model.ybar[before].mean())
         counterfactuals[pilot] = cf
         post_counts[pilot] = len(post)
         pooled_contrasts[pilot] = contrast

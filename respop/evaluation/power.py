@@ -3,10 +3,10 @@
 For a pilot territory of population ``P`` followed ``years_pre`` years before and ``years_post``
 years from its start, compared with ``n_donors`` territories, the variance of its overall DiD
 estimate on the log scale is that of :mod:`respop.evaluation.did` with independent years
-(Callaway & Sant'Anna 2021 with the base year ``start − 1``; the extra between-territory variance
+(the post years against the mean of the pre-period years; the extra between-territory variance
 in the spirit of Conley & Taber 2011 and Ferman & Pinto 2019)::
 
-    Var(θ) = (1 + 1/years_post) · [ s²_P + σ²_u + (s²_D + σ²_u) / n_donors ]
+    Var(θ) = (1/years_pre + 1/years_post) · [ s²_P + σ²_u + (s²_D + σ²_u) / n_donors ]
 
 - ``s²_P = 1 / (P × rate_per_person)``: the sampling variance of the log of a yearly Poisson
   count with ``P × rate`` expected events;
@@ -15,9 +15,9 @@ in the spirit of Conley & Taber 2011 and Ferman & Pinto 2019)::
 - ``σ²_u`` (``extra_var``): the between-territory variance of a territory-year log value, what
   the counts' noise does not explain (:func:`respop.evaluation.did.extra_variance_per_year`).
 
-The estimator contrasts the post years with the single base year, so ``years_pre`` does not
-change the variance; it is kept because the design needs at least 2 pre-period years for the
-pre-trend check (``years_pre < 2`` is refused).
+The estimator contrasts the mean of the post years with the mean of the pre-period years
+(:mod:`respop.evaluation.did`, overall effects), hence the factor; the design needs at least 2
+pre-period years for the pre-trend check (``years_pre < 2`` is refused).
 
 The minimum detectable effect at level α (two-sided) and power 1 − β uses Student's t with
 ``n_donors − 1`` degrees of freedom, like the estimator's intervals::
@@ -74,7 +74,7 @@ def minimum_detectable_effect(
     sampling = 1.0 / (population * rate_per_person)
     donors = sampling if donor_sampling_var is None else donor_sampling_var
     extra = max(0.0, extra_var)
-    variance = (1 + 1 / years_post) * (sampling + extra + (donors + extra) / n_donors)
+    variance = (1 / years_pre + 1 / years_post) * (sampling + extra + (donors + extra) / n_donors)
     df = n_donors - 1
     multiplier = stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)
     return float(-np.expm1(-multiplier * np.sqrt(variance)))

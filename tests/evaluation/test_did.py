@@ -53,16 +53,19 @@ def test_hand_computed_example():
     })
     result = did.estimate(panel, {1: 2021, 2: 2022}, [3, 4, 5])
     overall = {r["territory_id"]: r for r in result.overall.iter_rows(named=True)}
-    # ATT_A(2021) = (0.5 − 0.6) − (1.2 − 1.1) = −0.2 ; ATT_A(2022) = (0.6 − 0.6) − (1.3 − 1.1) = −0.2
+    # overall effects: the post years' mean against the mean of every pre-period year
+    # A (2019, 2020 | 2021, 2022): (0.55 − 0.55) − (1.25 − 1.05) = −0.2
     assert overall[1]["effect"] == pytest.approx(math.exp(-0.2) - 1)
-    # ATT_B(2022) = (1.5 − 1.3) − (1.3 − 1.2) = 0.1
-    assert overall[2]["effect"] == pytest.approx(math.exp(0.1) - 1)
-    # pooled, weights pilot × post-year: (2 × −0.2 + 1 × 0.1) / 3 = −0.1
-    assert overall[None]["effect"] == pytest.approx(math.exp(-0.1) - 1)
+    # B (2019–2021 | 2022): (1.5 − 3.5/3) − (1.3 − 1.1) = 1/3 − 0.2 = 2/15
+    assert overall[2]["effect"] == pytest.approx(math.exp(2 / 15) - 1)
+    # pooled, weights pilot × post-year: (2 × −0.2 + 1 × 2/15) / 3 = −4/45
+    assert overall[None]["effect"] == pytest.approx(math.exp(-4 / 45) - 1)
     assert overall[None]["n_post_years"] == 3
-    # counterfactual of A: exp(y_A,2020 + ȳ_t − ȳ_2020), mean over 2021 and 2022
+    # counterfactual of A: exp(mean_pre y_A + ȳ_t − mean_pre ȳ) = exp(0.55 + ȳ_t − 1.05), mean over 2021 and 2022
     assert overall[1]["counterfactual"] == pytest.approx((math.exp(0.7) + math.exp(0.8)) / 2)
-    # event study: e=0: (−0.2 + 0.1)/2; e=1: −0.2 (A only); e=−2: A(2019) = (0.5−0.6) − (1.0−1.1) = 0,
+    # event study (each year against the base year start − 1): ATT_A(2021) = (0.5 − 0.6) − (1.2 − 1.1) = −0.2,
+    # ATT_A(2022) = (0.6 − 0.6) − (1.3 − 1.1) = −0.2, ATT_B(2022) = (1.5 − 1.3) − (1.3 − 1.2) = 0.1;
+    # e=0: (−0.2 + 0.1)/2; e=1: −0.2 (A only); e=−2: A(2019) = (0.5−0.6) − (1.0−1.1) = 0,
     # B(2020) = (1.2−1.3) − (1.1−1.2) = 0; e=−3: B(2019) = (1.0−1.3) − (1.0−1.2) = −0.1
     es = {r["event_time"]: r for r in result.event_study.iter_rows(named=True)}
     assert es[0]["effect"] == pytest.approx(math.exp(-0.05) - 1) and es[0]["n_pilots"] == 2
@@ -78,12 +81,13 @@ def test_hand_computed_variance_with_parallel_donors():
     trend = [0.0, 0.1, 0.2, 0.3]
     panel = log_panel({1: [0.5, 0.6, 0.5, 0.6], 3: trend, 4: [1 + t for t in trend], 5: [2 + t for t in trend]})
     row = did.estimate(panel, {1: 2021}, [3, 4, 5]).overall.row(0, named=True)
-    # contrast a = (0, −1, ½, ½): Var = a'a·v·(1 + 1/3) = 1.5 × 0.01 × 4/3 = 0.02
-    assert row["se"] == pytest.approx(math.sqrt(0.02))
+    # contrast a = (−½, −½, ½, ½) (post mean − pre mean): Var = a'a·v·(1 + 1/3) = 1 × 0.01 × 4/3
+    var = 0.01 * 4 / 3
+    assert row["se"] == pytest.approx(math.sqrt(var))
     theta = math.log(1 + row["effect"])
     q = stats.t.ppf(0.975, 2)
-    assert row["ci_lower"] == pytest.approx(math.exp(theta - q * math.sqrt(0.02)) - 1)
-    assert row["p_value"] == pytest.approx(2 * stats.t.sf(abs(theta) / math.sqrt(0.02), 2))
+    assert row["ci_lower"] == pytest.approx(math.exp(theta - q * math.sqrt(var)) - 1)
+    assert row["p_value"] == pytest.approx(2 * stats.t.sf(abs(theta) / math.sqrt(var), 2))
 
 
 def test_degenerate_designs():

@@ -15,14 +15,14 @@ from tests.evaluation.test_did import simulate_panel
 
 def test_minimum_detectable_effect_by_hand():
     # 100,000 inhabitants × 0.01 events a year: s² = 1/1000; no extra variance; 101 donors of the
-    # same size; 2 post years: Var = (1 + 1/2) × (0.001 + 0.001/101)
-    variance = 1.5 * (0.001 + 0.001 / 101)
+    # same size; 3 pre and 2 post years: Var = (1/3 + 1/2) × (0.001 + 0.001/101)
+    variance = (1 / 3 + 1 / 2) * (0.001 + 0.001 / 101)
     m = (stats.t.ppf(0.975, 100) + stats.t.ppf(0.8, 100)) * math.sqrt(variance)
     mde = power.minimum_detectable_effect(100_000, 3, 2, 0.01, 0.0, 101)
     assert mde == pytest.approx(1 - math.exp(-m))
     # the extra variance adds to the pilot's and, divided by n, to the donors'
     with_extra = power.minimum_detectable_effect(100_000, 3, 2, 0.01, 0.002, 101, donor_sampling_var=0.0005)
-    variance = 1.5 * (0.001 + 0.002 + (0.0005 + 0.002) / 101)
+    variance = (1 / 3 + 1 / 2) * (0.001 + 0.002 + (0.0005 + 0.002) / 101)
     assert with_extra == pytest.approx(1 - math.exp(-(stats.t.ppf(0.975, 100) + stats.t.ppf(0.8, 100)) * math.sqrt(variance)))
 
 
@@ -30,7 +30,8 @@ def test_monotone_and_refusals():
     small = power.minimum_detectable_effect(20_000, 3, 2, 0.002, 0.001, 30)
     large = power.minimum_detectable_effect(500_000, 3, 2, 0.002, 0.001, 30)
     longer = power.minimum_detectable_effect(20_000, 3, 4, 0.002, 0.001, 30)
-    assert 0 < large < small < 1 and longer < small
+    earlier = power.minimum_detectable_effect(20_000, 5, 2, 0.002, 0.001, 30)
+    assert 0 < large < small < 1 and longer < small and earlier < small
     with pytest.raises(ValueError, match="at least 2"):
         power.minimum_detectable_effect(20_000, 1, 2, 0.002, 0.0, 30)
     with pytest.raises(ValueError, match="at least 2"):
