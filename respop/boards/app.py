@@ -476,8 +476,8 @@ def page_evaluation(board: Board) -> None:
     labels = data.outcome_labels(url, run)
     if not labels:
         return
-    chosen = st.sidebar.selectbox("Résultat suivi", list(labels), format_func=labels.get, key="evaluation-outcome",
-                                  persist_state="session", placeholder=CHOOSE)
+    chosen = st.sidebar.selectbox("Résultat suivi", list(labels), index=data.default_outcome(url, run, tid),
+                                  format_func=labels.get, key="evaluation-outcome", persist_state="session", placeholder=CHOOSE)
     disease, outcome = (chosen or next(iter(labels))).split("|", 1)
     st.subheader("Année par année depuis le début")
     figure(board, "event_study", f"evaluation-{disease}-{outcome}-annees", disease=disease, outcome=outcome)

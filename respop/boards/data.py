@@ -1530,6 +1530,31 @@ def _confidence(url: str, run_id: int) -> str:
     return fr_pct(level, 0)
 
 
+NOT_ESTIMATED = "non évaluable"
+"""The evaluation step's note on an effect it did not estimate (too few events, too few donors)."""
+
+
+def not_estimated(row: dict) -> str | None:
+    """Why the step did not estimate an effect (its note « non évaluable : <reason> », after the
+    store's « secret statistique » when a cell it depends on is masked too): the reason ("" when
+    the note gives none), or None for an effect that was estimated (a null effect is then masked)."""
+    note = row.get("note") or ""
+    if note.startswith(SECRET):
+        note = note[len(SECRET):].lstrip(" ;")
+    return note[len(NOT_ESTIMATED):].lstrip(" :").strip() if note.startswith(NOT_ESTIMATED) else None
+
+
+def default_outcome(url: str, run_id: int, territory_id: int) -> int:
+    """The outcome the page's figures open on: the first with a published effect (DiD) for the
+    page's pilot (or pooled), the first outcome when there is none."""
+    pilot = evaluation_focus(url, run_id, territory_id)
+    for i, (d, o, _lab) in enumerate(evaluation_outcomes(url, run_id)):
+        row = effect_row(url, run_id, d, o, MAIN_METHOD, pilot)
+        if row is not None and row["effect"] is not None:
+            return i
+    return 0
+
+
 def evaluation_focus(url: str, run_id: int, territory_id: int) -> int | None:
     """The pilot whose effects the page shows: the chosen territory when it is a pilot, else None
     (every pilot pooled)."""
@@ -1573,6 +1598,9 @@ def effect_sentence(url: str, run_id: int, disease: str, outcome: str, label_: s
     if row is None:
         return f"{label_} : pas d'estimation publiée"
     if row["effect"] is None:
+        reason = not_estimated(row)
+        if reason is not None:
+            return f"{label_} : {NOT_ESTIMATED}" + (f" ({reason})" if reason else "")
         return f"{label_} : {MASKED} ({SECRET})"
     text = f"{label_} : {_pct(row['effect'])}"
     if row["ci_lower"] is not None and row["ci_upper"] is not None:
@@ -1614,8 +1642,8 @@ def table_methods(url: str, run_id: int, territory_id: int) -> pd.DataFrame:
         row = {"Résultat suivi": lab}
         for method, short in (("did", "DiD"), ("synthetic_control", "CS")):
             r = effect_row(url, run_id, d, o, method, pilot) or {}
-            masked = bool(r) and r.get("effect") is None
-            row[f"Effet ({short})"] = MASKED if masked else _pct(r.get("effect")) if r else MISSING
+            masked = bool(r) and r.get("effect") is None and not_estimated(r) is None
+            row[f"Effet ({short})"] = MASKED if masked else _pct(r.get("effect")) if r and r.get("effect") is not None else MISSING
             row[f"IC {level} ({short})"] = MASKED if masked else _interval_pct(r.get("ci_lower"), r.get("ci_upper"))
             row[f"p ({short})"] = MASKED if masked else _fr_p(r.get("p_value"))
         out.append(row)
