@@ -93,6 +93,7 @@ def test_interval_reaching_the_grid_end_is_said():
     assert "non borné vers le bas" in row["note"] and "non borné vers le haut" in row["note"]
 
 
+@pytest.mark.slow
 def test_simulated_coverage_and_false_positives():
     """300 panels of 25 territories, 6 years, pilots 1 and 2 starting in 2021 and 2022 (see
     test_did): coverage of a planted −15 % and rejection of a null effect at 5 %, per pilot and
