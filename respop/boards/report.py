@@ -317,7 +317,13 @@ class Dossier:
             '<p class="note">DiD : différence de différences (Callaway et Sant\'Anna) ; CS : contrôle synthétique '
             "(Abadie et al.) ; IC : intervalle de confiance.</p>",
         ]
+        pilot = data.evaluation_focus(url, run, tid)
         for disease, outcome, label_ in data.evaluation_outcomes(url, run):
+            # figures only for the outcomes with an effect published by a method (the sentences
+            # above say why the others have none: not estimated, or secret)
+            if not any((row := data.effect_row(url, run, disease, outcome, method, pilot)) is not None and row["effect"] is not None
+                       for method in ("did", "synthetic_control")):
+                continue
             parts += [
                 f"<h3>{_e(label_)}</h3>",
                 self.figure("event_study", f"{label_} : année par année", disease=disease, outcome=outcome),

@@ -222,15 +222,24 @@ def _pooled_null_refit(placebos: list, n: int, seed: int) -> np.ndarray:
     return np.array([np.mean([placebos[i](int(member), members) for i, member in enumerate(members)]) for members in sets])
 
 
+def _fr_percent(value: float) -> str:
+    """A signed percentage as the notes' French readers write it: −90 %, +200 %."""
+    return f"{value:+.0%}".replace("-", "\u2212").replace("%", "\u202f%")
+
+
+def _fr_decimal(value: float) -> str:
+    return f"{value:.2f}".replace(".", ",")
+
+
 def _interval(grid: np.ndarray, p: np.ndarray, alpha: float) -> tuple[float | None, float | None, list[str]]:
     kept = np.flatnonzero(p > alpha)
     if kept.size == 0:
         return None, None, ["aucun effet compatible sur la grille testée : intervalle vide"]
     notes = []
     if kept[0] == 0:
-        notes.append(f"intervalle non borné vers le bas (au-delà de {grid[0]:+.0%})")
+        notes.append(f"intervalle non borné vers le bas (au-delà de {_fr_percent(grid[0])})")
     if kept[-1] == grid.size - 1:
-        notes.append(f"intervalle non borné vers le haut (au-delà de {grid[-1]:+.0%})")
+        notes.append(f"intervalle non borné vers le haut (au-delà de {_fr_percent(grid[-1])})")
     return float(grid[kept[0]]), float(grid[kept[-1]]), notes
 
 
@@ -291,7 +300,7 @@ def estimate(
             "synthetic control) (trop peu de territoires de comparaison)"
         )
     floor_note = (
-        f"trop peu de territoires de comparaison ({n}) : la valeur p ne peut descendre sous 1/{n + 1} = {1 / (n + 1):.2f}"
+        f"trop peu de territoires de comparaison ({n}) : la valeur p ne peut descendre sous 1/{n + 1} = {_fr_decimal(1 / (n + 1))}"
         if 1 / (n + 1) > alpha else None
     )
     covariate_matrix = None
@@ -390,7 +399,7 @@ def estimate(
         lower, upper, ci_notes = _interval(deltas, p_grid, alpha)
         row_notes = [*notes, *ci_notes]
         if 1 / (null.size + 1) > alpha:
-            row_notes.append(f"trop peu de territoires de comparaison ({n}) : la valeur p ne peut descendre sous {1 / (null.size + 1):.2f}")
+            row_notes.append(f"trop peu de territoires de comparaison ({n}) : la valeur p ne peut descendre sous {_fr_decimal(1 / (null.size + 1))}")
         overall_rows.append({
             "territory_id": None,
             "effect": float(np.average([fits[p]["effect"] for p in estimated], weights=weights)),

@@ -1133,6 +1133,7 @@ def evaluation_tables(config: Config, care_private: pl.DataFrame | None, care_pu
                 hidden = hit(d, o, [*which, *donors])
             else:
                 hidden = hit(d, o, [*which, *(x for p in which for x in positive[(d, o, p)])])
+            hidden = hidden and r["effect"] is not None  # an effect the step did not estimate keeps its own reason
             rows.append({**r, **({v: None for v in values} if hidden else {}), "note": _note(r.get("note"), hidden)})
         tables["evaluation_effects"] = _frame(rows, schema.evaluation_effects)
     study = parquet("event_study.parquet")
