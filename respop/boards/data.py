@@ -1614,8 +1614,23 @@ def effect_sentence(url: str, run_id: int, disease: str, outcome: str, label_: s
 
 
 def effect_sentences(url: str, run_id: int, territory_id: int) -> list[str]:
+    """One sentence per outcome with an estimate (or a masked one), then one sentence per reason
+    listing the outcomes the step could not estimate (« Non évaluables (reason) : A ; B »), so that
+    a page of 24 outcomes does not bury the few that say something."""
     pilot = evaluation_focus(url, run_id, territory_id)
-    return [effect_sentence(url, run_id, d, o, lab, pilot) for d, o, lab in evaluation_outcomes(url, run_id)]
+    sentences: list[str] = []
+    skipped: dict[str, list[str]] = {}
+    for d, o, lab in evaluation_outcomes(url, run_id):
+        row = effect_row(url, run_id, d, o, MAIN_METHOD, pilot)
+        reason = not_estimated(row) if row is not None and row["effect"] is None else None
+        if reason is None:
+            sentences.append(effect_sentence(url, run_id, d, o, lab, pilot))
+        else:
+            skipped.setdefault(reason, []).append(lab)
+    for reason, labels in skipped.items():
+        head = "Non évaluable" if len(labels) == 1 else "Non évaluables"
+        sentences.append(f"{head}" + (f" ({reason})" if reason else "") + " : " + " ; ".join(labels))
+    return sentences
 
 
 def effects_scope(url: str, run_id: int, territory_id: int) -> str:

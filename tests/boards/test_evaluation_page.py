@@ -88,3 +88,20 @@ def test_the_dossier_has_the_evaluation_section(evaluation_run, tmp_path):
     assert text.index('id="evaluation"') < text.index('id="qualite"')
     assert html.escape(pilot_sentence(evaluation_run)) in text
     assert text.count("<figure>") >= 6 + 2 * 3  # the other pages' and two per outcome
+
+
+def test_outcomes_the_step_could_not_estimate_are_grouped_by_reason(tiny_run):
+    """The real tiny run (pilot 1 from 2022): 24 outcomes, many with too few events; each outcome
+    is named in one sentence, the estimated ones each in their own, the others in one sentence per
+    reason."""
+    url, run = tiny_run.config.store.url, tiny_run.run_id
+    plain = lambda text: text.replace("\u00a0", " ")  # noqa: E731 - French spacing before « : » and « ; »
+    sentences = [plain(s) for s in data.effect_sentences(url, run, 1)]
+    grouped = [s for s in sentences if s.startswith("Non évaluable")]
+    assert grouped, sentences
+    assert len(sentences) < len(data.evaluation_outcomes(url, run))
+    reasons = [s.split(") : ")[0] for s in grouped]
+    assert len(set(reasons)) == len(reasons)  # one sentence per reason
+    labels = [plain(lab) for _d, _o, lab in data.evaluation_outcomes(url, run)]
+    for lab in labels:
+        assert sum(lab in s for s in sentences) == 1 or any(lab != other and lab in other for other in labels), lab
