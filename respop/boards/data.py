@@ -99,6 +99,7 @@ STEP_LABELS = {
     "territories": "Territoires",
     "cases": "Repérage des cas",
     "strata": "Strates et trajectoires",
+    "evaluation": "Évaluation de l'expérimentation",
     "store": "Publication dans la base",
 }
 

@@ -414,7 +414,8 @@ def _disease_panel(
             pl.col("age_band").replace_strict(band_cell, return_dtype=pl.Int8).alias("_cell"),
         )
         .filter(pl.col("_n") > 0)
-        .group_by("zone_code", "year", *cell)
+        .sort("zone_code", "year", *cell, "age_band")
+        .group_by("zone_code", "year", *cell, maintain_order=True)
         .agg(pl.col("_n").sum())
     )
 
@@ -462,19 +463,23 @@ def _population_outcomes(
     people: pl.DataFrame, inhabitants: pl.DataFrame, mapping: pl.DataFrame, grid: pl.DataFrame, ids: list[str], unit: str
 ) -> pl.DataFrame:
     cell = ["sex", "_cell"]
-    standard = inhabitants.group_by(*cell).agg(pl.col("_n").sum().alias("_W"))
+    # float sums in a fixed order (sorted input, groups kept in order): the same panel on every run
+    standard = inhabitants.sort(*cell, "zone_code", "year").group_by(*cell, maintain_order=True).agg(pl.col("_n").sum().alias("_W"))
     unit_cells = (
-        inhabitants.join(mapping, on="zone_code").group_by(unit, "year", *cell).agg(pl.col("_n").sum())
+        inhabitants.join(mapping, on="zone_code").sort(unit, "year", *cell, "zone_code")
+        .group_by(unit, "year", *cell, maintain_order=True).agg(pl.col("_n").sum())
         .join(standard, on=cell, how="left").with_columns(pl.col("_W").fill_null(0.0))
     )
-    per_unit = unit_cells.group_by(unit, "year").agg(pl.col("_n").sum().alias("denominator"), pl.col("_W").sum().alias("_R"))
+    per_unit = unit_cells.sort(unit, "year", *cell).group_by(unit, "year", maintain_order=True).agg(
+        pl.col("_n").sum().alias("denominator"), pl.col("_W").sum().alias("_R"))
     in_unit = people.filter(pl.col(unit).is_not_null())
     sums = (
         in_unit.filter(pl.col("_cell").is_not_null())
         .group_by(unit, "year", "outcome", *cell)
         .agg(pl.col("x").sum().alias("_d"), (pl.col("x") ** 2).sum().alias("_q"))
         .join(unit_cells, on=[unit, "year", *cell], how="inner")
-        .group_by(unit, "year", "outcome")
+        .sort(unit, "year", "outcome", *cell)
+        .group_by(unit, "year", "outcome", maintain_order=True)
         .agg(
             (pl.col("_W") * pl.col("_d") / pl.col("_n")).sum().alias("_A"),
             (pl.col("_W") ** 2 * pl.col("_q") / pl.col("_n") ** 2).sum().alias("_B"),
@@ -518,7 +523,7 @@ def _case_outcomes(people: pl.DataFrame, grid: pl.DataFrame, ids: list[str], uni
             pl.when(pl.col("_s2") > 1e-12).then(pl.col("_s2")).otherwise(pl.col("_pooled").fill_null(0.0)).alias("_s2"),
         )
     )
-    sums = cells.group_by(unit, "year", "outcome").agg(
+    sums = cells.sort(unit, "year", "outcome", *cell).group_by(unit, "year", "outcome", maintain_order=True).agg(
         pl.col("_W").sum().alias("_R"),
         (pl.col("_W") * pl.col("_m")).sum().alias("_A"),
         (pl.col("_W") ** 2 * pl.col("_s2") / pl.col("_n")).sum().alias("_B"),

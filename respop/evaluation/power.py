@@ -111,12 +111,13 @@ def power_table(
             inhabitants.select("territory_id", "year", pl.col("population").alias("denominator")),
             on=["territory_id", "year"], how="inner",
         )
+    frame = frame.sort("territory_id", "year")  # float sums in a fixed order: the same table on every run
     totals = frame.select(pl.col("events").sum(), pl.col("denominator").sum())
     events, denominator = totals.row(0)
     if not denominator or not events:
         raise ValueError("no event or no denominator in the panel: the rate cannot be estimated")
     rate = float(events) / float(denominator)
-    wide = frame.pivot(on="year", index="territory_id", values=["value", "log_var"], aggregate_function="first").drop_nulls()
+    wide = frame.pivot(on="year", index="territory_id", values=["value", "log_var"], aggregate_function="first").drop_nulls().sort("territory_id")
     year_columns = sorted(c for c in wide.columns if c.startswith("value_"))
     values = wide.select(year_columns).to_numpy()
     log_vars = wide.select([c.replace("value_", "log_var_") for c in year_columns]).to_numpy()

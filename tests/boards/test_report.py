@@ -37,6 +37,7 @@ def test_one_section_per_disease_of_the_catalogue(sections):
         ("territoire", "Territoire"),
         ("bpco", "BPCO"), ("diabete", "Diabète"), ("insuffisance-cardiaque", "Insuffisance cardiaque"),
         ("strates", "Strates"), ("recours", "Recours aux soins"), ("trajectoires", "Trajectoires"),
+        ("evaluation", "Évaluation"),  # tiny's configuration has [evaluation]
         ("qualite", "Qualité des données"),
     ]
 
@@ -56,10 +57,22 @@ def test_every_board_page_has_its_section(dossier, sections):
         assert '<p class="headline">' in body, anchor
 
 
-def test_figures_are_embedded_png(dossier):
+def test_figures_are_embedded_png(dossier, tiny_run):
+    from respop.boards import data
+
     images = DATA_URI.findall(dossier)
+    # the evaluation: two figures per outcome with an effect published by a method, for the
+    # dossier's territory (a pilot) or every pilot pooled
+    url, run = tiny_run.config.store.url, tiny_run.run_id
+    dossier_ = Dossier(load_config(tiny_run.config_path))
+    pilot = data.evaluation_focus(url, run, dossier_.territory_id)
+    estimated = sum(
+        any((r := data.effect_row(url, run, d, o, m, pilot)) is not None and r["effect"] is not None
+            for m in ("did", "synthetic_control"))
+        for d, o, _lab in data.evaluation_outcomes(url, run))
+    assert 0 < estimated < len(data.evaluation_outcomes(url, run))
     # territory 3, each disease 3, per disease: strata 1, care 2, trajectories 4; quality 1
-    assert len(images) == 3 + 3 * 3 + 3 * (1 + 2 + 4) + 1  # three diseases
+    assert len(images) == 3 + 3 * 3 + 3 * (1 + 2 + 4) + 1 + 2 * estimated  # three diseases
     for encoded in images:
         assert base64.b64decode(encoded).startswith(PNG_SIGNATURE)
     assert "<img" in dossier and 'src="http' not in dossier and "<script" not in dossier  # self-contained

@@ -95,6 +95,10 @@ def test_respop_evaluate_prints_the_effects_in_french_and_refuses_a_pilot_that_i
     assert done.returncode == 0, done.stderr
     assert "Territoires pilotes" in done.stdout and "2 territoires de comparaison" in done.stdout
     assert "double différence" in done.stdout and "contrôle synthétique" in done.stdout
+    # the same inputs give the same results, to the last bit (the store's fingerprint of a run)
+    for name in ("effects", "event_study", "trajectories", "weights", "power", "panel"):
+        first = pl.read_parquet(tmp_path / "run" / "evaluation" / f"{name}.parquet")
+        assert first.equals(pl.read_parquet(tiny_run.config.output.dir / "evaluation" / f"{name}.parquet")), name
     bad = tmp_path / "bad.toml"
     bad.write_text(text.replace('pilots = { "1" = 2022 }', 'pilots = { "Paris" = 2022 }'), encoding="utf-8")
     done = subprocess.run([sys.executable, "-m", "respop", "evaluate", str(bad)], capture_output=True, text=True, env=env)

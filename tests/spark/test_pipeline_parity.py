@@ -95,7 +95,7 @@ def test_timings_say_which_engine_ran(tiny_runs):
     for engine, result in tiny_runs.items():
         record = json.loads((result.config.output.dir / "timings.json").read_text())
         assert record["engine"] == engine
-        assert set(record["steps"]) == {"input", "territories", "cases", "strata", "store"}
+        assert set(record["steps"]) == {"input", "territories", "cases", "strata", "evaluation", "store"}
         assert record["details"]["strata"]["features"] >= 0
         assert set(record["details"]["input"]) == {"validate", "filters", "canonical", "report"}
         assert record["details"]["input"]["filters"] > 0  # the filters' mark was seen

@@ -75,7 +75,8 @@ def test_new_territories_without_new_strata_are_refused_then_rebuilt(tiny_run, t
     message = str(info.value)
     assert "strata was built on territories of an earlier build" in message
     assert "strata was built on cases of an earlier build" in message
-    assert f"respop run {config} --steps strata,store" in message
+    assert "evaluation was built on strata of an earlier build" in message  # tiny's configuration has [evaluation]
+    assert f"respop run {config} --steps strata,evaluation,store" in message
     # what would have been published: the shared counts of the moved zone's territories differ by its cases
     after = pl.read_parquet(out / "territories" / "zone_territory.parquet")
     zone = dict(after.select("zone_code", "territory_id").iter_rows())
@@ -91,12 +92,12 @@ def test_new_territories_without_new_strata_are_refused_then_rebuilt(tiny_run, t
         assert store.runs() == []  # nothing published, not even a failed run
 
         # the command of the message publishes, with the shared counts equal again
-        result = run(config, steps=("strata", "store"))
+        result = run(config, steps=("strata", "evaluation", "store"))
         assert [(r["run_id"], r["status"]) for r in store.runs()] == [(result.run_id, "succeeded")]
         # the steps not run this time are marked reused, with when their outputs were written
         timings = store.run(result.run_id)["timings"]
         assert set(timings["reused"]) == {"input", "territories", "cases"} and all(timings["reused"].values())
-        assert set(timings["clock"]) == {"strata", "store"} and "cases" not in timings and timings["strata"] > 0
+        assert set(timings["clock"]) == {"strata", "evaluation", "store"} and "cases" not in timings and timings["strata"] > 0
     finally:
         store.close()
     counts = shared_counts(out)
@@ -110,7 +111,7 @@ def test_the_cli_prints_the_refusal_without_traceback(tiny_run, tmp_path):
     result = respop("store", "publish", str(config))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "cases was built on territories of an earlier build" in result.stderr
-    assert "--steps cases,strata,store" in result.stderr
+    assert "--steps cases,strata,evaluation,store" in result.stderr
 
 
 STUCK_RUN = """

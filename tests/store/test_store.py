@@ -24,10 +24,15 @@ from respop.store.publish import collect
 
 PUBLIC_COUNTS = {("zones", "population"), ("territories", "population"), ("territories", "zones"),
                  ("territories", "hospitals"), ("indicators", "population"), ("survival_tests", "n"),
-                 ("survival_tests", "events"), ("catalogue", "rank")}
+                 ("survival_tests", "events"), ("catalogue", "rank"),
+                 ("evaluation_design", "min_pre_years"), ("evaluation_effects", "n_donors"),
+                 ("evaluation_effects", "post_years"), ("evaluation_event_study", "event_time"),
+                 ("evaluation_event_study", "n_pilots"), ("evaluation_power", "population"),
+                 ("evaluation_power", "years_pre"), ("evaluation_power", "years_post")}
 """Integer columns that are not counts of people or stays of the data (census populations,
-numbers of zones and hospitals, the catalogue's order of items in a spec) or that are masked by
-their own rule (tested apart)."""
+numbers of zones and hospitals, the catalogue's order of items in a spec, the evaluation's design:
+numbers of years, pilots and comparison territories, the power table's populations) or that are
+masked by their own rule (tested apart)."""
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -69,7 +74,7 @@ def test_write_then_read_every_table(store, publication):
     assert run["status"] == "succeeded" and run["finished_at"] >= run["started_at"]
     assert run["results_sha256"] == publication.fingerprint()
     # published on its own (as `respop store publish`): every step's outputs come from an earlier run
-    assert set(run["timings"]["reused"]) == {"input", "territories", "cases", "strata"}
+    assert set(run["timings"]["reused"]) == {"input", "territories", "cases", "strata", "evaluation"}
     assert [k for k, v in run["timings"].items() if isinstance(v, (int, float))] == ["store"]
     assert run["first_year"] == 2019 and run["last_year"] == 2023
     for table in schema.RESULT_TABLES:
