@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/evaluation.py                 # seeds 1-20
     .venv/bin/python benchmarks/evaluation.py --seeds 1-3     # fewer worlds
     .venv/bin/python benchmarks/evaluation.py --report-only   # print the tables from the cached results
+    .venv/bin/python benchmarks/evaluation.py --national      # the methods' seconds at national scale
 
 For each seed, the generator makes the ``evaluation`` world (about 24 planted territories of
 20,000 to 60,000 inhabitants, 2018–2023) with the intervention of
@@ -234,12 +235,55 @@ def report(results: list[dict]) -> None:
         print(f"{r['seed']:>4} {r['generate_s']:>11} {r['pipeline_s']:>11} {r['evaluation_s']:>13} {r['peak_mb']:>8}")
 
 
+def national(outcomes: int = 24, pilots: int = 9) -> None:
+    """The methods' seconds and peak memory at national scale: 132 territories (pilots + donors),
+    2019–2023, one panel per outcome (Poisson counts of territories of 15,000 to 300,000 ×…, the
+    simulation of tests/evaluation/test_did.py), ``pilots`` pilots starting 2021 and 2022, the
+    estimators and the power table as the evaluation step calls them."""
+    import tracemalloc
+
+    import numpy as np
+    import polars as pl
+
+    from respop.evaluation import did, power, synthetic_control
+    from tests.evaluation.test_did import simulate_panel
+
+    rng = np.random.default_rng(1)
+    starts = {i: (2021 if i % 2 else 2022) for i in range(1, pilots + 1)}
+    donors = list(range(pilots + 1, 133))
+    covariates = pl.DataFrame({"territory_id": list(range(1, 133)), "deprivation": rng.normal(size=132),
+                               "share_75_plus": rng.uniform(0.06, 0.14, 132)})
+    panels = [simulate_panel(rng, -0.1, starts, n=132, years=range(2019, 2024)) for _ in range(outcomes)]
+    rows = []
+    for name, call in (
+        ("difference-in-differences", lambda p: did.estimate(p, starts, donors)),
+        ("synthetic control", lambda p: synthetic_control.estimate(p, starts, donors, covariates=covariates)),
+        ("power table", lambda p: power.power_table(p, [50_000, 100_000, 200_000, 500_000], 2, [1, 2, 3], donors=donors)),
+    ):
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        for p in panels:
+            call(p)
+        seconds = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+        rows.append((name, seconds, peak))
+    print(f"\nNational scale: 132 territories ({pilots} pilots, {len(donors)} donors), 5 years, {outcomes} outcomes")
+    print(f"{'method':<28} {'seconds':>9} {'s / outcome':>12} {'peak MB (Python)':>17}")
+    for name, seconds, peak in rows:
+        print(f"{name:<28} {seconds:>9.1f} {seconds / outcomes:>12.2f} {peak:>17.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="1-20")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--generate-only", action="store_true", help="only generate the worlds (cached)")
+    parser.add_argument("--national", action="store_true", help="only time the methods at national scale (132 territories)")
     args = parser.parse_args()
+    if args.national:
+        national()
+        return
     results = []
     for seed in parse_seeds(args.seeds):
         file = OUT / "results" / f"seed-{seed}.json"
