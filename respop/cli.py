@@ -702,8 +702,37 @@ def evaluate(
         ci = f"{_fr_signed(r['ci_lower'])} à {_fr_signed(r['ci_upper'])}"
         table.add_row(escape(label), method_fr[r["method"]], _fr_signed(r["effect"]), ci, _fr_p(r["p_value"]))
     console.print(table)
+    _print_by_deprivation(result.out, names, catalogue)
     console.print(f"Sorties : {escape(str(result.out))} (panel.parquet contient des effectifs non masqués : "
                   "à garder dans l'espace sécurisé ; le magasin publie les résultats masqués)")
+
+
+def _print_by_deprivation(out: Path, names: dict[str, str], catalogue) -> None:
+    """The last year's standardised outcomes by deprivation quintile (analysts' view: the store
+    does not publish them, docs/evaluation.md)."""
+    import polars as pl
+    from rich.table import Table
+
+    from respop.evaluation.outcomes import outcome_label
+
+    path = out / "by_deprivation.parquet"
+    if not path.is_file():
+        return
+    rows = pl.read_parquet(path).filter(pl.col("quintile").is_not_null())
+    if rows.is_empty():
+        return
+    last = int(rows["year"].max())
+    rows = rows.filter(pl.col("year") == last)
+    table = Table(title=f"Selon la défavorisation des zones de résidence, {last} (valeurs standardisées ; 1 = moins défavorisé)",
+                  title_justify="left")
+    table.add_column("indicateur")
+    for q in range(1, 6):
+        table.add_column(f"Q{q}", justify="right")
+    for (disease, outcome), group in rows.group_by("disease", "outcome", maintain_order=True):
+        values = dict(group.select("quintile", "value").iter_rows())
+        table.add_row(escape(outcome_label(outcome, names.get(disease, disease), catalogue.features)),
+                      *[_fr_dec(values.get(q)) for q in range(1, 6)])
+    console.print(table)
 
 
 def _fr_signed(value: float | None) -> str:

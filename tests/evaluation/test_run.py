@@ -95,6 +95,8 @@ def test_respop_evaluate_prints_the_effects_in_french_and_refuses_a_pilot_that_i
     assert done.returncode == 0, done.stderr
     assert "Territoires pilotes" in done.stdout and "2 territoires de comparaison" in done.stdout
     assert "double différence" in done.stdout and "contrôle synthétique" in done.stdout
+    # the analysts' view of the outcomes by deprivation quintile (not published: docs/evaluation.md)
+    assert "Selon la défavorisation des zones de résidence, 2023" in done.stdout and "Q5" in done.stdout
     # the same inputs give the same results, to the last bit (the store's fingerprint of a run)
     for name in ("effects", "event_study", "trajectories", "weights", "power", "panel"):
         first = pl.read_parquet(tmp_path / "run" / "evaluation" / f"{name}.parquet")
