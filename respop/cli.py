@@ -181,7 +181,7 @@ def synth(
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")] = 1,
     years: Annotated[Optional[str], typer.Option(help="Exit years, e.g. 2019-2023 (default: the profile's).")] = None,
     out: Annotated[Path, typer.Option(help="Output folder (pmsi/, reference/, truth/).")] = Path("output/synthetic"),
-    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv (SNDS tables), atih (the ATIH's RSA and ANO files, one of each per hospital and year), or both (SNDS Parquet in pmsi/, ATIH files in atih/).")] = "parquet",
     report: Annotated[bool, typer.Option("--report", help="Print generated figures beside the published ones.")] = False,
     intervention: Annotated[Optional[Path], typer.Option(help="Plant an intervention (TOML: pilots, start_years, effects, as a profile's [intervention]), replacing the profile's.")] = None,
 ) -> None:
@@ -190,14 +190,16 @@ def synth(
     from respop.synth.calibration import calibration
     from respop.synth.profiles import load_intervention, with_intervention
 
-    if fmt not in ("parquet", "csv"):
-        raise RespopError(f"--format: expected parquet or csv, got {fmt!r}")
+    if fmt not in ("parquet", "csv", "atih", "both"):
+        raise RespopError(f"--format: expected parquet, csv, atih or both, got {fmt!r}")
+    if report and fmt == "atih":
+        raise RespopError("--report counts from the SNDS tables: use --format both (SNDS tables in pmsi/, ATIH files in atih/)")
     prof = load_profile(profile)
     if intervention is not None:
         prof = with_intervention(prof, load_intervention(intervention))
     year_list = _parse_years(years) or prof.years
     chunks = max(1, -(-prof.geography.population // prof.chunk_persons))
-    with progress_steps(1 + len(year_list) * chunks, f"generating the {prof.name} world") as step:
+    with progress_steps(1 + len(year_list) * chunks + (fmt in ("atih", "both")), f"generating the {prof.name} world") as step:
         result = generate(prof, seed, out, year_list, fmt, step)
     console.print(
         f"{prof.name}: {result.persons:,} persons simulated (the living, the dead and the newborns); rows of "

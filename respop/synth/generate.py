@@ -3,7 +3,9 @@
 Writes, under the output folder:
 
 - ``pmsi/T_MCO{yy}B|C|D|UM.parquet`` (or ``.csv``) per exit year, as the SNDS delivers them; for
-  worlds simulated in several chunks, each table is a folder of Parquet parts;
+  worlds simulated in several chunks, each table is a folder of Parquet parts; or, with the format
+  ``atih``, the same PMSI as the ATIH's RSA and ANO files (``both``: those in ``atih/``, see
+  :data:`FORMATS`);
 - ``reference/``: zones (GeoParquet), population, hospitals, towns, the population of each
   simulated year (``population_by_year.parquet``: zone × sex × age band × year, the shape of
   INSEE's yearly estimates, counted from the simulated people: :func:`population_by_year`), and a
@@ -129,6 +131,8 @@ def generate(
     step("building the geography")
     world = make_world(profile.geography, rng)
     chunks = _zone_chunks(world, profile.chunk_persons)
+    if fmt not in FORMATS:
+        raise RespopError(f"unknown output format {fmt!r} (choose among {', '.join(FORMATS)})")
     if fmt == "csv" and len(chunks) > 1:
         raise RespopError(
             f"the {profile.name} world is simulated in {len(chunks)} chunks and written as Parquet parts; "
@@ -141,9 +145,39 @@ def generate(
             raise RespopError(f"intervention: {exc}") from None
     simulated = list(range(years[-1] - max(len(years), CALIBRATED_YEARS) + 1, years[-1] + 1))
     with atomic_folder(out) as tmp:
-        result = _simulate(profile, seed, world, chunks, years, simulated, tmp, fmt, step)
+        result = _simulate(profile, seed, world, chunks, years, simulated, tmp, "csv" if fmt == "csv" else "parquet", step)
+        if fmt in ("atih", "both"):
+            step("writing the ATIH files")
+            _write_atih(tmp, seed, replace=fmt == "atih")
         (tmp / MARKER).write_text(f"respop synth --profile {profile.name} --seed {seed}\n", encoding="utf-8")
     return SynthResult(out=out, years=years, persons=result[0], stays=result[1])
+
+
+FORMATS = ("parquet", "csv", "atih", "both")
+"""Output formats: SNDS tables in Parquet or CSV; ``atih``: the same world as the ATIH's RSA and
+ANO files (one of each per hospital and exit year, :mod:`respop.synth.atih`) in ``pmsi/`` instead;
+``both``: SNDS tables (Parquet) in ``pmsi/`` and the ATIH files in ``atih/``. The referential
+``IR_BEN_R`` is beside the PMSI files in each folder."""
+ATIH_FOLDER = "atih"
+"""With ``both``: the folder of the ATIH files, beside ``pmsi/``."""
+
+
+def _write_atih(out: Path, seed: int, replace: bool) -> None:
+    """The SNDS tables of ``out/pmsi`` written as ATIH files (drawn zones seeded by the world's
+    ``seed``) to ``out/atih``, with a copy of the referential; with ``replace``, ``out/pmsi`` then
+    holds the ATIH files and the referential only."""
+    import shutil
+
+    from respop.synth import atih
+
+    target = out / ATIH_FOLDER
+    atih.write_folder(out / "pmsi", target, seed)
+    for entry in (out / "pmsi").iterdir():
+        if entry.name.startswith(REFERENTIAL):
+            (shutil.copytree if entry.is_dir() else shutil.copy2)(entry, target / entry.name)
+    if replace:
+        shutil.rmtree(out / "pmsi")
+        target.rename(out / "pmsi")
 
 
 CALIBRATED_YEARS = 5
