@@ -102,7 +102,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-pmsi_app = typer.Typer(help="Read and check SNDS PMSI MCO tables.", no_args_is_help=True)
+pmsi_app = typer.Typer(help="Read and check PMSI MCO data: SNDS tables or ATIH RSA/ANO files.", no_args_is_help=True)
 app.add_typer(pmsi_app, name="pmsi")
 
 
@@ -135,16 +135,16 @@ def _parse_years(value: str | None) -> list[int] | None:
 
 @pmsi_app.command("check")
 def pmsi_check(
-    folder: Annotated[Optional[Path], typer.Argument(help="Folder of SNDS tables T_MCOaaB/C/D/UM (Parquet or CSV); default: input.pmsi_dir of --config.")] = None,
+    folder: Annotated[Optional[Path], typer.Argument(help="Folder of SNDS tables T_MCOaaB/C/D/UM (Parquet or CSV) or of ATIH files <FINESS>.<YYYY>.<M>.rsa/.ano (detected); default: input.pmsi_dir of --config.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="Territory configuration (TOML): its input and quality sections apply.")] = None,
     years: Annotated[Optional[str], typer.Option(help="Exit years to read, e.g. 2019-2023.")] = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", help="auto, csv or parquet (default: the configuration's, else auto).")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="auto, csv, parquet or atih (default: the configuration's, else auto: detected).")] = None,
     separator: Annotated[Optional[str], typer.Option(help="CSV separator (default: detected).")] = None,
     encoding: Annotated[Optional[str], typer.Option(help="CSV encoding: utf-8, latin-1 or cp1252.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Also write staged tables, quarantine and report.json here (private: holds patient keys).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Read a folder of SNDS PMSI MCO tables and report every row: loaded, quarantined, filtered."""
+    """Read a folder of PMSI MCO data (SNDS tables or ATIH RSA/ANO files, detected) and report every row: loaded, quarantined, filtered."""
     from respop.pmsi import read_pmsi
 
     cfg = load_config(config) if config else Config()

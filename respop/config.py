@@ -43,7 +43,10 @@ class InputConfig(_Section):
     reference_dir: Path | None = Field(
         None, description="folder with zones.parquet (GeoParquet), population.parquet, hospitals.parquet"
     )
-    format: Literal["auto", "csv", "parquet"] = "auto"
+    format: Literal["auto", "csv", "parquet", "atih"] = Field(
+        "auto",
+        description="auto (detected), csv or parquet (SNDS tables), atih (RSA and ANO files; docs/pmsi.md)",
+    )
     years: list[int] | None = Field(None, description="exit years to read; all found if absent")
     separator: Literal["auto", ",", ";", "\t", "|"] = "auto"
     encoding: Literal["utf-8", "latin-1", "cp1252"] = "utf-8"

@@ -158,7 +158,7 @@ def find_death_file(folder: Path, fmt: str = "auto") -> DeathFile | None:
             file_format = "parquet"
         else:
             continue
-        if fmt in ("auto", file_format):
+        if fmt in ("auto", "atih", file_format):  # beside ATIH files, the referential is read as found
             found.append(DeathFile(entry, file_format))
     if len(found) > 1:
         names = ", ".join(f.path.name for f in found)

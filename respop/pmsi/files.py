@@ -41,7 +41,8 @@ _NAME = re.compile(r"^T_MCO(?P<yy>\d{2}|AA)(?P<table>UM|B|C|D)(?P<ext>\.csv|\.pa
 _SEPARATORS = (";", ",", "\t", "|")
 _SNIFF_BYTES = 1 << 20
 
-Format = Literal["csv", "parquet"]
+Format = Literal["csv", "parquet", "atih"]
+"""How a table was read: SNDS CSV or Parquet, or parsed from ATIH files (respop.pmsi.atih)."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,12 @@ def discover(
                 )
         out[year] = {table: tables[table][0] for table in TABLES}
     return out
+
+
+def has_snds_tables(folder: str | Path) -> bool:
+    """Whether ``folder`` holds an entry named like an SNDS PMSI MCO table (``T_MCO22B.csv``…)."""
+    folder = Path(folder)
+    return folder.is_dir() and any(_NAME.match(entry.name) for entry in folder.iterdir())
 
 
 class Workspace:

@@ -1,4 +1,5 @@
-"""Read a folder of SNDS PMSI MCO tables into the canonical model, lazily.
+"""Read a folder of PMSI MCO data into the canonical model, lazily: SNDS tables (T_MCOaaB/C/D/UM)
+or the ATIH's own RSA and ANO files (respop.pmsi.atih, turned into the same SNDS-shaped tables).
 
 >>> data = read_pmsi("data/demo/pmsi")              # doctest: +SKIP
 >>> data.stays.filter(pl.col("age") >= 18)           # a LazyFrame; nothing read yet
@@ -19,8 +20,18 @@ import polars as pl
 from respop.config import InputConfig, QualityConfig
 from respop.errors import DiskFullError, InputError, is_disk_full
 from respop.fsutil import atomic_folder
+from respop.pmsi import atih
 from respop.pmsi.canonical import STAY_SCHEMA, build_diagnoses, build_stays
-from respop.pmsi.files import ROW, TableFile, Workspace, describe_failure, discover, read_failure, scan_table
+from respop.pmsi.files import (
+    ROW,
+    TableFile,
+    Workspace,
+    describe_failure,
+    discover,
+    has_snds_tables,
+    read_failure,
+    scan_table,
+)
 from respop.pmsi.quality import (
     CLINICAL_ONLY_BY,
     EXCLUDED_BY,
@@ -71,6 +82,9 @@ class PmsiData:
     _staged: PmsiData | None = field(default=None, repr=False)
     canonical_paths: dict[str, Path] | None = field(default=None, repr=False)
     """Parquet files of the kept ``stays`` and ``diagnoses`` once :meth:`canonical` wrote them."""
+    atih: atih.AtihInput | None = field(default=None, repr=False)
+    """For a folder of ATIH files: the files read and superseded, their counts and quarantined
+    lines (the tables above are then the SNDS-shaped tables parsed from them)."""
 
     @property
     def years(self) -> list[int | None]:
@@ -120,7 +134,8 @@ class PmsiData:
     def steps(self, write: bool = False) -> int:
         """Number of progress steps :meth:`report` (or :meth:`write`) announces."""
         n = 2 * len(self.tables) + 3
-        return n + (4 + len(self.tables) if write else 0)
+        atih_files = len(self.atih.counts) if self.atih is not None else 0
+        return n + (4 + len(self.tables) + atih_files if write else 0)
 
     def staged(self, progress: Progress | None = None) -> PmsiData:
         """Parse and check every file once into the private workspace; return data reading it."""
@@ -128,7 +143,8 @@ class PmsiData:
             return self
         if self._staged is None:
             self._staged = _build(
-                self.folder, self.files, self.raw, self.input, self.quality, self.zones, self.workspace, progress
+                self.folder, self.files, self.raw, self.input, self.quality, self.zones, self.workspace, progress,
+                atih_input=self.atih,
             )
         return self._staged
 
@@ -173,13 +189,16 @@ class PmsiData:
             stays_kept=stays["kept"],
             sessions_kept=stays["sessions"],
             diagnoses={str(p): int(n) for p, n in by_position.iter_rows()},
+            atih_files=list(self.atih.counts) if self.atih is not None else [],
+            superseded=[f.name for f in self.atih.superseded] if self.atih is not None else [],
         )
 
     def write(self, out: str | Path, progress: Progress | None = None) -> PmsiReport:
         """Write the staged tables, quarantines and report under ``out`` (private outputs).
 
         ``out/staged/{stays,sessions,diagnoses,excluded_stays}.parquet``,
-        ``out/quarantine/<file>.parquet`` and ``out/report.json``. The folder is replaced only
+        ``out/quarantine/<file>.parquet`` (for ATIH files, also one per RSA and ANO file: the lines
+        that could not be sliced, with their line number and reason) and ``out/report.json``. The folder is replaced only
         once everything is written: a failure leaves the previous content as it was. A folder
         that exists but is not a respop output is never replaced.
         """
@@ -201,6 +220,11 @@ class PmsiData:
                     step(f"writing quarantine/{t.file.label}.parquet")
                     with _reading(t.file):
                         t.quarantine.sink_parquet(tmp / "quarantine" / f"{t.file.label}.parquet")
+                if data.atih is not None:
+                    for count in data.atih.counts:
+                        step(f"writing quarantine/{count.name}.parquet")
+                        _sink(data.atih.quarantine(count.name), tmp / "quarantine" / f"{count.name}.parquet",
+                              f"the quarantined lines of {count.name}")
                 report = data.report(progress, diagnoses=pl.scan_parquet(tmp / "staged" / "diagnoses.parquet"))
                 (tmp / "report.json").write_text(
                     json.dumps(report.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8"
@@ -224,10 +248,13 @@ def read_pmsi(
     input: InputConfig | None = None,
     quality: QualityConfig | None = None,
 ) -> PmsiData:
-    """Open the SNDS PMSI MCO tables of a folder (one or several exit years) as the canonical model.
+    """Open the PMSI MCO data of a folder (one or several exit years) as the canonical model.
 
-    Files are found and checked (names, formats, encoding, separator, required columns, date
-    format) now; rows are read only when a frame is collected, or by :meth:`PmsiData.staged`.
+    The folder holds SNDS tables (T_MCOaaB/C/D/UM) or ATIH files (RSA and ANO): detected
+    (:func:`detect_layout`), or chosen with ``input.format``. SNDS files are found and checked
+    (names, formats, encoding, separator, required columns, date format) now; rows are read only
+    when a frame is collected, or by :meth:`PmsiData.staged`. ATIH files are parsed now, once, into
+    SNDS-shaped tables in the private workspace (respop.pmsi.atih), then read the same way.
     Raises :class:`~respop.errors.InputError`.
     """
     input = input or InputConfig()
@@ -235,14 +262,65 @@ def read_pmsi(
     folder = Path(folder) if folder is not None else input.pmsi_dir
     if folder is None:
         raise InputError("no PMSI folder given (set input.pmsi_dir in the configuration)")
-    files = discover(folder, input.years, input.format)
     zones = _load_zones(quality.zones_file) if quality.zones_file else None
+    if detect_layout(folder, input.format) == "atih":
+        workspace = Workspace(input.workspace_dir)
+        try:
+            files, raw, atih_input = _open_atih(Path(folder), input, workspace)
+        except BaseException:
+            workspace.close()
+            raise
+        return _build(
+            Path(folder), files, raw, input, quality, zones, workspace, progress=None, stage=False, atih_input=atih_input
+        )
+    files = discover(folder, input.years, input.format)
     workspace = Workspace(input.workspace_dir)
     raw = {
         year: {t: scan_table(f, input.separator, input.encoding, workspace) for t, f in by_table.items()}
         for year, by_table in files.items()
     }
     return _build(Path(folder), files, raw, input, quality, zones, workspace, progress=None, stage=False)
+
+
+def detect_layout(folder: str | Path, fmt: str = "auto") -> str:
+    """``"atih"`` or ``"snds"``: what ``folder`` holds, or what ``input.format`` chose (``atih``;
+    ``csv`` or ``parquet`` are SNDS tables). A folder with both under ``auto`` is an
+    :class:`InputError` asking to choose."""
+    folder = Path(folder)
+    if fmt == "atih":
+        return "atih"
+    if fmt != "auto":
+        return "snds"
+    has_atih = bool(atih.atih_files(folder))
+    if has_atih and has_snds_tables(folder):
+        raise InputError(
+            "holds both SNDS tables (T_MCOaaB/C/D/UM) and ATIH files (RSA and ANO): choose which to read "
+            "with input.format = 'atih', or 'csv' / 'parquet' for the SNDS tables (--format on the command line)",
+            folder,
+        )
+    return "atih" if has_atih else "snds"
+
+
+def _open_atih(
+    folder: Path, input: InputConfig, workspace: Workspace
+) -> tuple[dict[int | None, dict[str, TableFile]], dict[int | None, dict[str, pl.LazyFrame]], atih.AtihInput]:
+    """Parse the folder's ATIH files once into the workspace; the SNDS-shaped tables per year."""
+    try:
+        parsed = atih.parse_folder(folder, workspace.path(), input.years)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        if is_disk_full(exc):
+            raise DiskFullError(f"{_WORKSPACE} (parsing the ATIH files of {folder})", _INTACT) from None
+        if isinstance(exc, OSError):
+            raise InputError(f"could not be read ({exc.strerror or type(exc).__name__})", getattr(exc, "filename", None) or folder) from None
+        raise InputError(f"the ATIH files could not be parsed: {describe_failure(exc)}", folder) from None
+    files: dict[int | None, dict[str, TableFile]] = {}
+    raw: dict[int | None, dict[str, pl.LazyFrame]] = {}
+    for year, parsed_year in parsed.years.items():
+        rsa = parsed_year.rsa[0].path if len(parsed_year.rsa) == 1 else folder
+        ano = parsed_year.ano[0].path if len(parsed_year.ano) == 1 else folder
+        files[year] = {t: TableFile(t, year, ano if t == "C" else rsa, "atih") for t in parsed_year.tables}
+        raw[year] = {t: pl.scan_parquet(path) for t, path in parsed_year.tables.items()}
+    return files, raw, parsed
 
 
 def _build(
@@ -255,6 +333,7 @@ def _build(
     workspace: Workspace,
     progress: Progress | None,
     stage: bool = True,
+    atih_input: atih.AtihInput | None = None,
 ) -> PmsiData:
     """Validate every file and build the canonical frames; with ``stage``, write each validated
     table and the filtered stays to the workspace first (one parse per file)."""
@@ -311,6 +390,7 @@ def _build(
         raw=raws,
         workspace=workspace,
         is_staged=stage,
+        atih=atih_input,
     )
 
 

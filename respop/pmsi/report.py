@@ -34,6 +34,28 @@ class TableCount:
 
 
 @dataclass
+class AtihFileCount:
+    """Lines of one ATIH file (RSA or ANO, respop.pmsi.atih): ``lines_read = lines_parsed +
+    lines_quarantined``. A parsed line became a row of the SNDS-shaped tables, where the usual
+    checks and filters count it again; a quarantined one could not be sliced (``reasons``)."""
+
+    kind: str
+    name: str
+    path: str
+    finess: str
+    year: int
+    month: int
+    lines_read: int = 0
+    lines_parsed: int = 0
+    lines_quarantined: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def balanced(self) -> bool:
+        return self.lines_read == self.lines_parsed + self.lines_quarantined
+
+
+@dataclass
 class FilterCount:
     """Stays a quality filter excluded (first excluding filter only), kept for clinical events
     only (first such filter, among the kept stays and séances) and flagged (overlaps allowed)."""
@@ -60,6 +82,10 @@ class PmsiReport:
     stays_kept: int
     sessions_kept: int
     diagnoses: dict[str, int]
+    atih_files: list[AtihFileCount] = field(default_factory=list)
+    """For a folder of ATIH files: each RSA and ANO file read (the latest month of a hospital and year)."""
+    superseded: list[str] = field(default_factory=list)
+    """ATIH files of earlier months that a later cumulative month replaced (not read)."""
 
     @property
     def stays_balanced(self) -> bool:
@@ -74,7 +100,7 @@ class PmsiReport:
 
     @property
     def balanced(self) -> bool:
-        return self.stays_balanced and all(t.balanced for t in self.tables)
+        return self.stays_balanced and all(t.balanced for t in (*self.tables, *self.atih_files))
 
     def table(self, label: str) -> TableCount:
         return next(t for t in self.tables if t.label == label)
@@ -90,7 +116,29 @@ class PmsiReport:
 
     def render(self, console: Console) -> None:
         """Print the report as tables."""
-        files = Table(title=f"PMSI MCO tables in {escape(self.folder)}", title_justify="left")
+        if self.atih_files:
+            atih = Table(title=f"ATIH files in {escape(self.folder)}", title_justify="left")
+            for col, justify in (("file", "left"), ("lines", "right"), ("parsed", "right"),
+                                 ("quarantined", "right"), ("balanced", "center")):
+                atih.add_column(col, justify=justify)
+            for a in self.atih_files:
+                atih.add_row(escape(a.name), f"{a.lines_read:,}", f"{a.lines_parsed:,}", f"{a.lines_quarantined:,}",
+                             "✓" if a.balanced else "✗")
+            console.print(atih)
+            atih_reasons = [(a.name, r, n) for a in self.atih_files for r, n in a.reasons.items()]
+            if atih_reasons:
+                lines = Table(title="ATIH lines quarantined before the tables (a line has one reason)", title_justify="left")
+                for col in ("file", "reason", "lines"):
+                    lines.add_column(col, justify="right" if col == "lines" else "left")
+                for name, reason, n in atih_reasons:
+                    lines.add_row(escape(name), escape(reason), f"{n:,}")
+                console.print(lines)
+            if self.superseded:
+                console.print(
+                    "Superseded by a later month (M1…M12 are cumulative; not read): " + ", ".join(map(escape, self.superseded))
+                )
+        title = "SNDS-shaped tables parsed from them" if self.atih_files else f"PMSI MCO tables in {escape(self.folder)}"
+        files = Table(title=title, title_justify="left")
         for col, justify in (("file", "left"), ("format", "left"), ("read", "right"), ("loaded", "right"),
                              ("quarantined", "right"), ("balanced", "center")):
             files.add_column(col, justify=justify)

@@ -1,0 +1,566 @@
+"""Reading the ATIH's own MCO files (RSA and ANO "out" files) into the SNDS-shaped raw tables.
+
+A DIM receives, each month, ``<FINESS>.<YYYY>.<M>.rsa`` and ``<FINESS>.<YYYY>.<M>.ano`` (optionally
+followed by ``.txt``, any case): M1…M12 are cumulative since January, so for one hospital and year
+the latest month wins and the earlier files are listed in the report as superseded. A national
+user holds many hospitals and years in one folder.
+
+Every line carries its format number (``NOVRSA`` of an RSA, ``NOFORMAT`` of an ANO line), which
+selects its layout in :mod:`respop.pmsi.layouts` (positions come from there only: no position
+literal here). An ANO line's format field is not at the same place every year: the layouts whose
+length is the line's are the candidates, and the number at their format field must select one of
+them. An RSA is a fixed part followed by variable zones (authorisations, radiotherapy, medical
+units, associated diagnoses, procedures) whose counts are in the fixed part: zone ``i`` of a kind
+starts at ``fixed_length + Σ(previous kinds' count × length) + i × length``.
+
+The parse is vectorised (polars string slicing over whole files, zones exploded with integer
+ranges and sliced at expression offsets; no Python per line) and done once per exit year, the
+year's files in one pass, into Parquet files of the private workspace: the four SNDS-shaped raw
+tables (string columns with SNDS names, the 1-based ``_row`` the validation expects, and
+``_file`` / ``_line``: where each row comes from) that :func:`respop.pmsi.reader.read_pmsi` then
+validates, filters and reports exactly as SNDS tables. Lines that cannot be sliced (wrong length,
+unknown format number, zone counts that do not fit the line) are quarantined here with their file
+and line; everything else (a stay without its ANO line, an ANO line without its stay, return codes
+not all 0) is counted by the same checks and filters as the SNDS tables.
+
+Messages name the file and the line, never quote a line's content (it holds patient keys and
+dates); the one exception is a format number made of digits, shown so that a DIM can add it to
+``respop/data/atih/format_numbers.csv``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from respop.errors import InputError
+from respop.pmsi import layouts
+from respop.pmsi.files import ROW
+from respop.pmsi.report import AtihFileCount
+
+FILE = "_file"
+"""Name of the ATIH file a row of the SNDS-shaped tables (or a quarantined line) comes from."""
+LINE = "_line"
+"""1-based line number in that file."""
+TEXT = "_text"
+"""The line as read (kept in the quarantine only)."""
+REASON = "_reason"
+"""Why an ATIH line was quarantined before becoming a row of the SNDS-shaped tables."""
+STATUS = "_status"
+YEAR = "_layout_year"
+
+_NAME = re.compile(
+    r"^(?P<finess>[0-9A-Za-z]{9})\.(?P<year>\d{4})\.(?P<month>\d{1,2})\.(?P<kind>rsa|ano)(?:\.txt)?$", re.I
+)
+
+OK, BAD_LENGTH, UNKNOWN_FORMAT, BAD_COUNTS = 0, 1, 2, 3
+REASONS = {
+    BAD_LENGTH: "line length does not match its layout",
+    UNKNOWN_FORMAT: "unknown format number",
+    BAD_COUNTS: "the zone counts do not fit the line",
+}
+"""The ATIH-level quarantine reasons (an unknown format number is followed by the number found)."""
+
+CORRESPONDENCE_B = {
+    "ETA_NUM": "NOFINESS",
+    "RSA_NUM": "CLE_RSA",
+    "AGE_ANN": "AGEAN",
+    "COD_SEX": "SEXE",
+    "BDI_COD": "CDGEO",
+    "DGN_PAL": "DP",
+    "DGN_REL": "DR",
+    "ENT_MOD": "ECHPMSI",
+    "ENT_PRV": "PROV",
+    "SOR_MOD": "SCHPMSI",
+    "SEJ_NBJ": "DUREE",
+    "SEJ_TYP": "TYPESEJ",
+}
+"""SNDS column of T_MCOaaB ← field of the RSA's fixed part (GRG_GHM and BDI_DEP are derived)."""
+GHM_PARTS = ("RSACMD", "RSATYPE", "RSANUM", "RSACOMPX")
+"""GRG_GHM is these four fields of the RSA, concatenated (e.g. 05 M 09 T)."""
+CORRESPONDENCE_C = {
+    "ETA_NUM": "NOFINESS",
+    "RSA_NUM": "CLE_RSA",
+    "NIR_ANO_17": "NOANON",
+    "EXE_SOI_DTD": "DTENT",
+    "EXE_SOI_DTF": "DTSORT",
+    "NIR_RET": "CRSECU",
+    "NAI_RET": "CRDNAI",
+    "SEX_RET": "CRSEXE",
+    "SEJ_RET": "CRNODA",
+    "FHO_RET": "CRFUSHOSP",
+    "PMS_RET": "CRFUSPMSI",
+    "DAT_RET": "CRDTENT",
+}
+"""SNDS column of T_MCOaaC ← field of the ANO line (dates ``ddmmyyyy``)."""
+CORRESPONDENCE_UM = {"DGN_PAL": "DPUM", "DGN_REL": "DRUM", "UM_ORD_NUM": "NSEQRUM"}
+"""SNDS column of T_MCOaaUM ← field of one medical-unit zone (table ``rsa_um``)."""
+DAS_COLUMN = "ASS_DGN"
+"""T_MCOaaD's column: one associated-diagnosis zone (6 characters, trimmed)."""
+
+OVERSEAS_PREFIXES = ("97", "98")
+"""Geographic codes whose département is three characters (97x overseas, 98x collectivities)."""
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AtihFile:
+    """One ATIH file: hospital (FINESS of the name), exit year, month (1–12, cumulative), kind."""
+
+    finess: str
+    year: int
+    month: int
+    kind: str  # "rsa" or "ano"
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass(frozen=True)
+class AtihSelection:
+    """The files read per exit year (one RSA and one ANO per hospital: the latest month) and the
+    earlier months they supersede."""
+
+    years: dict[int, list[tuple[AtihFile, AtihFile]]]
+    superseded: list[AtihFile]
+
+
+def atih_files(folder: Path) -> list[AtihFile]:
+    """The RSA and ANO files of ``folder`` (not its sub-folders), by name."""
+    if not folder.is_dir():
+        return []
+    out = []
+    for entry in sorted(folder.iterdir()):
+        m = _NAME.match(entry.name)
+        if not m or not entry.is_file():
+            continue
+        month = int(m["month"])
+        if not 1 <= month <= 12:
+            continue
+        out.append(AtihFile(m["finess"].upper(), int(m["year"]), month, m["kind"].lower(), entry))
+    return out
+
+
+def select_files(folder: str | Path, years: list[int] | None = None) -> AtihSelection:
+    """The files to read: per (FINESS, year) the latest month's RSA and ANO (M1…M12 are cumulative).
+
+    Raises :class:`InputError` when the folder has no ATIH file, an asked year has none, a month
+    is present twice (``.rsa`` and ``.rsa.txt``), or the latest month lacks its RSA or its ANO.
+    """
+    folder = Path(folder)
+    found = atih_files(folder)
+    if not found:
+        raise InputError(
+            "no ATIH MCO files found: expected files named like 750712184.2023.12.rsa and "
+            "750712184.2023.12.ano",
+            folder,
+        )
+    present = sorted({f.year for f in found})
+    if years is not None:
+        absent = [y for y in years if y not in present]
+        if absent:
+            raise InputError(
+                f"no ATIH files for year(s) {absent} (years present: {', '.join(map(str, present))})", folder
+            )
+        found = [f for f in found if f.year in years]
+    by_key: dict[tuple[str, int], dict[int, dict[str, AtihFile]]] = {}
+    for f in found:
+        months = by_key.setdefault((f.finess, f.year), {})
+        kinds = months.setdefault(f.month, {})
+        if f.kind in kinds:
+            raise InputError(
+                f"the {f.kind.upper()} file of {f.finess}, {f.year}, month {f.month} is present twice "
+                f"({kinds[f.kind].name}, {f.name}); keep one",
+                folder,
+            )
+        kinds[f.kind] = f
+    chosen: dict[int, list[tuple[AtihFile, AtihFile]]] = {}
+    superseded: list[AtihFile] = []
+    for (finess, year), months in sorted(by_key.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        latest = max(months)
+        kinds = months[latest]
+        for kind in ("rsa", "ano"):
+            if kind not in kinds:
+                other = "rsa" if kind == "ano" else "ano"
+                raise InputError(
+                    f"{kinds[other].name} has no {kind.upper()} file of the same month: expected "
+                    f"{finess}.{year}.{latest}.{kind} (months M1…M12 are cumulative: the latest month of a "
+                    "hospital and year is read, its RSA and ANO together)",
+                    folder,
+                )
+        chosen.setdefault(year, []).append((kinds["rsa"], kinds["ano"]))
+        for month in sorted(months):
+            if month != latest:
+                superseded.extend(months[month][k] for k in sorted(months[month]))
+    return AtihSelection(dict(sorted(chosen.items())), superseded)
+
+
+# --- layouts as expressions --------------------------------------------------------------------
+
+
+def _by_position(table: str, name: str) -> dict[tuple[int, int], list[int]]:
+    """(start, length) of field ``name`` of ``table`` → the layout years that have it there."""
+    out: dict[tuple[int, int], list[int]] = {}
+    for year in layouts.years():
+        lay = layouts.layout(table, year)
+        if lay.has(name):
+            f = lay.field(name)
+            out.setdefault((f.start, f.length), []).append(year)
+    if not out:
+        raise KeyError(f"no field {name} in any {table} layout")
+    return out
+
+
+def _per_year(values: dict[int, int], year: pl.Expr) -> pl.Expr:
+    """An integer that depends on the layout year: a literal when every year has the same."""
+    distinct = set(values.values())
+    if len(distinct) == 1:
+        return pl.lit(distinct.pop(), pl.Int64)
+    return year.replace_strict(values, default=None, return_dtype=pl.Int64)
+
+
+def field_expr(table: str, name: str, year: pl.Expr, text: pl.Expr | None = None, base: pl.Expr | None = None) -> pl.Expr:
+    """Field ``name`` of ``table`` sliced from ``text`` (the line) for each line's layout year;
+    ``base``: the offset of the record inside the line (a variable zone), else 0."""
+    text = pl.col(TEXT) if text is None else text
+    groups = _by_position(table, name)
+
+    def cut(start: int, length: int) -> pl.Expr:
+        return text.str.slice(start if base is None else base + start, length)
+
+    items = list(groups.items())
+    if len(items) == 1:
+        (start, length), _ = items[0]
+        return cut(start, length)
+    expr = pl.when(year.is_in(items[0][1])).then(cut(*items[0][0]))
+    for (start, length), years in items[1:]:
+        expr = expr.when(year.is_in(years)).then(cut(start, length))
+    return expr
+
+
+def _layout_year(table: str, text: pl.Expr, length: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """(layout year, status) of each line: the year its format number selects, among the layouts
+    whose format field is where the number was read (and, for ANO lines, whose length is the
+    line's); the status says why there is none."""
+    format_field = layouts.FORMAT_FIELD[table]
+    numbers = layouts.format_numbers(table)
+    candidates = []
+    for (start, width), years in _by_position(table, format_field).items():
+        mapping = {n: y for n, y in numbers.items() if y in years}
+        y = text.str.slice(start, width).replace_strict(mapping, default=None, return_dtype=pl.Int16)
+        if table == "rsa_ano":
+            fixed = {yr: layouts.layout(table, yr).fixed_length for yr in years}
+            y = pl.when(length == _per_year(fixed, y)).then(y)
+        candidates.append(y)
+    year = pl.coalesce(candidates) if len(candidates) > 1 else candidates[0]
+    if table == "rsa_ano":
+        lengths = sorted({layouts.layout(table, yr).fixed_length for yr in layouts.years()})
+        why = pl.when(length.is_in(lengths)).then(pl.lit(UNKNOWN_FORMAT, pl.Int8)).otherwise(pl.lit(BAD_LENGTH, pl.Int8))
+    else:
+        why = pl.lit(UNKNOWN_FORMAT, pl.Int8)
+    status = pl.when(year.is_null()).then(why).otherwise(pl.lit(OK, pl.Int8))
+    return year, status
+
+
+def _format_number_text(table: str, text: pl.Expr, length: pl.Expr) -> pl.Expr:
+    """The format number of an ANO or RSA line whose number is unknown, as the reason shows it:
+    only when it is 3 digits (a number says nothing of a patient), read at the format field of the
+    layouts of the line's length (ANO) or at the format field (RSA)."""
+    groups = _by_position(table, layouts.FORMAT_FIELD[table])
+    parts = []
+    for (start, width), years in groups.items():
+        raw = text.str.slice(start, width)
+        if table == "rsa_ano":
+            fixed = sorted({layouts.layout(table, y).fixed_length for y in years})
+            raw = pl.when(length.is_in(fixed)).then(raw)
+        parts.append(raw)
+    number = pl.coalesce(parts) if len(parts) > 1 else parts[0]
+    return pl.when(number.str.contains(r"^[0-9]+$")).then(number)
+
+
+def zone_plan(year: pl.Expr) -> list[tuple[layouts.Zone, pl.Expr, pl.Expr]]:
+    """For each RSA zone kind in order: (zone, count, length of one zone) as expressions of the
+    line (``year``: its layout year; the count read from the fixed part as an integer, null when
+    it is not a number)."""
+    zones = {y: layouts.rsa_zones(y) for y in layouts.years()}
+    order = [z.name for z in zones[layouts.years()[0]]]
+    for y, zs in zones.items():
+        if [z.name for z in zs] != order:
+            raise ValueError(f"the RSA zones of {y} are not in the order of the other years")
+    out = []
+    for i, name in enumerate(order):
+        count_fields = {zs[i].count_field for zs in zones.values()}
+        if len(count_fields) != 1:
+            raise ValueError(f"the count of the RSA zones {name} changes field from year to year")
+        digits = field_expr("rsa", count_fields.pop(), year).str.strip_chars(" ")
+        # a field with nothing in it is spaces: no zone of that kind
+        count = pl.when(digits == "").then(pl.lit(0, pl.Int64)).otherwise(digits.cast(pl.Int64, strict=False))
+        length = _per_year({y: zs[i].length for y, zs in zones.items()}, year)
+        out.append((zones[layouts.years()[0]][i], count, length))
+    return out
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+def scan_lines(files: Iterable[Path]) -> pl.LazyFrame:
+    """The lines of ``files`` (in order), one row each: ``_file`` (name), ``_line`` (1-based), ``_text``.
+
+    Read as a one-column CSV whose separator (NUL) and quote never occur in these files; a NUL
+    byte would cut the line there, which then has the wrong length. Bytes that are not UTF-8
+    (Latin-1 accents) become one replacement character each, keeping the positions.
+    """
+    scans = [
+        pl.scan_csv(
+            path,
+            has_header=False,
+            separator="\x00",
+            quote_char=None,
+            schema={TEXT: pl.String},
+            truncate_ragged_lines=True,
+            row_index_name=LINE,
+            row_index_offset=1,
+            encoding="utf8-lossy",
+        ).select(pl.lit(path.name).alias(FILE), pl.col(LINE), pl.col(TEXT).fill_null(""))
+        for path in files
+    ]
+    return pl.concat(scans, how="vertical") if len(scans) > 1 else scans[0]
+
+
+def parse_rsa(lines: pl.LazyFrame) -> pl.LazyFrame:
+    """Every RSA line with its layout year, status, zone counts and starts, and the T_MCOaaB
+    columns (strings): a lazy plan, one row per line."""
+    text = pl.col(TEXT)
+    length = pl.col("_length")
+    year_expr, status = _layout_year("rsa", text, length)
+    year = pl.col(YEAR)
+    plan = zone_plan(year)
+    steps = lines.with_columns(text.str.len_chars().cast(pl.Int64).alias("_length"))
+    steps = steps.with_columns(year_expr.alias(YEAR), status.alias(STATUS))
+    steps = steps.with_columns(count.alias(f"_n_{zone.name}") for zone, count, _ in plan)
+    starts = []
+    fixed = _per_year({y: layouts.layout("rsa", y).fixed_length for y in layouts.years()}, year)
+    start = fixed
+    for zone, _count, zlength in plan:
+        starts.append(start.alias(f"_start_{zone.name}"))
+        start = start + pl.col(f"_n_{zone.name}") * zlength
+    end = start
+    steps = steps.with_columns(starts)
+    counts_ok = pl.all_horizontal([pl.col(f"_n_{z.name}") >= 0 for z, *_ in plan]).fill_null(False)
+    status_expr = (
+        pl.when(pl.col(STATUS) != OK)
+        .then(pl.col(STATUS))
+        .when(length < fixed)
+        .then(pl.lit(BAD_LENGTH, pl.Int8))
+        .when(~counts_ok | (end != length))
+        .then(pl.lit(BAD_COUNTS, pl.Int8))
+        .otherwise(pl.lit(OK, pl.Int8))
+    )
+    steps = steps.with_columns(status_expr.alias(STATUS))
+    b_columns = [field_expr("rsa", atih, year).alias(snds) for snds, atih in CORRESPONDENCE_B.items()]
+    ghm = pl.concat_str([field_expr("rsa", f, year) for f in GHM_PARTS])
+    return steps.with_columns(
+        *b_columns,
+        ghm.alias("GRG_GHM"),
+    ).with_columns(
+        pl.col("DGN_REL").str.strip_chars(" "),
+        departement(pl.col("BDI_COD")).alias("BDI_DEP"),
+    )
+
+
+def departement(geo: pl.Expr) -> pl.Expr:
+    """BDI_DEP from the PMSI geographic code: its first two characters, three for codes starting
+    97 or 98 (overseas); empty when the code is empty."""
+    trimmed = geo.str.strip_chars(" ")
+    overseas = pl.any_horizontal([trimmed.str.starts_with(p) for p in OVERSEAS_PREFIXES])
+    return pl.when(overseas).then(trimmed.str.slice(0, 3)).otherwise(trimmed.str.slice(0, 2))
+
+
+def explode_zone(parsed: pl.LazyFrame, zone: str, keep: Iterable[str] = ()) -> pl.LazyFrame:
+    """One row per zone of kind ``zone`` (``aut``, ``rdth``, ``um``, ``das``, ``acte``) of the
+    valid lines of :func:`parse_rsa`: the columns ``keep``, ``_rank`` (0-based rank among the
+    line's zones of that kind), ``_zone_start`` (offset in the line) and ``_zone`` (its text)."""
+    zlen = _zone_length(zone, pl.col(YEAR))
+    n, start = pl.col(f"_n_{zone}"), pl.col(f"_start_{zone}")
+    return (
+        parsed.filter((pl.col(STATUS) == OK) & (n > 0))
+        .select(*keep, YEAR, TEXT, start.alias("_zone_start"), pl.int_ranges(0, n, dtype=pl.Int64).alias("_rank"))
+        .explode("_rank")
+        .with_columns((pl.col("_zone_start") + pl.col("_rank") * zlen).alias("_zone_start"))
+        .with_columns(pl.col(TEXT).str.slice(pl.col("_zone_start"), zlen).alias("_zone"))
+    )
+
+
+def _zone_length(zone: str, year: pl.Expr) -> pl.Expr:
+    lengths = {}
+    for y in layouts.years():
+        for z in layouts.rsa_zones(y):
+            if z.name == zone:
+                lengths[y] = z.length
+    if not lengths:
+        raise KeyError(f"no RSA zone {zone!r}")
+    return _per_year(lengths, year)
+
+
+def parse_ano(lines: pl.LazyFrame) -> pl.LazyFrame:
+    """Every ANO line with its layout year, status and the T_MCOaaC columns (strings)."""
+    text = pl.col(TEXT)
+    length = pl.col("_length")
+    year_expr, status = _layout_year("rsa_ano", text, length)
+    year = pl.col(YEAR)
+    return (
+        lines.with_columns(text.str.len_chars().cast(pl.Int64).alias("_length"))
+        .with_columns(year_expr.alias(YEAR), status.alias(STATUS))
+        .with_columns(field_expr("rsa_ano", atih, year).alias(snds) for snds, atih in CORRESPONDENCE_C.items())
+    )
+
+
+def _reason(table: str) -> pl.Expr:
+    number = _format_number_text(table, pl.col(TEXT), pl.col("_length"))
+    unknown = pl.concat_str(
+        pl.lit(REASONS[UNKNOWN_FORMAT] + " "),
+        pl.coalesce(number, pl.lit("(not a number)")),
+    )
+    return (
+        pl.when(pl.col(STATUS) == UNKNOWN_FORMAT)
+        .then(unknown)
+        .otherwise(pl.col(STATUS).replace_strict(REASONS, default=None, return_dtype=pl.String))
+    )
+
+
+# --- one year --------------------------------------------------------------------------------
+
+B_COLUMNS = (*CORRESPONDENCE_B, "GRG_GHM", "BDI_DEP")
+C_COLUMNS = tuple(CORRESPONDENCE_C)
+D_COLUMNS = ("ETA_NUM", "RSA_NUM", DAS_COLUMN)
+UM_COLUMNS = ("ETA_NUM", "RSA_NUM", *CORRESPONDENCE_UM)
+
+
+@dataclass
+class AtihYear:
+    """The parsed files of one exit year: the SNDS-shaped tables (Parquet paths, in the workspace),
+    the quarantined lines, and the counts per file."""
+
+    year: int
+    rsa: list[AtihFile]
+    ano: list[AtihFile]
+    tables: dict[str, Path]
+    quarantine: Path
+    counts: list[AtihFileCount]
+
+
+def parse_year(year: int, pairs: list[tuple[AtihFile, AtihFile]], folder: Path) -> AtihYear:
+    """Parse the RSA and ANO files of one exit year (one pass over each kind) into ``folder``:
+    ``B.parquet``, ``C.parquet``, ``D.parquet``, ``UM.parquet`` and ``quarantine.parquet``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rsa_files = [r for r, _ in pairs]
+    ano_files = [a for _, a in pairs]
+    rsa_path, ano_path = folder / "rsa_lines.parquet", folder / "ano_lines.parquet"
+    keep_text = pl.when(pl.col(STATUS) != OK)
+
+    rsa = parse_rsa(scan_lines(f.path for f in rsa_files))
+    zone_columns = [c for z in ("um", "das") for c in (f"_n_{z}", f"_start_{z}")]
+    rsa.select(
+        FILE, LINE, YEAR, STATUS, "_length", *B_COLUMNS, *zone_columns,
+        # the text is kept for the zones of valid lines and as read for quarantined ones
+        pl.when((pl.col(STATUS) != OK) | (pl.col("_n_um") > 0) | (pl.col("_n_das") > 0)).then(pl.col(TEXT)).alias(TEXT),
+    ).sink_parquet(rsa_path)
+    ano = parse_ano(scan_lines(f.path for f in ano_files))
+    ano.select(FILE, LINE, YEAR, STATUS, "_length", *C_COLUMNS, keep_text.then(pl.col(TEXT)).alias(TEXT)).sink_parquet(ano_path)
+
+    parsed_rsa = pl.scan_parquet(rsa_path)
+    parsed_ano = pl.scan_parquet(ano_path)
+    ok = pl.col(STATUS) == OK
+    tables = {t: folder / f"{t}.parquet" for t in ("B", "C", "D", "UM")}
+    parsed_rsa.filter(ok).select(*B_COLUMNS, FILE, LINE).with_row_index(ROW, offset=1).sink_parquet(tables["B"])
+    parsed_ano.filter(ok).select(*C_COLUMNS, FILE, LINE).with_row_index(ROW, offset=1).sink_parquet(tables["C"])
+    das = explode_zone(parsed_rsa, "das", keep=("ETA_NUM", "RSA_NUM", FILE, LINE))
+    das.select("ETA_NUM", "RSA_NUM", pl.col("_zone").str.strip_chars(" ").alias(DAS_COLUMN), FILE, LINE).with_row_index(
+        ROW, offset=1
+    ).sink_parquet(tables["D"])
+    um = explode_zone(parsed_rsa, "um", keep=("ETA_NUM", "RSA_NUM", FILE, LINE))
+    um_year, um_text, um_base = pl.col(YEAR), pl.col(TEXT), pl.col("_zone_start")
+    um.select(
+        "ETA_NUM",
+        "RSA_NUM",
+        *[
+            field_expr("rsa_um", atih, um_year, um_text, um_base).str.strip_chars(" ").alias(snds)
+            for snds, atih in CORRESPONDENCE_UM.items()
+        ],
+        FILE,
+        LINE,
+    ).with_row_index(ROW, offset=1).sink_parquet(tables["UM"])
+
+    quarantine = folder / "quarantine.parquet"
+    pl.concat(
+        [
+            p.filter(~ok).select(pl.lit(kind).alias("_kind"), FILE, LINE, _reason(table).alias(REASON), TEXT)
+            for kind, table, p in (("rsa", "rsa", parsed_rsa), ("ano", "rsa_ano", parsed_ano))
+        ]
+    ).sink_parquet(quarantine)
+
+    counts = []
+    for kind, files, parsed in (("rsa", rsa_files, parsed_rsa), ("ano", ano_files, parsed_ano)):
+        stats = parsed.group_by(FILE, STATUS).agg(pl.len()).collect()
+        reasons = (
+            pl.scan_parquet(quarantine)
+            .filter(pl.col("_kind") == kind)
+            .group_by(FILE, REASON)
+            .agg(pl.len())
+            .collect()
+        )
+        for f in files:
+            mine = stats.filter(pl.col(FILE) == f.name)
+            read = int(mine["len"].sum())
+            parsed_ok = int(mine.filter(pl.col(STATUS) == OK)["len"].sum())
+            why = {r: int(n) for _, r, n in reasons.filter(pl.col(FILE) == f.name).sort("len", descending=True).iter_rows()}
+            counts.append(
+                AtihFileCount(kind, f.name, str(f.path), f.finess, f.year, f.month, read, parsed_ok, read - parsed_ok, why)
+            )
+    rsa_path.unlink()
+    ano_path.unlink()
+    return AtihYear(year, rsa_files, ano_files, tables, quarantine, counts)
+
+
+@dataclass
+class AtihInput:
+    """The ATIH files of a folder as read: per exit year, the parsed tables and quarantined lines."""
+
+    folder: Path
+    years: dict[int, AtihYear]
+    superseded: list[AtihFile]
+
+    @property
+    def counts(self) -> list[AtihFileCount]:
+        return [c for y in self.years.values() for c in y.counts]
+
+    def quarantine(self, name: str | None = None) -> pl.LazyFrame:
+        """The quarantined lines (of one file ``name``, or all): ``_source`` (the file's name),
+        ``_line``, ``_reasons`` (a list, as the other quarantines), ``_text`` (the line as read)."""
+        frames = [pl.scan_parquet(y.quarantine) for y in self.years.values()]
+        lf = pl.concat(frames) if frames else pl.LazyFrame(schema=QUARANTINE_SCHEMA)
+        if name is not None:
+            lf = lf.filter(pl.col(FILE) == name)
+        return lf.select(
+            pl.col(FILE).alias("_source"), LINE, pl.concat_list(pl.col(REASON)).alias("_reasons"), TEXT
+        )
+
+
+QUARANTINE_SCHEMA = {"_kind": pl.String, FILE: pl.String, LINE: pl.UInt32, REASON: pl.String, TEXT: pl.String}
+
+
+def parse_folder(folder: str | Path, workspace: Path, years: list[int] | None = None) -> AtihInput:
+    """Select and parse the ATIH files of ``folder`` (see :func:`select_files`) into ``workspace``."""
+    selection = select_files(folder, years)
+    parsed = {
+        year: parse_year(year, pairs, workspace / "atih" / str(year)) for year, pairs in selection.years.items()
+    }
+    return AtihInput(Path(folder), parsed, selection.superseded)
