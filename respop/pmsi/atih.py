@@ -102,10 +102,6 @@ CORRESPONDENCE_UM = {"DGN_PAL": "DPUM", "DGN_REL": "DRUM", "UM_ORD_NUM": "NSEQRU
 DAS_COLUMN = "ASS_DGN"
 """T_MCOaaD's column: one associated-diagnosis zone (6 characters, trimmed)."""
 
-OVERSEAS_PREFIXES = ("97", "98")
-"""Geographic codes whose département is three characters (97x overseas, 98x collectivities)."""
-
-
 # --- files -----------------------------------------------------------------------------------
 
 
@@ -206,10 +202,20 @@ def select_files(folder: str | Path, years: list[int] | None = None) -> AtihSele
 # --- layouts as expressions --------------------------------------------------------------------
 
 
-def _by_position(table: str, name: str) -> dict[tuple[int, int], list[int]]:
+Years = tuple[int, ...] | None
+"""The layout years a plan considers (None: every year shipped). A plan for the years a file's
+first line shows slices at literal positions; lines of other layouts then come out quarantined,
+and the year is parsed again with every layout (:func:`parse_year`)."""
+
+
+def _years(years: Years) -> tuple[int, ...]:
+    return tuple(years) if years else layouts.years()
+
+
+def _by_position(table: str, name: str, years: Years = None) -> dict[tuple[int, int], list[int]]:
     """(start, length) of field ``name`` of ``table`` → the layout years that have it there."""
     out: dict[tuple[int, int], list[int]] = {}
-    for year in layouts.years():
+    for year in _years(years):
         lay = layouts.layout(table, year)
         if lay.has(name):
             f = lay.field(name)
@@ -227,11 +233,13 @@ def _per_year(values: dict[int, int], year: pl.Expr) -> pl.Expr:
     return year.replace_strict(values, default=None, return_dtype=pl.Int64)
 
 
-def field_expr(table: str, name: str, year: pl.Expr, text: pl.Expr | None = None, base: pl.Expr | None = None) -> pl.Expr:
+def field_expr(
+    table: str, name: str, year: pl.Expr, text: pl.Expr | None = None, base: pl.Expr | None = None, years: Years = None
+) -> pl.Expr:
     """Field ``name`` of ``table`` sliced from ``text`` (the line) for each line's layout year;
     ``base``: the offset of the record inside the line (a variable zone), else 0."""
     text = pl.col(TEXT) if text is None else text
-    groups = _by_position(table, name)
+    groups = _by_position(table, name, years)
 
     def cut(start: int, length: int) -> pl.Expr:
         return text.str.slice(start if base is None else base + start, length)
@@ -246,18 +254,18 @@ def field_expr(table: str, name: str, year: pl.Expr, text: pl.Expr | None = None
     return expr
 
 
-def _layout_year(table: str, text: pl.Expr, length: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+def _layout_year(table: str, text: pl.Expr, length: pl.Expr, years: Years = None) -> tuple[pl.Expr, pl.Expr]:
     """(layout year, status) of each line: the year its format number selects, among the layouts
     whose format field is where the number was read (and, for ANO lines, whose length is the
     line's); the status says why there is none."""
     format_field = layouts.FORMAT_FIELD[table]
     numbers = layouts.format_numbers(table)
     candidates = []
-    for (start, width), years in _by_position(table, format_field).items():
-        mapping = {n: y for n, y in numbers.items() if y in years}
+    for (start, width), group in _by_position(table, format_field, years).items():
+        mapping = {n: y for n, y in numbers.items() if y in group}
         y = text.str.slice(start, width).replace_strict(mapping, default=None, return_dtype=pl.Int16)
         if table == "rsa_ano":
-            fixed = {yr: layouts.layout(table, yr).fixed_length for yr in years}
+            fixed = {yr: layouts.layout(table, yr).fixed_length for yr in group}
             y = pl.when(length == _per_year(fixed, y)).then(y)
         candidates.append(y)
     year = pl.coalesce(candidates) if len(candidates) > 1 else candidates[0]
@@ -286,12 +294,13 @@ def _format_number_text(table: str, text: pl.Expr, length: pl.Expr) -> pl.Expr:
     return pl.when(number.str.contains(r"^[0-9]+$")).then(number)
 
 
-def zone_plan(year: pl.Expr) -> list[tuple[layouts.Zone, pl.Expr, pl.Expr]]:
+def zone_plan(year: pl.Expr, years: Years = None) -> list[tuple[layouts.Zone, pl.Expr, pl.Expr]]:
     """For each RSA zone kind in order: (zone, count, length of one zone) as expressions of the
     line (``year``: its layout year; the count read from the fixed part as an integer, null when
     it is not a number)."""
-    zones = {y: layouts.rsa_zones(y) for y in layouts.years()}
-    order = [z.name for z in zones[layouts.years()[0]]]
+    zones = {y: layouts.rsa_zones(y) for y in _years(years)}
+    first = next(iter(zones.values()))
+    order = [z.name for z in first]
     for y, zs in zones.items():
         if [z.name for z in zs] != order:
             raise ValueError(f"the RSA zones of {y} are not in the order of the other years")
@@ -300,11 +309,11 @@ def zone_plan(year: pl.Expr) -> list[tuple[layouts.Zone, pl.Expr, pl.Expr]]:
         count_fields = {zs[i].count_field for zs in zones.values()}
         if len(count_fields) != 1:
             raise ValueError(f"the count of the RSA zones {name} changes field from year to year")
-        digits = field_expr("rsa", count_fields.pop(), year).str.strip_chars(" ")
+        digits = field_expr("rsa", count_fields.pop(), year, years=years).str.strip_chars(" ")
         # a field with nothing in it is spaces: no zone of that kind
         count = pl.when(digits == "").then(pl.lit(0, pl.Int64)).otherwise(digits.cast(pl.Int64, strict=False))
         length = _per_year({y: zs[i].length for y, zs in zones.items()}, year)
-        out.append((zones[layouts.years()[0]][i], count, length))
+        out.append((first[i], count, length))
     return out
 
 
@@ -335,19 +344,19 @@ def scan_lines(files: Iterable[Path]) -> pl.LazyFrame:
     return pl.concat(scans, how="vertical") if len(scans) > 1 else scans[0]
 
 
-def parse_rsa(lines: pl.LazyFrame) -> pl.LazyFrame:
+def parse_rsa(lines: pl.LazyFrame, years: Years = None) -> pl.LazyFrame:
     """Every RSA line with its layout year, status, zone counts and starts, and the T_MCOaaB
-    columns (strings): a lazy plan, one row per line."""
+    columns (strings): a lazy plan, one row per line (``years``: the layouts considered)."""
     text = pl.col(TEXT)
     length = pl.col("_length")
-    year_expr, status = _layout_year("rsa", text, length)
+    year_expr, status = _layout_year("rsa", text, length, years)
     year = pl.col(YEAR)
-    plan = zone_plan(year)
+    plan = zone_plan(year, years)
     steps = lines.with_columns(text.str.len_chars().cast(pl.Int64).alias("_length"))
     steps = steps.with_columns(year_expr.alias(YEAR), status.alias(STATUS))
     steps = steps.with_columns(count.alias(f"_n_{zone.name}") for zone, count, _ in plan)
     starts = []
-    fixed = _per_year({y: layouts.layout("rsa", y).fixed_length for y in layouts.years()}, year)
+    fixed = _per_year({y: layouts.layout("rsa", y).fixed_length for y in _years(years)}, year)
     start = fixed
     for zone, _count, zlength in plan:
         starts.append(start.alias(f"_start_{zone.name}"))
@@ -365,8 +374,8 @@ def parse_rsa(lines: pl.LazyFrame) -> pl.LazyFrame:
         .otherwise(pl.lit(OK, pl.Int8))
     )
     steps = steps.with_columns(status_expr.alias(STATUS))
-    b_columns = [field_expr("rsa", atih, year).alias(snds) for snds, atih in CORRESPONDENCE_B.items()]
-    ghm = pl.concat_str([field_expr("rsa", f, year) for f in GHM_PARTS])
+    b_columns = [field_expr("rsa", atih, year, years=years).alias(snds) for snds, atih in CORRESPONDENCE_B.items()]
+    ghm = _joined("rsa", GHM_PARTS, year, years)
     return steps.with_columns(
         *b_columns,
         ghm.alias("GRG_GHM"),
@@ -376,19 +385,40 @@ def parse_rsa(lines: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def _joined(table: str, names: tuple[str, ...], year: pl.Expr, years: Years) -> pl.Expr:
+    """Fields ``names`` concatenated: one slice when they follow each other in every layout."""
+    contiguous = True
+    for y in _years(years):
+        fields = [layouts.layout(table, y).field(n) for n in names]
+        contiguous &= all(a.end == b.start for a, b in zip(fields, fields[1:]))
+    if not contiguous:
+        return pl.concat_str([field_expr(table, n, year, years=years) for n in names])
+    groups: dict[tuple[int, int], list[int]] = {}
+    for y in _years(years):
+        fields = [layouts.layout(table, y).field(n) for n in names]
+        groups.setdefault((fields[0].start, fields[-1].end - fields[0].start), []).append(y)
+    items = list(groups.items())
+    text = pl.col(TEXT)
+    if len(items) == 1:
+        return text.str.slice(*items[0][0])
+    expr = pl.when(year.is_in(items[0][1])).then(text.str.slice(*items[0][0]))
+    for position, ys in items[1:]:
+        expr = expr.when(year.is_in(ys)).then(text.str.slice(*position))
+    return expr
+
+
 def departement(geo: pl.Expr) -> pl.Expr:
-    """BDI_DEP from the PMSI geographic code: its first two characters, three for codes starting
-    97 or 98 (overseas); empty when the code is empty."""
-    trimmed = geo.str.strip_chars(" ")
-    overseas = pl.any_horizontal([trimmed.str.starts_with(p) for p in OVERSEAS_PREFIXES])
-    return pl.when(overseas).then(trimmed.str.slice(0, 3)).otherwise(trimmed.str.slice(0, 2))
+    """BDI_DEP from the PMSI geographic code: its first two characters, as the SNDS column is (its
+    schema limits it to 2 characters: overseas codes 97x give 97) and as the generator writes it;
+    empty when the code is empty."""
+    return geo.str.strip_chars(" ").str.slice(0, 2)
 
 
-def explode_zone(parsed: pl.LazyFrame, zone: str, keep: Iterable[str] = ()) -> pl.LazyFrame:
+def explode_zone(parsed: pl.LazyFrame, zone: str, keep: Iterable[str] = (), years: Years = None) -> pl.LazyFrame:
     """One row per zone of kind ``zone`` (``aut``, ``rdth``, ``um``, ``das``, ``acte``) of the
     valid lines of :func:`parse_rsa`: the columns ``keep``, ``_rank`` (0-based rank among the
     line's zones of that kind), ``_zone_start`` (offset in the line) and ``_zone`` (its text)."""
-    zlen = _zone_length(zone, pl.col(YEAR))
+    zlen = _zone_length(zone, pl.col(YEAR), years)
     n, start = pl.col(f"_n_{zone}"), pl.col(f"_start_{zone}")
     return (
         parsed.filter((pl.col(STATUS) == OK) & (n > 0))
@@ -399,9 +429,9 @@ def explode_zone(parsed: pl.LazyFrame, zone: str, keep: Iterable[str] = ()) -> p
     )
 
 
-def _zone_length(zone: str, year: pl.Expr) -> pl.Expr:
+def _zone_length(zone: str, year: pl.Expr, years: Years = None) -> pl.Expr:
     lengths = {}
-    for y in layouts.years():
+    for y in _years(years):
         for z in layouts.rsa_zones(y):
             if z.name == zone:
                 lengths[y] = z.length
@@ -410,16 +440,18 @@ def _zone_length(zone: str, year: pl.Expr) -> pl.Expr:
     return _per_year(lengths, year)
 
 
-def parse_ano(lines: pl.LazyFrame) -> pl.LazyFrame:
+def parse_ano(lines: pl.LazyFrame, years: Years = None) -> pl.LazyFrame:
     """Every ANO line with its layout year, status and the T_MCOaaC columns (strings)."""
     text = pl.col(TEXT)
     length = pl.col("_length")
-    year_expr, status = _layout_year("rsa_ano", text, length)
+    year_expr, status = _layout_year("rsa_ano", text, length, years)
     year = pl.col(YEAR)
     return (
         lines.with_columns(text.str.len_chars().cast(pl.Int64).alias("_length"))
         .with_columns(year_expr.alias(YEAR), status.alias(STATUS))
-        .with_columns(field_expr("rsa_ano", atih, year).alias(snds) for snds, atih in CORRESPONDENCE_C.items())
+        .with_columns(
+            field_expr("rsa_ano", atih, year, years=years).alias(snds) for snds, atih in CORRESPONDENCE_C.items()
+        )
     )
 
 
@@ -453,81 +485,112 @@ class AtihYear:
     rsa: list[AtihFile]
     ano: list[AtihFile]
     tables: dict[str, Path]
-    quarantine: Path
+    quarantine: tuple[Path, ...]
+    """Parquet files of the quarantined RSA and ANO lines (``_file``, ``_line``, ``_reason``, ``_text``)."""
     counts: list[AtihFileCount]
 
 
-def parse_year(year: int, pairs: list[tuple[AtihFile, AtihFile]], folder: Path) -> AtihYear:
-    """Parse the RSA and ANO files of one exit year (one pass over each kind) into ``folder``:
-    ``B.parquet``, ``C.parquet``, ``D.parquet``, ``UM.parquet`` and ``quarantine.parquet``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rsa_files = [r for r, _ in pairs]
-    ano_files = [a for _, a in pairs]
-    rsa_path, ano_path = folder / "rsa_lines.parquet", folder / "ano_lines.parquet"
-    keep_text = pl.when(pl.col(STATUS) != OK)
+def first_line_year(path: Path, table: str) -> int | None:
+    """The layout year of the first line of ``path`` (Python on one line: it chooses the plan)."""
+    with path.open("rb") as fh:
+        line = fh.readline().rstrip(b"\r\n").decode("utf-8", errors="replace")
+    for year in layouts.years():
+        lay = layouts.layout(table, year)
+        f = lay.field(layouts.FORMAT_FIELD[table])
+        if table == "rsa_ano" and len(line) != lay.fixed_length:
+            continue
+        if len(line) >= f.end and layouts.layout_year(table, line[f.start : f.end]) == year:
+            return year
+    return None
 
-    rsa = parse_rsa(scan_lines(f.path for f in rsa_files))
-    zone_columns = [c for z in ("um", "das") for c in (f"_n_{z}", f"_start_{z}")]
-    rsa.select(
-        FILE, LINE, YEAR, STATUS, "_length", *B_COLUMNS, *zone_columns,
-        # the text is kept for the zones of valid lines and as read for quarantined ones
-        pl.when((pl.col(STATUS) != OK) | (pl.col("_n_um") > 0) | (pl.col("_n_das") > 0)).then(pl.col(TEXT)).alias(TEXT),
-    ).sink_parquet(rsa_path)
-    ano = parse_ano(scan_lines(f.path for f in ano_files))
-    ano.select(FILE, LINE, YEAR, STATUS, "_length", *C_COLUMNS, keep_text.then(pl.col(TEXT)).alias(TEXT)).sink_parquet(ano_path)
 
-    parsed_rsa = pl.scan_parquet(rsa_path)
-    parsed_ano = pl.scan_parquet(ano_path)
+def _rsa_plans(files: list[Path], out: dict[str, Path], years: Years) -> pl.DataFrame:
+    """Write B, D, UM and the quarantined RSA lines of ``files`` (one streaming pass); the counts
+    of lines per file and status."""
     ok = pl.col(STATUS) == OK
-    tables = {t: folder / f"{t}.parquet" for t in ("B", "C", "D", "UM")}
-    parsed_rsa.filter(ok).select(*B_COLUMNS, FILE, LINE).with_row_index(ROW, offset=1).sink_parquet(tables["B"])
-    parsed_ano.filter(ok).select(*C_COLUMNS, FILE, LINE).with_row_index(ROW, offset=1).sink_parquet(tables["C"])
-    das = explode_zone(parsed_rsa, "das", keep=("ETA_NUM", "RSA_NUM", FILE, LINE))
-    das.select("ETA_NUM", "RSA_NUM", pl.col("_zone").str.strip_chars(" ").alias(DAS_COLUMN), FILE, LINE).with_row_index(
-        ROW, offset=1
-    ).sink_parquet(tables["D"])
-    um = explode_zone(parsed_rsa, "um", keep=("ETA_NUM", "RSA_NUM", FILE, LINE))
+    rsa = parse_rsa(scan_lines(files), years)
+    b = rsa.filter(ok).select(*B_COLUMNS, FILE, LINE).with_row_index(ROW, offset=1)
+    das = explode_zone(rsa, "das", keep=("ETA_NUM", "RSA_NUM", FILE, LINE), years=years).select(
+        "ETA_NUM", "RSA_NUM", pl.col("_zone").str.strip_chars(" ").alias(DAS_COLUMN), FILE, LINE
+    ).with_row_index(ROW, offset=1)
     um_year, um_text, um_base = pl.col(YEAR), pl.col(TEXT), pl.col("_zone_start")
-    um.select(
+    um = explode_zone(rsa, "um", keep=("ETA_NUM", "RSA_NUM", FILE, LINE), years=years).select(
         "ETA_NUM",
         "RSA_NUM",
         *[
-            field_expr("rsa_um", atih, um_year, um_text, um_base).str.strip_chars(" ").alias(snds)
+            field_expr("rsa_um", atih, um_year, um_text, um_base, years).str.strip_chars(" ").alias(snds)
             for snds, atih in CORRESPONDENCE_UM.items()
         ],
         FILE,
         LINE,
-    ).with_row_index(ROW, offset=1).sink_parquet(tables["UM"])
-
-    quarantine = folder / "quarantine.parquet"
-    pl.concat(
+    ).with_row_index(ROW, offset=1)
+    bad = rsa.filter(~ok).select(FILE, LINE, _reason("rsa").alias(REASON), TEXT)
+    results = pl.collect_all(
         [
-            p.filter(~ok).select(pl.lit(kind).alias("_kind"), FILE, LINE, _reason(table).alias(REASON), TEXT)
-            for kind, table, p in (("rsa", "rsa", parsed_rsa), ("ano", "rsa_ano", parsed_ano))
-        ]
-    ).sink_parquet(quarantine)
+            b.sink_parquet(out["B"], lazy=True),
+            das.sink_parquet(out["D"], lazy=True),
+            um.sink_parquet(out["UM"], lazy=True),
+            bad.sink_parquet(out["rsa"], lazy=True),
+            rsa.group_by(FILE, STATUS).agg(pl.len()),
+        ],
+        engine="streaming",
+    )
+    return results[-1]
+
+
+def _ano_plans(files: list[Path], out: dict[str, Path], years: Years) -> pl.DataFrame:
+    """Write C and the quarantined ANO lines of ``files`` (one streaming pass); the counts."""
+    ok = pl.col(STATUS) == OK
+    ano = parse_ano(scan_lines(files), years)
+    c = ano.filter(ok).select(*C_COLUMNS, FILE, LINE).with_row_index(ROW, offset=1)
+    bad = ano.filter(~ok).select(FILE, LINE, _reason("rsa_ano").alias(REASON), TEXT)
+    results = pl.collect_all(
+        [c.sink_parquet(out["C"], lazy=True), bad.sink_parquet(out["ano"], lazy=True), ano.group_by(FILE, STATUS).agg(pl.len())],
+        engine="streaming",
+    )
+    return results[-1]
+
+
+def parse_year(year: int, pairs: list[tuple[AtihFile, AtihFile]], folder: Path) -> AtihYear:
+    """Parse the RSA and ANO files of one exit year into ``folder``: ``B.parquet``, ``C.parquet``,
+    ``D.parquet``, ``UM.parquet`` and the quarantined lines.
+
+    The year's RSA files are read in one streaming pass for B, D, UM, their quarantine and counts
+    (a common subplan of the sinks, run together), and so are its ANO files. The plan slices at
+    the positions of the layouts the files' first lines show; if a line is quarantined under that
+    plan (another layout, or a line that is wrong), the kind is parsed again with every layout, so
+    that a line of another shipped layout is read with its own and a reason is exact."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rsa_files = [r for r, _ in pairs]
+    ano_files = [a for _, a in pairs]
+    out = {t: folder / f"{t}.parquet" for t in ("B", "C", "D", "UM")}
+    out |= {"rsa": folder / "quarantine_rsa.parquet", "ano": folder / "quarantine_ano.parquet"}
+
+    stats = {}
+    for kind, table, files, plans in (("rsa", "rsa", rsa_files, _rsa_plans), ("ano", "rsa_ano", ano_files, _ano_plans)):
+        paths = [f.path for f in files]
+        seen = {first_line_year(p, table) for p in paths}
+        years = tuple(sorted(y for y in seen if y is not None)) if None not in seen else None
+        stat = plans(paths, out, years)
+        if years is not None and stat.filter(pl.col(STATUS) != OK).height:
+            stat = plans(paths, out, None)
+        stats[kind] = stat
 
     counts = []
-    for kind, files, parsed in (("rsa", rsa_files, parsed_rsa), ("ano", ano_files, parsed_ano)):
-        stats = parsed.group_by(FILE, STATUS).agg(pl.len()).collect()
-        reasons = (
-            pl.scan_parquet(quarantine)
-            .filter(pl.col("_kind") == kind)
-            .group_by(FILE, REASON)
-            .agg(pl.len())
-            .collect()
-        )
+    for kind, files in (("rsa", rsa_files), ("ano", ano_files)):
+        stat = stats[kind]
+        reasons = pl.scan_parquet(out[kind]).group_by(FILE, REASON).agg(pl.len()).collect()
         for f in files:
-            mine = stats.filter(pl.col(FILE) == f.name)
+            mine = stat.filter(pl.col(FILE) == f.name)
             read = int(mine["len"].sum())
             parsed_ok = int(mine.filter(pl.col(STATUS) == OK)["len"].sum())
-            why = {r: int(n) for _, r, n in reasons.filter(pl.col(FILE) == f.name).sort("len", descending=True).iter_rows()}
+            mine_reasons = reasons.filter(pl.col(FILE) == f.name).sort("len", REASON, descending=[True, False])
+            why = {r: int(n) for _, r, n in mine_reasons.iter_rows()}
             counts.append(
                 AtihFileCount(kind, f.name, str(f.path), f.finess, f.year, f.month, read, parsed_ok, read - parsed_ok, why)
             )
-    rsa_path.unlink()
-    ano_path.unlink()
-    return AtihYear(year, rsa_files, ano_files, tables, quarantine, counts)
+    tables = {t: out[t] for t in ("B", "C", "D", "UM")}
+    return AtihYear(year, rsa_files, ano_files, tables, (out["rsa"], out["ano"]), counts)
 
 
 @dataclass
@@ -545,7 +608,7 @@ class AtihInput:
     def quarantine(self, name: str | None = None) -> pl.LazyFrame:
         """The quarantined lines (of one file ``name``, or all): ``_source`` (the file's name),
         ``_line``, ``_reasons`` (a list, as the other quarantines), ``_text`` (the line as read)."""
-        frames = [pl.scan_parquet(y.quarantine) for y in self.years.values()]
+        frames = [pl.scan_parquet(path) for y in self.years.values() for path in y.quarantine]
         lf = pl.concat(frames) if frames else pl.LazyFrame(schema=QUARANTINE_SCHEMA)
         if name is not None:
             lf = lf.filter(pl.col(FILE) == name)
@@ -554,7 +617,7 @@ class AtihInput:
         )
 
 
-QUARANTINE_SCHEMA = {"_kind": pl.String, FILE: pl.String, LINE: pl.UInt32, REASON: pl.String, TEXT: pl.String}
+QUARANTINE_SCHEMA = {FILE: pl.String, LINE: pl.UInt32, REASON: pl.String, TEXT: pl.String}
 
 
 def parse_folder(folder: str | Path, workspace: Path, years: list[int] | None = None) -> AtihInput:
