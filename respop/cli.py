@@ -776,6 +776,50 @@ def run_all(
         console.print(f"  {name:<12} {seconds:>8.1f} s")
     if result.run_id >= 0:
         _print_run(result.config, result.run_id)
+    if result.config.hospital is not None:
+        _print_hospital_run(result, config)
+
+
+def _print_hospital_run(result, config: Path) -> None:
+    """Hospital mode: what was kept and left out, and that nothing was published (French, for the DIM)."""
+    hospital = result.config.hospital
+    console.print(f"Mode hôpital (FINESS {', '.join(hospital.finess)}) : les patients de l'établissement, quelle que "
+                  "soit leur résidence ; ni territoires, ni dénominateurs de population, ni modèles.")
+    scope = (result.summaries.get("input") or {}).get("hospital")
+    if scope:
+        kept = ", ".join(f"{f} : {_fr_int(n)}" for f, n in scope["stays_kept"].items())
+        console.print(f"Séjours retenus par FINESS : {kept} ; séjours d'autres FINESS écartés : "
+                      f"{_fr_int(scope['stays_other_finess'])} ({_fr_int(scope['other_finess'])} FINESS).")
+    if result.skipped:
+        console.print(f"Étapes non exécutées en mode hôpital : {', '.join(result.skipped)}.")
+    console.print("Rien n'est publié dans le store ni sur les tableaux de bord. "
+                  f"Listes pour le DIM : respop liste {escape(str(config))}")
+
+
+@app.command("liste")
+def liste(
+    config: Annotated[Path, typer.Argument(help="Configuration de l'établissement (TOML), avec sa section \\[hospital].")],
+    annee: Annotated[Optional[int], typer.Option(help="Année des strates (défaut : \\[hospital] year, sinon la dernière année).")] = None,
+) -> None:
+    """Mode hôpital : les séjours de l'établissement des personnes de chaque strate, pour le DIM (fichiers privés)."""
+    from rich.table import Table
+
+    from respop.hospital import require_hospital, write_lists
+
+    cfg = load_config(config)
+    require_hospital(cfg, config)
+    result = write_lists(cfg, f"respop liste {config}" + (f" --annee {annee}" if annee else ""), config, annee)
+    table = Table(title=f"Listes {result.year} : personnes et séjours par strate (FINESS "
+                        f"{', '.join(cfg.hospital.finess)})", title_justify="left")
+    for col in ("maladie", "strate", "personnes", "séjours"):
+        table.add_column(col, justify="right" if col in ("personnes", "séjours") else "left")
+    for row in result.counts.iter_rows(named=True):
+        table.add_row(escape(row["maladie"]), escape(row["strate_libelle"]), _fr_int(row["personnes"]), _fr_int(row["sejours"]))
+    console.print(table)
+    console.print(f"Fichiers écrits dans {escape(str(result.folder))} ({len(result.files)} fichiers, CSV et Parquet) ; "
+                  f"accès journalisé dans {escape(str(result.log))}.")
+    console.print("Ces listes désignent des patients par leurs numéros de séjour : à garder dans l'espace sécurisé du "
+                  "DIM, jamais dans le store ni sur un tableau de bord (docs/hospital.md).")
 
 
 def _print_run(cfg, run_id: int) -> None:

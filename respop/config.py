@@ -291,6 +291,43 @@ class EvaluationConfig(_Section):
         return pilots
 
 
+FINESS_PATTERN = r"^[0-9][0-9AB][0-9]{7}$"
+"""A FINESS number: 9 characters, the second a digit or A/B (Corsica, 2A/2B)."""
+
+
+class HospitalConfig(_Section):
+    """Hospital mode (docs/hospital.md): the run works on one hospital's own stays, whatever its
+    patients' residence, publishes nothing, and ``respop liste`` writes the private lists of its
+    strata for its DIM."""
+
+    finess: list[Annotated[str, Field(pattern=FINESS_PATTERN)]] = Field(
+        ..., description="the hospital's FINESS number(s) (a hospital may send its files under several geographic FINESS)"
+    )
+    lists_dir: Path | None = Field(
+        None, description="private folder of the lists and their access log (default: <output.dir>/listes)"
+    )
+    year: int | None = Field(None, description="index year of the lists (default: the last index year)")
+
+    @field_validator("finess", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("finess")
+    @classmethod
+    def _finess(cls, finess: list[str]) -> list[str]:
+        if not finess:
+            raise ValueError("give the hospital's FINESS number(s), e.g. finess = [\"750712184\"]")
+        return list(dict.fromkeys(finess))
+
+    @field_validator("year")
+    @classmethod
+    def _year(cls, year: int | None) -> int | None:
+        if year is not None:
+            _check_years([year], "the lists' year", "for the last index year")
+        return year
+
+
 class Config(_Section):
     """A territory's configuration file."""
 
@@ -309,6 +346,9 @@ class Config(_Section):
     engine: EngineConfig = EngineConfig()
     disclosure: DisclosureConfig = DisclosureConfig()
     evaluation: EvaluationConfig | None = Field(None, description="the evaluation of the experiment; absent: no evaluation step")
+    hospital: HospitalConfig | None = Field(
+        None, description="hospital mode (docs/hospital.md): one hospital's own stays, nothing published; absent: population mode"
+    )
 
     @field_validator("name")
     @classmethod
@@ -324,7 +364,15 @@ def load_config(path: str | Path) -> Config:
     config = with_credentials(load_toml_model(path, Config, "configuration file"), Path(path))
     config = _resolve_paths(config, Path(path).parent)
     _check_output_dir(config.output.dir, Path(path))
-    return with_diseases(config, Path(path))
+    return with_diseases(hospital_mode(config), Path(path))
+
+
+def hospital_mode(config: Config) -> Config:
+    """In hospital mode (``[hospital]``) the SNDS death referential is not read: a hospital does not
+    receive it, and the run behaves as on the hospital's own files (docs/hospital.md)."""
+    if config.hospital is None or config.input.deaths == "ignore":
+        return config
+    return config.model_copy(update={"input": config.input.model_copy(update={"deaths": "ignore"})})
 
 
 def with_diseases(config: Config, path: Path | None = None) -> Config:
@@ -391,6 +439,9 @@ def _resolve_paths(config: Config, base: Path) -> Config:
             "output": config.output.model_copy(update={"dir": output_dir}),
             "evaluation": config.evaluation and config.evaluation.model_copy(
                 update={"deprivation_file": resolve(config.evaluation.deprivation_file)}
+            ),
+            "hospital": config.hospital and config.hospital.model_copy(
+                update={"lists_dir": resolve(config.hospital.lists_dir) or output_dir / "listes"}
             ),
             "store": config.store.model_copy(
                 update={"url": _store_url(config.store.url, base, output_dir), "url_file": resolve(config.store.url_file)}

@@ -36,6 +36,14 @@ Each step's folder carries a manifest of what it was built on (respop.stages); t
 refuses outputs that do not belong to one build (e.g. ``--steps territories,cases,store`` with
 strata built on the previous territories) and says which steps to run again.
 
+Hospital mode (``[hospital]``, docs/hospital.md): the steps are ``input``, ``cases`` and ``strata``
+(:data:`HOSPITAL_STEPS`; the others asked for are returned in ``skipped``). The input report counts
+the whole input and, under ``hospital``, the stays kept per FINESS and those of other FINESS left
+out; every step reads the hospital's stays only (respop.pmsi.scope), whatever the patients'
+residence; there are no territories, no population denominators, no survival or prediction, and
+nothing is published (the store refuses a hospital configuration). ``respop liste``
+(respop.hospital) writes the private lists from these outputs.
+
 The run's patient-level temporary files live in a private workspace named after its process
 (``respop-run-…`` in ``input.workspace_dir`` or the system's temporary folder), removed at the
 end. A run that is killed leaves it, and perhaps a step's half-written folder
@@ -62,6 +70,10 @@ from respop.fsutil import leftovers, remove, run_workspace
 
 Progress = Callable[[str], None]
 STEPS = ("input", "territories", "cases", "strata", "evaluation", "store")
+HOSPITAL_STEPS = ("input", "cases", "strata")
+"""The steps of hospital mode (``[hospital]``, docs/hospital.md): the scope is the hospital's own
+patients (no territories, no evaluation), survival and prediction are not fitted, and nothing is
+published (no store step; the store refuses a hospital configuration)."""
 
 
 @dataclass(frozen=True)
@@ -112,12 +124,18 @@ class PipelineResult:
     run_id: int
     timings: dict[str, float]
     summaries: dict[str, object]
+    skipped: tuple[str, ...] = ()
+    """Steps asked for but not run (hospital mode: :data:`HOSPITAL_STEPS`)."""
 
 
-def input_report(config: Config, progress: Progress | None = None, data=None, input_fingerprint: dict | None = None) -> dict:
+def input_report(
+    config: Config, progress: Progress | None = None, data=None, input_fingerprint: dict | None = None,
+    hospital: dict | None = None,
+) -> dict:
     """Read the PMSI input once and write ``<output.dir>/input/report.json`` (counts only).
     ``data``: the PMSI already read by the caller (who closes it); ``input_fingerprint``: the
-    PMSI's, taken before it was read (respop.stages)."""
+    PMSI's, taken before it was read (respop.stages). ``hospital``: in hospital mode, what the
+    scope kept and left out (respop.pmsi.scope; counts only), written under ``hospital``."""
     from respop.pmsi import read_pmsi
 
     inputs = stages.stage_inputs(config, "input", input_fingerprint)
@@ -137,6 +155,8 @@ def input_report(config: Config, progress: Progress | None = None, data=None, in
         report["tables"].append(deaths.to_dict()["table"])
         report["balanced"] = report["balanced"] and deaths.balanced
     report["deaths"] = {k: v for k, v in deaths.to_dict().items() if k != "table"}
+    if hospital is not None:
+        report["hospital"] = hospital
     with stages.stage_folder(config, "input", inputs) as tmp:
         (tmp / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     return report
@@ -245,6 +265,10 @@ def run_config(
     user's configuration on worlds it generates). ``config_path``: the file it came from, which the
     store step records (None: no store step); ``started_at``: the run's start (default: now)."""
     started_at = started_at or dt.datetime.now()
+    skipped: tuple[str, ...] = ()
+    if config.hospital is not None:  # hospital mode: its steps only, no models, nothing published
+        skipped = tuple(s for s in steps if s not in HOSPITAL_STEPS)
+        steps, models = tuple(s for s in steps if s in HOSPITAL_STEPS), False
     if not models and "store" in steps:
         raise ConfigError("the store step needs the survival and prediction results: run it with the models")
     if "store" in steps and config_path is None:
@@ -252,7 +276,8 @@ def run_config(
     say = progress or (lambda _message: None)
     with private_workspace(config) as private:
         result = _run(private, config_path, say, steps, models, started_at)
-    return PipelineResult(config=config, run_id=result.run_id, timings=result.timings, summaries=result.summaries)
+    return PipelineResult(config=config, run_id=result.run_id, timings=result.timings, summaries=result.summaries,
+                          skipped=skipped)
 
 
 def _run(
@@ -293,7 +318,25 @@ def _run(
             start = time.perf_counter()
             opened["data"] = staged.canonical()
             parts["canonical"] = round(time.perf_counter() - start, 2)
+            if config.hospital is not None:
+                # hospital mode: the input report counts the whole input; every step reads the
+                # hospital's stays only (respop.pmsi.scope)
+                from respop.pmsi.scope import restrict_to_hospital
+
+                start = time.perf_counter()
+                opened["input"] = opened["data"]
+                opened["data"] = restrict_to_hospital(opened["data"], config.hospital.finess)
+                parts["hospital"] = round(time.perf_counter() - start, 2)
         return opened["data"]
+
+    def pmsi_input():
+        """The PMSI the input report counts: the whole input (hospital mode too)."""
+        data = pmsi()
+        return opened.get("input", data)
+
+    def hospital_scope() -> dict | None:
+        """Hospital mode: what the scope kept and left out (counts); None in population mode."""
+        return pmsi().scope if config.hospital is not None else None
 
     def spark():
         if "spark" not in opened:
@@ -320,7 +363,9 @@ def _run(
     catalogue = start_catalogue(config) if {"cases", "strata", "evaluation", "store"} & set(steps) else None
     try:
         if "input" in steps:
-            summaries["input"] = timed("input", lambda: input_report(config, data=pmsi(), input_fingerprint=source))
+            summaries["input"] = timed("input", lambda: input_report(
+                config, data=pmsi_input(), input_fingerprint=source, hospital=hospital_scope()
+            ))
             parts = details.get("input", {})
             parts["report"] = round(timings["input"] - sum(parts.values()), 2)
         if "territories" in steps:

@@ -62,9 +62,15 @@ SECTIONS = {
     "evaluation": "[evaluation] (or its deprivation file)",
 }
 
-OPTIONAL = {"evaluation": lambda config: config.evaluation is not None}
+OPTIONAL = {
+    "territories": lambda config: config.hospital is None,
+    "evaluation": lambda config: config.evaluation is not None and config.hospital is None,
+}
 """Steps that belong to a build only when the configuration asks for them: without
-``[evaluation]`` an ``evaluation`` folder left by an earlier build is ignored (not published)."""
+``[evaluation]`` an ``evaluation`` folder left by an earlier build is ignored (not published). In
+hospital mode (``[hospital]``, docs/hospital.md) the build is ``input``, ``cases`` and ``strata``:
+no territories (the scope is the hospital's patients, not a territory's residents), no
+evaluation, and nothing is published (the store step refuses)."""
 
 
 def active_stages(config: Config) -> tuple[str, ...]:
@@ -136,6 +142,8 @@ def input_fingerprint(config: Config) -> dict:
         "input": config.input.model_dump(mode="json", exclude={"pmsi_dir", "reference_dir", "workspace_dir"}),
         "quality": config.quality.model_dump(mode="json", exclude={"zones_file"}),
     }
+    if config.hospital is not None:  # hospital mode: the hospital's stays only (population mode unchanged)
+        settings["hospital"] = config.hospital.finess
     return {
         "pmsi": _digest(_stat_files(config.input.pmsi_dir, skip)),
         "reference": _digest({"dir": _stat_files(config.input.reference_dir, skip), "zones_file": _stat_file(config.quality.zones_file)}),
@@ -211,8 +219,10 @@ def stage_inputs(config: Config, stage: str, input: dict | None = None, models: 
     ``settings``, the earlier steps' outputs fingerprints, and for strata ``models``."""
     inputs: dict = {"input": input if input is not None else input_fingerprint(config),
                     "settings": settings_fingerprint(config, stage)}
+    active = active_stages(config)
     for earlier in UPSTREAM[stage]:
-        inputs[earlier] = outputs_fingerprint(config.output.dir / earlier)
+        # a step that is not part of this build (hospital mode's territories) is not read
+        inputs[earlier] = outputs_fingerprint(config.output.dir / earlier) if earlier in active else None
     if stage == "strata":
         inputs["models"] = models
     return inputs
@@ -339,7 +349,7 @@ def stale_stages(config: Config) -> dict[str, list[str]]:
                 reasons.append(f"was built without {earlier} (before they were built)")
             else:
                 reasons.append(f"was built on {earlier} of an earlier build")
-        if stage == "strata" and recorded.get("models") is False:
+        if stage == "strata" and recorded.get("models") is False and config.hospital is None:  # hospital mode fits none
             reasons.append("was built without survival and prediction (--no-models)")
         if reasons:
             problems[stage] = reasons

@@ -25,6 +25,7 @@ from respop.spec.residence import residence_years
 from respop.config import Config
 from respop.errors import ConfigError, InputError
 from respop.pmsi.files import ROW
+from respop.pmsi.scope import for_hospital
 from respop.pmsi.validate import REASONS, SOURCE
 from respop.stages import stage_folder, stage_inputs
 
@@ -267,29 +268,36 @@ def run_cases(
     timings: dict[str, float] = {}
     catalogue = catalogue if catalogue is not None else start_catalogue(config)
     specs = catalogue.specs
-    population = load_population(config)
-    reference = reference_population(config.cases.reference_population, population.table)
+    hospital = config.hospital is not None  # hospital mode: no denominators, no territories (docs/hospital.md)
+    population = None if hospital else load_population(config)
+    reference = None if hospital else reference_population(config.cases.reference_population, population.table)
     inputs = stage_inputs(config, "cases", input_fingerprint)
-    territories = zone_territory(config)
+    territories = None if hospital else zone_territory(config)
+    hospital_stays = None
     own = data is None
     if own:
         step("reading the PMSI")
         data = read_pmsi(None, config.input, config.quality)
     try:
-        staged = data.canonical()
+        staged = for_hospital(data, config.hospital)
         timings["read"] = round(time.perf_counter() - started, 2)
         read_years = [y for y in staged.years if y is not None]
         if not read_years:
             raise InputError("the PMSI files do not give their year (T_MCOaa…): case finding needs the exit years", data.folder)
         years = index_years(config, read_years)
-        population.check_years(years)
+        if population is not None:
+            population.check_years(years)
         t0 = time.perf_counter()
         compute = engine.cases if engine is not None else polars_cases
         cases, counted = compute(config, specs, staged, years, min(read_years), territories, step)
         timings["cases"] = round(time.perf_counter() - t0, 2)
+        if hospital:
+            hospital_stays = _hospital_stays(specs, staged)
     finally:
         if own:
             data.close()
+    if hospital:
+        return _write_hospital_cases(config, specs, years, read_years, cases, hospital_stays, inputs, engine, timings, started)
     step("computing prevalence and incidence")
     t0 = time.perf_counter()
     table = indicators(
@@ -317,6 +325,46 @@ def run_cases(
             population.quarantine.write_parquet(tmp / "quarantine_population.parquet")
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
     return CasesResult(out=out, cases=cases, indicators=table, summary=summary)
+
+
+HOSPITAL_STAYS = "hospital_stays.parquet"
+"""Hospital mode: the hospital's kept stays (séances apart), their FINESS, PMSI year and RSA
+numbers, dates and patient key, with ``qualifying`` (the diseases for which the stay qualifies); private, read by
+``respop liste`` (docs/hospital.md)."""
+
+
+def _hospital_stays(specs: list[AlgorithmSpec], staged) -> pl.DataFrame:
+    """The hospital's stays (:data:`HOSPITAL_STAYS`), collected."""
+    from respop.case_finding.engine import qualifying_stays, stays_only
+
+    stays = stays_only(staged.stays)
+    qualifying = [
+        qualifying_stays(spec, stays, staged.diagnoses).select("stay_id", pl.lit(spec.disease).alias("disease"))
+        for spec in specs
+    ]
+    by_stay = pl.concat(qualifying).group_by("stay_id").agg(pl.col("disease").unique().sort().alias("qualifying"))
+    return _collect(
+        stays.select("stay_id", "source_year", "hospital_id", "rsa_num", "patient_key", "entry_date", "exit_date")
+        .join(by_stay, on="stay_id", how="left")
+        .with_columns(pl.col("qualifying").fill_null(pl.lit([], pl.List(pl.String))))
+        .sort("stay_id"),
+        "the hospital's stays",
+    )
+
+
+def _write_hospital_cases(config, specs, years, read_years, cases, hospital_stays, inputs, engine, timings, started) -> CasesResult:
+    """Hospital mode's cases step: the cases and the hospital's stays, no indicators (no
+    denominators: the hospital's patients are not a population)."""
+    summary = _summary(config, specs, years, read_years, cases, None, False, time.perf_counter() - started)
+    summary["engine"] = engine.name if engine is not None else "polars"
+    summary["hospital"] = {"finess": config.hospital.finess, "stays": hospital_stays.height}
+    summary["timings"] = timings
+    out = config.output.dir / "cases"
+    with stage_folder(config, "cases", inputs) as tmp:
+        cases.write_parquet(tmp / "cases.parquet")
+        hospital_stays.write_parquet(tmp / HOSPITAL_STAYS)
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    return CasesResult(out=out, cases=cases, indicators=pl.DataFrame(), summary=summary)
 
 
 def _summary(
@@ -354,7 +402,7 @@ def _summary(
             for s in specs
         ],
         "counts": counts.to_dicts(),
-        "indicator_rows": table.height,
+        "indicator_rows": table.height if table is not None else 0,
     }
 
 

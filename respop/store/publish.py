@@ -36,7 +36,7 @@ import shapely
 
 from respop import __version__
 from respop.config import Config
-from respop.errors import DisclosureError, InputError
+from respop.errors import ConfigError, DisclosureError, InputError
 from respop.stages import check_chain
 from respop.spec.catalogue import Catalogue, run_catalogue
 from respop.store import schema
@@ -853,6 +853,11 @@ def collect(
     the steps whose outputs are there but not in ``timings`` are recorded as reused (the run's
     ``timings``: :func:`run_timings`)."""
     store_started = store_started or dt.datetime.now()
+    if config.hospital is not None:
+        raise ConfigError(
+            "mode hôpital ([hospital]) : rien n'est publié dans le store ni sur les tableaux de bord / hospital mode "
+            "([hospital]): nothing is published to the store or the boards (docs/hospital.md)"
+        )
     check_chain(config, config_path)  # the steps' outputs belong to one build (respop.stages)
     out = config.output.dir
     if not out.is_dir():

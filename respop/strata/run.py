@@ -21,6 +21,7 @@ from respop.spec.algorithm import AlgorithmSpec
 from respop.spec.catalogue import Catalogue, run_catalogue
 from respop.config import Config
 from respop.errors import ConfigError, InputError
+from respop.pmsi.scope import for_hospital
 from respop.stages import stage_folder, stage_inputs
 from respop.strata.engine import assign, care_use, death_years, outcome_events, qualifying_ids, transitions
 from respop.spec.features import OUTCOMES, case_feature, model_features
@@ -125,12 +126,15 @@ def run_strata(
         timings[name] = round(timings.get(name, 0.0) + now - since, 2)
         return now
 
+    # hospital mode (docs/hospital.md): the hospital's patients are not a population; survival and
+    # prediction, which describe one, are not fitted there, and there are no territories
+    models = models and config.hospital is None
     catalogue = catalogue if catalogue is not None else run_catalogue(config)
     specs = strata_specs(config, catalogue)
     features = catalogue.features
     inputs = stage_inputs(config, "strata", input_fingerprint, models=models)
     cases = pl.scan_parquet(cases_path(config))
-    territories = zone_territory(config)
+    territories = zone_territory(config) if config.hospital is None else None
     years = sorted(cases.select(pl.col("index_year").unique()).collect()["index_year"].to_list())
     if not years:
         raise InputError("cases.parquet holds no case", cases_path(config))
@@ -141,7 +145,7 @@ def run_strata(
         step("reading the PMSI")
         data = read_pmsi(None, config.input, config.quality)
     try:
-        staged = data.canonical()
+        staged = for_hospital(data, config.hospital)
         t = lap("read", started)
         last_date = staged.stays.select(pl.col("exit_date").max()).collect().item() or dt.date(last_year, 12, 31)
         last_date = min(last_date, dt.date(last_year, 12, 31))
