@@ -203,9 +203,10 @@ def select_files(folder: str | Path, years: list[int] | None = None) -> AtihSele
 
 
 Years = tuple[int, ...] | None
-"""The layout years a plan considers (None: every year shipped). A plan for the years a file's
-first line shows slices at literal positions; lines of other layouts then come out quarantined,
-and the year is parsed again with every layout (:func:`parse_year`)."""
+"""The layout years a plan considers, as :func:`respop.pmsi.layouts.layout_year` gives them (None:
+every year shipped). A plan for the years a file's first line shows slices at literal positions;
+lines of other layouts then come out quarantined, and the year is parsed again with every layout
+(:func:`parse_year`)."""
 
 
 def _years(years: Years) -> tuple[int, ...]:

@@ -9,7 +9,7 @@ a corrected position is a new row there, not new code. Positions here are 0-base
 >>> rsa.field("CDGEO")                      # Field(name='CDGEO', start=74, length=5, ...)
 >>> rsa.fixed_length                         # 262: the variable part starts here
 >>> [z.name for z in rsa_zones(2023)]        # ['aut', 'rdth', 'um', 'das', 'acte']
->>> layout_year("rsa", "229")                # 2023
+>>> layout_year("rsa", "228")                # 2024 (2023 and 2024 carry 228: same layout)
 """
 
 from __future__ import annotations
@@ -132,10 +132,20 @@ def rsa_zones(year: int) -> tuple[Zone, ...]:
 
 
 @cache
-def format_numbers(table: str) -> dict[str, int]:
-    """Format number (as written in the record) → layout year, for ``rsa`` or ``rsa_ano``."""
+def _format_rows(table: str) -> tuple[tuple[str, int], ...]:
     with data_path("atih", "format_numbers.csv").open(encoding="utf-8", newline="") as f:
-        return {r["format"].strip(): _year(r["an"]) for r in csv.DictReader(f) if r["table"] == table}
+        return tuple((r["format"].strip(), _year(r["an"])) for r in csv.DictReader(f) if r["table"] == table)
+
+
+@cache
+def format_numbers(table: str) -> dict[str, int]:
+    """Format number (as written in the record) → layout year, for ``rsa`` or ``rsa_ano``. A number
+    the ATIH kept for several years (its layout unchanged) selects the latest of them: their
+    layouts are the same (tests/pmsi/test_atih.py checks it)."""
+    out: dict[str, int] = {}
+    for number, year in _format_rows(table):
+        out[number] = max(year, out.get(number, year))
+    return out
 
 
 def layout_year(table: str, number: str) -> int | None:
@@ -146,7 +156,7 @@ def layout_year(table: str, number: str) -> int | None:
 def format_number(table: str, year: int) -> str:
     """The format number records of ``year`` carry (the writer's side of :func:`layout_year`)."""
     year = _year(year)
-    for number, y in format_numbers(table).items():
+    for number, y in _format_rows(table):
         if y == year:
             return number
     raise KeyError(f"no {table} format number for {year}")

@@ -286,6 +286,21 @@ def test_a_folder_with_both_layouts_asks_to_choose(tmp_path):
     data.close()
 
 
+@pytest.mark.parametrize("table", ["rsa", "rsa_ano"])
+def test_years_that_share_a_format_number_share_their_layout(table):
+    by_number: dict[str, list[int]] = {}
+    for year in YEARS:
+        by_number.setdefault(layouts.format_number(table, year), []).append(year)
+    for number, years in by_number.items():
+        assert layouts.layout_year(table, number) == max(years)
+        kinds = [table] + (["rsa_um", "rsa_actes"] if table == "rsa" else [])
+        for kind in kinds:
+            shapes = {tuple((f.name, f.start, f.length) for f in layouts.layout(kind, y).fields) for y in years}
+            assert len(shapes) == 1, (number, kind, years)
+        if table == "rsa":
+            assert len({layouts.rsa_zones(y) for y in years}) == 1, number
+
+
 def test_the_correspondence_uses_only_shipped_field_names():
     for year in YEARS:
         rsa, ano, um = (layouts.layout(t, year) for t in ("rsa", "rsa_ano", "rsa_um"))
@@ -328,11 +343,12 @@ def test_zone_offsets_give_back_exactly_the_zones_placed(tmp_path_factory, case)
         got = atih.explode_zone(parsed, zone.name, keep=(atih.LINE,)).select(atih.LINE, "_rank", "_zone").collect().rows()
         want = [(i + 1, rank, text) for i, placed in enumerate(stays) for rank, text in enumerate(placed[zone.name])]
         assert got == want, zone.name
-    # and the plan for the first line's layout alone finds the same
-    fast = atih.parse_rsa(atih.scan_lines([path]), years=(year,))
+    # and the plan for the first line's layout alone (the year its number selects) finds the same
+    only = (layouts.layout_year("rsa", layouts.format_number("rsa", year)),)
+    fast = atih.parse_rsa(atih.scan_lines([path]), years=only)
     for zone in layouts.rsa_zones(year):
         assert (
-            atih.explode_zone(fast, zone.name, keep=(atih.LINE,), years=(year,)).select("_zone").collect().to_series().to_list()
+            atih.explode_zone(fast, zone.name, keep=(atih.LINE,), years=only).select("_zone").collect().to_series().to_list()
             == [t for placed in stays for t in placed[zone.name]]
         )
 
