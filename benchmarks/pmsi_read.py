@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/pmsi_read.py                        # 100k, 1M and 5M stays, Parquet
     .venv/bin/python benchmarks/pmsi_read.py --sizes 100000 --format csv
     .venv/bin/python benchmarks/pmsi_read.py --ref HEAD                # respop as committed
+    .venv/bin/python benchmarks/pmsi_read.py --format atih             # ATIH RSA/ANO files, 100k and 1M
+    .venv/bin/python benchmarks/pmsi_read.py --format atih --sizes 19000000   # one national year
 
 For each size, SNDS-shaped tables T_MCO22B/C/D/UM for N stays of one exit year are generated
 (vectorised, seeded: the same N gives the same files) and cached under ``benchmarks/out/data/``.
@@ -12,6 +14,17 @@ Three steps then run, each in a fresh Python process so that its peak memory is 
   once (the sum of the byte lengths of all columns) and ``n_unique`` of the stay key is taken.
 - ``report``: ``read_pmsi(folder).report()``: validation, canonical model, quality filters, counts.
 - ``write``: ``read_pmsi(folder).write(tmp)``: staged Parquet, quarantines and report.json.
+
+With ``--format atih`` the same N stays (the Parquet data set of N, its rows with a malformed FINESS
+left out: no file could be named after them) are written as ATIH files by respop.synth.atih, one
+``<FINESS>.2022.12.rsa`` and ``.ano`` per hospital, cached under ``benchmarks/out/data/atih-<N>/``;
+sizes above :data:`CHUNK_STAYS` are generated in chunks of distinct hospitals (a national year:
+19 million stays). The steps are then ``baseline`` (the floor: one plain polars pass that reads
+every line of every file, its length and the distinct stay keys), ``parse`` (the ATIH parse alone:
+lines → SNDS-shaped tables in a workspace, respop.pmsi.atih.parse_folder) and ``report``
+(``read_pmsi(folder).report()``: the parse, then validation, canonical model, filters, counts);
+``write`` on request. The table gives the seconds per 100,000 RSA beside the published figures of
+pmeasyr (about 5 s) and pypmsi (0.7–3 s).
 
 Seconds are wall-clock time of the step inside the child (imports and interpreter start-up
 excluded), the best of ``--repeat`` runs. Peak RSS is the child's high-water mark (VmHWM from
@@ -48,9 +61,19 @@ GENERATOR_VERSION = 1
 """Bump when the generator changes: cached data sets of another version are regenerated."""
 
 DEFAULT_SIZES = (100_000, 1_000_000, 5_000_000)
+ATIH_SIZES = (100_000, 1_000_000)
 STEPS = ("baseline", "report", "write")
+ATIH_STEPS = ("baseline", "parse", "report", "write")
+ATIH_DEFAULT_STEPS = ("baseline", "parse", "report")
+CHUNK_STAYS = 5_000_000
+"""Data sets above this many stays are generated in chunks of at most this many (each its own
+hospitals: the third character of each FINESS is the chunk's number), written as Parquet parts."""
+ATIH_SEED = 1
+"""Seed of the ATIH writer's drawn zones (authorisations, radiotherapy, procedures)."""
 REFERENCE = "pmeasyr (R, ATIH files): about 5 s to read 100,000 RSA records"
 REFERENCE_SOURCE = "published figures of the reference material (pmeasyr)"
+PUBLISHED_PER_100K = {"pmeasyr (R)": (5.0, 5.0), "pypmsi (Python)": (0.7, 3.0)}
+"""Published seconds to read 100,000 RSA (issue 21; /work/shared/reference/published-figures.md)."""
 
 # Shares of the generated rows that exercise the quarantine and the quality filters.
 RATES = {
@@ -286,14 +309,24 @@ def generate(n: int, year: int = YEAR, seed: int = SEED) -> dict[str, "pl.DataFr
     return {"B": b, "C": c, "D": d, "UM": um}
 
 
+def _chunk_stays(n: int) -> int | None:
+    return CHUNK_STAYS if n > CHUNK_STAYS else None
+
+
 def dataset(n: int, fmt: str, log=print) -> Path:  # noqa: ANN001
-    """Folder of T_MCO22B/C/D/UM for ``n`` stays in ``fmt``, generated once and cached."""
+    """Folder of T_MCO22B/C/D/UM for ``n`` stays in ``fmt`` (or of ATIH files for ``atih``),
+    generated once and cached."""
+    if fmt == "atih":
+        return atih_dataset(n, log)
     folder = DATA / f"{fmt}-{n}"
     stamp = folder / "dataset.json"
     if stamp.is_file():
         meta = json.loads(stamp.read_text())
-        if meta.get("generator_version") == GENERATOR_VERSION and meta.get("seed") == SEED:
+        if (meta.get("generator_version") == GENERATOR_VERSION and meta.get("seed") == SEED
+                and meta.get("chunk_stays") == _chunk_stays(n)):
             return folder
+    if fmt == "csv" and _chunk_stays(n):
+        raise SystemExit(f"CSV data sets are of at most {CHUNK_STAYS:,} stays (larger ones are Parquet parts)")
     log(f"generating {n:,} stays ({fmt}) in {folder.relative_to(ROOT)} …")
     DATA.mkdir(parents=True, exist_ok=True)
     # in a child process: the generator's memory is not held by this one
@@ -303,20 +336,48 @@ def dataset(n: int, fmt: str, log=print) -> Path:  # noqa: ANN001
     return folder
 
 
+def _chunk(frames: dict, k: int) -> dict:
+    """The tables of chunk ``k`` made its own hospitals: the third character of every FINESS is
+    the chunk's number (chunk 0's legal-entity FINESS kept, for its filter)."""
+    import polars as pl
+
+    from respop.pmsi.quality import legal_entity_duplicates
+
+    keep = sorted(legal_entity_duplicates())[:1] if k == 0 else []
+    eta = pl.col("ETA_NUM")
+    mine = pl.when((eta.str.len_chars() == 9) & ~eta.is_in(keep)).then(
+        pl.concat_str(eta.str.slice(0, 2), pl.lit(str(k % 10)), eta.str.slice(3))
+    ).otherwise(eta)
+    return {t: df.with_columns(mine.alias("ETA_NUM")) for t, df in frames.items()}
+
+
 def _write_dataset(n: int, fmt: str, folder: Path) -> dict:
-    frames = generate(n)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     yy = f"{YEAR % 100:02d}"
+    chunk = _chunk_stays(n)
     try:
-        for table, df in frames.items():
-            path = tmp / f"T_MCO{yy}{table}.{fmt}"
-            if fmt == "parquet":
-                df.write_parquet(path)
-            else:
-                df.write_csv(path, separator=";")
-        rows = {t: df.height for t, df in frames.items()}
+        if chunk is None:
+            frames = generate(n)
+            for table, df in frames.items():
+                path = tmp / f"T_MCO{yy}{table}.{fmt}"
+                if fmt == "parquet":
+                    df.write_parquet(path)
+                else:
+                    df.write_csv(path, separator=";")
+            rows = {t: df.height for t, df in frames.items()}
+        else:  # chunks of distinct hospitals, each table a folder of Parquet parts
+            count = -(-n // chunk)
+            rows = {}
+            for k in range(count):
+                size = n // count + (1 if k < n % count else 0)
+                frames = _chunk(generate(size, seed=SEED + k), k)
+                for table, df in frames.items():
+                    (tmp / f"T_MCO{yy}{table}").mkdir(exist_ok=True)
+                    df.write_parquet(tmp / f"T_MCO{yy}{table}" / f"part-{k:03d}.parquet")
+                    rows[table] = rows.get(table, 0) + df.height
+                del frames
         meta = {"stays": n, "format": fmt, "year": YEAR, "seed": SEED, "generator_version": GENERATOR_VERSION,
-                "rows": rows, "rates": RATES}
+                "chunk_stays": chunk, "rows": rows, "rates": RATES}
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=2))
         if folder.exists():
             shutil.rmtree(folder)
@@ -324,6 +385,69 @@ def _write_dataset(n: int, fmt: str, folder: Path) -> dict:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return {"rows": rows}
+
+
+ATIH_WRITER_VERSION = 1
+"""Bump when respop.synth.atih changes what it writes: cached ATIH data sets are then rewritten."""
+
+
+def atih_dataset(n: int, log=print) -> Path:  # noqa: ANN001
+    """Folder of ATIH RSA and ANO files of the Parquet data set of ``n`` stays, written once and cached."""
+    folder = DATA / f"atih-{n}"
+    stamp = folder / "dataset.json"
+    if stamp.is_file():
+        meta = json.loads(stamp.read_text())
+        if (meta.get("generator_version") == GENERATOR_VERSION and meta.get("seed") == SEED
+                and meta.get("chunk_stays") == _chunk_stays(n) and meta.get("atih_writer_version") == ATIH_WRITER_VERSION):
+            return folder
+    source = dataset(n, "parquet", log)
+    log(f"writing {n:,} stays as ATIH files in {folder.relative_to(ROOT)} …")
+    t0 = time.perf_counter()
+    result = _child(["write-atih", str(source), str(folder)])
+    log(f"  written in {time.perf_counter() - t0:.1f} s: {result['rows']}")
+    return folder
+
+
+FINESS = r"^(?:[0-9]{9}|2[AB][0-9]{7})$"
+
+
+def _write_atih_dataset(source: Path, folder: Path) -> dict:
+    """The SNDS data set ``source`` as ATIH files (rows whose ETA_NUM is no FINESS left out: no file
+    could be named after them), through respop.synth.atih.write_folder."""
+    import polars as pl
+
+    from respop.synth.atih import write_folder
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    snds = Path(tempfile.mkdtemp(prefix=".snds-", dir=folder.parent))
+    try:
+        dropped = {}
+        for path in sorted(source.glob("T_MCO*")):
+            lf = pl.scan_parquet(path / "*.parquet" if path.is_dir() else path)
+            valid = pl.col("ETA_NUM").str.contains(FINESS)
+            dropped[path.stem] = lf.filter(~valid).select(pl.len()).collect().item()
+            lf.filter(valid).sink_parquet(snds / f"{path.stem}.parquet")
+        written = write_folder(snds, tmp, seed=ATIH_SEED)[YEAR]
+        rows = {"rsa": written.rsa_lines, "ano": written.ano_lines}
+        meta = {
+            "stays": json.loads((source / "dataset.json").read_text())["stays"], "format": "atih", "year": YEAR,
+            "seed": SEED, "generator_version": GENERATOR_VERSION, "chunk_stays": _chunk_stays(
+                json.loads((source / "dataset.json").read_text())["stays"]),
+            "atih_writer_version": ATIH_WRITER_VERSION, "atih_seed": ATIH_SEED, "rows": rows,
+            "files": len(written.files), "snds_rows_without_finess": dropped,
+            "rsa_without_ano": written.rsa_without_ano, "ano_without_rsa": written.ano_without_rsa,
+            "zones_without_stay": written.zones_without_stay, "truncated": written.truncated,
+        }
+        (tmp / "dataset.json").write_text(json.dumps(meta, indent=2))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(snds, ignore_errors=True)
     return {"rows": rows}
 
 
@@ -349,6 +473,56 @@ def _baseline(folder: Path) -> dict:
         ).collect(engine="streaming").row(0, named=True)
         out[path.stem] = row
     return {"rows": sum(r["rows"] for r in out.values())}
+
+
+def _atih_files(folder: Path, kind: str) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix == f".{kind}")
+
+
+def _baseline_atih(folder: Path) -> dict:
+    """The floor of the ATIH files: one plain polars pass that reads every line of every file (as
+    the reader does: a one-column CSV with a separator that never occurs), sums the line lengths
+    and counts the distinct stay keys (FINESS and CLE_RSA)."""
+    import polars as pl
+
+    from respop.pmsi.layouts import layout
+
+    out = {}
+    for kind, table in (("rsa", "rsa"), ("ano", "rsa_ano")):
+        lay = layout(table, YEAR)
+        finess, key = lay.field("NOFINESS"), lay.field("CLE_RSA")
+        lines = pl.concat([
+            pl.scan_csv(p, has_header=False, separator="\x00", quote_char=None, schema={"line": pl.String})
+            for p in _atih_files(folder, kind)
+        ])
+        line = pl.col("line")
+        out[kind] = lines.select(
+            pl.len().alias("rows"),
+            line.str.len_bytes().sum().alias("bytes"),
+            pl.concat_str(line.str.slice(finess.start, finess.length), line.str.slice(key.start, key.length))
+            .n_unique().alias("keys"),
+        ).collect(engine="streaming").row(0, named=True)
+    return {"rows": sum(r["rows"] for r in out.values())}
+
+
+def _parse(folder: Path) -> dict:
+    """The ATIH parse alone: every RSA and ANO line into the SNDS-shaped tables (Parquet, in a
+    workspace), as read_pmsi does before validating them."""
+    import polars as pl
+
+    from respop.pmsi.atih import parse_folder
+
+    workspace = Path(tempfile.mkdtemp(prefix="parse-", dir=OUT))
+    try:
+        parsed = parse_folder(folder, workspace)
+        tables = {
+            f"{t}{y}": pl.scan_parquet(path).select(pl.len()).collect().item()
+            for y, year in parsed.years.items() for t, path in year.tables.items()
+        }
+        return {"rows": sum(c.lines_read for c in parsed.counts), "tables": tables,
+                "lines_quarantined": sum(c.lines_quarantined for c in parsed.counts)}
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)
 
 
 def _report(folder: Path) -> dict:
@@ -407,14 +581,20 @@ def _child_main(args: list[str]) -> None:
         result = _write_dataset(int(args[1]), args[2], Path(args[3]))
         print(json.dumps(result))
         return
+    if step == "write-atih":
+        print(json.dumps(_write_atih_dataset(Path(args[1]), Path(args[2]))))
+        return
     folder = Path(args[1])
+    atih = json.loads((folder / "dataset.json").read_text()).get("format") == "atih"
     import polars  # noqa: F401 - imports are not part of the measured time
 
-    if step != "baseline":
+    if step != "baseline" or atih:
         import respop.pmsi  # noqa: F401
+        import respop.pmsi.atih  # noqa: F401
     rss_before = _peak_rss_mb()
     t0 = time.perf_counter()
-    result = {"baseline": _baseline, "report": _report, "write": _write}[step](folder)
+    baseline = _baseline_atih if atih else _baseline
+    result = {"baseline": baseline, "parse": _parse, "report": _report, "write": _write}[step](folder)
     result["seconds"] = time.perf_counter() - t0
     result["peak_rss_mb"] = _peak_rss_mb()
     result["import_rss_mb"] = rss_before
@@ -510,21 +690,26 @@ def main(argv: list[str] | None = None) -> int:
         _child_main(argv[1:])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=_sizes, default=list(DEFAULT_SIZES),
-                        help="numbers of stays, comma-separated (default 100000,1000000,5000000)")
-    parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
-    parser.add_argument("--steps", default=",".join(STEPS),
-                        help=f"steps to run, comma-separated (default {','.join(STEPS)}; the baseline always runs)")
+    parser.add_argument("--sizes", type=_sizes, default=None,
+                        help="numbers of stays, comma-separated (default 100000,1000000,5000000; atih: 100000,1000000)")
+    parser.add_argument("--format", choices=("parquet", "csv", "atih"), default="parquet")
+    parser.add_argument("--steps", default=None,
+                        help=f"steps to run, comma-separated (default {','.join(STEPS)}; atih: {','.join(ATIH_DEFAULT_STEPS)}, "
+                        "parse also possible; the baseline always runs)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per step; the fastest is kept (default 1)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--ref", help="measure respop as committed at this git revision (e.g. HEAD), exported "
                         "to benchmarks/out/src/, instead of the working tree")
     opts = parser.parse_args(argv)
-    asked = [s.strip() for s in opts.steps.split(",") if s.strip()]
-    unknown = [s for s in asked if s not in STEPS]
+    atih = opts.format == "atih"
+    known = ATIH_STEPS if atih else STEPS
+    if opts.sizes is None:
+        opts.sizes = list(ATIH_SIZES if atih else DEFAULT_SIZES)
+    asked = [s.strip() for s in (opts.steps or ",".join(ATIH_DEFAULT_STEPS if atih else STEPS)).split(",") if s.strip()]
+    unknown = [s for s in asked if s not in known]
     if unknown:
-        parser.error(f"unknown step(s) {', '.join(unknown)}; choose among {', '.join(STEPS)}")
-    steps = ["baseline", *[s for s in STEPS[1:] if s in asked]]
+        parser.error(f"unknown step(s) {', '.join(unknown)}; choose among {', '.join(known)}")
+    steps = ["baseline", *[s for s in known[1:] if s in asked]]
     global _SOURCE
     if opts.ref:
         commit, _SOURCE = _export(opts.ref)
@@ -549,7 +734,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in opts.sizes:
         folder = dataset(n, opts.format, log=console.print)
         meta = json.loads((folder / "dataset.json").read_text())
-        size_mb = sum(p.stat().st_size for p in folder.glob("T_MCO*")) / 1e6
+        size_mb = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name != "dataset.json") / 1e6
         rows = sum(meta["rows"].values())
         for step in steps:
             runs = []
@@ -561,16 +746,19 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(run)
             best = min(runs, key=lambda r: r["seconds"])
             best["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
-            results.append({"stays": n, "rows": rows, "file_mb": size_mb, "step": step, "table_rows": meta["rows"], **best})
+            results.append({**best, "stays": n, "rows": rows, "step_rows": best.get("rows"), "file_mb": size_mb, "step": step,
+                            "table_rows": meta["rows"]})
 
     table = Table(title=f"PMSI input layer ({opts.format}, best of {opts.repeat})")
-    for col in ("stays", "rows B+C+D+UM", "files MB", "step", "seconds", "peak RSS MB", "× baseline", "stays/s"):
+    rows_label = "lines RSA+ANO" if atih else "rows B+C+D+UM"
+    for col in ("stays", rows_label, "files MB", "step", "seconds", "peak RSS MB", "× baseline", "stays/s", "s/100k"):
         table.add_column(col, justify="left" if col == "step" else "right")
     for r in results:
         base = next(b for b in results if b["stays"] == r["stays"] and b["step"] == "baseline")
         table.add_row(
             f"{r['stays']:,}", f"{r['rows']:,}", f"{r['file_mb']:,.0f}", r["step"], f"{r['seconds']:.2f}",
             f"{r['peak_rss_mb']:,.0f}", f"{r['seconds'] / base['seconds']:.1f}", f"{r['stays'] / r['seconds']:,.0f}",
+            f"{r['seconds'] / r['stays'] * 100_000:.2f}",
         )
     console.print(table)
     idle = [r["import_rss_mb"] for r in results]
@@ -586,7 +774,19 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['stays']:>10,} stays: {r['stays_loaded']:,} loaded, {r['stays_kept']:,} kept, "
                 f"{r['sessions_kept']:,} séances, {q:,} rows quarantined ({ok})"
             )
-    console.print(f"Reference ({REFERENCE_SOURCE}): {REFERENCE}.")
+    if atih:
+        published = "; ".join(
+            f"{name} {lo:g} s" if lo == hi else f"{name} {lo:g}–{hi:g} s" for name, (lo, hi) in PUBLISHED_PER_100K.items()
+        )
+        console.print(f"Published seconds per 100,000 RSA: {published} (goal: at least 10× faster than pmeasyr).")
+        pmeasyr = PUBLISHED_PER_100K["pmeasyr (R)"][0]
+        for r in results:
+            if r["step"] in ("parse", "report"):
+                per = r["seconds"] / r["stays"] * 100_000
+                console.print(f"{r['stays']:>10,} stays, {r['step']:<6}: {per:.2f} s per 100,000 RSA, "
+                              f"{pmeasyr / per:.1f}× faster than pmeasyr's published figure")
+    else:
+        console.print(f"Reference ({REFERENCE_SOURCE}): {REFERENCE}.")
     load_end = _load()
     if load_end is not None:
         console.print(f"Load average (1 min) at the start {load_start:.1f}, at the end {load_end:.1f}.")
