@@ -43,7 +43,7 @@ import polars as pl
 from respop.errors import RespopError
 from respop.pmsi.files import discover, scan_table
 from respop.pmsi.layouts import Field, Layout, format_number, layout, rsa_zones
-from respop.pmsi.validate import parse_sas_date
+from respop.pmsi.validate import detect_date_format, parse_sas_date
 
 MONTH = 12
 """The files are the year's December files (M12: cumulative since January, the whole year)."""
@@ -196,14 +196,25 @@ def _ghm_values(lay: Layout) -> dict[str, pl.Expr]:
     return out
 
 
-def _ddmmyyyy(column: str, dtype: pl.DataType) -> pl.Expr:
+def _ddmmyyyy(column: str, dtype: pl.DataType, date_format: str | None = None) -> pl.Expr:
     """An SNDS date (SAS datetime text, another known text form, or a date) as ddmmyyyy; text
-    that is no date is written as it is (cut to the field), as a file would show it."""
+    that is no date is written as it is (cut to the field), as a file would show it.
+    ``date_format``: the text's format, detected as the SNDS reader does (None tries each)."""
     raw = pl.col(column)
     if dtype == pl.Date or isinstance(dtype, pl.Datetime):
         return raw.dt.strftime("%d%m%Y")
     text = raw.cast(pl.String).str.strip_chars()
-    return pl.coalesce(parse_sas_date(text).dt.strftime("%d%m%Y"), text)
+    if date_format is None:
+        parsed = parse_sas_date(text)
+    elif ":" in date_format:
+        parsed = text.str.to_datetime(date_format, strict=False).dt.date()
+    else:
+        parsed = text.str.to_date(date_format, strict=False)
+    return pl.coalesce(parsed.dt.strftime("%d%m%Y"), text)
+
+
+def _date_format(df: pl.DataFrame, column: str) -> str | None:
+    return detect_date_format(df.lazy(), column) if df.schema[column] == pl.String else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,13 +371,13 @@ def write_year(
 
     # ANO lines
     ano = layout("rsa_ano", year)
-    exit_text = _ddmmyyyy("EXE_SOI_DTF", c.schema["EXE_SOI_DTF"])
+    exit_text = _ddmmyyyy("EXE_SOI_DTF", c.schema["EXE_SOI_DTF"], _date_format(c, "EXE_SOI_DTF"))
     ano_values: dict[str, pl.Expr] = {
         "NOFINESS": pl.col("ETA_NUM"),
         "NOFORMAT": pl.lit(format_number("rsa_ano", year)),
         "CLE_RSA": _rsa_key(pl.col("RSA_NUM")),
         "NOANON": pl.col("NIR_ANO_17"),
-        "DTENT": _ddmmyyyy("EXE_SOI_DTD", c.schema["EXE_SOI_DTD"]),
+        "DTENT": _ddmmyyyy("EXE_SOI_DTD", c.schema["EXE_SOI_DTD"], _date_format(c, "EXE_SOI_DTD")),
         "DTSORT": exit_text,
         "MOISSORT": pl.when(exit_text.str.contains(r"^[0-9]{8}$")).then(exit_text.str.slice(2, 2)),
         "ANNEESORT": pl.when(exit_text.str.contains(r"^[0-9]{8}$")).then(exit_text.str.slice(4, 4)),
