@@ -233,6 +233,27 @@ def test_an_empty_line_and_windows_line_ends(tmp_path):
     data.close()
 
 
+def test_a_line_with_a_character_that_is_not_ascii_keeps_its_positions(tmp_path):
+    """A Latin-1 byte is one replacement character, a UTF-8 accent one character: positions hold
+    (the plan that counts bytes sends such a line to the plan that counts characters)."""
+    rsa = [
+        rsa_line(2023, CLE_RSA="0000000001", NUMINNO="INNOVATION", das=["E119"]),
+        rsa_line(2023, CLE_RSA="0000000002", NUMINNO="INNOVATION", das=["I10"]),
+    ]
+    raw = [rsa[0].replace("INNOVATION", "INNOVATI\u00c9N").encode("latin-1"),
+           rsa[1].replace("INNOVATION", "INNOVATI\u00c9N").encode("utf-8")]
+    (tmp_path / f"{FINESS}.2023.12.rsa").write_bytes(b"\n".join(raw) + b"\n")
+    (tmp_path / f"{FINESS}.2023.12.ano").write_text(
+        ano_line(2023, CLE_RSA="0000000001") + "\n" + ano_line(2023, CLE_RSA="0000000002") + "\n"
+    )
+    data = read_pmsi(tmp_path)
+    assert data.atih.counts[0].lines_quarantined == 0
+    assert data.raw[2023]["D"].select("RSA_NUM", "ASS_DGN").collect().rows() == [
+        ("0000000001", "E119"), ("0000000002", "I10")
+    ]
+    data.close()
+
+
 # --- files: months, hospitals, years, both layouts ----------------------------------------------
 
 
