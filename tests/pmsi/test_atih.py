@@ -209,12 +209,16 @@ def test_every_quarantine_reason_is_counted_with_its_file_and_line(tmp_path):
 
 
 def test_an_ano_line_of_no_shipped_length_and_a_format_number_that_is_not_a_number(tmp_path):
-    rsa = [rsa_line(2022, CLE_RSA="0000000001"), rsa_line(2022, CLE_RSA="0000000002", format_number="A2B")]
+    rsa = [
+        rsa_line(2022, CLE_RSA="0000000001"),
+        rsa_line(2022, CLE_RSA="0000000002", format_number="A2B"),
+        "0100000242",  # a line too short to hold a format number
+    ]
     ano = [ano_line(2022, CLE_RSA="0000000001") + "  "]
     write(tmp_path, FINESS, 2022, 12, rsa, ano)
     data = read_pmsi(tmp_path)
     rsa_count, ano_count = data.atih.counts
-    assert rsa_count.reasons == {"unknown format number (not a number)": 1}
+    assert rsa_count.reasons == {"line length does not match its layout": 1, "unknown format number (not a number)": 1}
     assert ano_count.reasons == {"line length does not match its layout": 1}
     data.close()
 
@@ -274,6 +278,11 @@ def test_latest_month_wins_and_superseded_files_are_listed(tmp_path):
         (f"{FINESS}.2022.12.rsa", 12, 1), (f"{FINESS}.2023.12.rsa", 12, 3), (f"{other}.2023.6.rsa.TXT", 6, 1),
     ]
     assert report.table("T_MCO23B").rows_loaded == 4 and report.table("T_MCO22B").rows_loaded == 1
+    # the files of a year are one scan; each file's lines are numbered from 1
+    assert data.raw[2023]["B"].select(pl.col("_file").cast(pl.String), "_line", "_row").collect().rows() == [
+        (f"{FINESS}.2023.12.rsa", 1, 1), (f"{FINESS}.2023.12.rsa", 2, 2), (f"{FINESS}.2023.12.rsa", 3, 3),
+        (f"{other}.2023.6.rsa.TXT", 1, 4),
+    ]
     data.close()
     only = read_pmsi(tmp_path, InputConfig(years=[2022]))
     assert only.years == [2022]
