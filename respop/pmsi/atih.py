@@ -360,10 +360,11 @@ def scan_lines(files: Iterable[Path]) -> pl.LazyFrame:
     counts = dict(
         _scan(paths, include_file_paths=source).group_by(source).agg(pl.len()).collect(engine="streaming").iter_rows()
     )
+    by_name = {Path(key).name: key for key in counts}  # the files of one folder: names are unique
     names, first = {}, {}
     start = 0
-    for path in paths:  # the scan reports each path as given
-        key = next((k for k in (str(path), path.as_posix()) if k in counts), None)
+    for path in paths:
+        key = by_name.get(path.name)
         if key is None:
             continue  # an empty file: no line
         names[key], first[key] = path.name, start
