@@ -383,6 +383,38 @@ def test_zone_offsets_give_back_exactly_the_zones_placed(tmp_path_factory, case)
         )
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    edits=st.lists(
+        st.tuples(st.sampled_from(["rsa", "ano"]), st.integers(0, 10_000), st.binary(min_size=0, max_size=3)),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_corrupted_files_are_counted_never_an_error_quoting_a_key(tmp_path_factory, edits):
+    """Random bytes replacing, inserting or deleting bytes of the files: the read accounts for
+    every line (balanced) and nothing it says quotes the chaining key."""
+    folder = tmp_path_factory.mktemp("corrupt")
+    units = [unit_zone(2023, NSEQRUM="01", DPUM="I500")]
+    rsa = [rsa_line(2023, CLE_RSA=f"{i:010d}", das=["E119"], um=units) for i in range(1, 4)]
+    ano = [ano_line(2023, CLE_RSA=f"{i:010d}", NOANON=f"SECRETKEY0000000{i}") for i in range(1, 4)]
+    paths = dict(zip(("rsa", "ano"), write(folder, FINESS, 2023, 12, rsa, ano)))
+    for kind, at, new in edits:
+        data = bytearray(paths[kind].read_bytes())
+        at %= len(data) + 1
+        data[at : at + len(new)] = new
+        paths[kind].write_bytes(bytes(data))
+    try:
+        pmsi = read_pmsi(folder)
+    except InputError as exc:
+        assert "SECRETKEY" not in str(exc)
+        return
+    report = pmsi.staged().report()
+    assert report.balanced
+    assert "SECRETKEY" not in json.dumps(report.to_dict())
+    pmsi.close()
+
+
 def test_a_record_builder_places_values_where_the_layout_says():
     r = Record("rsa", 2023).set("CDGEO", "75011").set("AGEAN", 7)
     f = layouts.layout("rsa", 2023).field("CDGEO")
