@@ -382,6 +382,19 @@ def cases_run(
     cfg = load_config(config)
     with private_workspace(cfg) as private, progress_steps(steps(cfg), "case finding") as step:
         result = run_cases(private, step)
+    if cfg.hospital is not None:  # hospital mode: cases of the hospital's patients, no rates (docs/hospital.md)
+        counts = result.cases.filter(pl.col("is_case")).group_by("disease", "index_year").len().sort("disease", "index_year")
+        names = run_catalogue(cfg).names
+        table = Table(title=f"Cas repérés parmi les patients de l'établissement (FINESS {', '.join(cfg.hospital.finess)})",
+                      title_justify="left")
+        for col in ("maladie", "année", "cas"):
+            table.add_column(col, justify="right" if col != "maladie" else "left")
+        for disease, year, n in counts.iter_rows():
+            table.add_row(escape(names.get(disease, disease)), str(year), _fr_int(n))
+        console.print(table)
+        console.print("Mode hôpital : pas de taux (les patients de l'établissement ne sont pas une population). "
+                      f"Sorties : {escape(str(result.out))} (clés patients : à garder dans l'espace sécurisé)")
+        return
 
     area = result.indicators.filter(pl.col("level") == "area")
     for spec in run_catalogue(cfg).specs:
