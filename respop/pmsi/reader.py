@@ -289,9 +289,15 @@ def detect_layout(folder: str | Path, fmt: str = "auto") -> str:
     folder = Path(folder)
     if fmt == "atih":
         return "atih"
-    if fmt != "auto":
-        return "snds"
     has_atih = bool(atih.atih_files(folder))
+    if fmt != "auto":
+        if has_atih and not has_snds_tables(folder):
+            raise InputError(
+                f"holds ATIH files (RSA and ANO), not SNDS tables, and input.format is {fmt!r}: set it to "
+                "'atih' or 'auto'",
+                folder,
+            )
+        return "snds"
     if has_atih and has_snds_tables(folder):
         raise InputError(
             "holds both SNDS tables (T_MCOaaB/C/D/UM) and ATIH files (RSA and ANO): choose which to read "

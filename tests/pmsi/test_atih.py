@@ -314,6 +314,9 @@ def test_a_folder_with_both_layouts_asks_to_choose(tmp_path):
     data = read_pmsi(tmp_path, InputConfig(format="atih"))
     assert data.years == [2023]
     data.close()
+    (tmp_path / "T_MCO23B.csv").unlink()
+    with pytest.raises(InputError, match="holds ATIH files .* input.format is 'parquet': set it to 'atih' or 'auto'"):
+        read_pmsi(tmp_path, InputConfig(format="parquet"))
 
 
 @pytest.mark.parametrize("table", ["rsa", "rsa_ano"])
