@@ -770,7 +770,7 @@ def run_all(
     spark_master: Annotated[Optional[str], typer.Option(help="Spark master URL, e.g. local[4], spark://host:7077, yarn (default: \\[engine] spark_master, else local[*]).")] = None,
     models: Annotated[bool, typer.Option(help="Fit survival and prediction in the strata step (--no-models: the data steps only; no store step).")] = True,
 ) -> None:
-    """Run the whole pipeline (input report, territories, cases, strata) and publish it to the store."""
+    """Run the whole pipeline (input report, territories, cases, strata) and publish it to the store. With \\[hospital]: hospital mode, on the hospital's own stays, nothing published (docs/hospital.md)."""
     import datetime as dt
 
     started = dt.datetime.now()  # the run's start in the store (its steps' times follow)
