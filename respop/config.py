@@ -375,6 +375,20 @@ def hospital_mode(config: Config) -> Config:
     return config.model_copy(update={"input": config.input.model_copy(update={"deaths": "ignore"})})
 
 
+POPULATION_ONLY = (
+    "mode hôpital ([hospital]) : {fr} ne s'applique qu'aux données d'une population, pas à celles d'un "
+    "établissement (docs/hospital.md) / hospital mode ([hospital]): {en} needs population data, not one "
+    "hospital's (docs/hospital.md)"
+)
+
+
+def require_population(config: Config, fr: str, en: str) -> None:
+    """A :class:`ConfigError` (French and English) when a population-level step (territories, the
+    evaluation, publishing to the store) is asked of a hospital-mode configuration."""
+    if config.hospital is not None:
+        raise ConfigError(POPULATION_ONLY.format(fr=fr, en=en))
+
+
 def with_diseases(config: Config, path: Path | None = None) -> Config:
     """The configuration with ``diseases`` listed: those of the file, each with its spec file in
     ``cases.algorithms_dir`` (else a :class:`ConfigError` naming the file), or every spec there."""

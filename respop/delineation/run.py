@@ -19,7 +19,7 @@ from pathlib import Path
 import geopandas as gpd
 import polars as pl
 
-from respop.config import HOSPITAL_KINDS, Config
+from respop.config import HOSPITAL_KINDS, Config, require_population
 from respop.delineation import guarantees
 from respop.delineation.base import Delineation, DelineationError, FlowProblem, finalize
 from respop.delineation.flows import build_problem
@@ -211,6 +211,7 @@ def build(
 ) -> BuildResult:
     """Fit the configured method, apply the pins, check, measure and (optionally) write.
     ``input_fingerprint``: the PMSI's, taken before reading it (respop.stages; default: now)."""
+    require_population(config, "le découpage en territoires", "building territories")
     inputs = stage_inputs(config, "territories", input_fingerprint) if write else None
     method, seconds = fit(config, problem)
     apply_pins(method, config.territories.pins, problem, config.territories.min_population)

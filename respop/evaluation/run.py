@@ -33,7 +33,7 @@ import polars as pl
 
 from respop import __version__
 from respop.case_finding.run import load_population, zone_territory
-from respop.config import Config
+from respop.config import Config, require_population
 from respop.errors import ConfigError, InputError
 from respop.evaluation import did, power, synthetic_control
 from respop.evaluation.deprivation import DEPRIVATION_FILE, by_quintile, quintiles, read_deprivation
@@ -188,6 +188,7 @@ def run_evaluation(
     """The evaluation step (module docstring); outputs written atomically."""
     step = progress or (lambda _: None)
     started = time.perf_counter()
+    require_population(config, "l'évaluation", "the evaluation")
     evaluation = config.evaluation
     if evaluation is None:
         raise ConfigError("the configuration has no [evaluation] section: name the pilot territories and their start years (docs/evaluation.md)")

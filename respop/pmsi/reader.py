@@ -179,7 +179,7 @@ class PmsiData:
         stays = _count_stays(data.flagged_stays, data.quality)
         step("counting diagnoses")
         dx = diagnoses if diagnoses is not None else data.diagnoses
-        by_position = _collect(dx.group_by("position").agg(pl.len()), "the diagnoses")
+        by_position = _collect(dx.group_by("position").agg(pl.len()).sort("position"), "the diagnoses")
         return PmsiReport(
             folder=str(self.folder),
             years=self.years,

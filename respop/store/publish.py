@@ -35,7 +35,7 @@ import polars as pl
 import shapely
 
 from respop import __version__
-from respop.config import Config
+from respop.config import Config, require_population
 from respop.errors import ConfigError, DisclosureError, InputError
 from respop.stages import check_chain
 from respop.spec.catalogue import Catalogue, run_catalogue
@@ -853,11 +853,7 @@ def collect(
     the steps whose outputs are there but not in ``timings`` are recorded as reused (the run's
     ``timings``: :func:`run_timings`)."""
     store_started = store_started or dt.datetime.now()
-    if config.hospital is not None:
-        raise ConfigError(
-            "mode hôpital ([hospital]) : rien n'est publié dans le store ni sur les tableaux de bord / hospital mode "
-            "([hospital]): nothing is published to the store or the boards (docs/hospital.md)"
-        )
+    require_population(config, "la publication dans le store et sur les tableaux de bord", "publishing to the store and the boards")
     check_chain(config, config_path)  # the steps' outputs belong to one build (respop.stages)
     out = config.output.dir
     if not out.is_dir():

@@ -143,7 +143,7 @@ def test_nothing_of_the_lists_reaches_the_store(hospital, monkeypatch, capsys):
     store_path = hospital["store"]
     assert sha256(store_path) == hospital["store_before"]  # respop run in hospital mode did not touch it
     code, output = run_main(monkeypatch, capsys, "store", "publish", str(hospital["config"]))
-    assert code == 2 and "nothing is published" in output
+    assert code == 2 and "publishing to the store and the boards needs population data" in " ".join(output.split())
     assert sha256(store_path) == hospital["store_before"]
     folder = hospital["cfg"].hospital.lists_dir / "2023"
     lists = pl.concat([pl.read_parquet(p) for p in sorted(folder.glob("*.parquet"))])
@@ -184,3 +184,13 @@ def test_the_step_commands_give_the_same_strata(hospital, tmp_path):
     ours = pl.read_parquet(tmp_path / "steps" / "strata" / "person_strata.parquet")
     theirs = pl.read_parquet(hospital["cfg"].output.dir / "strata" / "person_strata.parquet")
     assert ours.equals(theirs)
+
+
+@pytest.mark.parametrize(
+    ("command", "words"),
+    [(("territories", "build"), "building territories"), (("evaluate",), "the evaluation")],
+)
+def test_population_steps_refuse_a_hospital_configuration(hospital, monkeypatch, capsys, command, words):
+    code, output = run_main(monkeypatch, capsys, *command, str(hospital["config"]))
+    output = " ".join(output.split())
+    assert code == 2 and f"{words} needs population data" in output and "mode hôpital" in output
