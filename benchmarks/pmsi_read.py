@@ -721,7 +721,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.table import Table
 
     console = Console()
-    console.width = max(console.width, 100)  # the table is never folded, even in a pipe
+    console.width = max(console.width, 120)  # the table is never folded, even in a pipe
     import polars as pl
 
     console.print(
