@@ -43,7 +43,7 @@ from respop.pmsi.quality import (
     flag_column,
     flag_stays,
 )
-from respop.pmsi.report import FilterCount, PmsiReport, TableCount
+from respop.pmsi.report import LINKAGE_CAUSES, FilterCount, PmsiReport, TableCount
 from respop.pmsi.schema import KEY, USED_COLUMNS
 from respop.pmsi.validate import CHECKS, DateWindow, ValidatedTable, validate_table
 
@@ -490,6 +490,9 @@ def _count_stays(flagged: pl.LazyFrame, quality: QualityConfig) -> dict:
             *[pl.col(flag_column(f.name)).sum().alias(f"flagged_{f.name}") for f in FILTERS],
             *[(pl.col(EXCLUDED_BY) == f.name).sum().alias(f"excluded_{f.name}") for f in FILTERS],
             *[(pl.col(CLINICAL_ONLY_BY) == f.name).sum().alias(f"clinical_{f.name}") for f in FILTERS],
+            (pl.col(flag_column("linkage")) & ~pl.col("_linked")).sum().alias("cause_0"),
+            (pl.col(flag_column("linkage")) & pl.col("_linked") & ~pl.col("_return_codes_ok")).sum().alias("cause_1"),
+            (pl.col(flag_column("linkage")) & pl.col("_linked") & pl.col("_return_codes_ok")).sum().alias("cause_2"),
             (pl.col(EXCLUDED_BY).is_null() & pl.col("is_session")).sum().alias("sessions"),
             pl.col(EXCLUDED_BY).is_null().sum().alias("kept_all"),
         ),
@@ -505,6 +508,7 @@ def _count_stays(flagged: pl.LazyFrame, quality: QualityConfig) -> dict:
             flagged=int(counts[f"flagged_{f.name}"]),
             effect=f.effect,
             clinical_only=int(counts[f"clinical_{f.name}"]),
+            causes={c: int(counts[f"cause_{i}"]) for i, c in enumerate(LINKAGE_CAUSES)} if f.name == "linkage" else {},
         )
         for f in FILTERS
     ]

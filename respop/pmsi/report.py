@@ -70,6 +70,17 @@ class FilterCount:
     and outcomes; residence not used, or not counted as a stay): respop.pmsi.quality."""
     clinical_only: int = 0
     """Kept stays and séances this filter is the first enabled clinical-only filter to flag."""
+    causes: dict[str, int] = field(default_factory=dict)
+    """For a filter with several causes (``linkage``): the stays it flags per cause, each stay
+    under its first cause, in the order of :data:`LINKAGE_CAUSES`."""
+
+
+LINKAGE_CAUSES = (
+    "no linkage row (T_MCOaaC row, or ANO line of an RSA)",
+    "return codes not all 0",
+    "missing or placeholder patient key",
+)
+"""The causes of the ``linkage`` filter, in the order a stay is counted under its first one."""
 
 
 @dataclass
@@ -173,6 +184,9 @@ class PmsiReport:
             filters.add_row(f.name, f.title, "yes" if f.enabled else "no", excluded, clinical, f"{f.flagged:,}")
         console.print(f"Stays loaded (valid T_MCOaaB rows): {self.stays_loaded:,}")
         console.print(filters)
+        for f in self.filters:
+            if f.causes:
+                console.print(f"{f.name}, by cause: " + "; ".join(f"{cause}: {n:,}" for cause, n in f.causes.items()))
         console.print(f"Séances kept apart (CMD 28): {self.sessions_kept:,}")
         console.print(f"[bold]Stays kept: {self.stays_kept:,}[/]")
         if self.stays_clinical_only:

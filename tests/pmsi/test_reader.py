@@ -10,6 +10,7 @@ from polars.testing import assert_frame_equal
 
 from respop.config import InputConfig, QualityConfig
 from respop.pmsi import DIAGNOSIS_SCHEMA, STAY_SCHEMA, read_pmsi
+from respop.pmsi.report import LINKAGE_CAUSES
 from tests.snds_builder import SndsYear
 
 
@@ -207,6 +208,9 @@ def test_every_filtered_stay_is_counted_under_its_filter(tmp_path, monkeypatch, 
     }
     assert report.stays_clinical_only == 5
     assert report.filter("error_ghm").flagged == 2  # the two-filter stay is flagged by both
+    # the linkage filter's causes, each stay under its first one (no C row, return codes, key)
+    assert report.filter("linkage").causes == dict(zip(LINKAGE_CAUSES, (1, 2, 1)))
+    assert all(not f.causes for f in report.filters if f.name != "linkage")
     clinical_only = ["inter_hospital_services", "invalid_residence_missing", "invalid_residence_unknown",
                      "invalid_residence_format", "residence_abroad"]
     stays = data.stays.collect()
