@@ -31,11 +31,17 @@ dates); the one exception is a format number made of digits, shown so that a DIM
 from __future__ import annotations
 
 import re
+import shutil
+import threading
+from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from respop.errors import InputError
 from respop.pmsi import layouts
@@ -533,33 +539,351 @@ class AtihYear:
     counts: list[AtihFileCount]
 
 
-def first_line_year(path: Path, table: str) -> int | None:
-    """The layout year of the first line of ``path`` (Python on one line: it chooses the plan)."""
-    with path.open("rb") as fh:
-        line = fh.readline().rstrip(b"\r\n").decode("utf-8", errors="replace")
-    for year in layouts.years():
-        lay = layouts.layout(table, year)
-        f = lay.field(layouts.FORMAT_FIELD[table])
-        if table == "rsa_ano" and len(line) != lay.fixed_length:
-            continue
-        if len(line) >= f.end and layouts.layout_year(table, line[f.start : f.end]) == year:
-            return year
-    return None
+# --- the byte path: lines as fixed-width byte gathers ------------------------------------------
 
-
-SINK = {"lazy": True, "compression": "lz4"}
+BATCH_BYTES = 96 << 20
+"""Bytes of files read and parsed together, then written as one part of each table: the memory of
+the parse is bounded by a batch (and the largest file), whatever the number of files of a year,
+and the cost of a call is shared by the files of a batch (a national year is 7,680 files)."""
+PART_COMPRESSION = "lz4"
 """The workspace tables are written once and read a few times: lz4 writes them faster than the
 default zstd (1 million RSA: 4.0 s against 4.8 s for B, D and UM, measured on a loaded machine)."""
 
+_NL, _CR, _SPACE, _ZERO, _NINE = 10, 13, 32, 48, 57
+_PAD = 4096
+"""Zero bytes after a batch's files, so that a gather at a short line's offsets stays inside the
+buffer (such a line is never read from: it does not fit its layout)."""
 
-def _rsa_plans(files: list[Path], out: dict[str, Path], years: Years) -> None:
-    """Write B, D, UM and the quarantined RSA lines of ``files`` (one streaming pass)."""
+
+def _newlines(buf: np.ndarray) -> np.ndarray:
+    """Positions of the line feeds of ``buf``: the bytes compared at once, then only the 8-byte
+    words holding one looked at byte by byte (a plain ``flatnonzero`` visits every byte)."""
+    is_nl = buf == _NL
+    whole = buf.size - buf.size % 8
+    words = np.flatnonzero(is_nl[:whole].view(np.uint64))
+    rows, cols = np.nonzero(is_nl[:whole].reshape(-1, 8)[words])
+    tail = np.flatnonzero(is_nl[whole:]) + whole
+    return np.concatenate((words[rows] * 8 + cols, tail))
+
+
+@dataclass
+class _Batch:
+    """The bytes of some files of one kind, each ending with a line feed (one is added to a file
+    whose last line has none), then :data:`_PAD` zeros; and their lines, split as the polars scan
+    of the slow path splits them: at line feeds, one carriage return before a line feed removed,
+    an empty line kept."""
+
+    files: list[AtihFile]
+    buf: np.ndarray
+    offsets: np.ndarray
+    """Where each file starts in ``buf`` (and, last, where the files end)."""
+    starts: np.ndarray
+    lengths: np.ndarray
+    """Bytes of each line, without its line end."""
+    file: np.ndarray
+    """Index (in ``files``) of the file of each line."""
+    line: np.ndarray
+    """1-based line number of each line in its file."""
+    ascii: np.ndarray
+    """Per file: no byte outside 1–127 (no NUL, nothing that is not ASCII: bytes are characters)."""
+
+
+def _fixed_lines(buf: np.ndarray, start: int, end: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The lines of the file at ``buf[start:end]`` when they all have the first line's length and
+    line end, and only bytes 32–127 (an ANO file): found by a check of the predicted line ends
+    and of the range of bytes, without looking for line feeds. None otherwise."""
+    head = buf[start : min(end, start + 8192)]
+    first = np.flatnonzero(head == _NL)
+    if not first.size:
+        return None
+    stride = int(first[0]) + 1
+    eol = 2 if stride > 1 and head[stride - 2] == _CR else 1
+    if (end - start) % stride or stride <= eol:
+        return None
+    lines = buf[start:end].reshape(-1, stride)
+    content = lines[:, : stride - eol]
+    if not (lines[:, -1] == _NL).all() or (eol == 2 and not (lines[:, -2] == _CR).all()):
+        return None
+    if int(content.min()) < _SPACE or int(content.max()) >= 128:
+        return None
+    n = lines.shape[0]
+    return start + np.arange(n, dtype=np.int64) * stride, np.full(n, stride - eol, np.int64)
+
+
+def _split_lines(buf: np.ndarray, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+    """The lines of the file at ``buf[start:end]`` (ending with a line feed), found by its line feeds."""
+    ends = _newlines(buf[start:end]) + start
+    starts = np.concatenate((np.array([start], np.int64), ends[:-1] + 1)) if ends.size else ends
+    lengths = ends - starts
+    lengths -= (lengths > 0) & (buf[np.maximum(ends - 1, 0)] == _CR)
+    return starts, lengths
+
+
+_BUFFERS = threading.local()
+
+
+def _buffer(size: int) -> np.ndarray:
+    """A buffer of ``size`` bytes, the same one for each batch a thread reads (a new one costs a
+    page fault per 4 kB written); past the files it holds earlier bytes, which no field is read
+    from."""
+    buf = getattr(_BUFFERS, "buf", None)
+    if buf is None or buf.size < size:
+        buf = _BUFFERS.buf = np.zeros(max(size, BATCH_BYTES + _PAD), np.uint8)
+    return buf[:size]
+
+
+def read_batch(files: list[AtihFile]) -> _Batch:
+    """Read ``files`` into one buffer and split their lines."""
+    sizes = [f.path.stat().st_size for f in files]
+    buf = _buffer(sum(sizes) + len(files) + _PAD)
+    offsets, pos = [], 0
+    view = memoryview(buf)
+    for f, size in zip(files, sizes):
+        offsets.append(pos)
+        with f.path.open("rb") as fh:
+            pos += fh.readinto(view[pos : pos + size])
+        if pos > offsets[-1] and buf[pos - 1] != _NL:
+            buf[pos] = _NL
+            pos += 1
+    offsets.append(pos)
+    ascii = np.ones(len(files), bool)
+    starts, lengths = [], []
+    for i in range(len(files)):
+        a, b = offsets[i], offsets[i + 1]
+        lines = _fixed_lines(buf, a, b) if b > a else None
+        if lines is None:
+            lines = _split_lines(buf, a, b)
+            part = buf[a:b]
+            ascii[i] = not part.size or (int(part.max()) < 128 and int(part.min()) > 0)
+        starts.append(lines[0])
+        lengths.append(lines[1])
+    counts = np.array([s.size for s in starts], np.int64)
+    file = np.repeat(np.arange(len(files)), counts)
+    line = (np.arange(file.size) - np.repeat(np.cumsum(counts) - counts, counts) + 1).astype(np.uint32)
+    starts = np.concatenate(starts) if starts else np.zeros(0, np.int64)
+    lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+    return _Batch(files, buf, np.asarray(offsets, np.int64), starts, lengths, file, line, ascii)
+
+
+def _bytes_at(buf: np.ndarray, at: np.ndarray, width: int) -> np.ndarray:
+    """The ``width`` bytes at each offset ``at``: an (n, width) array (offsets inside ``buf``).
+    One gather of ``width``-byte items, an item starting at every byte of ``buf`` (a view): twice
+    as fast as a gather of rows of a sliding window."""
+    if at.size == 0 or buf.size < width:
+        return np.zeros((at.size, width), np.uint8)
+    items = np.lib.stride_tricks.as_strided(
+        buf[: buf.size - buf.size % width].view(f"V{width}"), shape=(buf.size - width + 1,), strides=(1,), writeable=False
+    )
+    return items[at].view(np.uint8).reshape(at.size, width)
+
+
+def _strings(block: np.ndarray) -> pl.Series:
+    """An (n, width) array of ASCII bytes as n strings of ``width`` characters, handed to polars as
+    Arrow string views built here (a field of at most 12 bytes is held in its view), else as one
+    Arrow buffer."""
+    n, width = block.shape
+    if n == 0:
+        return pl.Series(values=[], dtype=pl.String)
+    if width <= 12:
+        views = np.zeros(n, dtype=[("length", "<i4"), ("data", "V12")])
+        views["length"] = width
+        np.ndarray((n,), f"V{width}", views, 4, (16,))[...] = np.ascontiguousarray(block).view(f"V{width}").reshape(-1)
+        return pl.Series(pa.Array.from_buffers(pa.string_view(), n, [None, pa.py_buffer(views.view(np.uint8))]))
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int64)
+    data = np.ascontiguousarray(block).reshape(-1)
+    return pl.Series(pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]))
+
+
+def line_years(table: str, buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The layout year of each line (-1 when none), as :func:`_layout_year` chooses it on an ASCII
+    line: the number at each position of the format field selects a year of the layouts that have
+    it there (and, for ANO lines, whose length is the line's); the first position that selects one
+    wins."""
+    numbers = layouts.format_numbers(table)
+    out = np.full(starts.size, -1, np.int32)
+    for (start, width), group in _by_position(table, layouts.FORMAT_FIELD[table]).items():
+        fits = lengths >= start + width
+        code = _bytes_at(buf, starts + start, width).astype(np.int64) @ (256 ** np.arange(width - 1, -1, -1, dtype=np.int64))
+        found = np.full(starts.size, -1, np.int32)
+        for number, year in numbers.items():
+            if year in group and len(number) == width and number.isascii():
+                found[fits & (code == int.from_bytes(number.encode(), "big"))] = year
+        if table == "rsa_ano":
+            for year in group:
+                found[(found == year) & (lengths != layouts.layout(table, year).fixed_length)] = -1
+        out = np.where(out < 0, found, out)
+    return out
+
+
+def _main_year(years: np.ndarray) -> int | None:
+    """The layout year of most lines (the byte path reads those; files with another go slow)."""
+    known = years[years >= 0]
+    if not known.size:
+        return None
+    values, counts = np.unique(known, return_counts=True)
+    return int(values[np.argmax(counts)])
+
+
+_GAP = 32
+"""Fields at most this many bytes apart are gathered together (one gather of the span, then each
+field a strided copy: a gather costs per line, a copy per byte)."""
+
+
+class _Block:
+    """The fields ``fields`` of the records at offsets ``starts`` of ``buf``: the spans of nearby
+    fields each gathered once, each field then a strided copy from its span."""
+
+    def __init__(self, buf: np.ndarray, starts: np.ndarray, fields: Iterable[layouts.Field]):
+        spans: list[list[int]] = []
+        for f in sorted(fields, key=lambda f: f.start):
+            if spans and f.start - spans[-1][1] <= _GAP:
+                spans[-1][1] = max(spans[-1][1], f.end)
+            else:
+                spans.append([f.start, f.end])
+        self.n = starts.size
+        self.spans = [(lo, hi, _bytes_at(buf, starts + lo, hi - lo)) for lo, hi in spans]
+
+    def raw(self, field: layouts.Field) -> np.ndarray:
+        if not self.n:
+            return np.zeros((0, field.length), np.uint8)
+        for lo, hi, block in self.spans:
+            if lo <= field.start and field.end <= hi:
+                width = hi - lo
+                items = np.ndarray((self.n,), f"V{field.length}", block, field.start - lo, (width,))
+                return items.copy().view(np.uint8).reshape(self.n, field.length)
+        raise KeyError(field.name)
+
+    def strings(self, field: layouts.Field) -> pl.Series:
+        return _strings(self.raw(field))
+
+
+def _count(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A count field as integers, and whether it reads as one: digits, or spaces (0 zones). A line
+    whose count is anything else goes to the slow path, which says what."""
+    digits = (block >= _ZERO) & (block <= _NINE)
+    number, blank = digits.all(axis=1), (block == _SPACE).all(axis=1)
+    weights = 10 ** np.arange(block.shape[1] - 1, -1, -1, dtype=np.int64)
+    return np.where(number, (block.astype(np.int64) - _ZERO) @ weights, 0), number | blank
+
+
+def _zone_offsets(counts: np.ndarray, first: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """(line index, offset in the buffer) of every zone of one kind: zone ``i`` of line ``k`` is at
+    ``first[k] + i × length``, in line order then rank (a gather per (line, rank), no explode)."""
+    line = np.repeat(np.arange(counts.size), counts)
+    before = np.cumsum(counts) - counts
+    rank = np.arange(line.size) - before[line]
+    return line, first[line] + rank * length
+
+
+def _where(batch: _Batch, at: np.ndarray, enum: pl.Enum) -> list[pl.Series]:
+    """``_file`` (the file's name) and ``_line`` of the lines ``at``, and ``_order`` (the file's
+    rank in the batch: a slow file's rows are put back in their place by it)."""
+    names = pl.Series(FILE, [f.name for f in batch.files], dtype=enum)
+    return [names.gather(batch.file[at]), pl.Series(LINE, batch.line[at]), pl.Series(ORDER, batch.file[at].astype(np.uint32))]
+
+
+ORDER = "_order"
+
+
+def _rsa_bytes(batch: _Batch, enum: pl.Enum) -> tuple[dict[str, pl.DataFrame], np.ndarray]:
+    """B, D and UM of the RSA files of ``batch`` whose every line is ASCII and fits the batch's main
+    layout (wrong length, unknown format, counts that do not fit, another layout: the file goes to
+    the slow path, which reads or quarantines each line), and which files those are."""
+    years = line_years("rsa", batch.buf, batch.starts, batch.lengths)
+    year = _main_year(years)
+    if year is None:
+        return _empty(("B", "D", "UM"), enum), np.zeros(len(batch.files), bool)
+    lay = layouts.layout("rsa", year)
+    zones = layouts.rsa_zones(year)
+    count_fields = [lay.field(z.count_field) for z in zones]
+    block = _Block(batch.buf, batch.starts, count_fields)
+    good = (years == year) & (batch.lengths >= lay.fixed_length)
+    end = np.full(batch.starts.size, lay.fixed_length, np.int64)
+    counts, first = {}, {}
+    for zone, field in zip(zones, count_fields):
+        n, readable = _count(block.raw(field))
+        good &= readable
+        counts[zone.name], first[zone.name] = n, batch.starts + end
+        end += n * zone.length
+    good &= end == batch.lengths
+    fast = _fast_files(batch, good)
+    at = np.flatnonzero(fast[batch.file])
+    b_fields = [lay.field(name) for name in (*CORRESPONDENCE_B.values(), *GHM_PARTS)]
+    block = _Block(batch.buf, batch.starts[at], b_fields)
+    where = _where(batch, at, enum)
+    b = pl.DataFrame([block.strings(lay.field(atih)).alias(snds) for snds, atih in CORRESPONDENCE_B.items()])
+    b = b.with_columns(
+        pl.col("DGN_REL").str.strip_chars(" "),
+        _ghm(block, lay).alias("GRG_GHM"),
+        departement(pl.col("BDI_COD")).alias("BDI_DEP"),
+        *where,
+    ).select(*B_COLUMNS, FILE, LINE, ORDER)
+    keys = b.select("ETA_NUM", "RSA_NUM", FILE, LINE, ORDER)
+    by_name = {z.name: z for z in zones}
+
+    def zone_rows(name: str) -> tuple[pl.DataFrame, np.ndarray]:
+        line, offsets = _zone_offsets(counts[name][at], first[name][at], by_name[name].length)
+        return keys[line], offsets
+
+    das, offsets = zone_rows("das")
+    d = das.with_columns(
+        _strings(_bytes_at(batch.buf, offsets, by_name["das"].length)).str.strip_chars(" ").alias(DAS_COLUMN)
+    ).select(*D_COLUMNS, FILE, LINE, ORDER)
+    units, offsets = zone_rows("um")
+    unit = layouts.layout("rsa_um", year)
+    fields = {snds: unit.field(atih) for snds, atih in CORRESPONDENCE_UM.items()}
+    zone = _Block(batch.buf, offsets, fields.values())
+    um = units.with_columns(
+        zone.strings(field).str.strip_chars(" ").alias(snds) for snds, field in fields.items()
+    ).select(*UM_COLUMNS, FILE, LINE, ORDER)
+    return {"B": b, "D": d, "UM": um}, fast
+
+
+def _ano_bytes(batch: _Batch, enum: pl.Enum) -> tuple[dict[str, pl.DataFrame], np.ndarray]:
+    """C of the ANO files of ``batch`` whose every line is ASCII and of the batch's main layout."""
+    years = line_years("rsa_ano", batch.buf, batch.starts, batch.lengths)
+    year = _main_year(years)
+    if year is None:
+        return _empty(("C",), enum), np.zeros(len(batch.files), bool)
+    lay = layouts.layout("rsa_ano", year)
+    fast = _fast_files(batch, years == year)
+    at = np.flatnonzero(fast[batch.file])
+    block = _Block(batch.buf, batch.starts[at], [lay.field(atih) for atih in CORRESPONDENCE_C.values()])
+    c = pl.DataFrame([block.strings(lay.field(atih)).alias(snds) for snds, atih in CORRESPONDENCE_C.items()])
+    return {"C": c.with_columns(_where(batch, at, enum))}, fast
+
+
+def _ghm(block: _Block, lay: layouts.Layout) -> pl.Expr:
+    """GRG_GHM: its parts in one gather when they follow each other (they do in every layout)."""
+    parts = [lay.field(part) for part in GHM_PARTS]
+    if all(a.end == b.start for a, b in zip(parts, parts[1:])):
+        whole = layouts.Field("GRG_GHM", parts[0].start, parts[-1].end - parts[0].start, "c", "")
+        return pl.lit(block.strings(whole))
+    return pl.concat_str([pl.lit(block.strings(part)) for part in parts])
+
+
+def _fast_files(batch: _Batch, good: np.ndarray) -> np.ndarray:
+    """Per file: every line good, and the file ASCII."""
+    bad = np.bincount(batch.file[~good], minlength=len(batch.files)) > 0
+    return batch.ascii & ~bad
+
+
+def _empty(tables: tuple[str, ...], enum: pl.Enum) -> dict[str, pl.DataFrame]:
+    return {t: pl.DataFrame(schema=_schemas(enum)[t] | {ORDER: pl.UInt32}) for t in tables}
+
+
+# --- the slow path: a file with a line the byte path does not read ------------------------------
+
+
+def _rsa_plans(lines: pl.LazyFrame, years: Years = None) -> dict[str, pl.LazyFrame]:
+    """B, D, UM and the quarantined RSA lines of ``lines`` (polars slicing, every layout, lengths
+    in characters): each line with its own layout, or quarantined with its reason."""
     ok = pl.col(STATUS) == OK
-    rsa = parse_rsa(scan_lines(files), years)
-    b = rsa.filter(ok).select(*B_COLUMNS, FILE, LINE).with_row_index(ROW, offset=1)
+    rsa = parse_rsa(lines, years)
+    b = rsa.filter(ok).select(*B_COLUMNS, FILE, LINE)
     das = explode_zone(rsa, "das", keep=("ETA_NUM", "RSA_NUM", FILE, LINE), years=years).select(
         "ETA_NUM", "RSA_NUM", pl.col("_zone").str.strip_chars(" ").alias(DAS_COLUMN), FILE, LINE
-    ).with_row_index(ROW, offset=1)
+    )
     um_year, um_text, um_base = pl.col(YEAR), pl.col(TEXT), pl.col("_zone_start")
     um = explode_zone(rsa, "um", keep=("ETA_NUM", "RSA_NUM", FILE, LINE), years=years).select(
         "ETA_NUM",
@@ -570,64 +894,178 @@ def _rsa_plans(files: list[Path], out: dict[str, Path], years: Years) -> None:
         ],
         FILE,
         LINE,
-    ).with_row_index(ROW, offset=1)
-    bad = rsa.filter(~ok).select(pl.col(FILE).cast(pl.String), LINE, _reason("rsa").alias(REASON), TEXT)
-    pl.collect_all(
-        [
-            b.sink_parquet(out["B"], **SINK),
-            das.sink_parquet(out["D"], **SINK),
-            um.sink_parquet(out["UM"], **SINK),
-            bad.sink_parquet(out["rsa"], **SINK),
-        ],
-        engine="streaming",
     )
+    bad = rsa.filter(~ok).select(pl.col(FILE).cast(pl.String), LINE, _reason("rsa").alias(REASON), TEXT)
+    return {"B": b, "D": das, "UM": um, "rsa": bad}
 
 
-def _ano_plans(files: list[Path], out: dict[str, Path], years: Years) -> None:
-    """Write C and the quarantined ANO lines of ``files`` (one streaming pass)."""
+def _ano_plans(lines: pl.LazyFrame, years: Years = None) -> dict[str, pl.LazyFrame]:
+    """C and the quarantined ANO lines of ``lines``."""
     ok = pl.col(STATUS) == OK
-    ano = parse_ano(scan_lines(files), years)
-    c = ano.filter(ok).select(*C_COLUMNS, FILE, LINE).with_row_index(ROW, offset=1)
+    ano = parse_ano(lines, years)
+    c = ano.filter(ok).select(*C_COLUMNS, FILE, LINE)
     bad = ano.filter(~ok).select(pl.col(FILE).cast(pl.String), LINE, _reason("rsa_ano").alias(REASON), TEXT)
-    pl.collect_all([c.sink_parquet(out["C"], **SINK), bad.sink_parquet(out["ano"], **SINK)], engine="streaming")
+    return {"C": c, "ano": bad}
+
+
+def _slow(path: Path, plans) -> dict[str, pl.DataFrame]:
+    """One file through the polars plans of every layout (characters, replacement characters for
+    bytes that are not UTF-8): its frames, in memory (one file)."""
+    frames = plans(scan_lines([path]))
+    return dict(zip(frames, pl.collect_all(list(frames.values()))))
+
+
+# --- one year --------------------------------------------------------------------------------
+
+
+def _schemas(file_type: pl.DataType) -> dict[str, dict[str, pl.DataType]]:
+    """The columns of each table written (``_row`` added when written), ``_file`` of ``file_type``."""
+    where = {FILE: file_type, LINE: pl.UInt32}
+    quarantine = {FILE: pl.String, LINE: pl.UInt32, REASON: pl.String, TEXT: pl.String}
+    return {
+        "B": dict.fromkeys(B_COLUMNS, pl.String) | where,
+        "C": dict.fromkeys(C_COLUMNS, pl.String) | where,
+        "D": dict.fromkeys(D_COLUMNS, pl.String) | where,
+        "UM": dict.fromkeys(UM_COLUMNS, pl.String) | where,
+        "rsa": quarantine,
+        "ano": quarantine,
+    }
+
+
+QUARANTINES = ("rsa", "ano")
+
+
+class _Parts:
+    """The tables of one kind of file (RSA: B, D, UM and the quarantine; ANO: C and the
+    quarantine), each a folder of numbered Parquet parts, one part per batch of files; ``_row``
+    numbers a table's rows over all its parts (the files of the year, in order)."""
+
+    def __init__(self, folder: Path, tables: tuple[str, ...], enum: pl.Enum):
+        self.schemas = {t: s for t, s in _schemas(enum).items() if t in tables}
+        self.paths = {t: folder / t for t in tables}
+        for path in self.paths.values():
+            if path.exists():
+                shutil.rmtree(path)
+            path.mkdir(parents=True)
+        self.rows = dict.fromkeys(tables, 0)
+        self.parts = 0
+
+    def write(self, frames: dict[str, list[pl.DataFrame]], reorder: bool) -> None:
+        """Write one batch: per table its frames (the byte path's, then the slow files'), put back
+        in file and line order when some files went the slow way."""
+        for table, schema in self.schemas.items():
+            columns = [pl.col(c).cast(d) for c, d in schema.items()]
+            parts = [f.select(*columns, pl.col(ORDER).cast(pl.UInt32)) for f in frames.get(table, [])]
+            frame = pl.concat(parts) if parts else pl.DataFrame(schema=schema | {ORDER: pl.UInt32})
+            if reorder:
+                frame = frame.sort(ORDER, LINE, maintain_order=True)
+            frame = frame.drop(ORDER)
+            if table not in QUARANTINES:
+                frame = frame.with_row_index(ROW, offset=self.rows[table] + 1)
+            self.rows[table] += frame.height
+            frame.write_parquet(self.paths[table] / f"part-{self.parts:05d}.parquet", compression=PART_COMPRESSION)
+        self.parts += 1
+
+
+def _batches(files: list[AtihFile]) -> Iterable[list[AtihFile]]:
+    """Consecutive files of about :data:`BATCH_BYTES` (a larger file alone)."""
+    batch, size = [], 0
+    for f in files:
+        batch.append(f)
+        size += f.path.stat().st_size
+        if size >= BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch or not files:
+        yield batch
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """How the files of one kind are read: the tables they give, the table of their parsed lines,
+    the byte path and the polars plans of the slow path."""
+
+    kind: str
+    tables: tuple[str, ...]
+    parsed: str
+    read: object
+    plans: object
+
+
+_KINDS = (
+    _Kind("rsa", ("B", "D", "UM", "rsa"), "B", _rsa_bytes, _rsa_plans),
+    _Kind("ano", ("C", "ano"), "C", _ano_bytes, _ano_plans),
+)
+WORKERS = 2
+"""Batches parsed at once (threads: numpy and polars work without the interpreter lock), while
+the batch before them is written."""
+
+
+def _parse_batch(kind: _Kind, group: list[AtihFile], enum: pl.Enum) -> tuple[dict, list[AtihFileCount], bool]:
+    """One batch of files of one kind: its frames per table, the counts of its files, and whether
+    some file went the slow way (its rows are then put back in order when written)."""
+    batch = read_batch(group)
+    fast_frames, fast = kind.read(batch, enum)
+    lines = np.bincount(batch.file, minlength=len(group))
+    del batch
+    frames = {t: [f] for t, f in fast_frames.items()}
+    counts = []
+    for i, f in enumerate(group):
+        if fast[i]:
+            n = int(lines[i])
+            counts.append(AtihFileCount(kind.kind, f.name, str(f.path), f.finess, f.year, f.month, n, n, 0, {}))
+            continue
+        slow = _slow(f.path, kind.plans)
+        for table, frame in slow.items():
+            frames.setdefault(table, []).append(frame.with_columns(pl.lit(i, pl.UInt32).alias(ORDER)))
+        bad = slow[kind.kind]
+        why = dict(bad.group_by(REASON).len().sort("len", REASON, descending=[True, False]).iter_rows())
+        ok = slow[kind.parsed].height
+        counts.append(
+            AtihFileCount(kind.kind, f.name, str(f.path), f.finess, f.year, f.month, ok + bad.height, ok, bad.height, why)
+        )
+    return frames, counts, not fast.all()
 
 
 def parse_year(year: int, pairs: list[tuple[AtihFile, AtihFile]], folder: Path) -> AtihYear:
-    """Parse the RSA and ANO files of one exit year into ``folder``: ``B.parquet``, ``C.parquet``,
-    ``D.parquet``, ``UM.parquet`` and the quarantined lines.
+    """Parse the RSA and ANO files of one exit year into ``folder``: the tables ``B``, ``C``, ``D``,
+    ``UM`` and the quarantined lines (``rsa``, ``ano``), each a folder of Parquet parts.
 
-    The year's RSA files are read in one streaming pass for B, D, UM and their quarantine (a common
-    subplan of the sinks, run together), and so are its ANO files (C and quarantine). The plan
-    slices at the positions of the layouts the files' first lines show; if a line is quarantined
-    under that plan (another layout, or a line that is wrong), the kind is parsed again with every
-    layout, so that a line of another shipped layout is read with its own and a reason is exact.
-    Each file's lines are counted from what was written: the rows of B (C) it gave, and its
-    quarantined lines (a line is one or the other: a filter and its negation of one plan)."""
+    The files are read in batches of about :data:`BATCH_BYTES`, each batch's bytes in one buffer
+    and written as one part of each table: memory is bounded by the batches in hand, not by the
+    year. The files whose every line is ASCII and fits the layout of most lines of the batch
+    (files as the ATIH's tools write them) go the byte path: each field is a gather of
+    fixed-width bytes at the lines' offsets (byte offsets are character offsets in ASCII), each
+    zone a gather at offsets computed from the counts, per (line, rank); no line becomes a
+    string. Any other file is parsed by the polars plans of every layout (lengths in characters,
+    a byte that is not UTF-8 one replacement character), which read each line with its own layout
+    and quarantine the others with their reason; its rows are put back in file and line order.
+    :data:`WORKERS` batches are parsed at once and written in order. Each file's lines are counted
+    as they are parsed (a line is a row of B or C, or a quarantined line)."""
     folder.mkdir(parents=True, exist_ok=True)
-    rsa_files = [r for r, _ in pairs]
-    ano_files = [a for _, a in pairs]
-    out = {t: folder / f"{t}.parquet" for t in ("B", "C", "D", "UM")}
-    out |= {"rsa": folder / "quarantine_rsa.parquet", "ano": folder / "quarantine_ano.parquet"}
+    files = {"rsa": [r for r, _ in pairs], "ano": [a for _, a in pairs]}
+    enums = {k: pl.Enum(sorted({f.name for f in fs})) for k, fs in files.items()}
+    parts = {k.kind: _Parts(folder, k.tables, enums[k.kind]) for k in _KINDS}
+    counts: list[AtihFileCount] = []
+    with ThreadPoolExecutor(WORKERS) as pool:
+        pending: deque = deque()
 
-    for kind, table, files, plans in (("rsa", "rsa", rsa_files, _rsa_plans), ("ano", "rsa_ano", ano_files, _ano_plans)):
-        paths = [f.path for f in files]
-        seen = {first_line_year(p, table) for p in paths}
-        years = tuple(sorted(y for y in seen if y is not None)) if None not in seen else None
-        plans(paths, out, years)
-        if years is not None and pl.scan_parquet(out[kind]).select(pl.len()).collect().item():
-            plans(paths, out, None)
+        def write_first() -> None:
+            kind, future = pending.popleft()
+            frames, batch_counts, reorder = future.result()
+            counts.extend(batch_counts)
+            parts[kind].write(frames, reorder)
 
-    counts = []
-    for kind, files, parsed_table in (("rsa", rsa_files, "B"), ("ano", ano_files, "C")):
-        parsed = dict(pl.scan_parquet(out[parsed_table]).group_by(FILE).agg(pl.len()).collect().iter_rows())
-        reasons = pl.scan_parquet(out[kind]).group_by(FILE, REASON).agg(pl.len()).collect()
-        for f in files:
-            mine = reasons.filter(pl.col(FILE) == f.name).sort("len", REASON, descending=[True, False])
-            why = {r: int(n) for _, r, n in mine.iter_rows()}
-            ok, bad = int(parsed.get(f.name, 0)), sum(why.values())
-            counts.append(AtihFileCount(kind, f.name, str(f.path), f.finess, f.year, f.month, ok + bad, ok, bad, why))
-    tables = {t: out[t] for t in ("B", "C", "D", "UM")}
-    return AtihYear(year, rsa_files, ano_files, tables, (out["rsa"], out["ano"]), counts)
+        for kind in _KINDS:
+            for group in _batches(files[kind.kind]):
+                pending.append((kind.kind, pool.submit(_parse_batch, kind, group, enums[kind.kind])))
+                if len(pending) > WORKERS:
+                    write_first()
+        while pending:
+            write_first()
+    paths = {t: p for part in parts.values() for t, p in part.paths.items()}
+    tables = {t: paths[t] for t in ("B", "C", "D", "UM")}
+    return AtihYear(year, files["rsa"], files["ano"], tables, (paths["rsa"], paths["ano"]), counts)
 
 
 @dataclass

@@ -386,6 +386,74 @@ def test_zone_offsets_give_back_exactly_the_zones_placed(tmp_path_factory, case)
         )
 
 
+def _byte_and_slow_paths(folder: Path) -> None:
+    """Every file of ``folder`` read by the byte path gives the frames the polars plans give."""
+    for kind in atih._KINDS:
+        for f in (f for f in atih.atih_files(folder) if f.kind == kind.kind):
+            enum = pl.Enum([f.name])
+            frames, fast = kind.read(atih.read_batch([f]), enum)
+            assert fast.all(), f.name
+            slow = atih._slow(f.path, kind.plans)
+            for table, frame in frames.items():
+                got = frame.drop(atih.ORDER).with_columns(pl.col(atih.FILE).cast(pl.String))
+                want = slow[table].with_columns(pl.col(atih.FILE).cast(pl.String))
+                assert got.equals(want), (f.name, table)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=_stays(), crlf=st.booleans(), last_line_end=st.booleans())
+def test_the_byte_path_reads_what_the_polars_plans_read(tmp_path_factory, case, crlf, last_line_end):
+    """The byte path (fields gathered at byte offsets, zones per (line, rank)) and the polars
+    plans of every layout give the same B, D, UM and C, whatever the zones, line ends and layout."""
+    year, stays = case
+    folder = tmp_path_factory.mktemp("bytes")
+    end = "\r\n" if crlf else "\n"
+    rsa = [rsa_line(year, CLE_RSA=f"{i + 1:010d}", **placed) for i, placed in enumerate(stays)]
+    ano = [ano_line(year, CLE_RSA=f"{i + 1:010d}") for i in range(len(stays))]
+    for kind, lines in (("rsa", rsa), ("ano", ano)):
+        text = end.join(lines) + (end if last_line_end else "")
+        (folder / f"{FINESS}.{year}.12.{kind}").write_bytes(text.encode())
+    _byte_and_slow_paths(folder)
+
+
+def test_a_file_read_the_slow_way_keeps_its_place_among_the_files_read_by_bytes(tmp_path, monkeypatch):
+    """A file with a line that is not ASCII (or that is quarantined) is parsed by the polars plans;
+    its rows come back in file and line order among the others', in one batch or one per file."""
+    hospitals = ("010000024", "020000014", "030000012")
+    for h in hospitals:
+        rsa = [rsa_line(2023, NOFINESS=h, CLE_RSA=f"{i:010d}", das=["E119", "I10"], um=[unit_zone(2023, NSEQRUM="01", DPUM="I500")]) for i in (1, 2)]
+        ano = [ano_line(2023, NOFINESS=h, CLE_RSA=f"{i:010d}") for i in (1, 2)]
+        if h == hospitals[1]:
+            rsa[0] = rsa_line(2023, NOFINESS=h, CLE_RSA="0000000001", NUMINNO="INNOVATION", das=["E119", "I10"],
+                              um=[unit_zone(2023, NSEQRUM="01", DPUM="I500")])
+            rsa.insert(1, rsa[1][:50])  # a line quarantined
+        path, _ = write(tmp_path, h, 2023, 12, rsa, ano)
+        if h == hospitals[1]:  # and a Latin-1 byte (one character): the file goes the slow way
+            path.write_bytes(path.read_bytes().replace(b"INNOVATION", "INNOVATI\u00c9N".encode("latin-1")))
+    tables = {}
+    for batch_bytes in (atih.BATCH_BYTES, 1):
+        monkeypatch.setattr(atih, "BATCH_BYTES", batch_bytes)
+        data = read_pmsi(tmp_path)
+        raw = data.raw[2023]
+        tables[batch_bytes] = {t: raw[t].with_columns(pl.col("_file").cast(pl.String)).collect() for t in ("B", "C", "D", "UM")}
+        assert [(c.name, c.lines_read, c.lines_parsed) for c in data.atih.counts if c.kind == "rsa"] == [
+            (f"{hospitals[0]}.2023.12.rsa", 2, 2), (f"{hospitals[1]}.2023.12.rsa", 3, 2), (f"{hospitals[2]}.2023.12.rsa", 2, 2)
+        ]
+        assert data.atih.quarantine().select("_source", "_line").collect().rows() == [(f"{hospitals[1]}.2023.12.rsa", 2)]
+        data.close()
+    b = tables[atih.BATCH_BYTES]["B"]
+    assert b.select("_file", "_line", "_row").rows() == [
+        (f"{hospitals[0]}.2023.12.rsa", 1, 1), (f"{hospitals[0]}.2023.12.rsa", 2, 2),
+        (f"{hospitals[1]}.2023.12.rsa", 1, 3), (f"{hospitals[1]}.2023.12.rsa", 3, 4),
+        (f"{hospitals[2]}.2023.12.rsa", 1, 5), (f"{hospitals[2]}.2023.12.rsa", 2, 6),
+    ]
+    d = tables[atih.BATCH_BYTES]["D"]
+    assert d["_row"].to_list() == list(range(1, 13)) and d["ASS_DGN"].to_list() == ["E119", "I10"] * 6
+    assert d.select("_file", "_line").unique(maintain_order=True).rows() == b.select("_file", "_line").rows()
+    for t in ("B", "C", "D", "UM"):  # one batch or one batch per file: the same tables
+        assert tables[atih.BATCH_BYTES][t].equals(tables[1][t]), t
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     edits=st.lists(
