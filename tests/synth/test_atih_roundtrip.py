@@ -148,8 +148,17 @@ def atih_run(tiny_run: TinyRun, tmp_path_factory) -> TinyRun:  # noqa: F811 - th
     return TinyRun(base=base, config_path=config_path, config=load_config(config_path), run_id=result.run_id)
 
 
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+"""SQLite's transient files beside a store: present while another test of the session (on the
+same worker) holds the shared tiny store open; the store's rows are compared by _same_store."""
+
+
 def _outputs(folder: Path) -> dict[str, Path]:
-    return {str(p.relative_to(folder)): p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".respop-output"}
+    return {
+        str(p.relative_to(folder)): p
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".respop-output" and not p.name.endswith(SQLITE_SIDE_FILES)
+    }
 
 
 def test_downstream_results_are_identical(tiny_run, atih_run):  # noqa: F811
