@@ -13,15 +13,19 @@ them. An RSA is a fixed part followed by variable zones (authorisations, radioth
 units, associated diagnoses, procedures) whose counts are in the fixed part: zone ``i`` of a kind
 starts at ``fixed_length + Σ(previous kinds' count × length) + i × length``.
 
-The parse is vectorised (polars string slicing over whole files, zones exploded with integer
-ranges and sliced at expression offsets; no Python per line) and done once per exit year, the
-year's files in one pass, into Parquet files of the private workspace: the four SNDS-shaped raw
-tables (string columns with SNDS names, the 1-based ``_row`` the validation expects, and
-``_file`` / ``_line``: where each row comes from) that :func:`respop.pmsi.reader.read_pmsi` then
-validates, filters and reports exactly as SNDS tables. Lines that cannot be sliced (wrong length,
-unknown format number, zone counts that do not fit the line) are quarantined here with their file
-and line; everything else (a stay without its ANO line, an ANO line without its stay, return codes
-not all 0) is counted by the same checks and filters as the SNDS tables.
+The parse is vectorised and done once per exit year, the year's files in batches, into Parquet
+parts of the private workspace: the four SNDS-shaped raw tables (string columns with SNDS names,
+the 1-based ``_row`` the validation expects, and ``_file`` / ``_line``: where each row comes from)
+that :func:`respop.pmsi.reader.read_pmsi` then validates, filters and reports exactly as SNDS
+tables. A file whose bytes are all ASCII and whose lines all fit one layout (files as the ATIH's
+tools write them) goes the byte path: fields gathered at byte offsets, zones gathered per (line,
+rank) at offsets from the counts; any other file goes through the polars plans (string slicing of
+each line with every layout, lengths in characters, zones exploded with integer ranges), which
+read each line with its own layout or quarantine it. No Python per line either way. Lines that
+cannot be sliced (wrong length, unknown format number, zone counts that do not fit the line) are
+quarantined here with their file and line; everything else (a stay without its ANO line, an ANO
+line without its stay, return codes not all 0) is counted by the same checks and filters as the
+SNDS tables.
 
 Messages name the file and the line, never quote a line's content (it holds patient keys and
 dates); the one exception is a format number made of digits, shown so that a DIM can add it to
