@@ -580,8 +580,6 @@ class _Batch:
 
     files: list[AtihFile]
     buf: np.ndarray
-    offsets: np.ndarray
-    """Where each file starts in ``buf`` (and, last, where the files end)."""
     starts: np.ndarray
     lengths: np.ndarray
     """Bytes of each line, without its line end."""
@@ -667,7 +665,7 @@ def read_batch(files: list[AtihFile]) -> _Batch:
     line = (np.arange(file.size) - np.repeat(np.cumsum(counts) - counts, counts) + 1).astype(np.uint32)
     starts = np.concatenate(starts) if starts else np.zeros(0, np.int64)
     lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
-    return _Batch(files, buf, np.asarray(offsets, np.int64), starts, lengths, file, line, ascii)
+    return _Batch(files, buf, starts, lengths, file, line, ascii)
 
 
 def _bytes_at(buf: np.ndarray, at: np.ndarray, width: int) -> np.ndarray:
