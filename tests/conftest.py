@@ -89,10 +89,37 @@ def fresh_postgres_url(postgres_url):
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
         yield server.set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _drop_database(admin, name)
     finally:
         admin.dispose()
+
+
+def _drop_database(admin, name: str, attempts: int = 20) -> None:
+    """Drop a test database. Our own sessions left open are ended first, as the test role may end
+    them. ``DROP ... WITH (FORCE)`` is not used: on PostgreSQL 15 it refuses, to a role without
+    pg_signal_backend, when an autovacuum worker happens to be in the database ("must be a member
+    of the role whose process is being terminated"), whereas a plain DROP cancels autovacuum
+    itself. The drop is retried while another session is still leaving."""
+    import time
+
+    import sqlalchemy as sa
+
+    for attempt in range(attempts):
+        with admin.connect() as conn:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND usename = current_user AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+            try:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+                return
+            except sa.exc.OperationalError:  # 55006 object_in_use: a session is still leaving
+                if attempt == attempts - 1:
+                    raise
+        time.sleep(0.25)
 
 
 # --- Browser ------------------------------------------------------------------------------------
