@@ -175,6 +175,40 @@ def pmsi_check(
         raise typer.Exit(code=1)
 
 
+@pmsi_app.command("stage")
+def pmsi_stage(
+    config: Annotated[Path, typer.Argument(help="Territory configuration (TOML): its input and quality sections apply.")],
+) -> None:
+    """Validate a configuration's PMSI once and keep it staged for every later run with the same inputs (input.staged_dir, default <output.dir>/staged-input; docs/pmsi.md, Staged input). Prints counts only."""
+    from respop.pipeline import private_workspace
+    from respop.pmsi import stage
+
+    cfg = load_config(config)
+    with private_workspace(cfg) as private:
+        state, reasons = stage.status(private)
+        if reasons:
+            with progress_steps(None, "staging the PMSI") as step:
+                stage.build(private, state, step)
+        data = stage.open_staged(private)
+        data.reused, data.reasons = not reasons, reasons
+        try:
+            report = data.report()
+        finally:
+            data.close()
+    console.print(("Up to date: " if not reasons else "") + escape(stage.describe(data)), soft_wrap=True)
+    years = ", ".join(str(y) for y in report.years if y is not None) or "not given by the file names"
+    console.print(f"Years: {years}; {len(report.tables)} files")
+    read = sum(t.rows_read for t in report.tables)
+    quarantined = sum(t.rows_quarantined for t in report.tables)
+    console.print(f"Rows read: {read:,}; loaded: {sum(t.rows_loaded for t in report.tables):,}; quarantined: {quarantined:,}")
+    excluded = sum(f.excluded for f in report.filters)
+    console.print(f"Stays loaded: {report.stays_loaded:,}; kept: {report.stays_kept:,}; séances kept apart: "
+                  f"{report.sessions_kept:,}; excluded by the quality filters: {excluded:,}")
+    console.print(f"Diagnoses of kept stays and séances: {sum(report.diagnoses.values()):,}")
+    console.print("Every row is accounted for." if report.balanced else "[red]The counts do not add up[/] (respop pmsi check shows them).")
+    console.print("The staged input holds patient keys: it stays in the secure area; delete the folder to stage again.")
+
+
 @app.command("synth")
 def synth(
     profile: Annotated[str, typer.Option(help="tiny, demo, national, or a profile file.")] = "demo",

@@ -50,6 +50,11 @@ class InputConfig(_Section):
     years: list[int] | None = Field(None, description="exit years to read; all found if absent")
     separator: Literal["auto", ",", ";", "\t", "|"] = "auto"
     encoding: Literal["utf-8", "latin-1", "cp1252"] = "utf-8"
+    staged_dir: Path | None = Field(
+        None,
+        description="private folder of the staged input, validated once and read by every later run with the same "
+        "inputs (default: <output.dir>/staged-input; docs/pmsi.md, Staged input)",
+    )
     deaths: Literal["auto", "ignore"] = Field(
         "auto",
         description="the SNDS referential IR_BEN_R (death dates) in pmsi_dir: 'auto' uses it when present, "
@@ -440,6 +445,7 @@ def _resolve_paths(config: Config, base: Path) -> Config:
                     "pmsi_dir": resolve(config.input.pmsi_dir),
                     "reference_dir": resolve(config.input.reference_dir),
                     "workspace_dir": resolve(config.input.workspace_dir),
+                    "staged_dir": resolve(config.input.staged_dir),
                 }
             ),
             "quality": config.quality.model_copy(update={"zones_file": resolve(config.quality.zones_file)}),

@@ -6,6 +6,8 @@
 - Temporary folders named after their process (:func:`owner_token`, :func:`run_workspace`,
   :func:`leftovers`): a folder left by a killed process is recognised as such (same host, the
   process is gone) and removed by the next run; one whose process still runs is never touched.
+- Files by name, size and modification time (:func:`stat_files`, :func:`stat_file`): the
+  fingerprints of the inputs (respop.stages, respop.pmsi.stage), without reading the files.
 """
 
 from __future__ import annotations
@@ -189,6 +191,43 @@ def remove(paths: Iterable[Path]) -> list[Path]:
         if path.exists() or path.is_symlink():
             left.append(path)
     return left
+
+
+# -- what a folder holds, cheaply -------------------------------------------------------------
+
+
+def stat_files(folder: Path | None, skip: tuple[Path, ...] = ()) -> dict | None:
+    """relative path → [size, modification time in ns] of every file below ``folder`` (hidden
+    names, private workspaces and the folders of ``skip`` left out); None when there is no such
+    folder."""
+    if folder is None or not folder.is_dir():
+        return None
+    skipped = {os.path.realpath(p) for p in skip if p is not None}
+    out: dict[str, list[int]] = {}
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(
+            d for d in dirs
+            if not d.startswith((".", "respop-"))  # hidden, or a private workspace
+            and os.path.realpath(os.path.join(root, d)) not in skipped
+        )
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            path = Path(root) / name
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            out[path.relative_to(folder).as_posix()] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
+def stat_file(path: Path | None) -> list[int] | None:
+    """[size, modification time in ns] of a file; None when there is no such file."""
+    if path is None or not path.is_file():
+        return None
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
 
 
 # -- output folders ---------------------------------------------------------------------------

@@ -285,8 +285,6 @@ def _run(
 ) -> PipelineResult:
     from respop.case_finding.run import run_cases
     from respop.evaluation.run import run_evaluation
-    from respop.pmsi import read_pmsi
-    from respop.pmsi.reader import FILTERS_STEP
     from respop.spec.catalogue import start_catalogue
     from respop.strata.run import run_strata
 
@@ -298,26 +296,19 @@ def _run(
     opened: dict[str, object] = {}
 
     def pmsi():
-        """The PMSI of the run, read, staged and made canonical once (first use)."""
+        """The PMSI of the run (first use): the staged input (respop.pmsi.stage), reused when
+        its files, settings and respop's version are those it was staged from, else validated
+        and staged once; standard error says which, and why."""
         if "data" not in opened:
+            from respop.pmsi.stage import staged_input
+
             parts = details.setdefault("input", {})
             start = time.perf_counter()
-            raw = read_pmsi(None, config.input, config.quality)
-            opened["data"] = raw
-            filters_started: list[float] = []  # when the staging moved from checking files to the filters
-
-            def staging(label: str) -> None:
-                if label == FILTERS_STEP:
-                    filters_started.append(time.perf_counter())
-
-            staged = raw.staged(staging)
-            end = time.perf_counter()
-            middle = filters_started[0] if filters_started else end
-            parts["validate"] = round(middle - start, 2)
-            parts["filters"] = round(end - middle, 2)
-            start = time.perf_counter()
-            opened["data"] = staged.canonical()
-            parts["canonical"] = round(time.perf_counter() - start, 2)
+            data = staged_input(config, notice=_notice)
+            opened["data"] = data
+            parts.update(data.seconds if not data.reused else {"reuse": round(time.perf_counter() - start, 2)})
+            details["staged_input"] = {"reused": data.reused, "reasons": data.reasons, "fingerprint": data.fingerprint,
+                                       "folder": str(data.location)}
             if config.hospital is not None:
                 # hospital mode: the input report counts the whole input; every step reads the
                 # hospital's stays only (respop.pmsi.scope)

@@ -34,7 +34,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,6 +42,8 @@ from respop import __version__
 from respop.config import Config
 from respop.errors import RespopError
 from respop.fsutil import atomic_folder, claim_output_folder
+from respop.fsutil import stat_file as _stat_file
+from respop.fsutil import stat_files as _stat_files
 
 STAGES = ("input", "territories", "cases", "strata", "evaluation")
 """The steps that write outputs, in the order they run (then ``store`` publishes them)."""
@@ -97,39 +98,6 @@ def _file_sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def _stat_files(folder: Path | None, skip: tuple[Path, ...] = ()) -> dict | None:
-    """relative path → [size, modification time in ns] of every file below ``folder`` (hidden
-    names, private workspaces and the folders of ``skip`` left out); None when there is no such
-    folder."""
-    if folder is None or not folder.is_dir():
-        return None
-    skipped = {os.path.realpath(p) for p in skip if p is not None}
-    out: dict[str, list[int]] = {}
-    for root, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = sorted(
-            d for d in dirs
-            if not d.startswith((".", "respop-"))  # hidden, or a private workspace
-            and os.path.realpath(os.path.join(root, d)) not in skipped
-        )
-        for name in sorted(files):
-            if name.startswith("."):
-                continue
-            path = Path(root) / name
-            try:
-                st = path.stat()
-            except OSError:
-                continue
-            out[path.relative_to(folder).as_posix()] = [st.st_size, st.st_mtime_ns]
-    return out
-
-
-def _stat_file(path: Path | None) -> list[int] | None:
-    if path is None or not path.is_file():
-        return None
-    st = path.stat()
-    return [st.st_size, st.st_mtime_ns]
-
-
 # -- fingerprints -----------------------------------------------------------------------------
 
 
@@ -137,9 +105,9 @@ def input_fingerprint(config: Config) -> dict:
     """The PMSI source of a configuration: ``pmsi`` (the files of ``input.pmsi_dir``),
     ``reference`` (the files of ``input.reference_dir`` and ``quality.zones_file``) and
     ``settings`` (``[input]`` and ``[quality]`` but their paths), each a SHA-256."""
-    skip = tuple(p for p in (config.output.dir, config.input.workspace_dir) if p is not None)
+    skip = _not_input(config)
     settings = {
-        "input": config.input.model_dump(mode="json", exclude={"pmsi_dir", "reference_dir", "workspace_dir"}),
+        "input": config.input.model_dump(mode="json", exclude={"pmsi_dir", "reference_dir", "workspace_dir", "staged_dir"}),
         "quality": config.quality.model_dump(mode="json", exclude={"zones_file"}),
     }
     if config.hospital is not None:  # hospital mode: the hospital's stays only (population mode unchanged)
@@ -149,6 +117,13 @@ def input_fingerprint(config: Config) -> dict:
         "reference": _digest({"dir": _stat_files(config.input.reference_dir, skip), "zones_file": _stat_file(config.quality.zones_file)}),
         "settings": _digest(settings),
     }
+
+
+def _not_input(config: Config) -> tuple[Path, ...]:
+    """respop's own folders, never counted as input even when they lie in an input folder: the
+    output folder, the private workspace and the staged input."""
+    folders = (config.output.dir, config.input.workspace_dir, config.input.staged_dir)
+    return tuple(p for p in folders if p is not None)
 
 
 def _table_or_name(value: str, names: tuple[str, ...]):
