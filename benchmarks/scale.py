@@ -18,9 +18,13 @@ memory of the process and all its children, polled every 0.2 s, so that Spark's 
 
 - ``floor``: one polars streaming pass over the same raw files: every column respop uses, of every
   B/C/D/UM file of those years, read once (a few aggregates per column, ``engine="streaming"``);
-- ``pipeline``: ``respop run CONFIG --engine polars`` (all steps). Seconds per stage come from
+- ``pipeline``: ``respop run CONFIG --engine polars`` (all steps), cold: the staged input of an
+  earlier benchmark (``<output.dir>/staged-input``, docs/pmsi.md "Staged input") is removed first,
+  so the run validates and stages the raw files. Seconds per stage come from
   ``<output.dir>/timings.json`` when respop writes it (with the details of the strata step), else
-  from the per-step seconds ``respop run`` prints.
+  from the per-step seconds ``respop run`` prints;
+- ``warm`` (``--warm``, default): the same ``respop run`` again, from the input the pipeline run
+  staged (nothing validated again; ``details.staged_input.reused`` of timings.json says so).
 
 The goal (issue of national scale): the pipeline within 5× the floor, the pipeline total being
 input (read, validation, filters) + territories + cases + strata's features, care use and
@@ -46,6 +50,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -273,6 +278,36 @@ def respop_run(config: Path, log: Path, engine: str, steps: list[str] | None = N
     return result
 
 
+STAGED_INPUT = "staged-input"
+"""The staged input's folder in ``<output.dir>`` (respop.pmsi.stage.DEFAULT_NAME)."""
+
+
+def unstage(config: Path) -> None:
+    """Remove the staged input of a benchmark configuration (``<output.dir>/staged-input``), so that
+    the next ``respop run`` is cold: it validates and stages the raw files."""
+    shutil.rmtree(config.parent / "run" / STAGED_INPUT, ignore_errors=True)
+
+
+def warm_run(config: Path, folder: Path, options: set[str], models: bool, steps: list[str] | None) -> dict:
+    """``respop run`` from the staged input (the one the pipeline run, or ``respop pmsi stage``,
+    left): measured as :func:`respop_run`, with ``reused`` (whether respop reused the staged input,
+    from timings.json; False means it was staged again and this is not a warm run)."""
+    r = respop_run(config, folder / "warm.log", "polars", steps=steps, options=options, models=models)
+    staged = r.get("details", {}).get("staged_input") or {}
+    r["reused"] = staged.get("reused")
+    if staged and not staged.get("reused"):
+        r["error"] = r.get("error") or f"the staged input was rebuilt ({'; '.join(staged.get('reasons', []))})"
+    return r
+
+
+def warm_seconds(result: dict) -> float | None:
+    """The warm run's seconds over its steps (the table's ``warm`` column); None when it did not run or failed."""
+    warm = result.get("warm")
+    if not warm or warm.get("error") or not warm.get("steps"):
+        return None
+    return sum(warm["steps"].values())
+
+
 def peak_by_step(steps: dict[str, float], timeline: list[tuple[float, float]], wall: float) -> dict[str, float]:
     """Peak memory (GB) of each step, approximately: the steps are laid end to end from the start of
     the process, after the imports (the wall time the steps do not account for is split between
@@ -343,7 +378,7 @@ def polars_table(results: list[dict]) -> Table:
                   title_justify="left")
     cols = ["years", "stays", "diagnoses", "floor s", "input", "territories", "cases", "features", "events", "care use",
             "transitions", "total (goal)", "× floor", f"≤ {GOAL:.0f}×", "validation × floor", "survival", "prediction", "store", "peak GB",
-            "CPU s run / floor", "load"]
+            "CPU s run / floor", "load", "warm s"]
     for c in cols:
         table.add_column(c, justify="left" if c in ("years", f"≤ {GOAL:.0f}×") else "right")
     for r in results:
@@ -370,6 +405,7 @@ def polars_table(results: list[dict]) -> Table:
             fmt(p.get("peak_gb"), 2),
             f"{fmt(p.get('cpu_seconds'), 0)} / {fmt(f.get('cpu_seconds'), 0)}",
             fmt(sum(p["load"]) / 2, 1) if p.get("load") else "–",
+            fmt(warm_seconds(r)),
         )
     return table
 
@@ -422,6 +458,8 @@ def main() -> None:
     parser.add_argument("--spark-master", default="local[2]")
     parser.add_argument("--spark-conf", default=",".join(f"{k}={v}" for k, v in SPARK_CONF.items()),
                         help="Spark settings key=value,… (default: %(default)s)")
+    parser.add_argument("--warm", action=argparse.BooleanOptionalAction, default=True,
+                        help="after each pipeline run, run it again from the staged input (default)")
     parser.add_argument("--floor-repeat", type=int, default=3, help="runs of the floor, the fastest kept (default 3)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -465,12 +503,18 @@ def main() -> None:
             fl = floor(args.data, years, folder, args.floor_repeat)
             console.print(f"  floor {fl['seconds']:.1f} s, peak {fl['peak_gb']:.2f} GB; pipeline (log: {folder / 'pipeline.log'})…")
             models = n >= MODELS_MIN_YEARS
-            pipe = respop_run(config, folder / "pipeline.log", "polars", options=options, models=models,
-                              steps=None if models else ["input", "territories", "cases", "strata"])
+            steps = None if models else ["input", "territories", "cases", "strata"]
+            unstage(config)
+            pipe = respop_run(config, folder / "pipeline.log", "polars", options=options, models=models, steps=steps)
             total, split = goal_total(pipe)
             console.print(f"  pipeline: {pipe.get('error', 'ok')}, {pipe['wall_seconds']:.0f} s wall, peak {pipe['peak_gb']:.2f} GB, "
                           f"stages {pipe.get('steps')}, peak GB by step {pipe.get('peak_gb_by_step')}")
-            results["polars"].append({"years": years, "models": models, "floor": fl, "pipeline": pipe, "goal_total": total, "strata_split": split,
+            warm = warm_run(config, folder, options, models, steps) if args.warm and not pipe.get("error") else None
+            if warm is not None:
+                console.print(f"  warm: {warm.get('error', 'ok')}, {warm['wall_seconds']:.0f} s wall, peak {warm['peak_gb']:.2f} GB, "
+                              f"stages {warm.get('steps')}")
+            results["polars"].append({"years": years, "models": models, "floor": fl, "pipeline": pipe, "warm": warm,
+                                      "goal_total": total, "strata_split": split,
                                       "ratio": round(total / fl["seconds"], 2) if total else None})
             save()
         if results["polars"]:
@@ -485,7 +529,8 @@ def main() -> None:
                           f"the canonical tables) over the floor. Peak GB: the run's "
                           f"process tree, polled every {POLL_SECONDS} s. CPU s: user + system seconds of the whole run's processes "
                           f"(all steps) and of the floor's; load: the machine's 1-minute load average at the start and end of the "
-                          f"run (2 cores: above 2, other processes took part of the CPU).")
+                          f"run (2 cores: above 2, other processes took part of the CPU). Warm s: the same run again from the "
+                          f"input the first one staged (no validation), its steps' seconds.")
 
     if args.spark:
         if "--engine" not in options:
@@ -497,6 +542,7 @@ def main() -> None:
                 folder = OUT / f"spark-{factor}x"
                 conf = dict(kv.split("=", 1) for kv in args.spark_conf.split(",") if kv)
                 config = write_config(args.data, years, folder, f"national-spark-{factor}x", conf)
+                unstage(config)  # cold, as the polars pipeline run
                 console.print(f"Spark {factor}× ({years}): (log: {folder / 'spark.log'})…")
                 r = respop_run(config, folder / "spark.log", "spark", [s.strip() for s in args.spark_steps.split(",")],
                                args.spark_master, options, models=False)

@@ -11,9 +11,14 @@ Steps, in order (each one writes its outputs atomically under ``<output.dir>``):
 6. ``store``: publish the aggregated, disclosure-controlled results as one run of the store
    (docs/store.md).
 
-The raw PMSI is parsed and checked **once** per run: the first step that needs it stages it and
-writes the canonical stays and diagnoses to the private workspace (``PmsiData.canonical``); the
-later steps scan those files. The engine that runs the specs of the cases and strata steps is
+The raw PMSI is parsed and checked **once** per set of inputs (respop.pmsi.stage, docs/pmsi.md
+"Staged input"): the first step that needs it opens the staged input (``input.staged_dir``,
+default ``<output.dir>/staged-input``: kept stays, séances, excluded stays, diagnoses,
+quarantine, input report, and the fingerprint of the PMSI files, the ``[input]``/``[quality]``
+settings and respop's version). When that fingerprint is the current one the run reads it and
+validates nothing; otherwise it validates and stages the input again first (``respop pmsi
+stage`` does the same on its own). Standard error says which, and why; ``timings.json`` records
+it (``details.staged_input``). The later steps scan the same staged files. The engine that runs the specs of the cases and strata steps is
 chosen here, once (:func:`choose_engine`: polars, or ``engine`` ``spark``: respop.spark,
 docs/spark.md); the domain runners call it and never import Spark; everything else is the same
 code.
