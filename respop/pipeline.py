@@ -131,6 +131,9 @@ class PipelineResult:
     summaries: dict[str, object]
     skipped: tuple[str, ...] = ()
     """Steps asked for but not run (hospital mode: :data:`HOSPITAL_STEPS`)."""
+    left_out: tuple = ()
+    """The parts of the steps run that the data's period did not allow (respop.periods.Skip:
+    transitions, survival, prediction, the evaluation), as said on standard error at the start."""
 
 
 def input_report(
@@ -278,11 +281,26 @@ def run_config(
         raise ConfigError("the store step needs the survival and prediction results: run it with the models")
     if "store" in steps and config_path is None:
         raise ConfigError("the store step records the configuration file: give its path")
+    left_out = period_check(config, steps, models)
+    if any(s.part == "evaluation" for s in left_out):
+        steps = tuple(s for s in steps if s != "evaluation")
     say = progress or (lambda _message: None)
     with private_workspace(config) as private:
         result = _run(private, config_path, say, steps, models, started_at)
     return PipelineResult(config=config, run_id=result.run_id, timings=result.timings, summaries=result.summaries,
-                          skipped=skipped)
+                          skipped=skipped, left_out=tuple(left_out))
+
+
+def period_check(config: Config, steps: tuple[str, ...], models: bool, notice: Callable[[str], None] = _notice) -> list:
+    """What the data's period leaves out of ``steps`` (respop.periods: the years the configuration
+    names or the PMSI files' names give, known before anything is read), each said on standard
+    error (``notice``) before the run starts; the steps run all the rest."""
+    from respop import periods
+
+    left_out = periods.skipped(config, periods.data_years(config), models=models, steps=steps)
+    for skip in left_out:
+        notice(skip.en)
+    return left_out
 
 
 def _run(

@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from respop import __version__
+from respop import __version__, periods
 from respop.config import Config
 from respop.errors import RespopError
 from respop.fsutil import atomic_folder, claim_output_folder
@@ -65,10 +65,12 @@ SECTIONS = {
 
 OPTIONAL = {
     "territories": lambda config: config.hospital is None,
-    "evaluation": lambda config: config.evaluation is not None and config.hospital is None,
+    "evaluation": lambda config: config.evaluation is not None and config.hospital is None and periods.allowed(config, "evaluation"),
 }
 """Steps that belong to a build only when the configuration asks for them: without
-``[evaluation]`` an ``evaluation`` folder left by an earlier build is ignored (not published). In
+``[evaluation]`` an ``evaluation`` folder left by an earlier build is ignored (not published), and
+so it is when the data's period does not allow the evaluation (respop.periods: a pilot's start
+year without ``min_pre_years`` years of data before it; the run leaves the step out). In
 hospital mode (``[hospital]``, docs/hospital.md) the build is ``input``, ``cases`` and ``strata``:
 no territories (the scope is the hospital's patients, not a territory's residents), no
 evaluation, and nothing is published (the store step refuses)."""

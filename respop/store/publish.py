@@ -37,7 +37,7 @@ import shapely
 from respop import __version__
 from respop.config import Config, require_population
 from respop.errors import ConfigError, DisclosureError, InputError
-from respop.stages import check_chain
+from respop.stages import active_stages, check_chain
 from respop.spec.catalogue import Catalogue, run_catalogue
 from respop.store import schema
 from respop.privacy.disclosure import (
@@ -938,7 +938,26 @@ def run_timings(config: Config, timings: dict | None, clock: dict[str, list[str]
         step: (read_manifest(out / step) or {}).get("written")
         for step in STAGES if step not in done and (out / step).is_dir()
     }
-    return {**done, "clock": dict(clock or {}), "reused": reused}
+    return {**done, "clock": dict(clock or {}), "reused": reused, "skipped": period_skips(config)}
+
+
+def period_skips(config: Config) -> list[dict]:
+    """The parts the data's period left out of the outputs published (respop.periods), recorded
+    in the run's ``timings["skipped"]``: those the strata step recorded in its ``summary.json``
+    (transitions, survival, prediction), and the evaluation when the configuration has one and the
+    period does not allow it (its step did not run; a folder left by an earlier build is not
+    published: respop.stages.OPTIONAL)."""
+    from respop import periods
+
+    summary = config.output.dir / "strata" / "summary.json"
+    out: list[dict] = []
+    if summary.is_file():
+        try:
+            out += [s.to_dict() for s in periods.from_dicts(json.loads(summary.read_text(encoding="utf-8")).get("skipped"))]
+        except (OSError, ValueError):
+            pass
+    evaluation = periods.skipped(config, periods.data_years(config), steps=[periods.EVALUATION])
+    return out + [s.to_dict() for s in evaluation]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1048,8 +1067,11 @@ def evaluation_tables(config: Config, care_private: pl.DataFrame | None, care_pu
     with a positive weight. The outcomes by deprivation quintile are disclosure-controlled like
     the other count tables (the quintiles sum to the area)."""
     folder = config.output.dir / EVALUATION
-    if config.evaluation is None or not folder.is_dir():
-        return {}  # its manifest chains with the other steps' (respop.stages.check_chain, in collect)
+    if EVALUATION not in active_stages(config) or not folder.is_dir():
+        # no [evaluation], or a period that does not allow it (respop.periods): a folder left by an
+        # earlier build is not published; else its manifest chains with the other steps'
+        # (respop.stages.check_chain, in collect)
+        return {}
     rules = rules or Rules()
     design = json.loads((folder / "design.json").read_text(encoding="utf-8")) if (folder / "design.json").is_file() else {}
 

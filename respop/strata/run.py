@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from respop import __version__
+from respop import __version__, periods
 from respop.case_finding.run import zone_territory
 from respop.spec.algorithm import AlgorithmSpec
 from respop.spec.catalogue import Catalogue, run_catalogue
@@ -165,11 +165,15 @@ def run_strata(
     ]
     comorbidities = [c for c in comorbidities if c in person_strata.columns]
     surv, reports = None, {}
-    if models:
+    # the parts the years of the cases do not allow are left out and recorded (respop.periods)
+    left_out = periods.skipped(config, years, models=models, steps=["strata"])
+    fitted = {"survival", "prediction"} - {s.part for s in left_out} if models else set()
+    if "survival" in fitted:
         step("survival")
         follow = follow_up(person_strata, all_events, last_date)
         surv = survival(follow, comorbidities, confidence=config.cases.confidence)
         t = lap("survival", t)
+    if "prediction" in fitted:
         for spec in specs:
             step(f"prediction for {spec.algorithm.name.lower()}")
             reports[spec.disease] = evaluate(
@@ -179,6 +183,9 @@ def run_strata(
             )
         t = lap("prediction", t)
     summary = _summary(config, specs, person_strata, moves, surv, reports, last_date, time.perf_counter() - started)
+    summary["skipped"] = [s.to_dict() for s in left_out]
+    if models and surv is None:
+        summary["survival_notes"] = [s.en for s in left_out if s.part == "survival"]
     summary["engine"] = engine.name if engine is not None else "polars"
     summary["timings"] = timings
     step("writing the outputs")
