@@ -409,9 +409,7 @@ def known_deaths(input: InputConfig | None, quality: QualityConfig | None = None
     if found is None:
         reason = "input.deaths = 'ignore'" if input.deaths == "ignore" else f"no {TABLE} file in the PMSI folder"
         return KnownDeaths(None, DeathReport(known=False, reason=reason))
-    stat = found.path.stat()
-    key = (str(found.path.resolve()), stat.st_mtime_ns, stat.st_size, input.separator, input.encoding,
-           quality.max_date if quality is not None else None)
+    key = _cache_key(found, input, quality)
     if key not in _CACHE:
         workspace = Workspace(input.workspace_dir)
         try:
@@ -424,6 +422,25 @@ def known_deaths(input: InputConfig | None, quality: QualityConfig | None = None
         finally:
             workspace.close()
     return _CACHE[key]
+
+
+def _cache_key(found: DeathFile, input: InputConfig, quality: QualityConfig | None) -> tuple:
+    """What the deaths read from ``found`` depend on: the file (path, time, size) and the settings."""
+    stat = found.path.stat()
+    return (str(found.path.resolve()), stat.st_mtime_ns, stat.st_size, input.separator, input.encoding,
+            quality.max_date if quality is not None else None)
+
+
+def remember(input: InputConfig, quality: QualityConfig | None, known: KnownDeaths) -> bool:
+    """Give :func:`known_deaths` the deaths of the referential of ``input.pmsi_dir`` as read
+    earlier (the staged input keeps them: respop.pmsi.stage), so that this process does not
+    validate the file again; False (nothing remembered) when no referential is read there."""
+    folder = input.pmsi_dir
+    found = find_death_file(Path(folder), input.format) if folder is not None and input.deaths != "ignore" else None
+    if found is None:
+        return False
+    _CACHE[_cache_key(found, input, quality)] = known
+    return True
 
 
 def deaths_of(staged) -> pl.DataFrame | None:

@@ -21,6 +21,7 @@ Layout of the folder::
     staged/excluded_stays.parquet  stays an excluding filter excluded, with excluded_by
     staged/diagnoses.parquet       diagnoses of the kept stays and séances
     quarantine/<file>.parquet      the quarantined rows of each file, with their reasons
+    deaths.parquet, deaths.json    the deaths referential IR_BEN_R, validated (when there is one)
 
 It holds patient keys: it is private like the run's outputs, never published, never read by the
 store or the boards. Deleting it is always safe: the next run stages the input again.
@@ -299,6 +300,8 @@ def build(config: Config, state: dict, progress: Progress | None = None) -> dict
             for entry in written.iterdir():
                 entry.rename(tmp / entry.name)
             written.rmdir()
+            clock["deaths"] = time.perf_counter()
+            _stage_deaths(config, tmp)
             files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
             manifest = {
                 "format": STAGING_FORMAT,
@@ -316,9 +319,38 @@ def build(config: Config, state: dict, progress: Progress | None = None) -> dict
     finally:
         data.close()
     end = time.perf_counter()
-    order = ["validate", *[p for p in ("filters", "canonical", "quarantine", "counts") if p in clock]]
+    order = ["validate", *[p for p in ("filters", "canonical", "quarantine", "counts", "deaths") if p in clock]]
     starts = [started, *[clock[p] for p in order[1:]]]
     return {phase: round(b - a, 2) for phase, a, b in zip(order, starts, [*starts[1:], end], strict=True)}
+
+
+def _stage_deaths(config: Config, folder: Path) -> None:
+    """The deaths referential IR_BEN_R of the PMSI folder, validated once with the PMSI
+    (respop.pmsi.deaths): ``deaths.parquet`` (patient_key, death_date) and ``deaths.json`` (its
+    report, counts only); nothing when there is none, or with ``input.deaths = "ignore"``."""
+    from respop.pmsi.deaths import known_deaths
+
+    if config.input.deaths == "ignore":
+        return
+    known = known_deaths(config.input, config.quality)
+    if known.deaths is None:
+        return
+    known.deaths.write_parquet(folder / "deaths.parquet")
+    (folder / "deaths.json").write_text(json.dumps(known.report.to_dict(), ensure_ascii=False, default=str), encoding="utf-8")
+
+
+def _remember_deaths(config: Config, folder: Path) -> None:
+    """The staged deaths handed to respop.pmsi.deaths, which then does not read IR_BEN_R again."""
+    from respop.pmsi.deaths import DeathReport, KnownDeaths, remember
+
+    if config.input.deaths == "ignore" or not (folder / "deaths.json").is_file():
+        return
+    report = json.loads((folder / "deaths.json").read_text(encoding="utf-8"))
+    report.pop("balanced", None)
+    table = report.pop("table", None)
+    known = KnownDeaths(pl.read_parquet(folder / "deaths.parquet"),
+                        DeathReport(**report, table=TableCount(**table) if table is not None else None))
+    remember(config.input, config.quality, known)
 
 
 def _prepare(config: Config, folder: Path) -> None:
@@ -342,6 +374,7 @@ def open_staged(config: Config, manifest: dict | None = None) -> StagedInput:
     if manifest is None:
         raise InputError("no staged input here (run respop pmsi stage)", folder)
     stored = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    _remember_deaths(config, folder)
     workspace = Workspace(config.input.workspace_dir)
     try:
         paths = _link(folder, workspace, manifest["files"])

@@ -77,16 +77,17 @@ def step_outputs(out: Path) -> dict[str, str]:
     return found
 
 
+def validated(config, progress=None, notice=None, state=None):
+    """The run's PMSI as it was before the staged input: read, staged and made canonical in the
+    run's private workspace (a stand-in for :func:`respop.pmsi.stage.staged_input`)."""
+    from respop.pmsi import read_pmsi
+
+    data = read_pmsi(None, config.input, config.quality).staged().canonical()
+    data.location, data.seconds, data.reused, data.reasons, data.fingerprint = None, {}, False, [], ""
+    return data
+
+
 def test_a_run_from_the_staged_input_gives_the_outputs_of_a_run_that_validates(world, tmp_path, monkeypatch, capsys):
-    # reference: the run as it was before the staged input (read, staged, made canonical in the
-    # run's private workspace)
-    def validated(config, progress=None, notice=None, state=None):
-        from respop.pmsi import read_pmsi
-
-        data = read_pmsi(None, config.input, config.quality).staged().canonical()
-        data.location, data.seconds, data.reused, data.reasons, data.fingerprint = None, {}, False, [], ""
-        return data
-
     with monkeypatch.context() as patch:
         patch.setattr(stage, "staged_input", validated)
         run_config(load_config(configure(tmp_path, world, "plain")), steps=STEPS, models=False)
@@ -123,6 +124,8 @@ def test_a_second_run_reuses_the_staged_input_without_validating(world, tmp_path
         raise AssertionError("the raw PMSI was validated again")
 
     monkeypatch.setattr("respop.pmsi.reader.read_pmsi", no_validation)
+    monkeypatch.setattr("respop.pmsi.deaths.read_deaths", no_validation)  # the referential is staged too
+    monkeypatch.setattr("respop.pmsi.deaths._CACHE", {})
     monkeypatch.setattr(PmsiData, "staged", no_validation)
     monkeypatch.setattr("respop.pmsi.stage.build", no_validation)
     run_config(config, steps=("input", "territories", "cases"), models=False)
@@ -132,6 +135,8 @@ def test_a_second_run_reuses_the_staged_input_without_validating(world, tmp_path
     assert "reuse" in timings["details"]["input"]
     assert "staged input reused (fingerprint " in capsys.readouterr().err
     assert (tmp_path / "run" / "input" / "report.json").read_bytes() == report
+    assert json.loads(report)["deaths"]["known"]  # tiny has IR_BEN_R: read from the staged input
+    assert (tmp_path / "run" / stage.DEFAULT_NAME / "deaths.parquet").is_file()
 
 
 def test_the_stored_report_is_the_input_report(world, tmp_path):
@@ -243,3 +248,28 @@ def test_pmsi_stage_prints_counts_only(world, tmp_path):
     words = set((first.output + second.output).replace(",", " ").replace(";", " ").split())
     assert keys and not keys & words
     assert not {s for s in stays if len(str(s)) > 4} & words
+
+
+def test_hospital_mode_restricts_the_staged_input(world, tmp_path, monkeypatch, capsys):
+    """[hospital] is not part of the staged input: a hospital configuration reads the population's
+    staged folder and keeps its FINESS's stays after (respop.pmsi.scope), as it did from the raw files."""
+    population = load_config(configure(tmp_path, world, "population"))
+    notices(population)
+    finess = pl.read_parquet(world / "reference" / "hospitals.parquet").filter(pl.col("kind") == "CHU")["hospital_id"][0]
+    hospital = f'staged_dir = "{tmp_path / "population" / stage.DEFAULT_NAME}"\n'
+    steps = ("input", "cases", "strata")
+    for out, patched in (("plain", True), ("staged", False)):
+        path = configure(tmp_path, world, out, input=hospital)
+        path.write_text(path.read_text() + f'[hospital]\nfiness = "{finess}"\n', encoding="utf-8")
+        with monkeypatch.context() as patch:
+            if patched:
+                patch.setattr(stage, "staged_input", validated)
+            capsys.readouterr()
+            run_config(load_config(path), steps=steps, models=False)
+    assert "staged input reused" in capsys.readouterr().err
+    report = json.loads((tmp_path / "staged" / "input" / "report.json").read_text())
+    assert report["hospital"]["finess"] == [finess] and report["hospital"]["stays_other_finess"] > 0
+    for step in steps:
+        plain = {k: v for k, v in digests(tmp_path / "plain" / step).items() if k not in ("summary.json", "manifest.json")}
+        assert plain and plain == {
+            k: v for k, v in digests(tmp_path / "staged" / step).items() if k not in ("summary.json", "manifest.json")}
