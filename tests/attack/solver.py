@@ -47,6 +47,14 @@ fails with their number), never skipped silently."""
 
 TOLERANCE = 1e-6
 
+WITNESS_ROUNDS = 100
+"""At most this many random directions per component before each open cell is solved alone."""
+
+WITNESS_MIN_CLOSED = 2
+"""A random direction that closed fewer open cells than this ends the random directions. Only the
+number of programs depends on it: a cell passes only with two integer solutions ``width`` apart,
+and a cell left open is solved exactly, so the findings are the same whatever these two are."""
+
 
 class AttackerError(AssertionError):
     """The attacker itself is inconsistent (a relation the truth violates, a published value that
@@ -470,11 +478,15 @@ def solve(system: System, width: int = 1, exact: bool = False, time_limit: float
         def open_cells() -> list[int]:
             return [k for k in range(len(vectors)) if exact or high[k] - low[k] < width]
 
-        # witnesses: a few random directions over the cells still open (not needed to be optimal)
-        for _ in range(3):
+        # witnesses: random directions over the cells still open (not needed to be optimal), as
+        # long as one closes at least WITNESS_MIN_CLOSED cells (each closes about a quarter of the
+        # open cells of a large component; a cell solved alone costs one or two programs)
+        previous = None
+        for _ in range(WITNESS_ROUNDS):
             todo = open_cells()
-            if not todo or exact:
+            if not todo or exact or (previous is not None and previous - len(todo) < WITNESS_MIN_CLOSED):
                 break
+            previous = len(todo)
             c = np.zeros(n)
             for k in todo:
                 c += rng.choice([-1.0, 1.0]) * vectors[k][1]
