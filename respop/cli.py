@@ -575,6 +575,8 @@ def strata_run(
                 _fr_dec(rows["stays_12m"].mean()), _fr_dec(rows["emergency_stays_12m"].mean()), _fr_int(int(rows["died_in_year"].sum())),
             )
         console.print(table)
+    for skip in result.summary.get("skipped") or []:  # what the years of the data do not allow (respop.periods)
+        console.print(escape(skip["fr"]))
     console.print(f"Sorties : {escape(str(result.out))} (person_strata.parquet contient des clés patients : à garder "
                   "dans l'espace sécurisé)")
 

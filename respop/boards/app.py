@@ -391,22 +391,37 @@ def page_trajectories(board: Board) -> None:
     if disease is None:
         return
     year = choose_year(data.transition_years(url, run, disease), "year-trajectories", "Année de départ (N)")
+    missing = data.period_skips(url, run)  # what the data's period left out, and why (respop.periods)
     if year is None:
-        st.info("Aucune trajectoire publiée pour cette maladie (il faut au moins deux années).")
+        st.info(missing.get("transitions") or "Aucune trajectoire publiée pour cette maladie (il faut au moins deux années).")
     else:
         headline(board, data.headline_trajectories(url, run, disease, year))
         figure(board, "sankey", f"{disease}-trajectoires", disease=disease, year=year)
         with details(board, f"Profils en {year} et situation en {year + 1}"):
             table(board, data.table_transitions(url, run, disease, year))
     st.subheader("Survie sans nouvelle hospitalisation ni décès")
-    figure(board, "survival", f"{disease}-survie", disease=disease)
-    with details(board, "Comparaison des profils voisins (test du log-rank)"):
-        table(board, data.table_logrank(url, run, disease))
-    with details(board, "Modèle de Cox (rapports de risques)"):
-        table(board, data.table_cox(url, run, disease))
-        st.markdown("**Test de l'hypothèse des risques proportionnels**")
-        table(board, data.table_ph_test(url, run, disease))
+    if "survival" in missing:
+        st.info(missing["survival"])
+    else:
+        figure(board, "survival", f"{disease}-survie", disease=disease)
+        with details(board, "Comparaison des profils voisins (test du log-rank)"):
+            table(board, data.table_logrank(url, run, disease))
+        with details(board, "Modèle de Cox (rapports de risques)"):
+            table(board, data.table_cox(url, run, disease))
+            st.markdown("**Test de l'hypothèse des risques proportionnels**")
+            table(board, data.table_ph_test(url, run, disease))
     st.subheader("Prédire le passage à un profil plus sévère")
+    if "prediction" in missing:
+        st.info(missing["prediction"])
+    else:
+        prediction_section(board, disease)
+    st.caption(f"{MASKED_NOTE}. Outil de planification : le modèle ne doit jamais guider seul une décision "
+               "individuelle.")
+
+
+def prediction_section(board: Board, disease: str) -> None:
+    """The trajectories page's prediction: the models' scores, calibration, variables and card."""
+    url, run = board.url, board.run_id
     with details(board, "Performances du modèle (année de test)"):
         table(board, data.table_model_metrics(url, run, disease), "Pas de modèle publié pour cette maladie.")
         st.caption("AUC : probabilité qu'une personne qui s'aggrave ait reçu un risque plus élevé qu'une autre "
@@ -432,8 +447,6 @@ def page_trajectories(board: Board) -> None:
             # reads no English in it, and checks its layout)
             with st.container(key=TECHNICAL_KEY), st.expander("Détails techniques du modèle (pour l'équipe données)"):
                 st.markdown(lower(technical))
-    st.caption(f"{MASKED_NOTE}. Outil de planification : le modèle ne doit jamais guider seul une décision "
-               "individuelle.")
 
 
 def page_quality(board: Board) -> None:
@@ -450,6 +463,10 @@ def page_quality(board: Board) -> None:
     table(board, data.quality_filters(url, run))
     st.subheader("L'exécution")
     table(board, data.run_facts(url, run))
+    missing = data.period_skips(url, run)
+    if missing:  # what the data's period left out of the run, and why (respop.periods)
+        st.markdown("**Ce que la période des données ne permet pas**")
+        st.markdown("\n".join(f"- {_escape(sentence)}" for sentence in missing.values()))
     st.markdown("**Durée des étapes**")
     table(board, data.run_timings(url, run), "Durées non enregistrées.")
     with st.expander("Fichier de configuration de l'exécution"):
@@ -466,6 +483,10 @@ def page_evaluation(board: Board) -> None:
     only for a run that published an evaluation."""
     url, run, tid = board.url, board.run_id, board.territory_id
     page_title(board, data.EVALUATION_TITLE, data.EVALUATION_CONTEXT)
+    missing = data.missing_note(url, run, "evaluation")
+    if missing and not data.has_evaluation(url, run):  # the data's period did not allow it (respop.periods)
+        st.info(missing)
+        return
     headline(board, data.headline_evaluation(url, run, tid))
     st.subheader(data.effects_scope(url, run, tid))
     st.markdown("\n".join(f"- {_escape(sentence)}" for sentence in data.effect_sentences(url, run, tid)))
@@ -645,7 +666,7 @@ def main() -> None:
     run_labels = {r["run_id"]: data.run_label(r) for r in done}
     run_id = _choose("run_id", "run", list(run_labels), done[0]["run_id"], run_labels, "Exécution", run_arg)
     chosen = next(r for r in done if r["run_id"] == run_id)
-    st.sidebar.caption(f"Années {data.run_years(chosen)}"
+    st.sidebar.caption(f"{'Année' if chosen.get('first_year') == chosen.get('last_year') else 'Années'} {data.run_years(chosen)}"
                        + (" · la plus récente" if run_id == done[0]["run_id"] else " · une exécution antérieure"))
     names = data.territory_names(url, run_id)
     if not names:
@@ -682,7 +703,8 @@ def main() -> None:
         st.Page(lambda: page_trajectories(board), title="Trajectoires", url_path="trajectoires", icon=":material/moving:"),
         st.Page(lambda: page_quality(board), title="Qualité des données", url_path="qualite", icon=":material/fact_check:"),
     ]
-    if data.has_evaluation(url, run_id):  # the page of a run that evaluated an experiment
+    # the page of a run that evaluated an experiment, or that says why the period did not allow it
+    if data.has_evaluation(url, run_id) or data.missing_note(url, run_id, "evaluation"):
         pages.insert(-1, st.Page(lambda: page_evaluation(board), title=data.EVALUATION_TITLE, url_path="evaluation",
                                  icon=":material/compare_arrows:"))
     st.navigation(pages).run()

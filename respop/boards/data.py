@@ -1151,7 +1151,7 @@ def quality_filters(url: str, run_id: int) -> pd.DataFrame:
 
 def run_facts(url: str, run_id: int) -> pd.DataFrame:
     r = run_info(url, run_id) or {}
-    years = f"{r.get('first_year')}–{r.get('last_year')}" if r.get("first_year") else MISSING
+    years = run_years(r)
     report = r.get("input_report") or {}
     selected = r.get("selected_territory")
     rows = [
@@ -1240,7 +1240,10 @@ def run_label(r: dict) -> str:
 
 
 def run_years(r: dict) -> str:
-    return f"{r['first_year']}–{r['last_year']}" if r.get("first_year") else MISSING
+    if not r.get("first_year"):
+        return MISSING
+    # a run of one year (respop.periods: any period runs) says its year once
+    return str(r["first_year"]) if r["first_year"] == r.get("last_year") else f"{r['first_year']}–{r['last_year']}"
 
 
 def table_runs(url: str, name: str | None) -> pd.DataFrame:
@@ -1250,7 +1253,7 @@ def table_runs(url: str, name: str | None) -> pd.DataFrame:
             "Exécution": f"n° {r['run_id']}",
             "Statut": RUN_STATUS.get(r["status"], r["status"]),
             "Début": _fr_date(r.get("started_at")),
-            "Années": f"{r['first_year']}–{r['last_year']}" if r.get("first_year") else MISSING,
+            "Années": run_years(r),
             "Durée": _fr_duration(run_duration(r)),
             "Version": _text(r.get("code_version")),
             "Empreinte des résultats": _text(r.get("results_sha256"))[:12],
@@ -1479,6 +1482,20 @@ UNLIKE_RMSPE = 0.10
 the pilot is unlike every combination of donors."""
 FEW_PRE_YEARS = 3
 """Fewer years than this before a pilot's start: the pre-period fit says little."""
+
+
+def period_skips(url: str, run_id: int) -> dict[str, str]:
+    """The parts the data's period left out of the run (respop.periods; ``runs.timings["skipped"]``):
+    part (``transitions``, ``survival``, ``prediction``, ``evaluation``) → the French sentence that
+    says what is missing and why. Empty for a run that left nothing out, or published before."""
+    timings = (run_info(url, run_id) or {}).get("timings") or {}
+    return {r["part"]: r["fr"] for r in timings.get("skipped") or []
+            if isinstance(r, dict) and isinstance(r.get("part"), str) and isinstance(r.get("fr"), str)}
+
+
+def missing_note(url: str, run_id: int, part: str) -> str | None:
+    """Why ``part`` is missing from the run (:func:`period_skips`), or None when it is not."""
+    return period_skips(url, run_id).get(part)
 
 
 def has_evaluation(url: str, run_id: int) -> bool:

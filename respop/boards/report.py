@@ -261,6 +261,7 @@ class Dossier:
         for disease in self.diseases:
             parts.append(f"<h3>{_e(data.disease_name(url, run, disease))}</h3>")
             years = data.transition_years(url, run, disease)
+            missing = data.period_skips(url, run)  # what the data's period left out, and why (respop.periods)
             if years:
                 year = years[-1]
                 parts += [
@@ -268,17 +269,27 @@ class Dossier:
                     self.figure("sankey", "Trajectoires d'une année à la suivante", disease=disease, year=year),
                     _table(data.table_transitions(url, run, disease, year)),
                 ]
-            parts += [
-                "<h4>Survie sans nouvelle hospitalisation ni décès</h4>",
-                self.figure("survival", "Courbes de survie par profil", disease=disease),
-                _table(data.table_logrank(url, run, disease), "Pas de test du log-rank publié."),
-                "<h4>Modèle de Cox (rapports de risques)</h4>",
-                _table(data.table_cox(url, run, disease), "Pas de modèle de Cox publié."),
-                "<h4>Prédire le passage à un profil plus sévère</h4>",
-                _table(data.table_model_metrics(url, run, disease), "Pas de modèle publié pour cette maladie."),
-                self.figure("calibration", "Calibration du modèle", disease=disease),
-                self.figure("importance", "Variables les plus utiles au modèle", disease=disease),
-            ]
+            elif "transitions" in missing:
+                parts.append(f'<p class="note">{_e(missing["transitions"])}</p>')
+            parts.append("<h4>Survie sans nouvelle hospitalisation ni décès</h4>")
+            if "survival" in missing:
+                parts.append(f'<p class="note">{_e(missing["survival"])}</p>')
+            else:
+                parts += [
+                    self.figure("survival", "Courbes de survie par profil", disease=disease),
+                    _table(data.table_logrank(url, run, disease), "Pas de test du log-rank publié."),
+                    "<h4>Modèle de Cox (rapports de risques)</h4>",
+                    _table(data.table_cox(url, run, disease), "Pas de modèle de Cox publié."),
+                ]
+            parts.append("<h4>Prédire le passage à un profil plus sévère</h4>")
+            if "prediction" in missing:
+                parts.append(f'<p class="note">{_e(missing["prediction"])}</p>')
+            else:
+                parts += [
+                    _table(data.table_model_metrics(url, run, disease), "Pas de modèle publié pour cette maladie."),
+                    self.figure("calibration", "Calibration du modèle", disease=disease),
+                    self.figure("importance", "Variables les plus utiles au modèle", disease=disease),
+                ]
         parts.append('<p class="note">Outil de planification : le modèle ne doit jamais guider seul une décision '
                      "individuelle. Sa fiche technique complète est sur le tableau de bord.</p>")
         return "".join(parts)
@@ -297,6 +308,7 @@ class Dossier:
             _table(data.quality_filters(url, run)),
             "<h3>L'exécution</h3>",
             _table(data.run_facts(url, run), css="facts"),
+            *[f'<p class="note">{_e(sentence)}</p>' for sentence in data.period_skips(url, run).values()],
             _table(data.run_timings(url, run), "Durées non enregistrées."),
             "<h4>Toutes les exécutions de cette configuration</h4>",
             _table(data.table_runs(url, self.config.name)),
@@ -307,6 +319,9 @@ class Dossier:
         for each outcome the year-by-year figure, the pilot and its synthetic control, the donors'
         weights; the caveats and the power table."""
         url, run, tid = self.url, self.run_id, self.territory_id
+        missing = data.missing_note(url, run, "evaluation")
+        if missing and not data.has_evaluation(url, run):  # the data's period did not allow it (respop.periods)
+            return f'<p class="note">{_e(missing)}</p>'
         parts = [
             f'<p class="note">{_e(data.EVALUATION_CONTEXT)}.</p>',
             self.headline(data.headline_evaluation(url, run, tid)),
@@ -346,7 +361,7 @@ class Dossier:
         run's catalogue, at its page's address (:func:`respop.boards.data.disease_pages`), and the
         evaluation's before the quality's when the run has one."""
         last = list(LAST_SECTIONS)
-        if data.has_evaluation(self.url, self.run_id):
+        if data.has_evaluation(self.url, self.run_id) or data.missing_note(self.url, self.run_id, "evaluation"):
             last.insert(-1, EVALUATION_SECTION)
         return [*FIRST_SECTIONS, *[(path, name) for _d, name, path in self.disease_pages], *last]
 
