@@ -34,6 +34,13 @@ the run's start, ``finished_at`` the end of its store step, ``timings`` each ste
 each step started and ended (``clock``) and the steps whose outputs the run reused from an earlier
 run (``reused``: ``--steps`` left them out; respop.store.schema, ``runs.timings``).
 
+Any period (respop.periods): before anything is read, the run checks what its years allow (those
+the configuration names, else those of the PMSI files' names) and says on standard error which parts
+it leaves out and why: transitions (a year and the next), survival (two years), prediction (three),
+the evaluation (``min_pre_years`` before each pilot's start; the step is then skipped). Everything
+else runs and is published; the strata step leaves out the parts the years of its cases do not allow
+and records them, and the store records them in the run's row (``runs.timings["skipped"]``).
+
 A step that fails stops the run: the outputs of the steps before it are written, the store keeps
 its previous runs as they were (the failed run is marked ``failed``).
 
