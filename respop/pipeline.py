@@ -222,7 +222,7 @@ def private_workspace(config: Config, notice: Callable[[str], None] = _notice) -
 
 def publish(
     config: Config, config_path: Path | None, timings: dict | None = None, started_at: dt.datetime | None = None,
-    clock: dict[str, list[str]] | None = None,
+    clock: dict[str, list[str]] | None = None, staged_input: dict | None = None,
 ) -> int:
     """Publish the configuration's outputs as one run of its store; returns the run id.
 
@@ -230,7 +230,8 @@ def publish(
     in ``timings`` are recorded as reused); ``clock``: when each of them started and ended (ISO);
     ``started_at``: when the run started. Without them (``respop store publish``: outputs of
     earlier runs published on their own) the run's ``started_at`` is the moment publishing started
-    and every step is reused (respop.store.schema, ``runs.timings``)."""
+    and every step is reused (respop.store.schema, ``runs.timings``). ``staged_input``: whether
+    the run reused its staged input, and why not (respop.pmsi.stage), recorded there too."""
     from respop.store.db import Store
     from respop.store.publish import collect
     from respop.store.releases import visible_runs
@@ -240,7 +241,8 @@ def publish(
     try:
         # protected together with every run a viewer can already see (docs/store.md)
         publication = collect(config, config_path, timings, visible=visible_runs(store),
-                              started_at=started_at or store_started, clock=clock, store_started=store_started)
+                              started_at=started_at or store_started, clock=clock, store_started=store_started,
+                              staged_input=staged_input)
         return store.write(publication)
     finally:
         store.close()
@@ -409,7 +411,8 @@ def _run(
             opened["data"].close()
     run_id = -1
     if "store" in steps:
-        run_id = timed("store", lambda: publish(config, config_path, dict(timings), started_at, dict(clock)))
+        run_id = timed("store", lambda: publish(config, config_path, dict(timings), started_at, dict(clock),
+                                                details.get("staged_input")))
     _write_timings(config, timings, details, started_at, clock)
     return PipelineResult(config=config, run_id=run_id, timings=timings, summaries=summaries)
 

@@ -842,6 +842,7 @@ def _empty(table) -> pl.DataFrame:
 def collect(
     config: Config, config_path: Path | None = None, timings: dict | None = None, visible: list[VisibleRun] | None = None,
     started_at: dt.datetime | None = None, clock: dict[str, list[str]] | None = None, store_started: dt.datetime | None = None,
+    staged_input: dict | None = None,
 ) -> Publication:
     """Every table of the store for this configuration's outputs, disclosure-controlled.
     ``visible``: the runs of the store a viewer can already see (:func:`respop.store.releases.visible_runs`):
@@ -851,7 +852,8 @@ def collect(
     ``timings``: seconds of the steps the run did, ``clock`` their start and end (ISO),
     ``started_at`` the run's start, ``store_started`` the start of its store step (default: now);
     the steps whose outputs are there but not in ``timings`` are recorded as reused (the run's
-    ``timings``: :func:`run_timings`)."""
+    ``timings``: :func:`run_timings`); ``staged_input``: whether the run reused its staged input
+    (respop.pmsi.stage), recorded there too."""
     store_started = store_started or dt.datetime.now()
     require_population(config, "la publication dans le store et sur les tableaux de bord", "publishing to the store and the boards")
     check_chain(config, config_path)  # the steps' outputs belong to one build (respop.stages)
@@ -909,7 +911,7 @@ def collect(
         code_version=__version__,
         first_year=years[0] if years else None,
         last_year=years[-1] if years else None,
-        timings=run_timings(config, timings, clock),
+        timings=run_timings(config, timings, clock, staged_input),
         started_at=started_at or store_started,
         input_report=input_report_summary(report) if report is not None else None,
         disclosure={
@@ -924,7 +926,8 @@ def collect(
     return publication
 
 
-def run_timings(config: Config, timings: dict | None, clock: dict[str, list[str]] | None) -> dict:
+def run_timings(config: Config, timings: dict | None, clock: dict[str, list[str]] | None,
+                staged_input: dict | None = None) -> dict:
     """The run's ``timings`` (respop.store.schema, ``runs.timings``): the seconds of the steps the
     run did, ``clock`` (when each started and ended) and ``reused``: each step whose outputs are in
     ``<output.dir>`` but that the run did not do → when its outputs were written (its manifest's
@@ -938,7 +941,10 @@ def run_timings(config: Config, timings: dict | None, clock: dict[str, list[str]
         step: (read_manifest(out / step) or {}).get("written")
         for step in STAGES if step not in done and (out / step).is_dir()
     }
-    return {**done, "clock": dict(clock or {}), "reused": reused, "skipped": period_skips(config)}
+    out = {**done, "clock": dict(clock or {}), "reused": reused, "skipped": period_skips(config)}
+    if staged_input is not None:  # respop.pmsi.stage: reused or (re)built, and why (file names, setting keys)
+        out["staged_input"] = {k: staged_input.get(k) for k in ("reused", "reasons", "fingerprint")}
+    return out
 
 
 def period_skips(config: Config) -> list[dict]:

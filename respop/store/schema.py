@@ -26,10 +26,12 @@ Times of a run (``runs``):
   its outputs come from an earlier run, written at ``written`` (ISO; null when unknown), and its
   seconds, which belong to that run, are not in ``timings``. So the numbers of ``timings`` sum to
   the duration of the run's own steps, about ``finished_at - started_at`` (less the loading of
-  the configuration and specs between steps). While a run is ``running`` it also holds
-  ``process`` (host, pid, start: :meth:`respop.store.db.Store.mark_interrupted`). Runs published
-  before these keys existed have the seconds of their steps only (their ``started_at`` was the
-  publication's).
+  the configuration and specs between steps). ``staged_input``: ``{reused, reasons,
+  fingerprint}`` when the run read the PMSI: whether it read its staged input as it was or
+  validated and staged it again, and why (file names, setting keys: respop.pmsi.stage). While a
+  run is ``running`` it also holds ``process`` (host, pid, start:
+  :meth:`respop.store.db.Store.mark_interrupted`). Runs published before these keys existed have
+  the seconds of their steps only (their ``started_at`` was the publication's).
 """
 
 from __future__ import annotations

@@ -273,3 +273,20 @@ def test_hospital_mode_restricts_the_staged_input(world, tmp_path, monkeypatch, 
         plain = {k: v for k, v in digests(tmp_path / "plain" / step).items() if k not in ("summary.json", "manifest.json")}
         assert plain and plain == {
             k: v for k, v in digests(tmp_path / "staged" / step).items() if k not in ("summary.json", "manifest.json")}
+
+
+def test_the_store_records_whether_the_run_reused_the_staged_input(world, tmp_path):
+    from respop.pipeline import run
+    from respop.store.db import Store
+
+    path = configure(tmp_path, world)
+    config = load_config(path)
+    notices(config)  # staged first (respop pmsi stage)
+    result = run(path)  # one year: the parts the period does not allow are left out (respop.periods)
+    store = Store(config.store.url)
+    try:
+        recorded = store.run(result.run_id)["timings"]["staged_input"]
+    finally:
+        store.close()
+    assert recorded["reused"] is True and recorded["reasons"] == []
+    assert recorded["fingerprint"] == json.loads((tmp_path / "run" / stage.DEFAULT_NAME / "manifest.json").read_text())["fingerprint"]
