@@ -16,7 +16,8 @@ look-back the first years' history is incomplete, which the indicators mark
 (``complete_history``) and the boards say; nothing is left out for it.
 
 The pipeline checks the period at the start of ``respop run`` (:func:`data_years`: the years the
-configuration names, else those of the PMSI files' names, found before anything is read) and
+configuration names, else those of the PMSI files' names, found before anything is read by
+respop.pipeline.file_years: this module reads no input, so that respop.stages may use it) and
 says on standard error which parts it leaves out and why; the strata step leaves out survival and
 prediction on the years of its cases (:func:`skipped`), and records what it left out in its
 ``summary.json``; the store step records every part left out in the run's row
@@ -27,9 +28,9 @@ a limit of the period) is not one of them: the store refuses those outputs (resp
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from respop.config import Config
 
@@ -193,43 +194,37 @@ def skipped(config: Config, years: Iterable[int] | None, models: bool = True, st
     return out
 
 
-def data_years(config: Config) -> list[int] | None:
+def data_years(config: Config, found: Iterable[int] | None = None) -> list[int] | None:
     """The index years of a run, known before anything is read: ``[cases] years``, else
-    ``[input] years``, else the exit years in the names of the PMSI files (SNDS tables
-    ``T_MCOaaB…`` or ATIH ``<finess>.<year>.<month>.rsa``). None when they cannot be known so
-    (no folder, names without a year): the steps then find out themselves."""
+    ``[input] years``, else ``found``, the exit years in the names of the PMSI files (found by the
+    pipeline, respop.pipeline.file_years: this module reads no input). None when unknown (names
+    without a year): the steps then find out themselves."""
     if config.cases.years is not None:
         return sorted(config.cases.years)
     if config.input.years is not None:
         return sorted(config.input.years)
-    folder = config.input.pmsi_dir
-    if folder is None:
-        return None
-    try:
-        return _file_years(Path(folder), config.input.format)
-    except Exception:  # noqa: BLE001 - the input step reports what is wrong with the folder
-        return None
+    return sorted(set(found)) if found else None
 
 
-def _file_years(folder: Path, fmt: str) -> list[int] | None:
-    from respop.pmsi import atih
-    from respop.pmsi.files import discover
-    from respop.pmsi.reader import detect_layout
-
-    if detect_layout(folder, fmt) == "atih":
-        years = sorted({f.year for f in atih.atih_files(folder)})
-    else:
-        found = discover(folder, None, fmt)
-        if None in found:
-            return None
-        years = sorted(y for y in found if y is not None)
-    return years or None
+def output_years(config: Config) -> list[int] | None:
+    """The index years of the run whose outputs are in ``<output.dir>``: ``[cases] years``, else
+    ``[input] years``, else the years of its input report (``input/report.json``: the years read);
+    None without any (the steps' own checks then apply)."""
+    report = config.output.dir / "input" / "report.json"
+    found = None
+    if config.cases.years is None and config.input.years is None and report.is_file():
+        try:
+            found = [int(y) for y in json.loads(report.read_text(encoding="utf-8")).get("years") or [] if y is not None]
+        except (OSError, ValueError, TypeError, AttributeError):
+            found = None
+    return data_years(config, found)
 
 
 def allowed(config: Config, step: str) -> bool:
-    """The period of the configuration's data (:func:`data_years`) allows ``step`` as a whole (the
-    evaluation; the other steps run on any period, leaving out the parts it does not allow)."""
-    return not any(s.part == step for s in skipped(config, data_years(config), steps=[step]))
+    """The period of the outputs in ``<output.dir>`` (:func:`output_years`) allows ``step`` as a
+    whole (the evaluation; the other steps run on any period, leaving out the parts it does not
+    allow). True when the years are unknown."""
+    return not any(s.part == step for s in skipped(config, output_years(config), steps=[step]))
 
 
 def from_dicts(records: Iterable[dict] | None) -> list[Skip]:

@@ -306,10 +306,30 @@ def period_check(config: Config, steps: tuple[str, ...], models: bool, notice: C
     error (``notice``) before the run starts; the steps run all the rest."""
     from respop import periods
 
-    left_out = periods.skipped(config, periods.data_years(config), models=models, steps=steps)
+    left_out = periods.skipped(config, periods.data_years(config, file_years(config)), models=models, steps=steps)
     for skip in left_out:
         notice(skip.en)
     return left_out
+
+
+def file_years(config: Config) -> list[int] | None:
+    """The exit years in the names of the PMSI files of ``input.pmsi_dir`` (SNDS tables
+    ``T_MCOaaB…``, ATIH ``<finess>.<year>.<month>.rsa``), nothing read; None when they cannot be
+    known so (no folder, names without a year, a table missing: the input step says what is wrong)."""
+    from respop.pmsi import atih
+    from respop.pmsi.files import discover
+    from respop.pmsi.reader import detect_layout
+
+    folder = config.input.pmsi_dir
+    if folder is None:
+        return None
+    try:
+        if detect_layout(folder, config.input.format) == "atih":
+            return sorted({f.year for f in atih.atih_files(Path(folder))}) or None
+        found = discover(folder, None, config.input.format)
+    except Exception:  # noqa: BLE001 - the input step reports what is wrong with the folder
+        return None
+    return None if None in found else sorted(y for y in found if y is not None) or None
 
 
 def _run(

@@ -3,12 +3,14 @@ configurations and file names, no pipeline (tests/store/test_any_period.py runs 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from respop import periods, stages
 from respop.config import load_config
+from respop.pipeline import file_years
 
 CONFIG = """
 name = "t"
@@ -111,28 +113,38 @@ def test_records_round_trip(tmp_path):
 
 
 def test_data_years_from_the_configuration_then_the_file_names(tmp_path):
-    assert periods.data_years(config(tmp_path, files=snds(2022, 2023))) == [2022, 2023]
-    assert periods.data_years(config(tmp_path, input="years = [2023]")) == [2023]
+    cfg = config(tmp_path, files=snds(2022, 2023))
+    assert file_years(cfg) == [2022, 2023] and periods.data_years(cfg, file_years(cfg)) == [2022, 2023]
+    assert periods.data_years(config(tmp_path, input="years = [2023]"), [2022, 2023]) == [2023]
     cases_years = config(tmp_path, extra="[cases]\nyears = [2022]\n")
-    assert periods.data_years(cases_years) == [2022]
+    assert periods.data_years(cases_years, [2022, 2023]) == [2022]
+    assert periods.data_years(cfg, None) is None
 
 
 def test_data_years_of_atih_files(tmp_path):
     names = [f"750712184.{y}.12.{kind}" for y in (2021, 2022, 2023) for kind in ("rsa", "ano")]
-    assert periods.data_years(config(tmp_path, files=tuple(names))) == [2021, 2022, 2023]
+    assert file_years(config(tmp_path, files=tuple(names))) == [2021, 2022, 2023]
 
 
 @pytest.mark.parametrize("files", [(), ("T_MCOAAB.csv", "T_MCOAAC.csv", "T_MCOAAD.csv", "T_MCOAAUM.csv"),
                                    ("T_MCO23B.csv",)])
 def test_years_unknown_before_reading(tmp_path, files):
     """No file, names without a year, a table missing: unknown (the input step says what is wrong)."""
-    assert periods.data_years(config(tmp_path, files=files)) is None
+    assert file_years(config(tmp_path, files=files)) is None
+
+
+def report(cfg, years: list[int]) -> None:
+    (cfg.output.dir / "input").mkdir(parents=True, exist_ok=True)
+    (cfg.output.dir / "input" / "report.json").write_text(json.dumps({"years": years}))
 
 
 def test_an_evaluation_the_period_does_not_allow_is_not_part_of_the_build(tmp_path):
-    """Its folder, left by an earlier build on more years, is neither checked nor published."""
-    cfg = config(tmp_path, files=snds(2022, 2023), extra='[evaluation]\npilots = { "1" = 2023 }\n')
-    assert "evaluation" not in stages.active_stages(cfg)
-    assert not periods.allowed(cfg, "evaluation")
-    more = config(tmp_path, files=snds(2019, 2020, 2021), extra='[evaluation]\npilots = { "1" = 2023 }\n')
-    assert "evaluation" in stages.active_stages(more) and periods.allowed(more, "evaluation")
+    """Its folder, left by an earlier build on more years, is neither checked nor published: the
+    years are those of the outputs (the input report), read by respop.stages."""
+    cfg = config(tmp_path, extra='[evaluation]\npilots = { "1" = 2023 }\n')
+    assert periods.output_years(cfg) is None and "evaluation" in stages.active_stages(cfg)  # unknown: kept
+    report(cfg, [2022, 2023])
+    assert periods.output_years(cfg) == [2022, 2023]
+    assert "evaluation" not in stages.active_stages(cfg) and not periods.allowed(cfg, "evaluation")
+    report(cfg, [2019, 2020, 2021, 2022, 2023])
+    assert "evaluation" in stages.active_stages(cfg) and periods.allowed(cfg, "evaluation")

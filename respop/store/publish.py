@@ -962,7 +962,7 @@ def period_skips(config: Config) -> list[dict]:
             out += [s.to_dict() for s in periods.from_dicts(json.loads(summary.read_text(encoding="utf-8")).get("skipped"))]
         except (OSError, ValueError):
             pass
-    evaluation = periods.skipped(config, periods.data_years(config), steps=[periods.EVALUATION])
+    evaluation = periods.skipped(config, periods.output_years(config), steps=[periods.EVALUATION])
     return out + [s.to_dict() for s in evaluation]
 
 
