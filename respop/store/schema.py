@@ -28,7 +28,10 @@ Times of a run (``runs``):
   the duration of the run's own steps, about ``finished_at - started_at`` (less the loading of
   the configuration and specs between steps). ``staged_input``: ``{reused, reasons,
   fingerprint}`` when the run read the PMSI: whether it read its staged input as it was or
-  validated and staged it again, and why (file names, setting keys: respop.pmsi.stage). While a
+  validated and staged it again, and why (file names, setting keys: respop.pmsi.stage).
+  ``skipped``: the parts the data's period left out (respop.periods: ``transitions``,
+  ``survival``, ``prediction``, ``evaluation``), each ``{part, step, min_years, years, fr, en}``
+  with the sentences the boards and the command line say (docs/store.md, "Any period"). While a
   run is ``running`` it also holds ``process`` (host, pid, start:
   :meth:`respop.store.db.Store.mark_interrupted`). Runs published before these keys existed have
   the seconds of their steps only (their ``started_at`` was the publication's).
