@@ -15,14 +15,11 @@ from respop.delineation.guarantees import violations
 from respop.delineation.leiden import Leiden
 from respop.delineation.plurality import Plurality
 from respop.pmsi import read_pmsi
-from respop.synth.generate import generate
-from respop.synth.profiles import load_profile
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    generate(load_profile("demo"), seed=1, out=out, years=[2023])
+def demo(demo_2023):
+    out = demo_2023  # demo, seed 1, 2023 (tests/delineation/conftest.py)
     ref = out / "reference"
     problem = build_problem(
         read_pmsi(out / "pmsi").stays,

@@ -23,13 +23,12 @@ from respop.delineation.metrics import (
 )
 
 def build_demo(out):
-    """The flow problem of the demo world (2023), its zones, the planted territories, and for each
-    planted territory its main group (the group located in it that receives the most stays)."""
+    """The flow problem of the demo world (2023) generated in ``out`` (the ``demo_2023`` fixture,
+    tests/delineation/conftest.py), its zones, the planted territories, and for each planted
+    territory its main group (the group located in it that receives the most stays)."""
     from respop.delineation.flows import build_problem
     from respop.pmsi import read_pmsi
-    from respop.synth import generate, load_profile
 
-    generate(load_profile("demo"), seed=1, out=out, years=[2023])
     zones = gpd.read_parquet(out / "reference" / "zones.parquet")
     problem = build_problem(
         read_pmsi(out / "pmsi").stays, zones, pl.read_parquet(out / "reference" / "population.parquet"),
@@ -49,8 +48,8 @@ def build_demo(out):
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    return build_demo(tmp_path_factory.mktemp("demo"))
+def demo(demo_2023):
+    return build_demo(demo_2023)
 
 
 # 2 rows × 4 columns of 1 km squares (Lambert-93 metres):

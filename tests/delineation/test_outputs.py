@@ -113,9 +113,9 @@ def test_render_map_returns_a_figure():
     assert len(hospital_points(grid_problem(), grid_zones())) == 2
 
 
-def test_outputs_of_the_planted_demo_territories(tmp_path_factory):
+def test_outputs_of_the_planted_demo_territories(tmp_path_factory, demo_2023):
     out = tmp_path_factory.mktemp("demo_outputs")
-    problem, zones, truth, main_group = build_demo(out / "data")
+    problem, zones, truth, main_group = build_demo(demo_2023)
     assignment = truth.select("zone_code", pl.col("territory_id").cast(pl.Int32))
     paths = write_outputs(out, assignment, main_group, problem, zones, "vérité")
     gdf = gpd.read_parquet(paths["territories"])
