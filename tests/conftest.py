@@ -15,15 +15,68 @@ TINY_YEARS = [2021, 2022, 2023]
 """The years of the tiny profile."""
 
 
-def pytest_collection_modifyitems(session, config, items):
-    """The modules holding a test marked slow first, each module's tests in their own order.
+SCOPES = {
+    "tests/spark/": "tests/spark/",
+    "tests/attack/test_cross_run.py": "tests/attack/ pinned store",
+    "tests/attack/test_single_run.py": "tests/attack/ pinned store",
+}
+"""Modules (by path prefix) that ``make test`` hands to one worker together, as one xdist scope
+(name): the Spark parity tests share one local Spark session per worker (a JVM, 2 GB) and the tiny
+frames cached in it, started once rather than on both workers; the attack tests reading the pinned
+store (tests/attack/conftest.py, minutes to build) would otherwise have one worker wait, idle,
+while the other builds it."""
 
-    ``make test`` runs ``--dist loadscope``: xdist hands whole modules to its workers in the order
-    they are collected, so a module of several minutes collected last keeps one worker busy while
-    the other is idle (the longest processing time first, as a scheduler would). Whether a run
-    with all the tests or a few, the order within a module is unchanged."""
-    slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow") is not None}
-    items.sort(key=lambda item: item.module.__name__ not in slow_modules)
+HEAVY = {
+    "tests/spark/": 400,
+    "tests/attack/test_property.py": 185,
+    "tests/attack/ pinned store": 150,
+    "tests/evaluation/test_synthetic_control.py": 95,
+    "tests/strata/test_run.py": 90,
+    "tests/boards/test_browser.py": 90,
+    "tests/attack/test_property_regressions.py": 75,
+    "tests/test_wheel_install.py": 60,
+    "tests/store/test_stages_pipeline.py": 60,
+    "tests/strata/test_validate_seeds.py": 45,
+}
+"""The longest scopes (seconds in CI's durations, rounded: only their order matters), handed out
+first, longest first; every other scope counts 0 and follows in collection order."""
+
+
+def scope_of(nodeid: str) -> str:
+    """The xdist scope of a test: its module, or the group of :data:`SCOPES` it is in."""
+    for prefix, scope in SCOPES.items():
+        if nodeid.startswith(prefix):
+            return scope
+    return nodeid.split("::", 1)[0]
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The longest scopes first (:data:`HEAVY`), then the modules holding a test marked slow, then
+    the others; each module's tests in their own order.
+
+    ``make test`` runs ``--dist loadscope --no-loadscope-reorder``: xdist hands whole scopes to
+    its workers in the order they are collected (without ``--no-loadscope-reorder``, xdist 3.6+
+    reorders them by their number of tests, which put the one-test modules of minutes, such as the
+    attack property test, last), so a scope of several minutes collected last would keep one worker
+    busy while the other is idle (the longest processing time first, as a scheduler would).
+    Whether a run with all the tests or a few, the order within a module is unchanged."""
+    slow = {scope_of(item.nodeid) for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: (-HEAVY.get(scope_of(item.nodeid), 0), scope_of(item.nodeid) not in slow))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadscope`` with the groups of :data:`SCOPES` as one scope each (see there)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = scope_of(nodeid)
+            return scope if scope in SCOPES.values() else super()._split_scope(nodeid)
+
+    return Scheduling(config, log)
 
 
 @pytest.fixture(scope="session")
