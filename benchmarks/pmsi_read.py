@@ -12,6 +12,14 @@ Three steps then run, each in a fresh Python process so that its peak memory is 
 
 - ``baseline``: the floor. One plain polars pass over the four files: every column is decoded
   once (the sum of the byte lengths of all columns) and ``n_unique`` of the stay key is taken.
+- ``vfloor``: the validating floor (:func:`validating_floor`). One polars pass over the four files
+  that does respop's own checks on every validated column (decode, cast, ranges, regular
+  expressions, lengths, membership in the nomenclatures, required values, the row checks of C),
+  counting the failures: no joins, no writes, no cleaning copies. Validation cannot be cheaper.
+- ``input``: the input step of ``respop run`` as it stages the input (respop.pmsi.stage):
+  ``read_pmsi(folder).write(tmp)``, with the seconds and the peak RSS of each phase (``validate``,
+  ``filters``, ``canonical``: the staged tables, ``quarantine``, ``report``: the counts). The goal
+  of issue 22: ≤ 2× ``vfloor``.
 - ``report``: ``read_pmsi(folder).report()``: validation, canonical model, quality filters, counts.
 - ``write``: ``read_pmsi(folder).write(tmp)``: staged Parquet, quarantines and report.json.
 
@@ -27,7 +35,8 @@ lines → SNDS-shaped tables in a workspace, respop.pmsi.atih.parse_folder) and 
 pmeasyr (about 5 s) and pypmsi (0.7–3 s).
 
 Seconds are wall-clock time of the step inside the child (imports and interpreter start-up
-excluded), the best of ``--repeat`` runs. Peak RSS is the child's high-water mark (VmHWM from
+excluded), the best of ``--repeat`` runs; the CPU seconds of the child (every thread) are printed beside
+them, steadier than the wall clock on a busy machine. Peak RSS is the child's high-water mark (VmHWM from
 /proc/self/status, ``ru_maxrss`` elsewhere), interpreter and imports included. The ratio is the
 step's seconds over the baseline's. The header names the respop measured (commit, ``+dirty``
 when respop/ has uncommitted changes; ``--ref`` measures a commit exported apart, immune to
@@ -62,7 +71,7 @@ GENERATOR_VERSION = 1
 
 DEFAULT_SIZES = (100_000, 1_000_000, 5_000_000)
 ATIH_SIZES = (100_000, 1_000_000)
-STEPS = ("baseline", "report", "write")
+STEPS = ("baseline", "vfloor", "input", "report", "write")
 ATIH_STEPS = ("baseline", "parse", "report", "write")
 ATIH_DEFAULT_STEPS = ("baseline", "parse", "report")
 CHUNK_STAYS = 5_000_000
@@ -475,6 +484,156 @@ def _baseline(folder: Path) -> dict:
     return {"rows": sum(r["rows"] for r in out.values())}
 
 
+
+def validating_floor(files: dict) -> dict:
+    """The validating floor: one polars pass (``engine="streaming"``, all files collected together)
+    that does respop's own checks on every column it validates, on the values as they are read.
+
+    ``files``: ``respop.pmsi.files.discover``'s answer (exit year → table → file). For each file, for
+    each column of ``USED_COLUMNS`` present, by its rule (``respop.pmsi.schema.table_schema``):
+    decoding (every value of the column is read), the cast to its type (integers ``strict=False``,
+    dates parsed with the format ``respop.pmsi.validate.detect_date_format`` finds, as respop does),
+    the range checks (minimum, maximum; years 1990-2100, months 1-12), the regular expressions
+    (FINESS, RSA index, GHM, return codes), the lengths, the membership tests (CIM-10 for the
+    diagnoses, the nomenclatures and enums of the coded columns), the missing required values, and
+    the row checks of T_MCOaaC (entry after exit, the date window, the exit year); each check is
+    counted (a sum per check: nothing is kept). Not included: the joins (foreign keys to B,
+    duplicate keys, the filters, the canonical tables), any write, and the cleaning copies
+    (trimming, padding, upper-casing): a file whose values need none of them is checked exactly
+    by this pass, so no validation of it can be cheaper.
+    """
+    import datetime as dt
+
+    import polars as pl
+
+    from respop.config import QualityConfig
+    from respop.pmsi.nomenclatures import codes
+    from respop.pmsi.schema import table_schema
+    from respop.pmsi.validate import detect_date_format
+
+    integers = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
+    frames, labels = [], []
+    for year, tables in sorted(files.items(), key=lambda kv: kv[0] or 0):
+        for table, tf in tables.items():
+            if tf.format == "csv":
+                lf = pl.scan_csv(tf.path, separator=";", infer_schema=False)
+            else:
+                lf = pl.scan_parquet(tf.path / "*.parquet" if tf.path.is_dir() else tf.path)
+            schema = lf.collect_schema()
+            checks: list[pl.Expr] = []
+            typed: dict[str, pl.Expr] = {}
+            for rule in table_schema(table).rules:
+                if rule.name not in schema:
+                    continue
+                dtype, raw = schema[rule.name], pl.col(rule.name)
+                s = raw if dtype == pl.String else raw.cast(pl.String)
+                fail: list[pl.Expr] = []
+                if rule.kind in ("integer", "year", "month"):
+                    v = raw.cast(pl.Int64) if dtype in integers else s.cast(pl.Int64, strict=False)
+                    fail.append(raw.is_not_null() & v.is_null())
+                    lo, hi = {"year": (1990, 2100), "month": (1, 12)}.get(rule.kind, (rule.minimum, rule.maximum))
+                    if lo is not None:
+                        fail.append(v < lo)
+                    if hi is not None:
+                        fail.append(v > hi)
+                elif rule.kind == "date":
+                    if dtype == pl.String:
+                        fmt = detect_date_format(lf, rule.name) or "%Y-%m-%d"
+                        v = s.str.to_datetime(fmt, strict=False).dt.date() if ":" in fmt else s.str.to_date(fmt, strict=False)
+                    else:
+                        v = raw.cast(pl.Date)
+                    typed[rule.name] = v  # parsed once (a column of its own), then checked
+                    v = pl.col(f"__date_{rule.name}")
+                    fail.append(raw.is_not_null() & v.is_null())
+                elif rule.kind == "icd10":
+                    fail.append(s.is_not_null() & ~s.is_in(sorted(codes("MS_CIM_V"))))
+                else:  # finess, rsa, string, return codes
+                    if rule.pattern is not None:
+                        fail.append(~s.str.contains(rule.pattern))
+                    if rule.max_length is not None:
+                        fail.append(s.str.len_chars() > rule.max_length)
+                    if rule.min_length is not None:
+                        fail.append(s.str.len_chars() < rule.min_length)
+                    allowed = set(rule.enum or ())
+                    if rule.nomenclature is not None:
+                        allowed |= set(codes(rule.nomenclature))
+                    if allowed:
+                        fail.append(~s.is_in(sorted(allowed | set(rule.extra_codes))))
+                if rule.required_value:
+                    fail.append(raw.is_null())
+                checks += [f.fill_null(False).sum().alias(f"{rule.name}_{i}") for i, f in enumerate(fail)]
+            if table == "C" and {"EXE_SOI_DTD", "EXE_SOI_DTF"} <= typed.keys():
+                entry, exit_ = pl.col("__date_EXE_SOI_DTD"), pl.col("__date_EXE_SOI_DTF")
+                low, high = QualityConfig().min_date, dt.date(year or 2099, 12, 31)
+                checks += [
+                    f.fill_null(False).sum().alias(f"row_{i}")
+                    for i, f in enumerate([entry > exit_, entry < low, exit_ < low, entry > high, exit_ > high,
+                                           exit_.dt.year() != (year or 2099)])
+                ]
+            frames.append(lf.with_columns(v.alias(f"__date_{c}") for c, v in typed.items()).select(pl.len().alias("_rows"), *checks))
+            labels.append(tf.label)
+    results = pl.collect_all(frames, engine="streaming")
+    counts = {label: df.row(0, named=True) for label, df in zip(labels, results, strict=True)}
+    return {"rows": sum(c["_rows"] for c in counts.values()),
+            "failures": sum(v for c in counts.values() for k, v in c.items() if k != "_rows")}
+
+def _vfloor(folder: Path) -> dict:
+    """The validating floor (:func:`validating_floor`) of the four files of ``folder``."""
+    from respop.pmsi.files import discover
+
+    return validating_floor(discover(folder))
+
+
+def _reset_peak() -> None:
+    """Start a new high-water mark of this process's resident memory (Linux; else nothing)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _input(folder: Path) -> dict:
+    """The input step of ``respop run`` when it stages the input (respop.pmsi.stage.build):
+    ``read_pmsi(folder).write(tmp)``, timed by phase as respop.pmsi.stage does: ``validate``
+    (every file typed and checked), ``filters`` (the quality filters), ``canonical`` (the staged
+    stays, séances, diagnoses and excluded stays written), ``quarantine``, ``report`` (the counts);
+    the seconds and the peak RSS of each phase."""
+    from respop.pmsi import read_pmsi
+    from respop.pmsi.reader import FILTERS_STEP
+
+    phases = {"filters": lambda label: label == FILTERS_STEP,
+              "canonical": lambda label: label.startswith("writing staged/"),
+              "quarantine": lambda label: label.startswith("writing quarantine/"),
+              "report": lambda label: label.startswith("counting ")}
+    clock: list[tuple[str, float]] = [("validate", time.perf_counter())]
+    peaks: dict[str, float] = {}
+
+    def note(label: str) -> None:
+        for phase, starts in phases.items():
+            if starts(label) and phase not in dict(clock):
+                peaks[clock[-1][0]] = _peak_rss_mb()
+                _reset_peak()
+                clock.append((phase, time.perf_counter()))
+
+    target = Path(tempfile.mkdtemp(prefix="input-", dir=OUT))
+    _reset_peak()
+    try:
+        data = read_pmsi(folder)
+        try:
+            summary = _summary(data.write(target / "pmsi", note))
+        finally:
+            data.close()
+        end = time.perf_counter()
+        peaks[clock[-1][0]] = _peak_rss_mb()
+        summary["output_mb"] = sum(p.stat().st_size for p in target.rglob("*") if p.is_file()) / 1e6
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
+    times = [t for _, t in clock] + [end]
+    summary["parts"] = {phase: round(b - a, 2) for (phase, _), a, b in zip(clock, times, times[1:])}
+    summary["part_peak_mb"] = {k: round(v) for k, v in peaks.items()}
+    return summary
+
+
 def _atih_files(folder: Path, kind: str) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix == f".{kind}")
 
@@ -589,14 +748,19 @@ def _child_main(args: list[str]) -> None:
     import polars  # noqa: F401 - imports are not part of the measured time
 
     if step != "baseline" or atih:
+        import respop.config  # noqa: F401
         import respop.pmsi  # noqa: F401
         import respop.pmsi.atih  # noqa: F401
     rss_before = _peak_rss_mb()
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     baseline = _baseline_atih if atih else _baseline
-    result = {"baseline": baseline, "parse": _parse, "report": _report, "write": _write}[step](folder)
+    result = {"baseline": baseline, "vfloor": _vfloor, "input": _input, "parse": _parse, "report": _report,
+              "write": _write}[step](folder)
     result["seconds"] = time.perf_counter() - t0
-    result["peak_rss_mb"] = _peak_rss_mb()
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    result["cpu_seconds"] = cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime
+    result["peak_rss_mb"] = max([_peak_rss_mb(), *result.get("part_peak_mb", {}).values()])  # input resets it per part
     result["import_rss_mb"] = rss_before
     result["respop"] = str(Path(sys.modules["respop"].__file__).resolve().parent) if "respop" in sys.modules else None
     print(json.dumps(result))
@@ -742,7 +906,8 @@ def main(argv: list[str] | None = None) -> int:
                 run = _child([step, str(folder)])
                 if _SOURCE is not None and run.get("respop") and not run["respop"].startswith(str(_SOURCE)):
                     raise SystemExit(f"the child imported respop from {run['respop']}, not from {_SOURCE}")
-                console.print(f"  {n:>10,} stays  {step:<8} {run['seconds']:8.2f} s  {run['peak_rss_mb']:8,.0f} MB")
+                console.print(f"  {n:>10,} stays  {step:<8} {run['seconds']:8.2f} s  {run['peak_rss_mb']:8,.0f} MB  "
+                              f"(CPU {run['cpu_seconds']:.1f} s)")
                 runs.append(run)
             best = min(runs, key=lambda r: r["seconds"])
             best["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
@@ -751,16 +916,24 @@ def main(argv: list[str] | None = None) -> int:
 
     table = Table(title=f"PMSI input layer ({opts.format}, best of {opts.repeat})")
     rows_label = "lines RSA+ANO" if atih else "rows B+C+D+UM"
-    for col in ("stays", rows_label, "files MB", "step", "seconds", "peak RSS MB", "× baseline", "stays/s", "s/100k"):
+    for col in ("stays", rows_label, "files MB", "step", "seconds", "peak RSS MB", "× baseline", "× vfloor", "stays/s",
+                "s/100k"):
         table.add_column(col, justify="left" if col == "step" else "right")
     for r in results:
         base = next(b for b in results if b["stays"] == r["stays"] and b["step"] == "baseline")
+        vfloor = next((b for b in results if b["stays"] == r["stays"] and b["step"] == "vfloor"), None)
         table.add_row(
             f"{r['stays']:,}", f"{r['rows']:,}", f"{r['file_mb']:,.0f}", r["step"], f"{r['seconds']:.2f}",
-            f"{r['peak_rss_mb']:,.0f}", f"{r['seconds'] / base['seconds']:.1f}", f"{r['stays'] / r['seconds']:,.0f}",
+            f"{r['peak_rss_mb']:,.0f}", f"{r['seconds'] / base['seconds']:.1f}",
+            f"{r['seconds'] / vfloor['seconds']:.1f}" if vfloor else "", f"{r['stays'] / r['seconds']:,.0f}",
             f"{r['seconds'] / r['stays'] * 100_000:.2f}",
         )
     console.print(table)
+    for r in results:
+        if r["step"] == "input":
+            parts = ", ".join(f"{k} {v:.2f} s" for k, v in r["parts"].items())
+            peaks = ", ".join(f"{k} {v:,} MB" for k, v in r["part_peak_mb"].items())
+            console.print(f"{r['stays']:>10,} stays, input: {parts}; peak RSS per part: {peaks}")
     idle = [r["import_rss_mb"] for r in results]
     console.print(
         f"Peak RSS includes the interpreter and imports ({min(idle):,.0f}–{max(idle):,.0f} MB before the step). "
