@@ -235,10 +235,34 @@ def find_duplicate_groups(flagged: pl.LazyFrame, modulus: int | None = None) -> 
     hashed = pl.struct(DUPLICATE_KEYS).hash(seed=0)
     if modulus is not None:
         hashed = hashed % modulus
+    return _groups(_suspects(candidates, hashed).lazy()).collect(engine="streaming")
+
+
+def find_duplicate_stays(flagged: pl.LazyFrame, modulus: int | None = None) -> pl.DataFrame:
+    """The candidate stays that belong to a group of duplicates (:func:`find_duplicate_groups`,
+    the same two passes in bounded memory), one row each: ``stay_id`` and the group's
+    ``_first_stay_id``. :func:`finish_filters` joins it on the integer ``stay_id`` rather than on
+    the five keys of the group (strings, hashed for every stay)."""
+    candidates = _candidates(flagged)
+    hashed = pl.struct(DUPLICATE_KEYS).hash(seed=0)
+    if modulus is not None:
+        hashed = hashed % modulus
+    group = list(DUPLICATE_KEYS)
+    return (
+        _suspects(candidates, hashed)
+        .with_columns(pl.col("stay_id").min().over(group).alias("_first_stay_id"), pl.len().over(group).alias("_stays"))
+        .filter(pl.col("_stays") > 1)
+        .select("stay_id", "_first_stay_id")
+    )
+
+
+def _suspects(candidates: pl.LazyFrame, hashed: pl.Expr) -> pl.DataFrame:
+    """The candidates whose hash of the keys is held more than once (the duplicates, and any stays
+    whose hashes collide), in memory: a few."""
     hashes = candidates.select(hashed.alias("_hash")).collect(engine="streaming").get_column("_hash").sort()
     repeated = hashes.filter(hashes == hashes.shift(1)).unique()
     del hashes
-    return _groups(candidates.filter(hashed.is_in(repeated.implode()))).collect(engine="streaming")
+    return candidates.filter(hashed.is_in(repeated.implode())).collect(engine="streaming")
 
 
 def _candidates(flagged: pl.LazyFrame) -> pl.LazyFrame:
@@ -255,12 +279,14 @@ def _groups(candidates: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def finish_filters(flagged: pl.LazyFrame, config: QualityConfig, duplicates: pl.LazyFrame) -> pl.LazyFrame:
-    """Add the duplicate flag (from :func:`duplicate_groups`), ``excluded_by`` (the first enabled
+    """Add the duplicate flag (from :func:`duplicate_groups`, joined on the keys, or from
+    :func:`find_duplicate_stays`, joined on ``stay_id``), ``excluded_by`` (the first enabled
     :data:`EXCLUDE` filter that flags the stay, or null when the stay is kept),
     ``clinical_only_by`` (for a kept stay, the first enabled :data:`CLINICAL_ONLY` filter that
     flags it) and the uses of :data:`USE_SCHEMA`."""
     enabled = {f.name: getattr(config, f.name) for f in FILTERS}
-    lf = flagged.join(duplicates, on=list(DUPLICATE_KEYS), how="left", maintain_order="left").with_columns(
+    on = "stay_id" if "stay_id" in duplicates.collect_schema().names() else list(DUPLICATE_KEYS)
+    lf = flagged.join(duplicates, on=on, how="left", maintain_order="left").with_columns(
         (pl.col("_candidate") & (pl.col("stay_id") != pl.col("_first_stay_id")))
         .fill_null(False)
         .alias(flag_column("duplicate_stays"))

@@ -38,14 +38,14 @@ from respop.pmsi.quality import (
     FILTERS,
     USE_SCHEMA,
     apply_filters,
-    find_duplicate_groups,
+    find_duplicate_stays,
     finish_filters,
     flag_column,
     flag_stays,
 )
 from respop.pmsi.report import LINKAGE_CAUSES, FilterCount, PmsiReport, TableCount
-from respop.pmsi.schema import KEY, USED_COLUMNS
-from respop.pmsi.validate import CHECKS, DateWindow, ValidatedTable, validate_table
+from respop.pmsi.schema import USED_COLUMNS
+from respop.pmsi.validate import CHECKS, SPEED, STAY_KEY, DateWindow, ValidatedTable, validate_table
 
 Progress = Callable[[str], None]
 
@@ -161,7 +161,7 @@ class PmsiData:
             paths = {}
             for name in ("stays", "diagnoses"):
                 step(f"writing the canonical {name}")
-                _sink(getattr(data, name), folder / f"{name}.parquet", f"the {name}")
+                _sink(getattr(data, name), folder / f"{name}.parquet", f"the {name}", **SPEED)
                 paths[name] = folder / f"{name}.parquet"
             data.canonical_paths = paths
         return data
@@ -215,7 +215,8 @@ class PmsiData:
                 (tmp / "quarantine").mkdir()
                 for name in ("stays", "sessions", "diagnoses", "excluded_stays"):
                     step(f"writing staged/{name}.parquet")
-                    _sink(getattr(data, name), tmp / "staged" / f"{name}.parquet", f"the {name}")
+                    # read by every step of respop run (respop.pmsi.stage): a fast codec (SPEED)
+                    _sink(getattr(data, name), tmp / "staged" / f"{name}.parquet", f"the {name}", **SPEED)
                 for t in data.tables:
                     step(f"writing quarantine/{t.file.label}.parquet")
                     with _reading(t.file):
@@ -359,8 +360,8 @@ def _build(
         raw = raws[year]
         with _reading(by_table["B"]):
             b = staged(validate_table(by_table["B"], raw["B"], window))
-        parent = b.loaded.select(*KEY, ROW)
-        if stage:  # read once for the three tables that join it (~1 GB a national year), not three times
+        parent = b.loaded.select(STAY_KEY, ROW)
+        if stage:  # read once for the three tables that join it (~300 MB a national year), not three times
             with _reading(by_table["B"]):
                 parent = parent.collect(engine="streaming").lazy()
         others = []
@@ -373,12 +374,12 @@ def _build(
         diagnoses.append(build_diagnoses(b, d, um))
     if stage:
         # the row-wise filters written once; the duplicate stays then found in bounded memory
-        # (quality.find_duplicate_groups) and joined back lazily: a small table
+        # (quality.find_duplicate_stays) and joined back lazily on stay_id: a small table
         step(FILTERS_STEP)
         path = workspace.path() / "flagged_stays.parquet"
-        _sink(flag_stays(pl.concat(stays, how="vertical"), quality, zones), path, "the stays")
+        _sink(flag_stays(pl.concat(stays, how="vertical"), quality, zones), path, "the stays", **SPEED)
         try:
-            duplicates = find_duplicate_groups(pl.scan_parquet(path))
+            duplicates = find_duplicate_stays(pl.scan_parquet(path))
         except (pl.exceptions.PolarsError, OSError) as exc:
             raise _failure(exc, "the duplicate stays", path) from None
         flagged = finish_filters(pl.scan_parquet(path), quality, duplicates.lazy())
@@ -425,9 +426,11 @@ def _failure(exc: BaseException, label: str, path: Path | None = None) -> Except
     return InputError(f"could not build {label}: {describe_failure(exc)}")
 
 
-def _sink(lf: pl.LazyFrame, path: Path, label: str) -> None:
+def _sink(lf: pl.LazyFrame, path: Path, label: str, **options) -> None:
+    """Write ``lf`` to ``path`` (streaming); ``options`` of ``sink_parquet`` (:data:`SPEED` for the
+    tables that respop reads back: the workspace's, and the staged tables of :meth:`PmsiData.write`)."""
     try:
-        lf.sink_parquet(path)
+        lf.sink_parquet(path, **options)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise _failure(exc, label, path) from None
 

@@ -71,6 +71,11 @@ def parse_sas_date(expr: pl.Expr) -> pl.Expr:
     return pl.coalesce([_parse_one(expr, fmt) for fmt in _DATE_FORMATS])
 
 
+_FINESS = r"^(?:[0-9]{9}|2[AB][0-9]{7})$"
+_FINESS_OR_SHORT = r"^(?:[0-9]{1,9}|2[AB][0-9]{7})$"
+"""A FINESS number (schema.OVERRIDES: 9 digits, or 2A/2B and 7 digits) or up to 8 digits that
+zero-padding makes one (its leading zeros lost by a reader that took it for an integer)."""
+
 TEXT = "__text_"
 """Prefix of the trimmed-text copy of each raw column, computed once per row."""
 HELPER = "__help_"
@@ -122,6 +127,13 @@ def _column_rule(
         else:
             value = parse_sas_date(t)
         failures.append((t.is_not_null() & v.is_null(), "not a date"))
+    elif kind == "finess" and rule.pattern == _FINESS:
+        # one regular expression for the value and the check: the text is a FINESS number once
+        # zero-padded to 9 (1 to 9 digits, or 2A/2B and 7 digits; padding leaves 9 characters as
+        # they are), else it is kept as it is and fails
+        helpers.append(t.str.contains(_FINESS_OR_SHORT))
+        value = pl.when(h).then(t.str.zfill(9)).otherwise(t)
+        failures.append((t.is_not_null() & ~h, rule.pattern_label))
     elif kind == "finess":
         value = pl.when(t.str.contains(r"^[0-9]{1,8}$")).then(t.str.zfill(9)).otherwise(t)
         failures.append((v.is_not_null() & ~v.str.contains(rule.pattern), rule.pattern_label))
@@ -160,6 +172,30 @@ def _column_rule(
 STAY_ROW = "_stay_row"
 """In C, D and UM: the row of T_MCOaaB holding the stay the row belongs to."""
 
+STAY_KEY = "_key"
+"""The stay key (ETA_NUM, RSA_NUM) of a row as one integer (:func:`stay_key`), null when either
+value failed its check: the foreign keys to B and the duplicate keys are joined and grouped on it."""
+
+_RSA_SPAN = 10**10
+_FINESS_SPAN = 10**7
+
+
+def stay_key(eta: pl.Expr, rsa: pl.Expr) -> pl.Expr:
+    """(ETA_NUM, RSA_NUM) as one UInt64, exactly (no collision): for a checked FINESS number (9
+    digits, or 2A/2B and 7 digits) and a checked RSA index (1 to 10 digits),
+    ``(département × 10⁷ + the 7 other digits) × 10¹⁰ + RSA index``, the département 00-99 being
+    its number and 2A, 2B 100 and 101. At most 1.02 × 10¹⁹ < 2⁶⁴; two different checked pairs give
+    two different integers. Only for values that passed the ETA_NUM and RSA_NUM checks (else
+    meaningless: :func:`validate_table` makes it null there)."""
+    u64 = pl.UInt64
+    head = eta.str.slice(0, 2)
+    dep = (
+        pl.when(head == "2A").then(pl.lit(100, u64)).when(head == "2B").then(pl.lit(101, u64))
+        .otherwise(head.cast(u64, strict=False))
+    )
+    finess = dep * pl.lit(_FINESS_SPAN, u64) + eta.str.slice(2).cast(u64, strict=False)
+    return finess * pl.lit(_RSA_SPAN, u64) + rsa.cast(u64, strict=False)
+
 CHECKS = "_checks"
 """Bit mask of the checks a row failed (0 for a row to load); decoded into reasons only for the
 quarantined rows, so that the valid path stays cheap."""
@@ -169,8 +205,9 @@ quarantined rows, so that the valid path stays cheap."""
 class ValidatedTable:
     """One table file after validation.
 
-    ``checked`` holds every row with its typed values and :data:`CHECKS` (all checks but the
-    primary key's); ``typed`` adds the duplicate-key check; ``loaded`` and ``quarantine`` derive
+    ``checked`` holds every row with its typed values, :data:`STAY_KEY` and :data:`CHECKS` (all
+    checks but the primary key's); in C, D and UM also :data:`STAY_ROW`, and not the typed ETA_NUM
+    and RSA_NUM (the stay's are in B); ``typed`` adds the duplicate-key check; ``loaded`` and ``quarantine`` derive
     from it. :meth:`materialize` writes ``checked`` once to a private workspace so that later
     reads do not parse the raw file again.
     """
@@ -190,7 +227,7 @@ class ValidatedTable:
         first = pl.col("_first_row")
         duplicate = (pl.col(CHECKS) == 0) & first.is_not_null() & (pl.col(ROW) != first)
         return (
-            self.checked.join(dups, on=list(KEY), how="left", maintain_order="left")
+            self.checked.join(dups, on=STAY_KEY, how="left", maintain_order="left")
             .with_columns(pl.col(CHECKS) | _mask([duplicate], self.duplicate_bit))
             .drop("_first_row")
         )
@@ -209,7 +246,7 @@ class ValidatedTable:
 
         The keys held by more than one valid row (few) are found once and kept in memory."""
         path = folder / f"typed_{self.file.label}.parquet"
-        self.checked.sink_parquet(path)
+        self.checked.sink_parquet(path, **SPEED)
         checked = pl.scan_parquet(path)
         dups = None
         if self.duplicate_bit is not None:
@@ -217,11 +254,19 @@ class ValidatedTable:
         return replace(self, checked=checked, duplicate_keys=dups)
 
 
+SPEED = {"compression": "lz4"}
+"""Options of the Parquet files respop writes for itself to read back (the typed tables, the
+flagged stays, the canonical and staged tables): a fast codec (lz4; zstd took 15-22% of the input
+step's CPU to write, then a good part of the later steps' to decompress; files about 1.5 times
+larger). Statistics are kept: later steps filter the staged tables on the exit year."""
+
+
 def _duplicate_keys(checked: pl.LazyFrame) -> pl.LazyFrame:
-    """(ETA_NUM, RSA_NUM) held by several otherwise valid rows, with the first such row."""
+    """The stay keys (:data:`STAY_KEY`) held by several otherwise valid rows, with the first such
+    row. (A valid row's key is never null.)"""
     return (
         checked.filter(pl.col(CHECKS) == 0)
-        .group_by(*KEY)
+        .group_by(STAY_KEY)
         .agg(pl.col(ROW).min().alias("_first_row"), pl.len().alias("_n"))
         .filter(pl.col("_n") > 1)
         .drop("_n")
@@ -261,7 +306,7 @@ def validate_table(
 ) -> ValidatedTable:
     """Type and check one raw table (lazily).
 
-    ``parent`` (ETA_NUM, RSA_NUM and ``_row`` of the loaded stays of the same year, in B)
+    ``parent`` (:data:`STAY_KEY` and ``_row`` of the loaded stays of the same year, in B)
     quarantines rows of C, D and UM without a stay in B, as the schema's foreign keys require,
     and gives each row the B row of its stay (:data:`STAY_ROW`).
     """
@@ -307,14 +352,21 @@ def validate_table(
             _mask(cond for cond, _ in failures).alias(CHECKS),
         )
     )
+    # the stay key, from the values whose ETA_NUM and RSA_NUM checks passed (else null: such a row
+    # is quarantined, and matches no stay, as its text would match no loaded stay of B)
+    key_bits = sum(1 << i for i, (_, why) in enumerate(failures) if why.startswith(tuple(f"{k}: " for k in KEY)))
+    key_ok = (pl.col(CHECKS) & pl.lit(key_bits, pl.Int64)) == 0
+    typed = typed.with_columns(pl.when(key_ok).then(stay_key(*(pl.col(k) for k in KEY))).alias(STAY_KEY))
+    if parent is not None:  # C, D, UM: the stay is STAY_KEY and STAY_ROW; its text is B's (written once)
+        typed = typed.drop(*KEY)
     if row_failures:
         start = len(failures)
         row_mask = _mask((cond for cond, _ in row_failures), start)
         typed = typed.with_columns(pl.col(CHECKS) | row_mask)
 
     if parent is not None:
-        stays = parent.select(*KEY, pl.col(ROW).alias(STAY_ROW))
-        typed = typed.join(stays, on=list(KEY), how="left", maintain_order="left").with_columns(
+        stays = parent.select(STAY_KEY, pl.col(ROW).alias(STAY_ROW))
+        typed = typed.join(stays, on=STAY_KEY, how="left", maintain_order="left").with_columns(
             pl.col(CHECKS) | _mask([pl.col(STAY_ROW).is_null()], orphan_bit)
         )
     return ValidatedTable(

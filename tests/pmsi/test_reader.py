@@ -172,7 +172,7 @@ def test_every_filtered_stay_is_counted_under_its_filter(tmp_path, monkeypatch, 
 
     from respop.pmsi import quality
 
-    monkeypatch.setattr("respop.pmsi.reader.find_duplicate_groups", functools.partial(quality.find_duplicate_groups, modulus=modulus))
+    monkeypatch.setattr("respop.pmsi.reader.find_duplicate_stays", functools.partial(quality.find_duplicate_stays, modulus=modulus))
     keys = _filtered_world(tmp_path)
     data = read_pmsi(tmp_path).staged()
     report = data.report()
