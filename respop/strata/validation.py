@@ -22,11 +22,13 @@ refused, as by ``respop cases validate``, rather than checked against goals set 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
+from respop import periods
 from respop.config import Config, parse_ranges
 from respop.errors import InputError
 
@@ -42,9 +44,19 @@ class Check:
     detail: str
 
 
+def _summary(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
 def check_strata(config: Config) -> tuple[list[Check], list[tuple[str, pl.DataFrame]]]:
     out = config.output.dir / "strata"
-    needed = [out / "person_strata.parquet", out / "transitions.parquet", out / "survival" / "logrank.csv"]
+    # the parts the data's period left out (respop.periods), recorded by the strata step
+    left_out = {s.part: s for s in periods.from_dicts(_summary(out).get("skipped"))}
+    needed = [out / "person_strata.parquet", out / "transitions.parquet"]
+    needed += [out / "survival" / "logrank.csv"] if "survival" not in left_out else []
     for path in needed:
         if not path.is_file():
             raise InputError("not found: run `respop strata run` on this configuration first", path)
@@ -72,9 +84,12 @@ def check_strata(config: Config) -> tuple[list[Check], list[tuple[str, pl.DataFr
     worst = float((sums["total"] - 1).abs().max() or 0.0)
     checks.append(Check("transition rows sum to 1", worst < 1e-9, f"{sums.height} rows, largest deviation {worst:.1e}"))
 
-    logrank = pl.read_csv(out / "survival" / "logrank.csv")
-    tables.append(("Survival: log-rank tests between adjacent strata (time to the next disease stay or death)", logrank))
-    for disease in sorted(logrank["disease"].unique().to_list()):
+    for skip in left_out.values():
+        checks.append(Check(skip.part, None, skip.en))
+    logrank = pl.read_csv(out / "survival" / "logrank.csv") if "survival" not in left_out else None
+    if logrank is not None:
+        tables.append(("Survival: log-rank tests between adjacent strata (time to the next disease stay or death)", logrank))
+    for disease in sorted(logrank["disease"].unique().to_list()) if logrank is not None else []:
         rows = logrank.filter(pl.col("disease") == disease)
         testable = rows.filter((pl.col("n_higher") >= MIN_PER_STRATUM) & (pl.col("n_lower") >= MIN_PER_STRATUM))
         if testable.is_empty():

@@ -248,3 +248,14 @@ def test_hospital_mode_on_one_year(one_year, tmp_path):
     summary = json.loads((tmp_path / "run" / "strata" / "summary.json").read_text(encoding="utf-8"))
     assert [s["part"] for s in summary["skipped"]] == ["transitions"]
     assert "transitions not computed" in err.getvalue() and "survival not estimated" not in err.getvalue()
+
+
+def test_strata_validate_says_what_the_period_left_out(one_year):
+    from respop.strata.validation import check_strata
+
+    checks, tables = check_strata(load_config(one_year.config_path))
+    left = {c.label: c for c in checks if c.ok is None and c.label in ("transitions", "survival", "prediction")}
+    assert set(left) == {"transitions", "survival", "prediction"}
+    assert left["survival"].detail.startswith("survival not estimated: it needs at least two years of data")
+    assert all(c.ok for c in checks if c.label == "one stratum per person-year")
+    assert not any(title.startswith("Survival") for title, _ in tables)
