@@ -72,7 +72,8 @@ def test_the_run_says_hospital_mode_and_publishes_nothing(hospital):
     out = " ".join(hospital["run_output"].split())
     assert "Mode hôpital" in out and "Rien n'est publié" in out and "territories, evaluation, store" in out
     run = hospital["cfg"].output.dir
-    assert sorted(p.name for p in run.iterdir() if p.is_dir()) == ["cases", "input", "listes", "strata"]
+    # staged-input: the PMSI validated once, kept for the next runs (respop.pmsi.stage)
+    assert sorted(p.name for p in run.iterdir() if p.is_dir()) == ["cases", "input", "listes", "staged-input", "strata"]
     report = json.loads((run / "input" / "report.json").read_text(encoding="utf-8"))
     scope = report["hospital"]
     assert scope["finess"] == [hospital["finess"]] and scope["stays_other_finess"] > 0 and scope["other_finess"] > 0
