@@ -153,11 +153,17 @@ SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 same worker) holds the shared tiny store open; the store's rows are compared by _same_store."""
 
 
+STAGED_INPUT = "staged-input"
+"""The PMSI validated once (respop.pmsi.stage): an input, not a result; its quarantine is one file
+per ATIH file on one side, per SNDS table on the other (its tables are compared above)."""
+
+
 def _outputs(folder: Path) -> dict[str, Path]:
     return {
         str(p.relative_to(folder)): p
         for p in sorted(folder.rglob("*"))
         if p.is_file() and p.name != ".respop-output" and not p.name.endswith(SQLITE_SIDE_FILES)
+        and p.relative_to(folder).parts[0] != STAGED_INPUT
     }
 
 
