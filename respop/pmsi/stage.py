@@ -167,7 +167,7 @@ class StagedInput(PmsiData):
 
     ``location``: the staged folder; ``reused``: whether this process found it up to date
     (False: it built it); ``reasons``: why it was (re)built; ``fingerprint``: its
-    :func:`respop.staging_fingerprint`; ``seconds``: the staging's phases when it was built."""
+    :func:`staging_fingerprint`; ``seconds``: the staging's phases when it was built."""
 
     location: Path | None = None
     stored_report: dict = field(default_factory=dict, repr=False)
@@ -240,7 +240,7 @@ def _read_manifest(folder: Path) -> dict | None:
 
 
 def status(config: Config, state: dict | None = None) -> tuple[dict, list[str]]:
-    """The current :func:`respop.staging_state` and why the staged folder cannot be
+    """The current :func:`staging_state` and why the staged folder cannot be
     reused (empty: it is up to date). ``state``: the one taken before the input was read."""
     state = state if state is not None else staging_state(config)
     folder = staged_dir(config)
@@ -278,7 +278,7 @@ def build(config: Config, state: dict, progress: Progress | None = None) -> dict
     """Validate the PMSI of ``config`` once and write the staged folder (module docstring),
     replacing the previous one only once complete; returns the seconds of its phases
     (``validate``, ``filters``, ``canonical``: the staged tables, ``quarantine``, ``report``).
-    ``state``: the :func:`respop.staging_state` taken before the input was read."""
+    ``state``: the :func:`staging_state` taken before the input was read."""
     from respop.pmsi.reader import read_pmsi
 
     folder = staged_dir(config)
@@ -431,7 +431,7 @@ def staged_input(
     """The staged input of ``config``, reused when its manifest matches the current input
     (:func:`status`), else built (:func:`build`). ``notice`` is told which, and why
     (``staged input reused (fingerprint …)`` / ``staged input rebuilt: T_MCO23B.parquet
-    changed``). ``state``: the :func:`respop.staging_state` taken before the input was
+    changed``). ``state``: the :func:`staging_state` taken before the input was
     read (default: now)."""
     state, reasons = status(config, state)
     seconds: dict[str, float] = {}
