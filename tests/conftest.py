@@ -19,6 +19,7 @@ SCOPES = {
     "tests/spark/": "tests/spark/",
     "tests/attack/test_cross_run.py": "tests/attack/ pinned store",
     "tests/attack/test_single_run.py": "tests/attack/ pinned store",
+    "tests/attack/test_integer_bounds.py": "tests/attack/ pinned store",
 }
 """Modules (by path prefix) that ``make test`` hands to one worker together, as one xdist scope
 (name): the Spark parity tests share one local Spark session per worker (a JVM, 2 GB) and the tiny
