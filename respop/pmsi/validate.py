@@ -386,10 +386,11 @@ def quarantined_rows(raw: pl.LazyFrame, typed: pl.LazyFrame, reasons: tuple[str,
     decoded = pl.concat_list(
         [pl.when((pl.col(CHECKS) & (1 << i)) != 0).then(pl.lit(why)) for i, why in enumerate(reasons)]
     ).list.drop_nulls()
+    # the few quarantined rows joined first, then their columns made text (not every row's)
     return (
-        raw.select(pl.all().cast(pl.String))
-        .with_columns(pl.col(ROW).cast(pl.UInt32))
+        raw.with_columns(pl.col(ROW).cast(pl.UInt32))
         .join(bad.with_columns(pl.col(ROW).cast(pl.UInt32)), on=ROW, how="inner", maintain_order="left")
+        .with_columns(pl.exclude(ROW, CHECKS).cast(pl.String))
         .with_columns(decoded.alias(REASONS), pl.lit(source).alias(SOURCE))
         .drop(CHECKS)
     )
