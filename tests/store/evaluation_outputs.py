@@ -52,7 +52,9 @@ class Design:
 
     @property
     def section(self) -> str:
-        return f'[evaluation]\npilots = {{ "{self.pilot}" = {START} }}\n'
+        # min_pre_years as the fabricated design.json says: tiny's 2019 and 2020 before the start
+        # (the default, 3, is not met, and the run would leave the evaluation out: respop.periods)
+        return f'[evaluation]\npilots = {{ "{self.pilot}" = {START} }}\nmin_pre_years = 2\n'
 
 
 @dataclass(frozen=True)
