@@ -47,7 +47,7 @@ ifneq ($(BOARD),no)
 endif
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto --dist loadscope --no-loadscope-reorder --durations=30
+	$(BIN)/python -m pytest -n auto --dist loadscope --durations=30
 
 SEEDS  ?= 1,2,3,4,5
 SHAPES ?= demo,peripheral

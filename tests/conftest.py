@@ -55,10 +55,10 @@ def pytest_collection_modifyitems(session, config, items):
     """The longest scopes first (:data:`HEAVY`), then the modules holding a test marked slow, then
     the others; each module's tests in their own order.
 
-    ``make test`` runs ``--dist loadscope --no-loadscope-reorder``: xdist hands whole scopes to
-    its workers in the order they are collected (without ``--no-loadscope-reorder``, xdist 3.6+
-    reorders them by their number of tests, which put the one-test modules of minutes, such as the
-    attack property test, last), so a scope of several minutes collected last would keep one worker
+    ``make test`` runs ``--dist loadscope``: xdist hands whole scopes to its workers in the order
+    they are collected (:func:`pytest_xdist_make_scheduler`; by default xdist 3.6+ reorders them by
+    their number of tests, which put the one-test modules of minutes, such as the attack property
+    test, last), so a scope of several minutes collected last would keep one worker
     busy while the other is idle (the longest processing time first, as a scheduler would).
     Whether a run with all the tests or a few, the order within a module is unchanged."""
     slow = {scope_of(item.nodeid) for item in items if item.get_closest_marker("slow") is not None}
@@ -67,10 +67,14 @@ def pytest_collection_modifyitems(session, config, items):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """``--dist loadscope`` with the groups of :data:`SCOPES` as one scope each (see there)."""
+    """``--dist loadscope`` with the groups of :data:`SCOPES` as one scope each (see there), in
+    the order of :func:`pytest_collection_modifyitems` (``--loadscope-reorder``, xdist 3.6+'s
+    default, turned off here rather than by ``--no-loadscope-reorder``, which xdist 3.5 lacks)."""
     if config.getvalue("dist") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
+
+    config.option.loadscopereorder = False
 
     class Scheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
