@@ -57,9 +57,26 @@ def person_strata_columns(features: FeaturesSpec, diseases: Sequence[str]) -> li
     return [*features_schema(features, case_of), "stratum", "stratum_level"]
 
 
-def _windows(years: pl.LazyFrame, lookback: int) -> pl.LazyFrame:
-    offsets = pl.LazyFrame({"_offset": list(range(lookback + 1))}, schema={"_offset": pl.Int16})
-    return years.join(offsets, how="cross").select("year", (pl.col("year") - pl.col("_offset")).cast(pl.Int16).alias("_stay_year"))
+def code_flags(diagnoses: pl.LazyFrame, features: FeaturesSpec) -> pl.LazyFrame:
+    """``stay_id`` and one boolean per code feature of ``features``: the stays with at least one
+    diagnosis of a code feature (every disease's :func:`compute_features` reads the same flags: the
+    strata step computes them once, :func:`respop.strata.run.polars_strata`)."""
+    prefixes = sorted({p for f in features.codes.values() for p in f.codes})
+    return (
+        diagnoses.select("stay_id", "code", "position")
+        .filter(prefix_match(pl.col("code"), prefixes))
+        .group_by("stay_id")
+        .agg([criterion_expr(f).any().alias(n) for n, f in features.codes.items()])
+    )
+
+
+def _windows(years: Sequence[int], lookback: int) -> pl.LazyFrame:
+    """(year, _stay_year, _offset): the stay years of each year's window of ``lookback`` years."""
+    return pl.LazyFrame(
+        [(n, n - k, k) for n in sorted(set(years)) for k in range(lookback + 1)],
+        schema={"year": pl.Int16, "_stay_year": pl.Int16, "_offset": pl.Int16},
+        orient="row",
+    )
 
 
 def compute_features(
@@ -70,13 +87,21 @@ def compute_features(
     features: FeaturesSpec,
     qualifying: pl.LazyFrame | None = None,
     case_of: Sequence[str] = (),
+    flags: pl.LazyFrame | pl.DataFrame | None = None,
 ) -> pl.LazyFrame:
     """One row per case-year of ``spec``'s disease (``cases`` of respop.case_finding, every disease):
     identity, residence, every feature and the outcomes of the year (columns
     :func:`features_schema`). ``qualifying``: the ids (``stay_id``) of the disease's qualifying
     stays when already computed (see :func:`respop.strata.engine.qualifying_ids`). ``case_of``:
     the case-of features, ``case_of_<disease>`` for each other configured disease
-    (``Catalogue.case_of``): true when the person is a case of that disease the same year."""
+    (``Catalogue.case_of``): true when the person is a case of that disease the same year.
+    ``flags``: :func:`code_flags` of ``diagnoses`` when already computed.
+
+    Only the stays the features look at are read: the care-use counts read the stays of the case
+    years, the code features those of their windows (the years before, up to the longest
+    ``lookback_years``), each window computed once for every code feature; the 30-day
+    readmissions read the disease's qualifying stays of every year (the stay before a stay may be
+    much older)."""
     disease = spec.disease
     mine = cases.filter(pl.col("is_case") & (pl.col("disease") == disease))
     person_years = mine.select(
@@ -93,14 +118,17 @@ def compute_features(
         (pl.date(pl.col("index_year").cast(pl.Int32), 12, 31) - pl.col("last_stay_date")).dt.total_days().cast(pl.Int32).alias("days_since_disease_stay"),
         "died_in_year",
     )
+    # the case years (one column of the cases: cheap), to read only the stays of the years needed
+    years = mine.select(pl.col("index_year").cast(pl.Int16).unique()).collect(engine="streaming").to_series().drop_nulls().to_list()
     patients = mine.select("patient_key").unique()
+    stay_year = pl.col("exit_date").dt.year().cast(pl.Int16)
     kept = stays_only(stays).filter(pl.col("patient_key").is_not_null() & pl.col("exit_date").is_not_null())
-    theirs = kept.join(patients, on="patient_key", how="semi").with_columns(pl.col("exit_date").dt.year().cast(pl.Int16).alias("_stay_year"))
+    theirs = kept.join(patients, on="patient_key", how="semi").with_columns(stay_year.alias("_stay_year"))
 
     # care-use counts: the stays counted as stays of their own (not an inter-hospital service,
     # whose stay is the sending hospital's: respop.pmsi.quality); code features see every stay
     counted = counted_stays(theirs)
-    all_use = counted.group_by("patient_key", pl.col("_stay_year").alias("year")).agg(
+    all_use = counted.filter(pl.col("_stay_year").is_in(years)).group_by("patient_key", pl.col("_stay_year").alias("year")).agg(
         pl.len().cast(pl.Int32).alias("stays_12m"),
         pl.col("via_emergency").sum().cast(pl.Int32).alias("emergency_stays_12m"),
         pl.col("length_of_stay").sum().cast(pl.Int32).alias("bed_days_12m"),
@@ -122,32 +150,27 @@ def compute_features(
     out = person_years.join(all_use, on=["patient_key", "year"], how="left").join(
         disease_use, on=["patient_key", "year"], how="left"
     )
-    # code features: flags per stay, per (patient, stay year), then over each feature's window
-    if features.codes:
+    # code features: flags per stay, per (patient, stay year), then one pass over the windows of
+    # the longest look-back, each feature true when a flagged stay year is within its own
+    if features.codes and not years:  # no case: the columns, empty
+        out = out.with_columns(*[pl.lit(None, pl.Boolean).alias(n) for n in features.codes])
+    elif features.codes:
         names = list(features.codes)
-        prefixes = sorted({p for f in features.codes.values() for p in f.codes})
-        flags = (
-            diagnoses.select("stay_id", "code", "position")
-            .filter(prefix_match(pl.col("code"), prefixes))
-            .group_by("stay_id")
-            .agg([criterion_expr(f).any().alias(n) for n, f in features.codes.items()])
-        )
+        longest = max(f.lookback_years for f in features.codes.values())
+        flags = (flags if flags is not None else code_flags(diagnoses, features)).lazy()
         per_year = (
-            theirs.select("stay_id", "patient_key", "_stay_year")
-            .join(flags, on="stay_id", how="inner")
+            theirs.filter(pl.col("_stay_year").is_between(min(years) - longest, max(years)))
+            .select("stay_id", "patient_key", "_stay_year")
+            .join(flags.select("stay_id", *names), on="stay_id", how="inner")
             .group_by("patient_key", "_stay_year")
             .agg([pl.col(n).any() for n in names])
         )
-        years = person_years.select("year").unique()
-        for name, f in features.codes.items():
-            hit = (
-                per_year.filter(pl.col(name))
-                .join(_windows(years, f.lookback_years), on="_stay_year", how="inner")
-                .select("patient_key", "year")
-                .unique()
-                .with_columns(pl.lit(True).alias(name))
-            )
-            out = out.join(hit, on=["patient_key", "year"], how="left")
+        hits = (
+            per_year.join(_windows(years, longest), on="_stay_year", how="inner")
+            .group_by("patient_key", "year")
+            .agg([(pl.col(n) & (pl.col("_offset") <= f.lookback_years)).any().alias(n) for n, f in features.codes.items()])
+        )
+        out = out.join(hits, on=["patient_key", "year"], how="left")
     for name in case_of:
         other = name.removeprefix(CASE_OF)
         other_cases = (

@@ -25,7 +25,7 @@ from respop.pmsi.scope import for_hospital
 from respop.stages import stage_folder, stage_inputs
 from respop.strata.engine import assign, care_use, death_years, outcome_events, qualifying_ids, transitions
 from respop.spec.features import OUTCOMES, case_feature, model_features
-from respop.strata.features import compute_features, person_strata_columns
+from respop.strata.features import code_flags, compute_features, person_strata_columns
 
 Progress = Callable[[str], None]
 
@@ -77,10 +77,14 @@ def polars_strata(
     cases = pl.scan_parquet(cases_file)
     t = time.perf_counter()
     frames, events = [], []
+    # the code features' flags per stay, the same for every disease: one pass over the diagnoses
+    flags = _collect(code_flags(staged.diagnoses, catalogue.features), "code features") if catalogue.features.codes else None
     for spec in catalogue.specs:
         step(f"strata of {spec.algorithm.name.lower()}")
         ids = _collect(qualifying_ids(spec, staged.stays, staged.diagnoses), spec.disease).lazy()
-        person = compute_features(spec, cases, staged.stays, staged.diagnoses, catalogue.features, ids, catalogue.case_of(spec.disease))
+        person = compute_features(
+            spec, cases, staged.stays, staged.diagnoses, catalogue.features, ids, catalogue.case_of(spec.disease), flags
+        )
         frames.append(_collect(assign(spec, person), spec.disease))
         t = lap("features", t)
         step(f"events of {spec.algorithm.name.lower()}")

@@ -221,25 +221,30 @@ def follow_up(
             *[pl.col(name).cast(pl.Boolean) for name in comorbidities],
         )
         .with_columns(start=pl.date(pl.col("year").cast(pl.Int32) + 1, 1, 1))
-        .sort("start")
+        .collect()
     )
+    # Only the events that can end a follow-up are kept, with an integer key: those of the
+    # followed patients and diseases (not every death of the PMSI, nor other diseases' stays),
+    # from the first start to the end of the data; one row per patient, disease and date.
+    keys = rows.select("patient_key").unique().with_row_index("_key")
+    first_start = rows.get_column("start").min() if rows.height else last_date
     event_days = (
         events.lazy()
         .select(
             pl.col("patient_key").cast(pl.String),
             pl.col("disease").cast(pl.String),
             pl.col("date").cast(pl.Date).alias("event_date"),
-            pl.col("kind").cast(pl.String),
+            (pl.col("kind").cast(pl.String) == "death").alias("_death"),
         )
         .filter(
-            pl.col("patient_key").is_not_null()
-            & pl.col("event_date").is_not_null()
-            & (pl.col("event_date") <= pl.lit(last_date, dtype=pl.Date))
+            pl.col("event_date").is_between(pl.lit(first_start, dtype=pl.Date), pl.lit(last_date, dtype=pl.Date))
+            & pl.col("disease").is_in(rows.get_column("disease").unique().to_list())
         )
-        .group_by("patient_key", "disease", "event_date")
-        .agg((pl.col("kind") == "death").any().alias("_death"))
+        .join(keys.lazy(), on="patient_key", how="inner")
+        .group_by("_key", "disease", "event_date")
+        .agg(pl.col("_death").any())
         .select(
-            "patient_key",
+            "_key",
             "disease",
             "event_date",
             pl.when(pl.col("_death")).then(pl.lit("death")).otherwise(pl.lit("disease_stay")).alias("event_kind"),
@@ -248,14 +253,19 @@ def follow_up(
     )
     # First event on or after the start, per patient and disease: a forward as-of join (both
     # sides are sorted on the date globally, hence within each group).
-    followed = rows.join_asof(
-        event_days,
-        left_on="start",
-        right_on="event_date",
-        by=["patient_key", "disease"],
-        strategy="forward",
-        coalesce=False,
-        check_sortedness=False,
+    followed = (
+        rows.lazy()
+        .join(keys.lazy(), on="patient_key", how="left")
+        .sort("start")
+        .join_asof(
+            event_days,
+            left_on="start",
+            right_on="event_date",
+            by=["_key", "disease"],
+            strategy="forward",
+            coalesce=False,
+            check_sortedness=False,
+        )
     )
     days = (
         pl.when(pl.col("event_date").is_not_null())
