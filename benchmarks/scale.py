@@ -80,8 +80,8 @@ the transitions use; ``read`` is the shared canonical PMSI, already there)."""
 IN_GOAL = ("input", "territories", "cases", "features", "events", "care_use", "transitions")
 """Stages the 5× goal counts (survival, prediction and the store are outside it)."""
 MODELS_MIN_YEARS = 3
-"""Survival needs two years and prediction three (train on N ≤ last − 2, test on last − 1): on
-fewer years the pipeline runs with ``--no-models`` (no survival, prediction or store)."""
+"""Survival needs two years and prediction three (respop.periods): on fewer years ``respop run`` leaves
+them out itself and publishes the rest; the table shows them as n/a."""
 
 FLOOR_CHILD = r"""
 import json, sys, time
@@ -411,7 +411,7 @@ def polars_table(results: list[dict]) -> Table:
         if p.get("error"):
             met = "FAILED"
         years = r["years"]
-        skipped = "n/a" if not r.get("models", True) else "–"
+        skipped = "n/a" if (not r.get("models", True) or len(r["years"]) < MODELS_MIN_YEARS) else "–"
         table.add_row(
             f"{years[0]}–{years[-1]}" if len(years) > 1 else str(years[0]),
             fmt(p.get("stays") or f["rows"].get("B"), 0), fmt(p.get("diagnoses"), 0), fmt(f["seconds"]),
@@ -521,8 +521,9 @@ def main() -> None:
             console.print(f"{n} year(s) {years}: floor…")
             fl = floor(args.data, years, folder, args.floor_repeat)
             console.print(f"  floor {fl['seconds']:.1f} s, peak {fl['peak_gb']:.2f} GB; pipeline (log: {folder / 'pipeline.log'})…")
-            models = n >= MODELS_MIN_YEARS
-            steps = None if models else ["input", "territories", "cases", "strata"]
+            # every size runs every step with the models and the store: the run itself leaves out
+            # what its period does not allow (respop.periods: survival on 1 year, prediction on 1-2)
+            models, steps = True, None
             unstage(config)
             pipe = respop_run(config, folder / "pipeline.log", "polars", options=options, models=models, steps=steps)
             total, split = goal_total(pipe)
@@ -542,7 +543,7 @@ def main() -> None:
                 console.print(f"{r['years'][0]}–{r['years'][-1]}: " + details_line(r["pipeline"]))
             console.print(f"total (goal) = input (read, validation, filters, canonical tables) + territories + cases + strata's "
                           f"features, events (survival events, death years), care use and transitions; survival, prediction and "
-                          f"store are outside the goal (n/a: fewer than {MODELS_MIN_YEARS} years, run with --no-models). × floor: "
+                          f"store are outside the goal (n/a: left out by the run, its period is too short: respop.periods). × floor: "
                           f"total over the floor's seconds (the fastest of {args.floor_repeat} floor runs); goal ≤ {GOAL:.0f}×. Vfloor s: the validating "
                           f"floor (respop's own checks of every validated column in one pass, no joins, no writes: "
                           f"benchmarks/pmsi_read.py validating_floor; the fastest of the floor runs). Validation × vfloor: the input "
