@@ -56,6 +56,10 @@ def test_valid_rows_give_deaths_and_messy_rows_are_quarantined_with_their_reason
     deaths = dict(data.deaths().iter_rows())
     assert deaths == {K("A"): dt.date(2022, 3, 5), K("D"): dt.date(2021, 11, 15)}
     assert report.deaths == 2 and report.ambiguous_keys == 1
+    # the one-pass reading known_deaths uses gives the same deaths and report
+    (tmp_path / "ws").mkdir()
+    known = data.known(tmp_path / "ws")
+    assert dict(known.deaths.iter_rows()) == deaths and known.report.to_dict() == report.to_dict()
     quarantine = data.quarantine.collect()
     assert quarantine.height == 6 and set(quarantine["_source"]) == {"IR_BEN_R"}
     assert "BEN_RES_DPT" in quarantine.columns  # every column of the raw row, as text
