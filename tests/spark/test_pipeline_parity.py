@@ -97,8 +97,9 @@ def test_timings_say_which_engine_ran(tiny_runs):
         assert record["engine"] == engine
         assert set(record["steps"]) == {"input", "territories", "cases", "strata", "evaluation", "store"}
         assert record["details"]["strata"]["features"] >= 0
-        # staged by this run (each run has its own output folder): the staging's phases, then the report
-        assert set(record["details"]["input"]) == {"validate", "filters", "canonical", "quarantine", "counts", "report"}
+        # staged by this run (each run has its own output folder): the staging's phases (the deaths
+        # referential staged last, respop.pmsi.stage), then the report
+        assert set(record["details"]["input"]) == {"validate", "filters", "canonical", "quarantine", "counts", "deaths", "report"}
         assert record["details"]["staged_input"]["reused"] is False
         assert record["details"]["input"]["filters"] > 0  # the filters' mark was seen
 
