@@ -227,6 +227,9 @@ class DeathInput:
     raw: pl.LazyFrame
     typed: pl.LazyFrame
     reasons: tuple[str, ...]
+    unchecked: pl.LazyFrame | None = None
+    """The typed rows before the duplicate-key check (whose bit is ``duplicate_bit``)."""
+    duplicate_bit: int = 0
 
     @property
     def loaded(self) -> pl.LazyFrame:
@@ -244,27 +247,37 @@ class DeathInput:
         ).sort("patient_key").collect(engine="streaming")
 
     def known(self, folder: Path) -> KnownDeaths:
-        """:meth:`deaths` and :meth:`report` in one reading of the file (what :func:`known_deaths`
-        needs): the typed rows are checked once into ``folder`` (private: the workspace), narrowed
-        to the key, the checks and the death date, then the per-key pass keeps only the keys with a
-        death or whose rows disagree (a few per cent of a national referential). On 70 M rows the
-        two separate calls validated and grouped the file three times (about 150 s and 14 GB)."""
+        """:meth:`deaths` and :meth:`report` in one reading of the file, in bounded memory (what
+        :func:`known_deaths` needs). The typed rows are checked once into ``folder`` (private: the
+        workspace), narrowed to the key, rank, checks and death date; the keys held by several
+        valid rows are found from their sorted 64-bit hashes (8 bytes a row), then grouped exactly
+        among the few rows whose hash repeats (a collision only adds rows to the exact group), as
+        respop.pmsi.quality.find_duplicate_stays does; the per-key pass covers the keys with a
+        death only (a key whose rows disagree always has one: ``n_unique`` counts the empty date
+        as a value). On the national referential (71 M rows) the two separate calls evaluated the
+        plan three times and grouped every key (about 150 s and 14 GB)."""
         path = folder / f"{TABLE}.typed.parquet"
-        self.typed.select(pl.col(ROW), "BEN_NIR_PSA", CHECKS, DEATH_DATE).sink_parquet(path, compression="lz4")
-        typed = pl.scan_parquet(path)
+        self.unchecked.select(pl.col(ROW), "BEN_NIR_PSA", "BEN_RNG_GEM", CHECKS, DEATH_DATE).sink_parquet(
+            path, compression="lz4"
+        )
+        unchecked = pl.scan_parquet(path)
+        valid = unchecked.filter(pl.col(CHECKS) == 0)
+        hashed = pl.struct(pl.col("BEN_NIR_PSA"), _RANK).hash(seed=0)
+        hashes = valid.select(hashed.alias("_hash")).collect(engine="streaming").get_column("_hash").sort()
+        repeated = hashes.filter(hashes == hashes.shift(1)).unique()
+        del hashes
+        first = (
+            valid.filter(hashed.is_in(repeated.implode()))
+            .group_by("BEN_NIR_PSA", _RANK.alias("_rank"))
+            .agg(pl.col(ROW).min().alias("_first"))
+            .collect(engine="streaming")
+        )
+        typed = _mark_duplicates(unchecked, first.lazy(), self.duplicate_bit)
         loaded = typed.filter(pl.col(CHECKS) == 0).drop(CHECKS)
-        # a key has a death or disagrees only if one of its rows has a death or it has several
-        # rows: only those rows are grouped by key (the keys held more than once found from a
-        # 64-bit hash first; a collision only adds rows, whose keys are then grouped exactly)
-        hashed = pl.col("BEN_NIR_PSA").hash(seed=0).alias("_hash")
-        several = loaded.group_by(hashed).agg(pl.len().alias("_n")).filter(pl.col("_n") > 1).select("_hash")
-        rows = pl.concat([
-            loaded.filter(pl.col(DEATH_DATE).is_not_null()).select(ROW),
-            loaded.with_columns(hashed).join(several, on="_hash", how="semi").select(ROW),
-        ]).unique()
-        keys = _per_key(loaded.join(rows, on=ROW, how="semi")).filter(
-            pl.col("death_date").is_not_null() | ~pl.col("_agree")
-        ).collect(engine="streaming")
+        dead = loaded.filter(pl.col(DEATH_DATE).is_not_null()).select("BEN_NIR_PSA").unique().collect(engine="streaming")
+        keys = _per_key(loaded.filter(pl.col("BEN_NIR_PSA").is_in(dead.get_column("BEN_NIR_PSA").implode()))).collect(
+            engine="streaming"
+        )
         deaths = keys.filter(pl.col("_agree") & pl.col("death_date").is_not_null()).select(
             "patient_key", "death_date"
         ).sort("patient_key")
@@ -381,30 +394,30 @@ def validate_deaths(df: DeathFile, raw: pl.LazyFrame, quality: QualityConfig | N
         (pl.col(CHECKS) | _mask((cond for cond, _ in row_failures), len(failures))).alias(CHECKS),
         death.alias(DEATH_DATE),
     )
-    # the first valid row of a key held by several valid rows is loaded; the later ones are not.
-    # The keys held more than once are found from a 64-bit hash of (key, rank) first (a national
-    # referential has ~70 M keys: grouping the strings themselves took ~10 GB), then grouped
-    # exactly among the few rows whose hash repeats (a collision only adds rows to that group).
-    rank = pl.col("BEN_RNG_GEM").fill_null(1)
-    hashed = pl.struct(pl.col("BEN_NIR_PSA"), rank).hash(seed=0).alias("_hash")
+    # the first valid row of a key held by several valid rows is loaded; the later ones are not
     valid = typed.filter(pl.col(CHECKS) == 0)
-    repeated = valid.group_by(hashed).agg(pl.len().alias("_n")).filter(pl.col("_n") > 1).select("_hash")
-    first = (
-        valid.with_columns(hashed)
-        .join(repeated, on="_hash", how="semi")
-        .group_by("BEN_NIR_PSA", rank.alias("_rank"))
-        .agg(pl.col(ROW).min().alias("_first"))
-    )
-    typed = (
-        typed.with_columns(rank.alias("_rank"))
+    first = valid.group_by("BEN_NIR_PSA", _RANK.alias("_rank")).agg(pl.col(ROW).min().alias("_first"))
+    return DeathInput(file=df, raw=raw, typed=_mark_duplicates(typed, first, duplicate_bit), reasons=tuple(reasons),
+                      unchecked=typed, duplicate_bit=duplicate_bit)
+
+
+_RANK = pl.col("BEN_RNG_GEM").fill_null(1)
+"""The birth rank of a row (absent: 1), the second part of the primary key."""
+
+
+def _mark_duplicates(typed: pl.LazyFrame, first: pl.LazyFrame, bit: int) -> pl.LazyFrame:
+    """``typed`` with the duplicate-key bit set on every valid row that is not the first valid row
+    of its (BEN_NIR_PSA, rank): ``first`` holds, per key held by several valid rows (or more
+    keys), the row number of the first (``_first``)."""
+    return (
+        typed.with_columns(_RANK.alias("_rank"))
         .join(first, on=["BEN_NIR_PSA", "_rank"], how="left", maintain_order="left")
         .with_columns(
             pl.col(CHECKS)
-            | _mask([(pl.col(CHECKS) == 0) & pl.col("_first").is_not_null() & (pl.col(ROW) != pl.col("_first"))], duplicate_bit)
+            | _mask([(pl.col(CHECKS) == 0) & pl.col("_first").is_not_null() & (pl.col(ROW) != pl.col("_first"))], bit)
         )
         .drop("_rank", "_first")
     )
-    return DeathInput(file=df, raw=raw, typed=typed, reasons=tuple(reasons))
 
 
 def read_deaths(
