@@ -158,12 +158,18 @@ STAGED_INPUT = "staged-input"
 per ATIH file on one side, per SNDS table on the other (its tables are compared above)."""
 
 
+NOT_RUN_OUTPUTS = (STAGED_INPUT, "dossiers")
+"""Folders of ``<output.dir>`` that are not the run's results: the staged input, and the meeting
+dossiers ``respop report`` writes there on demand (tests/boards/test_report.py writes one into the
+session's shared tiny run, before or after this test depending on the workers' order)."""
+
+
 def _outputs(folder: Path) -> dict[str, Path]:
     return {
         str(p.relative_to(folder)): p
         for p in sorted(folder.rglob("*"))
         if p.is_file() and p.name != ".respop-output" and not p.name.endswith(SQLITE_SIDE_FILES)
-        and p.relative_to(folder).parts[0] != STAGED_INPUT
+        and p.relative_to(folder).parts[0] not in NOT_RUN_OUTPUTS
     }
 
 
