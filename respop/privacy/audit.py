@@ -15,7 +15,10 @@ members) is one program: the relations restricted to its masked cells, the publi
 to the right-hand side. The programs are solved by HiGHS (highspy): the linear relaxation
 first; when its optimum is not an integer point, the mixed-integer program. Feasible integer
 points found on the way (the true values to start with) are witnesses: a cell whose witnesses are
-already ``protection`` apart needs no program of its own. A group of more than
+already ``protection`` apart needs no program of its own. A group held by a single relation
+(masked parts of a published total, the most common shape: a zone's flows to a thousand
+hospitals) has its exact intervals in closed form, without a program (:func:`_audit_one_equation`;
+``Audit.programs`` counts the programs solved, so these count none). A group of more than
 :data:`MAX_AUDIT_CELLS` masked cells is not solved: it is reported (``Audit.unaudited``), never
 skipped silently.
 """
@@ -331,7 +334,55 @@ def audit(
     return out
 
 
+def _one_equation(cells, rows, relations, values, masked) -> tuple[dict[int, float], float] | None:
+    """A group held by one relation whose masked members each appear once: its equation
+    ``sum(coef[c] * x[c]) = rhs`` (``coef`` ±1, published members moved to the right-hand side),
+    or None (another shape: the programs of :class:`_Program`)."""
+    if len(rows) != 1:
+        return None
+    total, parts = relations[rows[0]]
+    members = [p for p in parts if masked[p]] + ([total] if masked[total] else [])
+    if len(set(members)) != len(members) or sorted(members) != sorted(cells):
+        return None
+    rhs = float(values[total] if not masked[total] else 0) - sum(float(values[p]) for p in parts if not masked[p])
+    coef = {p: 1.0 for p in parts if masked[p]}
+    if masked[total]:
+        coef[total] = -1.0
+    return coef, rhs
+
+
+def _audit_one_equation(equation, row: int, targets, values, lower, protection, passed: set, seen: dict) -> list[Interval]:
+    """The exact intervals of a group held by one equation with ±1 coefficients, in closed form
+    (the same intervals the programs give: the linear program of such a group has integer
+    vertices). Members of both signs: every cell can grow without bound with one of the other
+    sign. One sign (masked parts of a published total, the common case): ``x[c] + (the others) =
+    rhs``, so ``x[c]`` runs from its lower bound (``rhs`` when it is alone) to ``rhs`` minus the
+    others' lower bounds. The
+    relation holding a narrow interval is the equation itself."""
+    coef, rhs = equation
+    cells = list(coef)
+    if len(set(coef.values())) == 2:
+        passed.update(targets)
+        return []
+    sign = next(iter(coef.values()))
+    budget = sign * rhs - sum(lower[c] for c in cells)  # what the cells hold above their lower bounds
+    failing = []
+    alone = len(cells) == 1  # its value is the right-hand side; else the others can take the rest
+    for c in cells:
+        seen[c] = (float(lower[c] + budget if alone else lower[c]), float(lower[c] + budget))
+    for c in targets:
+        low, high = seen[c]
+        if high - low >= protection:
+            passed.add(c)
+        else:
+            failing.append(Interval(c, int(values[c]), low, high, (row,)))
+    return failing
+
+
 def _audit_group(cells, rows, targets, relations, values, masked, lower, protection, out: Audit, passed: set, seen: dict) -> list[Interval]:
+    equation = _one_equation(cells, rows, relations, values, masked)
+    if equation is not None:
+        return _audit_one_equation(equation, rows[0], targets, values, lower, protection, passed, seen)
     program = _Program(cells, rows, relations, values, masked, lower)
     # witnesses: feasible integer points (the true values to start with), kept between calls
     low = np.asarray([seen.get(c, (values[c], values[c]))[0] for c in cells], dtype=float)
