@@ -69,39 +69,52 @@ class Audit:
         return not self.failing
 
 
-def groups(masked: Sequence[bool], relations: Sequence[tuple[int, tuple[int, ...]]]) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
+def groups(masked: Sequence[bool], relations: Sequence[tuple[int, tuple[int, ...]]],
+           flat: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
     """Connected groups of masked cells: {root: cells}, {root: indices of the relations that
-    touch the group}. ``relations``: (total, parts) pairs."""
-    parent: dict[int, int] = {}
+    touch the group}, the groups in the order of their smallest cell, their cells and relations
+    in increasing order. ``relations``: (total, parts) pairs; ``flat``: their members as
+    :func:`flatten` gives them (computed here when not given: the suppression, which audits the
+    same relations again and again, keeps it). Vectorised: the masked members of each relation
+    chained as the edges of a graph whose connected components are the groups."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    def find(c: int) -> int:
-        parent.setdefault(c, c)
-        while parent[c] != c:
-            parent[c] = parent[parent[c]]
-            c = parent[c]
-        return c
-
-    touching: list[int] = []
-    for k, (total, parts) in enumerate(relations):
-        members = [c for c in (*parts, total) if masked[c]]
-        if not members:
-            continue
-        touching.append(k)
-        first = find(members[0])
-        for c in members[1:]:
-            root = find(c)
-            if root != first:
-                parent[root] = first
-    cells: dict[int, list[int]] = {}
-    for c, m in enumerate(masked):
-        if m:
-            cells.setdefault(find(c), []).append(c)
-    rows: dict[int, list[int]] = {}
-    for k in touching:
-        total, parts = relations[k]
-        first = next(c for c in (*parts, total) if masked[c])
-        rows.setdefault(find(first), []).append(k)
+    is_masked = np.asarray(masked, dtype=bool)
+    n = len(is_masked)
+    if not is_masked.any():
+        return {}, {}
+    cells_flat, rows_flat = flat if flat is not None else flatten(relations)
+    keep = is_masked[cells_flat] if len(cells_flat) else np.zeros(0, dtype=bool)
+    cells_m, rows_m = cells_flat[keep], rows_flat[keep]
+    same = rows_m[1:] == rows_m[:-1]  # consecutive masked members of one relation: an edge
+    graph = coo_matrix((np.ones(int(same.sum()), dtype=np.int8), (cells_m[:-1][same], cells_m[1:][same])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    masked_cells = np.flatnonzero(is_masked)
+    # each group keyed by its smallest cell (the root), in the order of the roots
+    first = np.full(n, n, dtype=np.int64)
+    np.minimum.at(first, labels[masked_cells], masked_cells)
+    root_of = first[labels]
+    order = np.argsort(root_of[masked_cells], kind="stable")
+    sorted_cells = masked_cells[order]
+    roots, starts = np.unique(root_of[sorted_cells], return_index=True)
+    cells: dict[int, list[int]] = {int(r): part.tolist() for r, part in zip(roots, np.split(sorted_cells, starts[1:]))}
+    # every relation with a masked member, under the root of its group, in increasing order
+    touching, at = np.unique(rows_m, return_index=True)
+    touching_roots = root_of[cells_m[at]]
+    order = np.argsort(touching_roots, kind="stable")
+    rows_sorted, roots_sorted = touching[order], touching_roots[order]
+    keys, starts = np.unique(roots_sorted, return_index=True)
+    rows: dict[int, list[int]] = {int(r): part.tolist() for r, part in zip(keys, np.split(rows_sorted, starts[1:]))}
     return cells, rows
+
+
+def flatten(relations: Sequence[tuple[int, tuple[int, ...]]]) -> tuple[np.ndarray, np.ndarray]:
+    """The members of every relation (its parts, then its total) as two arrays: cells, and the
+    index of their relation."""
+    sizes = np.fromiter((len(parts) + 1 for _, parts in relations), dtype=np.int64, count=len(relations))
+    cells = np.fromiter((c for total, parts in relations for c in (*parts, total)), dtype=np.int64, count=int(sizes.sum()))
+    return cells, np.repeat(np.arange(len(relations), dtype=np.int64), sizes)
 
 
 def _highs():
@@ -316,7 +329,9 @@ def audit(
     state = cache if cache is not None else {}
     passed: set[int] = state.setdefault("passed", set())
     seen: dict[int, list[float]] = state.setdefault("seen", {})
-    cells_of, rows_of = groups(masked, relations)
+    if "flat" not in state or state.get("relations") is not relations:
+        state["flat"], state["relations"] = flatten(relations), relations
+    cells_of, rows_of = groups(masked, relations, state["flat"])
     out = Audit()
     for root, cells in cells_of.items():
         targets = [c for c in cells if sensitive[c] and c not in passed]

@@ -58,3 +58,50 @@ def test_the_closed_form_on_a_zone_s_flows():
     assert [(i.cell, i.low, i.high, i.binding) for i in found.failing[0]] == [(c, 1.0, 35.0, (0,)) for c in range(1, 6)]
     # the total masked too: a part can grow with the total, every interval unbounded
     assert audit(values, [True] + masked[1:], relations, sensitive, 40).ok
+
+
+def _groups_by_union_find(masked, relations):
+    """The groups as the audit first computed them, one relation at a time (a reference)."""
+    parent: dict[int, int] = {}
+
+    def find(c):
+        parent.setdefault(c, c)
+        while parent[c] != c:
+            c = parent[c]
+        return c
+
+    touching = []
+    for k, (total, parts) in enumerate(relations):
+        members = [c for c in (*parts, total) if masked[c]]
+        if members:
+            touching.append(k)
+            for c in members[1:]:
+                a, b = find(members[0]), find(c)
+                if a != b:
+                    parent[b] = a
+    cells, rows = {}, {}
+    for c, m in enumerate(masked):
+        if m:
+            cells.setdefault(find(c), []).append(c)
+    for k in touching:
+        total, parts = relations[k]
+        rows.setdefault(find(next(c for c in (*parts, total) if masked[c])), []).append(k)
+    return [(cs, rows.get(r, [])) for r, cs in cells.items()]
+
+
+@st.composite
+def masked_relations(draw):
+    n = draw(st.integers(1, 30))
+    relations = draw(st.lists(st.tuples(st.integers(0, n - 1), st.lists(st.integers(0, n - 1), max_size=5).map(tuple)), max_size=25))
+    masked = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    return masked, relations
+
+
+@settings(max_examples=300, deadline=None)
+@given(masked_relations())
+def test_groups_are_those_of_a_union_find(case):
+    """The vectorised groups: the same cells and relations, in the same order (the order steers
+    which complements the suppression picks)."""
+    masked, relations = case
+    cells, rows = audit_module.groups(masked, relations)
+    assert [(cs, rows.get(r, [])) for r, cs in cells.items()] == _groups_by_union_find(masked, relations)
