@@ -261,7 +261,7 @@ def run_cases(
     """
     from respop.case_finding.indicators import indicators
     from respop.case_finding.rates import reference_population
-    from respop.pmsi import read_pmsi
+    from respop.pmsi.stage import for_step
 
     step = progress or (lambda _label: None)
     started = time.perf_counter()
@@ -277,7 +277,7 @@ def run_cases(
     own = data is None
     if own:
         step("reading the PMSI")
-        data = read_pmsi(None, config.input, config.quality)
+        data = for_step(config)  # the staged input, as respop run reads it
     try:
         staged = for_hospital(data, config.hospital)
         timings["read"] = round(time.perf_counter() - started, 2)

@@ -117,7 +117,8 @@ def make_problem(config: Config, stays: pl.LazyFrame, reference: Reference) -> F
 def territory_inputs(config: Config, progress=None, data=None) -> tuple[Reference, FlowProblem]:
     """The reference tables and the flow problem of a configuration. ``data``: the PMSI already
     read (``respop run`` shares it across steps; the flows keep the stays of the flow years).
-    Otherwise only the PMSI files of the flow years (``territories.years``) are read: each file
+    Otherwise the staged input when it is up to date (respop.pmsi.stage), else only the PMSI
+    files of the flow years (``territories.years``) are read: each file
     holds the stays that ended in its year, so the others cannot contribute (and reading five
     national years to keep one is costly)."""
     from respop.pmsi import read_pmsi
@@ -128,6 +129,15 @@ def territory_inputs(config: Config, progress=None, data=None) -> tuple[Referenc
     if data is not None:
         say("counting zone → hospital flows")
         return reference, make_problem(config, data.stays, reference)
+    from respop.pmsi.stage import for_step
+
+    staged = for_step(config, build=False)  # the staged input when it is up to date
+    if staged is not None:
+        try:
+            say("counting zone → hospital flows")
+            return reference, make_problem(config, staged.stays, reference)
+        finally:
+            staged.close()
     input_config = config.input
     if config.territories.years:
         wanted = sorted(set(config.territories.years) & set(input_config.years or config.territories.years))

@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -442,6 +443,22 @@ def staged_input(
     if notice is not None:
         notice(describe(data))
     return data
+
+
+def for_step(config: Config, progress: Progress | None = None, build: bool = True) -> StagedInput | None:
+    """The PMSI of a step run on its own (``respop cases run``, ``strata run``, ``territories
+    build``): the staged input, as ``respop run`` reads it — reused when it is up to date, else
+    validated and staged once (standard error says which, and why). ``build`` false: None when it
+    is not up to date, and nothing is built (``territories build`` then reads the raw files of its
+    flow years only)."""
+    state, reasons = status(config)
+    if reasons and not build:
+        return None
+    return staged_input(config, progress, notice=_notice, state=state)
+
+
+def _notice(message: str) -> None:
+    print(f"respop: {message}", file=sys.stderr, flush=True)
 
 
 def describe(data: StagedInput) -> str:

@@ -117,7 +117,7 @@ def run_strata(
     ``input_fingerprint``: the PMSI's, taken by the caller before reading it (respop.stages);
     the manifest of ``strata/`` records it with the cases and territories read.
     """
-    from respop.pmsi import read_pmsi
+    from respop.pmsi.stage import for_step
     from respop.strata.prediction import evaluate
     from respop.strata.survival import follow_up, survival
 
@@ -147,7 +147,7 @@ def run_strata(
     own = data is None
     if own:
         step("reading the PMSI")
-        data = read_pmsi(None, config.input, config.quality)
+        data = for_step(config)  # the staged input, as respop run reads it
     try:
         staged = for_hospital(data, config.hospital)
         t = lap("read", started)

@@ -290,3 +290,41 @@ def test_the_store_records_whether_the_run_reused_the_staged_input(world, tmp_pa
         store.close()
     assert recorded["reused"] is True and recorded["reasons"] == []
     assert recorded["fingerprint"] == json.loads((tmp_path / "run" / stage.DEFAULT_NAME / "manifest.json").read_text())["fingerprint"]
+
+
+def test_steps_run_on_their_own_read_the_staged_input(world, tmp_path, monkeypatch, capsys):
+    """``respop territories build``, ``cases run`` and ``strata run`` read the staged input as
+    ``respop run`` does: after a run, they validate nothing and give the same outputs; with no
+    staged input, ``cases run`` stages it, and ``territories build`` reads the raw files of its
+    flow years without staging the rest."""
+    from respop.case_finding.run import run_cases
+    from respop.pipeline import build_territories
+    from respop.strata.run import run_strata
+
+    config = load_config(configure(tmp_path, world))
+    run_config(config, steps=STEPS, models=False)
+    before = step_outputs(tmp_path / "run")
+    capsys.readouterr()
+
+    def no_validation(*args, **kwargs):
+        raise AssertionError("the raw PMSI was validated again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("respop.pmsi.reader.read_pmsi", no_validation)
+        patch.setattr("respop.pmsi.read_pmsi", no_validation)
+        patch.setattr("respop.pmsi.deaths.read_deaths", no_validation)
+        patch.setattr("respop.pmsi.deaths._CACHE", {})
+        patch.setattr(PmsiData, "staged", no_validation)
+        patch.setattr("respop.pmsi.stage.build", no_validation)
+        build_territories(config)
+        run_cases(config)
+        run_strata(config, models=False)
+    assert capsys.readouterr().err.count("staged input reused (fingerprint ") == 3  # territories, cases, strata
+    assert step_outputs(tmp_path / "run") == before
+
+    fresh = load_config(configure(tmp_path, world, "fresh"))
+    build_territories(fresh)
+    assert not (tmp_path / "fresh" / stage.DEFAULT_NAME).exists()
+    run_cases(fresh)
+    assert "staged input built" in capsys.readouterr().err
+    assert (tmp_path / "fresh" / stage.DEFAULT_NAME / "manifest.json").is_file()
