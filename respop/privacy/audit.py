@@ -395,6 +395,9 @@ def _audit_one_equation(equation, row: int, targets, values, lower, protection, 
 
 
 def _audit_group(cells, rows, targets, relations, values, masked, lower, protection, out: Audit, passed: set, seen: dict) -> list[Interval]:
+    if not rows:  # no relation holds these cells: each can take any value from its lower bound up
+        passed.update(targets)
+        return []
     equation = _one_equation(cells, rows, relations, values, masked)
     if equation is not None:
         return _audit_one_equation(equation, rows[0], targets, values, lower, protection, passed, seen)
