@@ -137,30 +137,41 @@ def build_diagnoses(b: ValidatedTable, d: ValidatedTable, um: ValidatedTable) ->
         )
 
     um_rank = pl.col("UM_ORD_NUM").cast(pl.Int16).alias("unit_rank")
-    key = ["stay_id", "position", "code"]
     # DP and DR are one per stay: no de-duplication needed. DAS and unit diagnoses are
-    # de-duplicated on codes cast to an Enum of the CIM-10 (every loaded code is in it), which
-    # hashes much faster than strings.
-    cim = pl.Enum(sorted(codes("MS_CIM_V")))
+    # de-duplicated on one UInt64 per (stay, position, code): the B row of the stay, then the
+    # position (one bit: UM_DP or UM_DR), then the code's index in the sorted CIM-10 (every loaded
+    # code is in it), which hashes much faster than the three columns (DAS at 1 M stays: 0.93 ->
+    # 0.55 CPU s); the code is read back from its index.
+    cim = sorted(codes("MS_CIM_V"))
+    code_bits = max(1, (len(cim) - 1).bit_length())
+    row_unit, position_unit = pl.lit(1 << (code_bits + 1), pl.UInt64), pl.lit(1 << code_bits, pl.UInt64)
+    k = pl.col("_dx")
 
-    def dedupe(lf: pl.LazyFrame) -> pl.LazyFrame:
-        return (
-            lf.filter(pl.col("code").is_not_null())
-            .with_columns(pl.col("code").cast(cim))
-            .group_by(key)
-            .agg(pl.col("unit_rank").min())
-            .with_columns(pl.col("code").cast(pl.String))
+    def coded(table: ValidatedTable, column: str, second: bool, rank: pl.Expr | None) -> pl.LazyFrame:
+        """The diagnosis key of each non-empty code of ``column`` (and the unit's rank)."""
+        key = (
+            pl.col(STAY_ROW).cast(pl.UInt64) * row_unit
+            + (position_unit if second else pl.lit(0, pl.UInt64))
+            + pl.col(column).cast(pl.Enum(cim)).to_physical().cast(pl.UInt64)
+        )
+        return table.loaded.filter(pl.col(column).is_not_null()).select(key.alias("_dx"), *([rank] if rank is not None else []))
+
+    def decoded(keys: pl.LazyFrame, positions: tuple[str, str], rank: pl.Expr) -> pl.LazyFrame:
+        """(stay_id, code, position, unit_rank) from the keys (``positions[1]`` where the bit is set)."""
+        second = ((k // position_unit) % pl.lit(2, pl.UInt64)) == 1
+        return keys.with_columns((k // row_unit).alias(STAY_ROW)).select(
+            stay_id(year, STAY_ROW).alias("stay_id"),
+            pl.lit(pl.Series(cim, dtype=pl.String)).gather((k % position_unit).cast(pl.UInt32)).alias("code"),
+            pl.when(second).then(pl.lit(positions[1])).otherwise(pl.lit(positions[0])).cast(Position).alias("position"),
+            rank,
         )
 
+    das = coded(d, "ASS_DGN", False, None).unique()
+    units = pl.concat([coded(um, "DGN_PAL", False, um_rank), coded(um, "DGN_REL", True, um_rank)], how="vertical")
     parts = [
         part(b, ROW, "DGN_PAL", "DP", no_rank).filter(pl.col("code").is_not_null()),
         part(b, ROW, "DGN_REL", "DR", no_rank).filter(pl.col("code").is_not_null()),
-        dedupe(part(d, STAY_ROW, "ASS_DGN", "DAS", no_rank)),
-        dedupe(
-            pl.concat(
-                [part(um, STAY_ROW, "DGN_PAL", "UM_DP", um_rank), part(um, STAY_ROW, "DGN_REL", "UM_DR", um_rank)],
-                how="vertical",
-            )
-        ),
+        decoded(das, ("DAS", "DAS"), no_rank),
+        decoded(units.group_by("_dx").agg(pl.col("unit_rank").min()), ("UM_DP", "UM_DR"), pl.col("unit_rank")),
     ]
     return pl.concat([p.select(list(DIAGNOSIS_SCHEMA)) for p in parts], how="vertical")

@@ -359,7 +359,7 @@ def _build(
         window = DateWindow(quality.min_date, quality.max_date or _default_max_date(year))
         raw = raws[year]
         with _reading(by_table["B"]):
-            b = staged(validate_table(by_table["B"], raw["B"], window))
+            b = staged(validate_table(by_table["B"], raw["B"], window, find_clean=stage))
         parent = b.loaded.select(STAY_KEY, ROW)
         if stage:  # read once for the three tables that join it (~300 MB a national year), not three times
             with _reading(by_table["B"]):
@@ -367,7 +367,7 @@ def _build(
         others = []
         for table in ("C", "D", "UM"):
             with _reading(by_table[table]):
-                others.append(staged(validate_table(by_table[table], raw[table], window, parent=parent)))
+                others.append(staged(validate_table(by_table[table], raw[table], window, parent=parent, find_clean=stage)))
         c, d, um = others
         tables += [b, c, d, um]
         stays.append(build_stays(b, c))

@@ -57,6 +57,11 @@ def _stripped(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     return s.str.strip_chars()
 
 
+def _icd10_code(s: pl.Expr) -> pl.Expr:
+    """normalize_icd10 of trimmed text: upper case, without dots."""
+    return s.str.to_uppercase().str.replace_all(".", "", literal=True)
+
+
 def _non_empty(s: pl.Expr) -> pl.Expr:
     """Text with empty strings made null. (A string has a character iff it has a byte.)"""
     return pl.when(s.str.len_bytes() > 0).then(s)
@@ -83,7 +88,7 @@ HELPER = "__help_"
 
 
 def _column_rule(
-    rule: ColumnRule, dtype: pl.DataType, date_format: str | None = None
+    rule: ColumnRule, dtype: pl.DataType, date_format: str | None = None, clean: bool = False
 ) -> tuple[list[pl.Expr], pl.Expr, list[tuple[pl.Expr, str]]]:
     """The helpers, the typed value of one column and its [(failure condition, reason)].
 
@@ -94,6 +99,8 @@ def _column_rule(
     helpers and the typed value (again under ``rule.name``), so that :func:`validate_table`
     computes each once, in steps.
     ``date_format``: the format detected for a text date column; None tries every known format.
+    ``clean``: the file's values of this column are already clean (:func:`clean_columns`): the
+    text is the raw value (no trimmed copy) and a CIM-10 code is not upper-cased again.
     """
     raw, t, v = pl.col(rule.name), pl.col(TEXT + rule.name), pl.col(rule.name)
     h = pl.col(HELPER + rule.name)
@@ -142,8 +149,9 @@ def _column_rule(
         value = pl.when(h).then(t.str.zfill(10)).otherwise(t)
         failures.append((t.is_not_null() & ~h, rule.pattern_label))
     elif kind == "icd10":
-        # normalize_icd10 of the (already trimmed) text, its code computed once
-        helpers.append(t.str.to_uppercase().str.replace_all(".", "", literal=True))
+        # normalize_icd10 of the (already trimmed) text, its code computed once; nothing to do on
+        # a clean column (every value is a code of the CIM-10 or already upper case without a dot)
+        helpers.append(t if clean else _icd10_code(t))
         value = _non_empty(h)
         known = v.is_in(sorted(codes("MS_CIM_V")))
         failures.append(((v.is_not_null() & ~known) | (t.is_not_null() & v.is_null()), "code absent from the French CIM-10"))
@@ -167,6 +175,83 @@ def _column_rule(
     if rule.required_value:
         failures.append((t.is_null(), "missing value"))
     return helpers, value, failures
+
+
+def _surely_clean(rule: ColumnRule) -> pl.Expr | None:
+    """For a text column that validation cleans, a cheap condition on the raw value under which
+    cleaning leaves it as it is: it is one of the column's codes (each of them clean), or for an
+    integer column, it reads as an integer as it is (the cast takes no surrounding space). None
+    when there is none (FINESS and RSA numbers, free text, dates: always cleaned)."""
+    raw = pl.col(rule.name)
+    if rule.kind in ("integer", "year", "month"):
+        return raw.cast(pl.Int64, strict=False).is_not_null()
+    allowed = _allowed(rule)
+    if allowed is None:
+        return None
+    if rule.kind == "icd10":
+        if any(c != c.strip().upper().replace(".", "") or c != c.strip() for c in allowed):
+            return None
+    elif rule.kind != "string" or any(c != c.strip() for c in allowed):
+        return None
+    return raw.is_in(sorted(allowed))
+
+
+_SURROUNDING_SPACE = r"^\s|\s$"
+"""Text that trimming (``str.strip_chars()``: Unicode white space) changes."""
+
+
+def _dirty(rule: ColumnRule, s: pl.Expr) -> pl.Expr:
+    """True where reading the raw text as it is, instead of cleaning it, could change the column's
+    checks or its loaded value; ``s`` (read once: the streaming engine would evaluate it again)
+    holds values that are not surely clean.
+
+    Trimmed text, an integer, a code: the text changes when trimmed. A CIM-10 code that is not a
+    code of the CIM-10 as it is: its cleaned code (trimmed, upper case, no dot) is one, or is
+    empty; otherwise the row fails the same check either way (code absent from the French CIM-10)
+    and is quarantined as it was read, so only the typed value of a quarantined row, which nothing
+    reads, differs."""
+    if rule.kind == "icd10":
+        return _icd10_code(s.str.strip_chars()).is_in([*sorted(_allowed(rule) or ()), ""])
+    return s.str.contains(_SURROUNDING_SPACE)
+
+
+def _allowed(rule: ColumnRule) -> set[str] | None:
+    """The codes a coded column accepts (enum, nomenclature and its extra codes), None for others."""
+    if rule.kind == "icd10":
+        return set(codes("MS_CIM_V"))
+    allowed: set[str] | None = None
+    if rule.enum is not None:
+        allowed = set(rule.enum)
+    if rule.nomenclature is not None:
+        allowed = (allowed or set()) | set(codes(rule.nomenclature))
+    if allowed is not None:
+        allowed |= set(rule.extra_codes)
+    return allowed
+
+
+def clean_columns(raw: pl.LazyFrame, table: str) -> frozenset[str]:
+    """The text columns of one raw table that :func:`validate_table` can read as they are instead
+    of building a cleaned copy (trimmed; for a CIM-10 code also upper-cased, without dots): no value
+    of theirs is changed by cleaning (:func:`_dirty`), so that the checks and the loaded values are
+    the same either way.
+
+    One pass over the file: only the values that are not surely clean (:func:`_surely_clean`: not
+    one of the column's codes, not an integer as they are; few) are cleaned to compare. Columns
+    without such a cheap condition (FINESS and RSA numbers, free text, dates) are always cleaned."""
+    raw_schema = raw.collect_schema()
+    checks = []
+    for rule in table_schema(table).rules:
+        if raw_schema.get(rule.name) != pl.String:
+            continue
+        surely = _surely_clean(rule)
+        if surely is None:
+            continue
+        doubtful = pl.col(rule.name).filter(pl.col(rule.name).is_not_null() & ~surely)
+        checks.append(_dirty(rule, doubtful).any().alias(rule.name))
+    if not checks:
+        return frozenset()
+    dirty = raw.select(checks).collect(engine="streaming").row(0, named=True)
+    return frozenset(name for name, is_dirty in dirty.items() if not is_dirty)
 
 
 STAY_ROW = "_stay_row"
@@ -303,8 +388,13 @@ def validate_table(
     raw: pl.LazyFrame,
     window: DateWindow,
     parent: pl.LazyFrame | None = None,
+    find_clean: bool = False,
 ) -> ValidatedTable:
     """Type and check one raw table (lazily).
+
+    ``find_clean``: first read the file once to find the columns that need no cleaning
+    (:func:`clean_columns`), and read those as they are (same checks and loaded values, less
+    work); else every text column is cleaned, and nothing is read now.
 
     ``parent`` (:data:`STAY_KEY` and ``_row`` of the loaded stays of the same year, in B)
     quarantines rows of C, D and UM without a stay in B, as the schema's foreign keys require,
@@ -312,6 +402,7 @@ def validate_table(
     """
     schema = table_schema(tf.table)
     raw_schema = raw.collect_schema()
+    clean = clean_columns(raw, tf.table) if find_clean else frozenset()
     stripped: list[pl.Expr] = []
     texts: list[pl.Expr] = []
     helpers: list[pl.Expr] = []
@@ -323,9 +414,12 @@ def validate_table(
             date_format = None
             if rule.kind == "date" and dtype == pl.String:
                 date_format = detect_date_format(raw, rule.name)
-            column_helpers, value, column_failures = _column_rule(rule, dtype, date_format)
-            # text(): trimmed once, then emptied strings made null (two steps: one trim per value)
-            stripped.append(_stripped(pl.col(rule.name), dtype).alias(TEXT + rule.name))
+            is_clean = rule.name in clean
+            column_helpers, value, column_failures = _column_rule(rule, dtype, date_format, is_clean)
+            # text(): trimmed once, then emptied strings made null (two steps: one trim per value);
+            # a clean column is not trimmed (no copy)
+            trimmed = pl.col(rule.name) if is_clean else _stripped(pl.col(rule.name), dtype)
+            stripped.append(trimmed.alias(TEXT + rule.name))
             texts.append(_non_empty(pl.col(TEXT + rule.name)).alias(TEXT + rule.name))
             helpers.extend(expr.alias(HELPER + rule.name) for expr in column_helpers)
         else:  # optional column absent from this file

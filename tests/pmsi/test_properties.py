@@ -135,3 +135,111 @@ def test_duplicate_groups_found_by_hash_are_the_exact_groups(stays, modulus):
             groups.setdefault(s[1:], []).append(i)
     assert len(found) == sum(1 for ids in groups.values() if len(ids) > 1)
     assert sorted(found["_first_stay_id"].to_list()) == sorted(min(ids) for ids in groups.values() if len(ids) > 1)
+
+
+# Columns read as they are when the file needs no cleaning (validate.clean_columns): the same checks
+# and loaded values as when every value is cleaned, whatever the values.
+_SPACES = ["", " ", "  ", "\t", "\u00a0", "\u2003", "\n"]
+_dirt = st.tuples(st.sampled_from(_SPACES), st.sampled_from(_SPACES))
+
+
+def _written(values: st.SearchStrategy[str], lower: bool = False) -> st.SearchStrategy[str | None]:
+    """Mostly clean values, sometimes padded with white space (or, with ``lower``, dotted or lower
+    case: a CIM-10 code as a person may write it), empty, white space only or null."""
+    dirty = st.tuples(values, _dirt).map(lambda v: v[1][0] + v[0] + v[1][1])
+    if lower:
+        dirty = st.one_of(dirty, values.map(str.lower), values.map(lambda c: c[:3] + "." + c[3:]))
+    return st.one_of(values, values, values, dirty, st.sampled_from(["", " ", "\u00a0", None]), st.text(max_size=5))
+
+
+_B_CLEANABLE = {
+    "AGE_ANN": _written(st.integers(-3, 130).map(str)),
+    "COD_SEX": _written(st.sampled_from(["1", "2", "9", "3"])),
+    "DGN_PAL": _written(st.sampled_from(CIM[:300] + ["A00.99", "XX99"]), lower=True),
+    "DGN_REL": _written(st.sampled_from(CIM[-300:]), lower=True),
+    "ENT_MOD": _written(st.sampled_from(["6", "7", "8", "N"])),
+    "ENT_PRV": _written(st.sampled_from(["1", "5", "R", "x"])),
+    "SOR_MOD": _written(st.sampled_from(["6", "7", "8", "9"])),
+    "SEJ_NBJ": _written(st.integers(0, 400).map(str)),
+    "SEJ_TYP": _written(st.sampled_from(["A", "B", "C"])),
+}
+
+
+def _b_frame(columns: dict[str, list[str | None]]) -> pl.LazyFrame:
+    n = len(next(iter(columns.values())))
+    return pl.LazyFrame(
+        {
+            ROW: pl.Series(range(1, n + 1), dtype=pl.UInt32),
+            "ETA_NUM": ["010000123"] * n,
+            "RSA_NUM": [f"{i:010d}" for i in range(1, n + 1)],
+            "BDI_COD": ["01001"] * n,
+            "GRG_GHM": ["05M09T"] * n,
+            **columns,
+        },
+        schema_overrides={name: pl.String for name in columns},
+    )
+
+
+_B_PLAIN = {
+    "AGE_ANN": st.sampled_from(["3", "40", "+7"]),
+    "SEJ_NBJ": st.sampled_from(["0", "12"]),
+    "DGN_PAL": st.sampled_from(CIM[:100] + ["A00.99", "XX99", "a00.99"]),
+    "DGN_REL": st.sampled_from(CIM[:100] + ["A00.99"]),
+}
+
+
+@st.composite
+def _b_columns(draw):
+    """Each column either plain (clean values, or codes absent from the CIM-10 either way: read as
+    they are) or with anything (:data:`_B_CLEANABLE`)."""
+    n = draw(st.integers(1, 25))
+    columns = {}
+    for name, values in _B_CLEANABLE.items():
+        if draw(st.booleans()):
+            values = _B_PLAIN.get(name, st.sampled_from(["1", "2", "8", "9", "A"]))
+        columns[name] = draw(st.lists(values, min_size=n, max_size=n))
+    return columns
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_b_columns())
+def test_columns_read_as_they_are_validate_as_the_cleaned_ones(columns):
+    from respop.pmsi.schema import table_schema
+    from respop.pmsi.validate import CHECKS, clean_columns
+
+    raw = _b_frame(columns)
+    tf = TableFile("B", 2022, __file__, "csv")
+    fast = validate_table(tf, raw, WINDOW, find_clean=True).checked.collect()
+    slow = validate_table(tf, raw, WINDOW).checked.collect()
+    assert fast[CHECKS].to_list() == slow[CHECKS].to_list()
+    assert fast.filter(pl.col(CHECKS) == 0).equals(slow.filter(pl.col(CHECKS) == 0))
+    # a quarantined row is written out as it was read; its typed value is read by nothing, and may
+    # differ only for a CIM-10 code that is no code either way
+    icd = [r.name for r in table_schema("B").rules if r.kind == "icd10"]
+    assert fast.drop(icd).equals(slow.drop(icd))
+
+    # a column declared clean cleans to itself (a CIM-10 code: or to a non-empty code that is not
+    # one of the CIM-10, like its raw text)
+    clean = clean_columns(raw, "B")
+    cim = set(CIM)
+    for name in clean:
+        values = [v for v in columns[name] if v is not None]
+        trimmed = pl.Series(values, dtype=pl.String).str.strip_chars().to_list()
+        if name in icd:
+            for v, t in zip(values, trimmed, strict=True):
+                code = t.upper().replace(".", "")
+                assert code == v or (v not in cim and code not in cim and code != "")
+        else:
+            assert trimmed == values
+
+
+def test_a_padded_code_makes_its_column_cleaned():
+    from respop.pmsi.validate import clean_columns
+
+    columns = {name: ["1"] * 3 for name in _B_CLEANABLE}
+    columns.update(AGE_ANN=["40", " 41", "42"], DGN_PAL=["E119", "e11.9", "I10"], DGN_REL=["E119", "A00.99", None],
+                   COD_SEX=["1", "2", "2\u00a0"])
+    clean = clean_columns(_b_frame(columns), "B")
+    assert "AGE_ANN" not in clean and "DGN_PAL" not in clean and "COD_SEX" not in clean
+    assert "DGN_REL" in clean  # A00.99 is no code, cleaned or not
+    assert "SOR_MOD" in clean  # 1 is not a code of SOR_MOD, but needs no trimming
