@@ -57,6 +57,12 @@ def _stripped(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     return s.str.strip_chars()
 
 
+_ONE_DIGIT = r"^[0-9]$"
+"""The pattern of the linkage return codes (schema.RETURN_CODES): one ASCII digit, the same as
+being one of :data:`_DIGITS` (``$`` of the regex crate is the end of the text only)."""
+_DIGITS = [str(i) for i in range(10)]
+
+
 def _icd10_code(s: pl.Expr) -> pl.Expr:
     """normalize_icd10 of trimmed text: upper case, without dots."""
     return s.str.to_uppercase().str.replace_all(".", "", literal=True)
@@ -162,7 +168,9 @@ def _column_rule(
         if rule.min_length is not None:
             failures.append((t.str.len_chars() < rule.min_length, f"shorter than {_chars(rule.min_length)}"))
         if rule.pattern is not None:
-            failures.append((t.is_not_null() & ~t.str.contains(rule.pattern), rule.pattern_label or "invalid format"))
+            # a pattern of one digit is a set of ten codes: a hash look-up, not a regex per value
+            matches = t.is_in(_DIGITS) if rule.pattern == _ONE_DIGIT else t.str.contains(rule.pattern)
+            failures.append((t.is_not_null() & ~matches, rule.pattern_label or "invalid format"))
         allowed: set[str] | None = None
         if rule.enum is not None:
             allowed = set(rule.enum)
@@ -179,19 +187,22 @@ def _column_rule(
 
 def _surely_clean(rule: ColumnRule) -> pl.Expr | None:
     """For a text column that validation cleans, a cheap condition on the raw value under which
-    cleaning leaves it as it is: it is one of the column's codes (each of them clean), or for an
-    integer column, it reads as an integer as it is (the cast takes no surrounding space). None
-    when there is none (FINESS and RSA numbers, free text, dates: always cleaned)."""
+    cleaning leaves it as it is: it is one of the column's codes (each of them clean; a return code:
+    one digit), or for an integer column, it reads as an integer as it is (the cast takes no
+    surrounding space). None when there is none (FINESS and RSA numbers, free text, dates: always
+    cleaned)."""
     raw = pl.col(rule.name)
     if rule.kind in ("integer", "year", "month"):
         return raw.cast(pl.Int64, strict=False).is_not_null()
     allowed = _allowed(rule)
+    if rule.kind == "return_code" and rule.pattern == _ONE_DIGIT:
+        allowed = set(_DIGITS) & allowed if allowed is not None else set(_DIGITS)
     if allowed is None:
         return None
     if rule.kind == "icd10":
         if any(c != c.strip().upper().replace(".", "") or c != c.strip() for c in allowed):
             return None
-    elif rule.kind != "string" or any(c != c.strip() for c in allowed):
+    elif rule.kind not in ("string", "return_code") or any(c != c.strip() for c in allowed):
         return None
     return raw.is_in(sorted(allowed))
 

@@ -243,3 +243,30 @@ def test_a_padded_code_makes_its_column_cleaned():
     assert "AGE_ANN" not in clean and "DGN_PAL" not in clean and "COD_SEX" not in clean
     assert "DGN_REL" in clean  # A00.99 is no code, cleaned or not
     assert "SOR_MOD" in clean  # 1 is not a code of SOR_MOD, but needs no trimming
+
+
+@given(st.lists(st.one_of(st.text(max_size=3), st.sampled_from(["0", "9", "10", "0\n", " 1", "\u0661", "a"])), min_size=1, max_size=20))
+def test_one_digit_pattern_is_the_ten_digits(values):
+    from respop.pmsi.validate import _DIGITS, _ONE_DIGIT
+
+    s = pl.Series(values, dtype=pl.String)
+    assert s.str.contains(_ONE_DIGIT).to_list() == s.is_in(_DIGITS).to_list()
+
+
+def test_return_codes_are_read_as_they_are_when_clean():
+    from respop.pmsi.validate import clean_columns
+
+    n = 4
+    raw = pl.LazyFrame({ROW: pl.Series(range(1, n + 1), dtype=pl.UInt32), "ETA_NUM": ["010000123"] * n,
+                        "RSA_NUM": ["1", "2", "3", "4"], "NIR_ANO_17": ["A" * 17] * n,
+                        "EXE_SOI_DTD": ["2022-01-01"] * n, "EXE_SOI_DTF": ["2022-01-02"] * n,
+                        "NIR_RET": ["0", "1", "x", None], "NAI_RET": ["0", " 0", "0", "0"], "SEX_RET": ["0"] * n,
+                        "SEJ_RET": ["0"] * n, "FHO_RET": ["0"] * n, "PMS_RET": ["0"] * n, "DAT_RET": ["10", "0", "0", "0"]})
+    clean = clean_columns(raw, "C")
+    assert {"NIR_RET", "DAT_RET", "SEX_RET"} <= clean and "NAI_RET" not in clean
+    tf = TableFile("C", 2022, __file__, "csv")
+    from respop.pmsi.validate import CHECKS
+
+    fast = validate_table(tf, raw, WINDOW, find_clean=True).checked.collect()
+    slow = validate_table(tf, raw, WINDOW).checked.collect()
+    assert fast.equals(slow) and fast[CHECKS].to_list()[2] != 0
