@@ -188,11 +188,12 @@ def _column_rule(
 def _surely_clean(rule: ColumnRule) -> pl.Expr | None:
     """For a text column that validation cleans, a cheap condition on the raw value under which
     cleaning leaves it as it is: it is one of the column's codes (each of them clean; a return code:
-    one digit), or for an integer column, it reads as an integer as it is (the cast takes no
-    surrounding space). None when there is none (FINESS and RSA numbers, free text, dates: always
+    one digit), or for an integer column, a FINESS or an RSA number, it reads as an integer as it
+    is (the cast takes no surrounding space). None when there is none (free text, dates: always
     cleaned)."""
     raw = pl.col(rule.name)
-    if rule.kind in ("integer", "year", "month"):
+    if rule.kind in ("integer", "year", "month", "finess", "rsa"):
+        # a FINESS or RSA number is digits (but 2A/2B FINESS numbers: doubtful, few)
         return raw.cast(pl.Int64, strict=False).is_not_null()
     allowed = _allowed(rule)
     if rule.kind == "return_code" and rule.pattern == _ONE_DIGIT:
@@ -248,7 +249,7 @@ def clean_columns(raw: pl.LazyFrame, table: str) -> frozenset[str]:
 
     One pass over the file: only the values that are not surely clean (:func:`_surely_clean`: not
     one of the column's codes, not an integer as they are; few) are cleaned to compare. Columns
-    without such a cheap condition (FINESS and RSA numbers, free text, dates) are always cleaned."""
+    without such a cheap condition (free text, dates) are always cleaned."""
     raw_schema = raw.collect_schema()
     checks = []
     for rule in table_schema(table).rules:

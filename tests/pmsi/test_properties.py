@@ -153,6 +153,8 @@ def _written(values: st.SearchStrategy[str], lower: bool = False) -> st.SearchSt
 
 
 _B_CLEANABLE = {
+    "ETA_NUM": _written(st.sampled_from(["010000123", "10000123", "2A0001234", "2b0001234", "0100001234", "+10000123"])),
+    "RSA_NUM": _written(st.integers(0, 10**11).map(str)),
     "AGE_ANN": _written(st.integers(-3, 130).map(str)),
     "COD_SEX": _written(st.sampled_from(["1", "2", "9", "3"])),
     "DGN_PAL": _written(st.sampled_from(CIM[:300] + ["A00.99", "XX99"]), lower=True),
@@ -174,13 +176,15 @@ def _b_frame(columns: dict[str, list[str | None]]) -> pl.LazyFrame:
             "RSA_NUM": [f"{i:010d}" for i in range(1, n + 1)],
             "BDI_COD": ["01001"] * n,
             "GRG_GHM": ["05M09T"] * n,
-            **columns,
+            **columns,  # may replace ETA_NUM and RSA_NUM
         },
         schema_overrides={name: pl.String for name in columns},
     )
 
 
 _B_PLAIN = {
+    "ETA_NUM": st.sampled_from(["010000123", "2A0001234", "12", "2b0001234"]),
+    "RSA_NUM": st.sampled_from(["1", "0000000002", "12345678901"]),
     "AGE_ANN": st.sampled_from(["3", "40", "+7"]),
     "SEJ_NBJ": st.sampled_from(["0", "12"]),
     "DGN_PAL": st.sampled_from(CIM[:100] + ["A00.99", "XX99", "a00.99"]),
