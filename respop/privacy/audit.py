@@ -98,15 +98,22 @@ def groups(masked: Sequence[bool], relations: Sequence[tuple[int, tuple[int, ...
     order = np.argsort(root_of[masked_cells], kind="stable")
     sorted_cells = masked_cells[order]
     roots, starts = np.unique(root_of[sorted_cells], return_index=True)
-    cells: dict[int, list[int]] = {int(r): part.tolist() for r, part in zip(roots, np.split(sorted_cells, starts[1:]))}
+    cells = _split(roots, sorted_cells, starts)
     # every relation with a masked member, under the root of its group, in increasing order
     touching, at = np.unique(rows_m, return_index=True)
     touching_roots = root_of[cells_m[at]]
     order = np.argsort(touching_roots, kind="stable")
     rows_sorted, roots_sorted = touching[order], touching_roots[order]
     keys, starts = np.unique(roots_sorted, return_index=True)
-    rows: dict[int, list[int]] = {int(r): part.tolist() for r, part in zip(keys, np.split(rows_sorted, starts[1:]))}
+    rows = _split(keys, rows_sorted, starts)
     return cells, rows
+
+
+def _split(keys: np.ndarray, values: np.ndarray, starts: np.ndarray) -> dict[int, list[int]]:
+    """{key: its run of ``values``}, the runs starting at ``starts`` (list slices: np.split makes
+    an array per group, slow for the national tables' 80,000 groups)."""
+    flat, bounds = values.tolist(), [*starts.tolist(), len(values)]
+    return {k: flat[a:b] for k, a, b in zip(keys.tolist(), bounds[:-1], bounds[1:])}
 
 
 def flatten(relations: Sequence[tuple[int, tuple[int, ...]]]) -> tuple[np.ndarray, np.ndarray]:
@@ -184,7 +191,8 @@ class _Program:
         self.lower = np.asarray([lower[c] for c in cells], dtype=float)
         self.rows = len(rhs)
         self.programs = 0
-        self.binding: tuple[int, ...] = ()
+        self.optimum = None
+        self._row_relation = np.asarray(self.row_relation, dtype=np.int64)
         self._hs = highspy
         self._costs: dict[int, np.ndarray] = {}  # per model: the columns of the current objective
         self._mip = None
@@ -246,10 +254,10 @@ class _Program:
     def extreme(self, cell: int, maximise: bool) -> tuple[float, np.ndarray | None]:
         """The linear optimum of ``cell`` (largest when ``maximise``) and, when it is an integer
         point, that point (None otherwise, and when unbounded: ``inf``). The integer optimum is
-        at most (at least) the linear one. ``self.binding`` is then the relations holding the
-        linear optimum (non-zero duals)."""
+        at most (at least) the linear one. ``self.optimum`` is then that linear optimum (None
+        when unbounded or without valid duals), whose relations :meth:`binding` gives."""
         k = self.index[cell]
-        self.binding = ()
+        self.optimum = None
         if self.lp is None:  # no equation: from the lower bound to infinity
             return (np.inf, None) if maximise else (self.lower[k], None)
         self._objective(self.lp, [cell], maximise)
@@ -259,14 +267,21 @@ class _Program:
         if status != "optimal":
             raise RuntimeError(f"the interval audit's linear program failed: {status}")
         solution = self.lp.getSolution()
-        if solution.dual_valid:
-            duals = np.asarray(solution.row_dual)
-            order = np.argsort(-np.abs(duals))
-            self.binding = tuple(self.row_relation[r] for r in order if abs(duals[r]) > 1e-9)
+        self.optimum = solution if solution.dual_valid else None
         x = np.asarray(solution.col_value)
         if np.all(np.abs(x - np.round(x)) < 1e-6):
             return float(np.round(x[k])), np.round(x)
         return float(x[k]), None
+
+    def binding(self, optimum) -> tuple[int, ...]:
+        """The relations holding a linear optimum (:attr:`optimum` after :meth:`extreme`): the
+        equations with a non-zero dual value, the largest first. Computed only for the cells that
+        fail (reading the duals of a large group at every optimum cost more than the solves)."""
+        if optimum is None:
+            return ()
+        duals = np.asarray(optimum.row_dual)
+        order = np.argsort(-np.abs(duals))
+        return tuple(self._row_relation[order[np.abs(duals[order]) > 1e-9]].tolist())
 
     def _integer_model(self):
         if self._mip is None:
@@ -429,7 +444,7 @@ def _audit_group(cells, rows, targets, relations, values, masked, lower, protect
         # a feasibility program tells whether an integer point reaches ``protection`` above the
         # smallest value seen (then the cell passes), else the bound drops below it
         top, x = program.extreme(c, maximise=True)
-        binding = program.binding
+        at_top = program.optimum
         witness(x)
         if x is None and np.isfinite(top):
             top = float(np.floor(top + 1e-6))
@@ -456,7 +471,8 @@ def _audit_group(cells, rows, targets, relations, values, masked, lower, protect
                     continue
                 bottom = top - protection + 1  # no integer point that far below
         # too narrow: widen where it is narrowest first, the side closer to the true value
-        first, second = (binding, program.binding) if top - values[c] <= values[c] - bottom else (program.binding, binding)
+        binding, at_bottom = program.binding(at_top), program.binding(program.optimum)
+        first, second = (binding, at_bottom) if top - values[c] <= values[c] - bottom else (at_bottom, binding)
         failing.append(Interval(c, int(values[c]), bottom, top, tuple(dict.fromkeys((*first, *second)))))
     for c in targets:
         if c not in passed and done(c):
