@@ -213,9 +213,8 @@ _SURROUNDING_SPACE = r"^\s|\s$"
 
 
 def _dirty(rule: ColumnRule, s: pl.Expr) -> pl.Expr:
-    """True where reading the raw text as it is, instead of cleaning it, could change the column's
-    checks or its loaded value; ``s`` (read once: the streaming engine would evaluate it again)
-    holds values that are not surely clean.
+    """True where reading the raw text ``s`` as it is, instead of cleaning it, could change the
+    column's checks or its loaded value (asked of the values that are not surely clean).
 
     Trimmed text, an integer, a code: the text changes when trimmed. A CIM-10 code that is not a
     code of the CIM-10 as it is: its cleaned code (trimmed, upper case, no dot) is one, or is
@@ -251,19 +250,25 @@ def clean_columns(raw: pl.LazyFrame, table: str) -> frozenset[str]:
     one of the column's codes, not an integer as they are; few) are cleaned to compare. Columns
     without such a cheap condition (free text, dates) are always cleaned."""
     raw_schema = raw.collect_schema()
-    checks = []
+    doubtful: dict[str, pl.Expr] = {}
+    dirty: dict[str, pl.Expr] = {}
     for rule in table_schema(table).rules:
         if raw_schema.get(rule.name) != pl.String:
             continue
         surely = _surely_clean(rule)
-        if surely is None:
-            continue
-        doubtful = pl.col(rule.name).filter(pl.col(rule.name).is_not_null() & ~surely)
-        checks.append(_dirty(rule, doubtful).any().alias(rule.name))
-    if not checks:
+        if surely is not None:  # an empty text is read as a missing value either way
+            doubtful[rule.name] = (pl.col(rule.name).str.len_bytes() > 0) & ~surely
+            dirty[rule.name] = (doubtful[rule.name] & _dirty(rule, pl.col(rule.name))).any()
+    if not dirty:
         return frozenset()
-    dirty = raw.select(checks).collect(engine="streaming").row(0, named=True)
-    return frozenset(name for name, is_dirty in dirty.items() if not is_dirty)
+    # a row filter (streaming, bounded memory), then the cleaning compared on the few rows left
+    found = (
+        raw.filter(pl.any_horizontal(list(doubtful.values())))
+        .select(expr.alias(name) for name, expr in dirty.items())
+        .collect(engine="streaming")
+        .row(0, named=True)
+    )
+    return frozenset(name for name, is_dirty in found.items() if not is_dirty)
 
 
 STAY_ROW = "_stay_row"
