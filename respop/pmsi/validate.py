@@ -412,7 +412,7 @@ def validate_table(
 
     ``find_clean``: first read the file once to find the columns that need no cleaning
     (:func:`clean_columns`), and read those as they are (same checks and loaded values, less
-    work); else every text column is cleaned, and nothing is read now.
+    work); else, and for a CSV file, every text column is cleaned, and nothing is read now.
 
     ``parent`` (:data:`STAY_KEY` and ``_row`` of the loaded stays of the same year, in B)
     quarantines rows of C, D and UM without a stay in B, as the schema's foreign keys require,
@@ -420,7 +420,9 @@ def validate_table(
     """
     schema = table_schema(tf.table)
     raw_schema = raw.collect_schema()
-    clean = clean_columns(raw, tf.table) if find_clean else frozenset()
+    # not for CSV files: their pass would parse the whole file once more (not measured; Parquet
+    # files, and the ATIH files' Parquet tables, read the few columns it needs)
+    clean = clean_columns(raw, tf.table) if find_clean and tf.format != "csv" else frozenset()
     stripped: list[pl.Expr] = []
     texts: list[pl.Expr] = []
     helpers: list[pl.Expr] = []
