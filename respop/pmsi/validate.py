@@ -171,13 +171,8 @@ def _column_rule(
             # a pattern of one digit is a set of ten codes: a hash look-up, not a regex per value
             matches = t.is_in(_DIGITS) if rule.pattern == _ONE_DIGIT else t.str.contains(rule.pattern)
             failures.append((t.is_not_null() & ~matches, rule.pattern_label or "invalid format"))
-        allowed: set[str] | None = None
-        if rule.enum is not None:
-            allowed = set(rule.enum)
-        if rule.nomenclature is not None:
-            allowed = (allowed or set()) | set(codes(rule.nomenclature))
+        allowed = _allowed(rule)
         if allowed is not None:
-            allowed |= set(rule.extra_codes)
             label = rule.nomenclature or "{" + ", ".join(sorted(allowed)) + "}"
             failures.append((t.is_not_null() & ~t.is_in(sorted(allowed)), f"not a code of {label}"))
     if rule.required_value:
