@@ -387,8 +387,7 @@ def _audit_one_equation(equation, row: int, targets, values, lower, protection, 
     vertices). Members of both signs: every cell can grow without bound with one of the other
     sign. One sign (masked parts of a published total, the common case): ``x[c] + (the others) =
     rhs``, so ``x[c]`` runs from its lower bound (``rhs`` when it is alone) to ``rhs`` minus the
-    others' lower bounds. The
-    relation holding a narrow interval is the equation itself."""
+    others' lower bounds. The relation holding a narrow interval is the equation itself."""
     coef, rhs = equation
     cells = list(coef)
     if len(set(coef.values())) == 2:
