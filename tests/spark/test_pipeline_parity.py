@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from tests.store.conftest import CONFIG, TINY_STORE_YEARS
+from tests.store.conftest import CONFIG, tiny_run  # noqa: F401 (the fixture)
 
 ENGINES = ("polars", "spark")
 PRIVATE = [
@@ -58,12 +59,21 @@ def _assert_outputs_equal(results) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_runs(spark, tmp_path_factory):
-    from respop.synth import generate, load_profile
+def tiny_runs(spark, tiny_run, tmp_path_factory):
+    """The polars side is the session's ``tiny_run`` (tests/store/conftest.py: the same world,
+    tiny seed 5 over TINY_STORE_YEARS, the same configuration, the whole pipeline with models and
+    its store; built once per session for the store and board tests); the Spark side runs here on
+    a copy of its data (the shared run is never written to)."""
+    import shutil
+
+    from respop.pipeline import run
 
     base = tmp_path_factory.mktemp("parity_tiny")
-    generate(load_profile("tiny"), seed=5, out=base / "data", years=TINY_STORE_YEARS)
-    return _run_both(base, CONFIG, models=True)
+    shutil.copytree(tiny_run.base / "data", base / "data")
+    path = base / "spark.toml"
+    path.write_text(_config("spark", CONFIG, store=True), encoding="utf-8")
+    polars = SimpleNamespace(config=tiny_run.config, run_id=tiny_run.run_id)
+    return {"polars": polars, "spark": run(path, models=True)}
 
 
 def test_tiny_private_outputs_are_identical(tiny_runs):
