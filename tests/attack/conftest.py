@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from respop.store.db import Store
-from tests.store.conftest import make_tiny_run
+from tests.store.conftest import make_tiny_run, tiny_run  # noqa: F401 (the fixture)
 
 STORE_FILE = "store.sqlite"
 
@@ -112,16 +112,39 @@ PIN = {"01013": "01014"}
 territory)."""
 
 
+def from_tiny_run(tiny, folder: Path) -> TinyStore:
+    """The session's ``tiny_run`` (tests/store/conftest.py: tiny, seed 5, the whole pipeline on
+    the configuration :func:`tiny_config` writes with its defaults, but for the output folder and
+    the store's file) copied to ``folder`` as the first run of a :class:`TinyStore`: its data, its
+    outputs as ``run0`` and its store as ``store.sqlite``, as :func:`tiny_store` (seed 5, ``[{}]``)
+    would have made them, without running the pipeline again."""
+    import shutil
+    import sqlite3
+
+    shutil.copytree(tiny.base / "data", folder / "data", symlinks=True)
+    shutil.copytree(tiny.config.output.dir, folder / "run0", symlinks=True)
+    (folder / "tiny0.toml").write_text(tiny_config("run0"), encoding="utf-8")
+    source = sqlite3.connect(tiny.config.store.url.removeprefix("sqlite:///"))
+    target = sqlite3.connect(folder / STORE_FILE)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+    return TinyStore(folder, {tiny.run_id: folder / "run0"})
+
+
 @pytest.fixture(scope="session")
-def pinned_store(tmp_path_factory) -> TinyStore:
-    """tiny, seed 5: a run with the default territories, then one with zone 01013 pinned to the
-    territory of 01014, in one store (finding 1 of issue 16). Built once per test session, shared
-    by the workers (tests/shared.py): the tests read it; a test that adds a run works on a copy
-    (:func:`copy_store`)."""
+def pinned_store(tiny_run, tmp_path_factory) -> TinyStore:
+    """tiny, seed 5: a run with the default territories (the session's ``tiny_run``, copied:
+    :func:`from_tiny_run`), then one with zone 01013 pinned to the territory of 01014, in one store
+    (finding 1 of issue 16). Built once per test session, shared by the workers (tests/shared.py):
+    the tests read it; a test that adds a run works on a copy (:func:`copy_store`)."""
     from tests.shared import build_once
 
     def build(folder: Path) -> dict:
-        made = tiny_store(folder, 5, [{}, {"pins": PIN}])
+        made = from_tiny_run(tiny_run, folder)
+        add_run(made, pins=PIN)
         return {"outputs": {str(k): str(v.relative_to(folder)) for k, v in made.outputs.items()}, "refused": made.refused}
 
     base, built = build_once(tmp_path_factory, "attack_pinned", build)
