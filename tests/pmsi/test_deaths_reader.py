@@ -115,3 +115,28 @@ def test_property_every_row_is_loaded_or_quarantined_and_deaths_are_real_dates(t
     assert (deaths["death_date"] >= dt.date(1900, 1, 1)).all()
     loaded = set(data.loaded.collect()["BEN_NIR_PSA"])
     assert set(deaths["patient_key"]) <= loaded
+
+
+ROWS = st.lists(
+    st.tuples(
+        st.sampled_from(["A", "B", "C", "D", ""]),  # few keys: twins, repeated rows, a missing key
+        st.sampled_from(["1", "2", ""]),  # the birth rank (absent: 1)
+        st.sampled_from(["", "05MAR2022:00:00:00", "06MAR2022:00:00:00", "01JAN1600:00:00:00", "31FEB2022:00:00:00"]),
+        st.sampled_from(["", "202203", "202111", "160001"]),
+    ),
+    min_size=1,
+    max_size=14,
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=ROWS)
+def test_property_the_one_pass_reading_equals_the_lazy_reading(tmp_path_factory, rows):
+    # known() groups only the keys whose hash repeats; deaths() and report() group every key
+    folder = tmp_path_factory.mktemp("ben")
+    lines = [f"{K(key) if key else ''};{rank};1;1900;{date};{ame};01" for key, rank, date, ame in rows]
+    data = read_deaths(write(folder, *lines))
+    (folder / "ws").mkdir()
+    known = data.known(folder / "ws")
+    assert known.deaths.equals(data.deaths())
+    assert known.report.to_dict() == data.report().to_dict()
