@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def respop(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """``respop *args`` in an environment of its own, but for the test session's OpenMP threads (one
+    per test process: tests/conftest.py; the gradient boosting of ``strata run`` and ``run``)."""
+    threads = {k: os.environ[k] for k in ("OMP_NUM_THREADS",) if k in os.environ}
     return subprocess.run(
-        [sys.executable, "-m", "respop", *args], capture_output=True, text=True, cwd=cwd, env={"COLUMNS": "200"}
+        [sys.executable, "-m", "respop", *args], capture_output=True, text=True, cwd=cwd, env={"COLUMNS": "200", **threads}
     )
 
 
