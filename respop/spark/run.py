@@ -110,6 +110,7 @@ def compute_strata(
     ``respop.pipeline.Engine.strata`` (``polars_strata``): ``staged`` is the canonical PMSI
     (``PmsiData.canonical``), ``cases_file`` the cases step's ``cases.parquet``."""
     from pyspark import StorageLevel
+    from pyspark.sql import functions as F
 
     from respop.spark import strata as engine
     from respop.strata import engine as polars_engine
@@ -128,7 +129,9 @@ def compute_strata(
         kept.append(ids)
         person = engine.compute_features(spec, cases, stays, diagnoses, catalogue.features, ids, catalogue.case_of(spec.disease))
         person_frames.append(engine.assign(spec, person))
-        event_frames.append(engine.outcome_events(spec, stays, diagnoses, ids, known))
+        # the disease's patients only (its cases: those of its person-years), as polars_strata
+        own = cases.where(F.col("is_case") & (F.col("disease") == spec.disease)).select("patient_key").distinct()
+        event_frames.append(engine.outcome_events(spec, stays, diagnoses, ids, known).join(own, "patient_key", "left_semi"))
     # each disease has the case-of features of the others: missing columns are null
     person_years = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), person_frames)
     person_years = person_years.select(*person_strata_columns(catalogue.features, catalogue.diseases))
