@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
 
 import polars as pl
@@ -159,7 +160,7 @@ def _column_rule(
         # a clean column (every value is a code of the CIM-10 or already upper case without a dot)
         helpers.append(t if clean else _icd10_code(t))
         value = _non_empty(h)
-        known = v.is_in(sorted(codes("MS_CIM_V")))
+        known = v.is_in(_codes_literal(codes("MS_CIM_V")))
         failures.append(((v.is_not_null() & ~known) | (t.is_not_null() & v.is_null()), "code absent from the French CIM-10"))
     else:  # string and return codes
         value = t
@@ -174,12 +175,13 @@ def _column_rule(
         allowed = _allowed(rule)
         if allowed is not None:
             label = rule.nomenclature or "{" + ", ".join(sorted(allowed)) + "}"
-            failures.append((t.is_not_null() & ~t.is_in(sorted(allowed)), f"not a code of {label}"))
+            failures.append((t.is_not_null() & ~t.is_in(_codes_literal(allowed)), f"not a code of {label}"))
     if rule.required_value:
         failures.append((t.is_null(), "missing value"))
     return helpers, value, failures
 
 
+@cache
 def _surely_clean(rule: ColumnRule) -> pl.Expr | None:
     """For a text column that validation cleans, a cheap condition on the raw value under which
     cleaning leaves it as it is: it is one of the column's codes (each of them clean; a return code:
@@ -200,7 +202,7 @@ def _surely_clean(rule: ColumnRule) -> pl.Expr | None:
             return None
     elif rule.kind not in ("string", "return_code") or any(c != c.strip() for c in allowed):
         return None
-    return raw.is_in(sorted(allowed))
+    return raw.is_in(_codes_literal(frozenset(allowed)))
 
 
 _SURROUNDING_SPACE = r"^\s|\s$"
@@ -217,14 +219,16 @@ def _dirty(rule: ColumnRule, s: pl.Expr) -> pl.Expr:
     and is quarantined as it was read, so only the typed value of a quarantined row, which nothing
     reads, differs."""
     if rule.kind == "icd10":
-        return _icd10_code(s.str.strip_chars()).is_in([*sorted(_allowed(rule) or ()), ""])
+        return _icd10_code(s.str.strip_chars()).is_in(_codes_literal(_allowed(rule) or frozenset(), ("",)))
     return s.str.contains(_SURROUNDING_SPACE)
 
 
-def _allowed(rule: ColumnRule) -> set[str] | None:
-    """The codes a coded column accepts (enum, nomenclature and its extra codes), None for others."""
+@cache
+def _allowed(rule: ColumnRule) -> frozenset[str] | None:
+    """The codes a coded column accepts (enum, nomenclature and its extra codes), None for others
+    (once per rule: the validation of every file and :func:`clean_columns` ask again)."""
     if rule.kind == "icd10":
-        return set(codes("MS_CIM_V"))
+        return codes("MS_CIM_V")
     allowed: set[str] | None = None
     if rule.enum is not None:
         allowed = set(rule.enum)
@@ -232,7 +236,15 @@ def _allowed(rule: ColumnRule) -> set[str] | None:
         allowed = (allowed or set()) | set(codes(rule.nomenclature))
     if allowed is not None:
         allowed |= set(rule.extra_codes)
-    return allowed
+    return None if allowed is None else frozenset(allowed)
+
+
+@cache
+def _codes_literal(allowed: frozenset[str], extra: tuple[str, ...] = ()) -> pl.Expr:
+    """The codes, sorted (then ``extra``), as the literal ``is_in`` looks values up in (the one it
+    makes of that list): made once per set of codes (sorting the CIM-10's codes and building the
+    literal from a list cost more than validating a small file)."""
+    return pl.lit([*sorted(allowed), *extra])
 
 
 def clean_columns(raw: pl.LazyFrame, table: str) -> frozenset[str]:
