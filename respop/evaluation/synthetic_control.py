@@ -323,6 +323,8 @@ def estimate(
     overall_rows: list[dict] = []
     trajectory_rows: list[dict] = []
     weight_rows: list[dict] = []
+    everyone = np.arange(n)
+    pools: dict[bytes, np.ndarray] = {}  # the pool without each set excluded, for every start year (read only)
     for g in start_years:
         pre = pre_masks[g]
         indexed = {t: matrices.value[t] / matrices.value[t][pre].mean() for t in matrices.pilots + donor_ids
@@ -341,9 +343,6 @@ def estimate(
                 covariate_matrix[target] * spread if covariate_matrix else None,
                 cov_donors[:, pool] if cov_donors is not None else None, covariate_weight,
             )
-
-        everyone = np.arange(n)
-        pools: dict[bytes, np.ndarray] = {}  # the pool without each set excluded (read only)
 
         def placebo(k: int, excluded: np.ndarray, fit=fit, indexed=indexed, z_donors=z_donors, scale=scale, pre=pre,
                     post=~pre, pools=pools) -> float:
