@@ -116,12 +116,15 @@ class PmsiData:
     def diagnoses(self) -> pl.LazyFrame:
         if self.canonical_paths is not None:
             return pl.scan_parquet(self.canonical_paths["diagnoses"])
-        kept = self.flagged_stays.filter(pl.col(EXCLUDED_BY).is_null())
-        # year by year: each join holds one year's kept stays (on 5 national years one join
-        # against all 91 M kept stays took 2.5 times as long)
+        # every diagnosis belongs to a loaded stay of B (its DP and DR are B's; DAS and unit
+        # diagnoses point at the B row of their stay), and every loaded stay is in flagged_stays:
+        # the kept stays' diagnoses are those of no excluded stay. An anti join on the excluded
+        # stays (few: 0.5 M of 20 M a national year) rather than a semi join on the kept ones
+        # (one national year: the staged diagnoses written in 11.8 s instead of 15.7)
+        excluded = self.flagged_stays.filter(pl.col(EXCLUDED_BY).is_not_null())
         return pl.concat(
             [
-                dx.join(kept.filter(pl.col("source_year").eq_missing(pl.lit(year, pl.Int16))).select("stay_id"), on="stay_id", how="semi")
+                dx.join(excluded.filter(pl.col("source_year").eq_missing(pl.lit(year, pl.Int16))).select("stay_id"), on="stay_id", how="anti")
                 for year, dx in self.diagnoses_by_year.items()
             ],
             how="vertical",
