@@ -57,8 +57,7 @@ def test_valid_rows_give_deaths_and_messy_rows_are_quarantined_with_their_reason
     assert deaths == {K("A"): dt.date(2022, 3, 5), K("D"): dt.date(2021, 11, 15)}
     assert report.deaths == 2 and report.ambiguous_keys == 1
     # the one-pass reading known_deaths uses gives the same deaths and report
-    (tmp_path / "ws").mkdir()
-    known = data.known(tmp_path / "ws")
+    known = data.known()
     assert dict(known.deaths.iter_rows()) == deaths and known.report.to_dict() == report.to_dict()
     quarantine = data.quarantine.collect()
     assert quarantine.height == 6 and set(quarantine["_source"]) == {"IR_BEN_R"}
@@ -136,7 +135,6 @@ def test_property_the_one_pass_reading_equals_the_lazy_reading(tmp_path_factory,
     folder = tmp_path_factory.mktemp("ben")
     lines = [f"{K(key) if key else ''};{rank};1;1900;{date};{ame};01" for key, rank, date, ame in rows]
     data = read_deaths(write(folder, *lines))
-    (folder / "ws").mkdir()
-    known = data.known(folder / "ws")
+    known = data.known()
     assert known.deaths.equals(data.deaths())
     assert known.report.to_dict() == data.report().to_dict()
