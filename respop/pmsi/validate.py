@@ -358,9 +358,7 @@ class ValidatedTable:
         path = folder / f"typed_{self.file.label}.parquet"
         self.checked.sink_parquet(path, **SPEED, statistics=False)  # never filtered on them
         checked = pl.scan_parquet(path)
-        dups = None
-        if self.duplicate_bit is not None:
-            dups = _duplicate_keys(checked).collect(engine="streaming")
+        dups = _find_duplicate_keys(checked) if self.duplicate_bit is not None else None
         return replace(self, checked=checked, duplicate_keys=dups)
 
 
@@ -381,6 +379,16 @@ def _duplicate_keys(checked: pl.LazyFrame) -> pl.LazyFrame:
         .filter(pl.col("_n") > 1)
         .drop("_n")
     )
+
+
+def _find_duplicate_keys(checked: pl.LazyFrame) -> pl.DataFrame:
+    """:func:`_duplicate_keys` collected, in bounded memory: the valid rows' keys (8 bytes a row)
+    are sorted to find the few held more than once, and only these are grouped (one national
+    year's T_MCOaaB: 0.4 s instead of 1.2 s for grouping every key)."""
+    keys = checked.filter(pl.col(CHECKS) == 0).select(STAY_KEY).collect(engine="streaming").get_column(STAY_KEY).sort()
+    repeated = keys.filter(keys == keys.shift(1)).unique()
+    del keys
+    return _duplicate_keys(checked.filter(pl.col(STAY_KEY).is_in(repeated.implode()))).collect(engine="streaming")
 
 
 def detect_date_format(raw: pl.LazyFrame, column: str, sample: int = 2000) -> str | None:

@@ -276,3 +276,19 @@ def test_return_codes_are_read_as_they_are_when_clean():
     fast = validate_table(tf, raw, WINDOW, find_clean=True).checked.collect()
     slow = validate_table(tf, raw, WINDOW).checked.collect()
     assert fast.equals(slow) and fast[CHECKS].to_list()[2] != 0
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.booleans()), max_size=30))
+def test_duplicate_keys_found_by_sorting_are_those_of_the_group_by(rows):
+    # materialize() sorts the valid rows' keys to find the repeated ones, then groups only these
+    from respop.pmsi.validate import CHECKS, STAY_KEY, _duplicate_keys, _find_duplicate_keys
+
+    checked = pl.LazyFrame(
+        {ROW: pl.Series(range(1, len(rows) + 1), dtype=pl.UInt32),
+         STAY_KEY: pl.Series([key for key, _ in rows], dtype=pl.UInt64),
+         CHECKS: pl.Series([0 if valid else 4 for _, valid in rows], dtype=pl.Int64)}
+    )
+    expected = _duplicate_keys(checked).collect().sort(STAY_KEY)
+    got = _find_duplicate_keys(checked).sort(STAY_KEY)
+    assert got.equals(expected) and got.schema == expected.schema
