@@ -199,6 +199,7 @@ def find_cases(
     first_year: int | None = None,
     known_deaths: pl.LazyFrame | pl.DataFrame | None = None,
     drop_unseen_years: int | None = None,
+    death_years: pl.DataFrame | None = None,
 ) -> pl.LazyFrame:
     """Cases of one disease for each index year (columns :data:`CASE_SCHEMA`), lazily.
 
@@ -208,7 +209,9 @@ def find_cases(
     referential, respop.pmsi.deaths): deaths out of hospital, which end a patient's rows as an
     in-hospital death does (a patient is counted in N when alive on 1 January of N).
     ``drop_unseen_years``: leave out a patient in N when none of their stays exits in N or the
-    years before it, this many years in all (``cases.drop_unseen_years``).
+    years before it, this many years in all (``cases.drop_unseen_years``). ``death_years``:
+    :func:`deaths` of these stays (without séances) and ``known_deaths``, already collected (the
+    cases step computes it once for every disease: 1.3 s a national year).
     """
     if not index_years:
         raise ValueError("no index year")
@@ -259,7 +262,7 @@ def find_cases(
     if drop_unseen_years is not None:
         grouped = grouped.join(seen(stays, index_years, drop_unseen_years), on=["patient_key", "index_year"], how="semi")
     return (
-        grouped.join(deaths(stays, known_deaths), on="patient_key", how="left")
+        grouped.join(deaths(stays, known_deaths) if death_years is None else death_years.lazy(), on="patient_key", how="left")
         .filter(pl.col("_death_year").is_null() | (pl.col("_death_year") >= n))
         .select(
             "patient_key",

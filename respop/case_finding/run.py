@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from respop import __version__
-from respop.case_finding.engine import attach_residence, find_cases
+from respop.case_finding.engine import attach_residence, deaths, find_cases, stays_only
 from respop.spec.algorithm import AlgorithmSpec
 from respop.spec.catalogue import Catalogue, start_catalogue
 from respop.spec.residence import residence_years
@@ -221,9 +221,10 @@ def compute_cases(
     ``known_deaths``: the SNDS referential's deaths (respop.pmsi.deaths), when the run has it."""
     step = progress or (lambda _label: None)
     frames = []
+    death_years = _collect(deaths(stays_only(stays), known_deaths), "the deaths") if specs else None
     for spec in specs:
         step(f"finding {spec.algorithm.name.lower()} cases")
-        cases = find_cases(spec, stays, diagnoses, years, first_year, known_deaths, config.cases.drop_unseen_years)
+        cases = find_cases(spec, stays, diagnoses, years, first_year, known_deaths, config.cases.drop_unseen_years, death_years)
         lookback = residence_years(config.cases.residence_years, spec)
         step(f"attaching {spec.algorithm.name.lower()} cases to their residence")
         with_residence = attach_residence(cases, stays, lookback, config.cases.residence, territories)
