@@ -132,7 +132,7 @@ def compute_features(
     theirs = kept.join(patients, on="patient_key", how="semi").with_columns(stay_year.alias("_stay_year"))
     # read three times below (care use, the disease's stays, the code features): collected once,
     # with the columns they read (a lazy plan scans the stays and joins the patients each time:
-    # the diabetes features of a national year 7.2 -> TODO s)
+    # with the readmission gap below, the diabetes features of a national year 7.2 -> 4.5 s)
     present = theirs.collect_schema().names()
     theirs = theirs.select(c for c in _THEIRS if c in present).collect(engine="streaming").lazy()
 
