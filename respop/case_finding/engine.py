@@ -211,7 +211,8 @@ def find_cases(
     ``drop_unseen_years``: leave out a patient in N when none of their stays exits in N or the
     years before it, this many years in all (``cases.drop_unseen_years``). ``death_years``:
     :func:`deaths` of these stays (without séances) and ``known_deaths``, already collected (the
-    cases step computes it once for every disease: 1.3 s a national year).
+    cases step computes it once for every disease: 1.3 s a national year); when given,
+    ``known_deaths`` is not read again, so the two must come from the same deaths.
     """
     if not index_years:
         raise ValueError("no index year")

@@ -254,7 +254,8 @@ class DeathInput:
         check mask and, for a valid row, a 64-bit hash of its key and whether it has a death
         (about 21 bytes a row). Most keys are held by one valid row: the sorted hashes find the
         few that repeat. Only the valid rows that matter are then read again, by row number (the
-        filter goes down to the scan: the other rows are neither decoded again nor checked):
+        filter goes down to the scan: the file is read again, but only these rows are typed and
+        checked):
         those with a death, and those whose hash repeats (twins, duplicate rows, and any hash
         collision, which only adds rows). These last are grouped exactly, in memory: the
         duplicate-key check and the per-key agreement. A key whose hash does not repeat is one

@@ -8,7 +8,8 @@ configured disease, ``case_of_<disease>``, and the **code** features of
 (:func:`features_schema`), which the Spark target also uses. Adding a computed feature: one entry
 in ``respop.spec.features.COMPUTED`` (and its French label), one expression in
 :func:`compute_features`, its type in :data:`COMPUTED_TYPES`, and its Spark expression in
-respop/spark/strata.py too (the Spark ``compute_features`` stops, naming it, until it has one).
+respop/spark/strata.py too (the Spark ``compute_features`` stops, naming it, until it has one); a
+feature that reads a column of the stays not yet in :data:`_THEIRS` adds it there.
 """
 
 from __future__ import annotations
