@@ -50,6 +50,20 @@ def test_without_the_referential_a_person_who_died_at_home_stays_a_case():
     assert row(got, 2023)["is_case"] is True and row(got, 2022)["died_in_year"] is False
 
 
+
+@pytest.mark.parametrize("referential", [None, DEATHS])
+def test_death_years_computed_once_give_the_same_cases(referential):
+    # the cases step computes the death years once for every disease and hands them to find_cases
+    from respop.case_finding.engine import deaths, stays_only
+
+    stays, diagnoses = frames(*STAYS)
+    once = deaths(stays_only(stays.lazy()), referential).collect()
+    for unseen in (None, 1):
+        alone = cases(stays, diagnoses, [2021, 2022, 2023], referential, unseen)
+        given = find_cases(spec(lookback=2), stays.lazy(), diagnoses.lazy(), [2021, 2022, 2023], 2019, referential,
+                           unseen, once).collect()
+        assert given.sort("patient_key", "index_year").equals(alone.sort("patient_key", "index_year"))
+
 def test_with_the_referential_a_person_is_a_case_up_to_death():
     stays, diagnoses = frames(*STAYS)
     got = cases(stays, diagnoses, [2021, 2022, 2023], DEATHS)
