@@ -8,8 +8,7 @@ configured disease, ``case_of_<disease>``, and the **code** features of
 (:func:`features_schema`), which the Spark target also uses. Adding a computed feature: one entry
 in ``respop.spec.features.COMPUTED`` (and its French label), one expression in
 :func:`compute_features`, its type in :data:`COMPUTED_TYPES`, and its Spark expression in
-respop/spark/strata.py too (the Spark ``compute_features`` stops, naming it, until it has one); a
-feature that reads a column of the stays not yet in :data:`_THEIRS` adds it there.
+respop/spark/strata.py too (the Spark ``compute_features`` stops, naming it, until it has one).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from respop.case_finding.engine import CASE_SCHEMA, RESIDENCE_SCHEMA, criterion_expr, prefix_match, qualifying_stays, stays_only
-from respop.pmsi.quality import STAY_COUNTED, counted_stays
+from respop.pmsi.quality import counted_stays
 from respop.spec.algorithm import AlgorithmSpec
 from respop.spec.features import CASE_OF, COMPUTED, OUTCOMES, FeaturesSpec
 
@@ -80,12 +79,6 @@ def _windows(years: Sequence[int], lookback: int) -> pl.LazyFrame:
     )
 
 
-_THEIRS = ("stay_id", "patient_key", "entry_date", "exit_date", "age", "sex", "via_emergency", "length_of_stay",
-           STAY_COUNTED, "_stay_year")
-"""The columns of a disease's patients' stays that :func:`compute_features` reads (``age`` and
-``sex``: for its qualifying stays when they are not given)."""
-
-
 def compute_features(
     spec: AlgorithmSpec,
     cases: pl.LazyFrame,
@@ -131,11 +124,6 @@ def compute_features(
     stay_year = pl.col("exit_date").dt.year().cast(pl.Int16)
     kept = stays_only(stays).filter(pl.col("patient_key").is_not_null() & pl.col("exit_date").is_not_null())
     theirs = kept.join(patients, on="patient_key", how="semi").with_columns(stay_year.alias("_stay_year"))
-    # read three times below (care use, the disease's stays, the code features): collected once,
-    # with the columns they read (a lazy plan scans the stays and joins the patients each time:
-    # with the readmission gap below, the diabetes features of a national year 7.2 -> 4.5 s)
-    present = theirs.collect_schema().names()
-    theirs = theirs.select(c for c in _THEIRS if c in present).collect(engine="streaming").lazy()
 
     # care-use counts: the stays counted as stays of their own (not an inter-hospital service,
     # whose stay is the sending hospital's: respop.pmsi.quality); code features see every stay
