@@ -61,6 +61,7 @@ from respop.pmsi.validate import (
     detect_date_format,
     kind_dtype,
     quarantined_rows,
+    repeated as held_twice,
 )
 from respop.resources import data_path
 
@@ -276,9 +277,7 @@ class DeathInput:
             (valid & pl.col(DEATH_DATE).is_not_null()).alias("_dies"),
         ).collect(engine="streaming")
         masks = narrow.group_by(CHECKS).agg(pl.len().alias("_n"))
-        hashes = narrow.get_column("_key_hash").drop_nulls().sort()
-        repeated = hashes.filter(hashes == hashes.shift(1)).unique().implode()
-        del hashes
+        repeated = held_twice(narrow.get_column("_key_hash").drop_nulls()).implode()
         wanted = narrow.filter(pl.col("_dies") | pl.col("_key_hash").is_in(repeated)).get_column(ROW).implode()
         del narrow
         rows = (

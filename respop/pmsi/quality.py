@@ -45,6 +45,7 @@ from functools import cache
 import polars as pl
 
 from respop.config import QualityConfig
+from respop.pmsi.validate import repeated
 from respop.resources import data_path
 
 EXCLUDED_BY = "excluded_by"
@@ -259,10 +260,10 @@ def find_duplicate_stays(flagged: pl.LazyFrame, modulus: int | None = None) -> p
 def _suspects(candidates: pl.LazyFrame, hashed: pl.Expr) -> pl.DataFrame:
     """The candidates whose hash of the keys is held more than once (the duplicates, and any stays
     whose hashes collide), in memory: a few."""
-    hashes = candidates.select(hashed.alias("_hash")).collect(engine="streaming").get_column("_hash").sort()
-    repeated = hashes.filter(hashes == hashes.shift(1)).unique()
+    hashes = candidates.select(hashed.alias("_hash")).collect(engine="streaming").get_column("_hash")
+    held_twice = repeated(hashes)
     del hashes
-    return candidates.filter(hashed.is_in(repeated.implode())).collect(engine="streaming")
+    return candidates.filter(hashed.is_in(held_twice.implode())).collect(engine="streaming")
 
 
 def _candidates(flagged: pl.LazyFrame) -> pl.LazyFrame:

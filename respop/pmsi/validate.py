@@ -385,10 +385,19 @@ def _find_duplicate_keys(checked: pl.LazyFrame) -> pl.DataFrame:
     """:func:`_duplicate_keys` collected, in bounded memory: the valid rows' keys (8 bytes a row)
     are sorted to find the few held more than once, and only these are grouped (one national
     year's T_MCOaaB: 0.4 s instead of 1.2 s for grouping every key)."""
-    keys = checked.filter(pl.col(CHECKS) == 0).select(STAY_KEY).collect(engine="streaming").get_column(STAY_KEY).sort()
-    repeated = keys.filter(keys == keys.shift(1)).unique()
+    keys = checked.filter(pl.col(CHECKS) == 0).select(STAY_KEY).collect(engine="streaming").get_column(STAY_KEY)
+    held_twice = repeated(keys)
     del keys
-    return _duplicate_keys(checked.filter(pl.col(STAY_KEY).is_in(repeated.implode()))).collect(engine="streaming")
+    return _duplicate_keys(checked.filter(pl.col(STAY_KEY).is_in(held_twice.implode()))).collect(engine="streaming")
+
+
+def repeated(values: pl.Series) -> pl.Series:
+    """The values held more than once in ``values``, each once (nulls aside): sorted, then every
+    value equal to the one before it. How respop finds the few duplicates among millions of
+    integer keys or 64-bit hashes in bounded memory (8 bytes a row), before grouping only those
+    (duplicate primary keys, the deaths referential's keys, the duplicate stays)."""
+    ordered = values.sort()
+    return ordered.filter(ordered == ordered.shift(1)).unique()
 
 
 def detect_date_format(raw: pl.LazyFrame, column: str, sample: int = 2000) -> str | None:
