@@ -758,3 +758,54 @@ def test_gradient_boosting_grows_small_trees_on_small_data(monkeypatch):
     assert (large.max_leaf_nodes, large.min_samples_leaf, large.l2_regularization) == prediction.LARGE_TREES
     chosen = UpstratumModel(max_leaf_nodes=9, min_samples_leaf=5, l2_regularization=0.5).fit(X, y).model_
     assert (chosen.max_leaf_nodes, chosen.min_samples_leaf, chosen.l2_regularization) == (9, 5, 0.5)
+
+
+def test_importance_skipping_unread_features_equals_scoring_every_permutation():
+    """The permutation importance takes the score of a permuted feature that no tree reads from
+    the unpermuted table (UnreadColumnsScorer): the same importances, to the last bit, as scoring
+    every permutation, for the boosting (constant features are never split on) and the logistic
+    regression (every feature read)."""
+    import pandas as pd
+    from sklearn.inspection import permutation_importance
+    from sklearn.metrics import get_scorer
+
+    from respop.strata.prediction import UnreadColumnsScorer, read_features
+
+    rng = np.random.default_rng(3)
+    n = 600
+    x = rng.normal(size=(n, 6))
+    x[:, 2] = 1.0  # constant: no split can use it
+    x[:, 4] = np.nan  # missing everywhere: set to 0 by the model, never split on
+    x[rng.random(n) < 0.3, 1] = np.nan  # missing values in a read feature
+    y = (rng.random(n) < 1 / (1 + np.exp(-(1.2 * x[:, 0] - 0.8 * np.nan_to_num(x[:, 1]))))).astype(int)
+    names = [f"x{j}" for j in range(6)]
+    X = pd.DataFrame(x, columns=names)
+    for kind in ("gradient_boosting", "logistic"):
+        model = UpstratumModel(kind=kind, features=names).fit(X[:400], y[:400])
+        read = read_features(model)
+        if kind == "gradient_boosting":
+            assert "x2" not in read and "x4" not in read and "x0" in read
+        else:
+            assert read == names
+        for max_samples in (1.0, 0.5):
+            kw = {"n_repeats": 3, "random_state": 7, "max_samples": max_samples}
+            plain = permutation_importance(model, X[400:], y[400:], scoring="roc_auc", **kw)
+            scored = []
+
+            def counted(estimator, table, outcome):
+                scored.append(1)
+                return get_scorer("roc_auc")(estimator, table, outcome)
+
+            skipping = permutation_importance(
+                model, X[400:], y[400:], scoring=UnreadColumnsScorer(counted, read), **kw
+            )
+            np.testing.assert_array_equal(skipping.importances, plain.importances)
+            unread = [k for k, f in enumerate(names) if f not in read]
+            if max_samples == 1.0:
+                assert np.all(plain.importances[unread] == 0.0)
+            elif unread:  # the baseline is scored on every row, the permutations on the rows drawn
+                assert len(np.unique(plain.importances[unread])) == 1
+            # scored: the baseline, the permutations of each read feature that has several values,
+            # and, when rows are drawn, those rows as they are (what permuting any other gives)
+            varying = [f for f in read if X[400:][f].nunique(dropna=False) > 1]
+            assert len(scored) == 1 + 3 * len(varying) + (0 if max_samples == 1.0 else 1)
