@@ -487,8 +487,11 @@ def main() -> None:
     options = run_options()
     header = {"respop": code_version(), "started": dt.datetime.now().isoformat(timespec="seconds"),
               "cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-              "load_before": os.getloadavg()[0], "run_options": sorted(options)}
-    console.print(f"respop {header['respop']}, {header['cpus']} CPUs, {header['memory_gb']} GB, load {header['load_before']:.2f}; "
+              "load_before": os.getloadavg()[0], "run_options": sorted(options),
+              # the models' sums depend on the thread counts, and the store's results_sha256 with them
+              "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "POLARS_MAX_THREADS")}}
+    threads = ", ".join(f"{k}={v}" for k, v in header["threads"].items() if v is not None) or "threads unset"
+    console.print(f"respop {header['respop']}, {header['cpus']} CPUs, {header['memory_gb']} GB, load {header['load_before']:.2f}, {threads}; "
                   f"respop run options: {' '.join(sorted(options))}")
     results: dict = {"header": header, "polars": [], "spark": []}
     previous = OUT / "results.json"
