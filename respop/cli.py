@@ -145,6 +145,7 @@ def pmsi_check(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Read a folder of PMSI MCO data (SNDS tables or ATIH RSA/ANO files, detected) and report every row: loaded, quarantined, filtered."""
+    from respop.pipeline import private_workspace
     from respop.pmsi import read_pmsi
 
     cfg = load_config(config) if config else Config()
@@ -159,12 +160,14 @@ def pmsi_check(
         input_cfg = InputConfig.model_validate({**cfg.input.model_dump(), **overrides})
     except ValidationError as exc:
         raise RespopError(f"invalid option:\n{explain_validation_error(exc)}") from None
-    data = read_pmsi(folder, input_cfg, cfg.quality)
-    try:
-        with progress_steps(data.steps(write=out is not None), "reading PMSI tables") as step:
-            report = data.write(out, step) if out else data.report(step)
-    finally:
-        data.close()
+    # a private workspace of this process: what a killed read left is removed first
+    with private_workspace(cfg.model_copy(update={"input": input_cfg})) as private:
+        data = read_pmsi(folder, private.input, cfg.quality)
+        try:
+            with progress_steps(data.steps(write=out is not None), "reading PMSI tables") as step:
+                report = data.write(out, step) if out else data.report(step)
+        finally:
+            data.close()
     if as_json:
         console.print_json(json.dumps(report.to_dict(), ensure_ascii=False))
     else:

@@ -278,9 +278,12 @@ CHILD = """
 import sys, time
 from pathlib import Path
 from respop.fsutil import atomic_folder, run_workspace
+from respop.pmsi.files import Workspace
 base = Path(sys.argv[1])
+workspace = Workspace(base / "ws")  # the reader's own (respop pmsi check, read_pmsi)
 with run_workspace(base / "ws") as ws, atomic_folder(base / "out" / "cases") as tmp:
     (ws / "stays.parquet").write_text("patient-level")
+    (workspace.path() / "typed_T_MCO23B.parquet").write_text("patient-level")
     (tmp / "cases.parquet").write_text("patient-level")
     print("ready", flush=True)
     time.sleep(120)
@@ -293,7 +296,8 @@ def test_leftovers_of_a_killed_process_are_found_and_a_live_ones_are_not(tmp_pat
         assert child.stdout.readline().strip() == "ready"
         folders = [tmp_path / "ws", tmp_path / "out"]
         alive = sorted(p.name for f in folders for p in f.iterdir())
-        assert len(alive) == 2 and alive[0].startswith(".cases.tmp-") and alive[1].startswith(WORKSPACE_PREFIX)
+        assert len(alive) == 3 and alive[0].startswith(".cases.tmp-")
+        assert all(name.startswith(WORKSPACE_PREFIX) for name in alive[1:])
         assert leftovers(folders) == []  # the process still runs
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
@@ -304,7 +308,7 @@ def test_leftovers_of_a_killed_process_are_found_and_a_live_ones_are_not(tmp_pat
     found = leftovers([tmp_path / "ws", tmp_path / "out"])
     assert sorted(p.name for p in found) == alive
     with run_workspace(tmp_path / "ws") as mine:  # this process's: never listed
-        assert mine not in leftovers([tmp_path / "ws"]) and len(leftovers([tmp_path / "ws"])) == 1
+        assert mine not in leftovers([tmp_path / "ws"]) and len(leftovers([tmp_path / "ws"])) == 2
     assert not mine.exists()
 
 

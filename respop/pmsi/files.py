@@ -147,7 +147,10 @@ class Workspace:
     ``input.workspace_dir`` (default: the system's temporary folder).
 
     It lives as long as the object (lazy frames read from it until they are collected) and is
-    removed by :meth:`close` or when the object is garbage-collected.
+    removed by :meth:`close` or when the object is garbage-collected. Its name carries this
+    process's owner token, as a run's private workspace does (``respop-run-<pid>-…``,
+    :func:`respop.fsutil.run_workspace`): when the process is killed and the folder stays, the
+    next respop command removes it (:func:`respop.pipeline.remove_leftovers`).
     """
 
     def __init__(self, base: Path | None = None) -> None:
@@ -156,9 +159,11 @@ class Workspace:
 
     def path(self) -> Path:
         if self._dir is None:
+            from respop.fsutil import WORKSPACE_PREFIX, owner_token
+
             if self._base is not None:
                 self._base.mkdir(parents=True, exist_ok=True)
-            self._dir = tempfile.TemporaryDirectory(prefix="respop-", dir=self._base)
+            self._dir = tempfile.TemporaryDirectory(prefix=f"{WORKSPACE_PREFIX}{owner_token()}-", dir=self._base)
         return Path(self._dir.name)
 
     def close(self) -> None:
