@@ -862,10 +862,12 @@ def read_features(model: UpstratumModel) -> list[str]:
     tree splits on (a feature no tree reads changes no prediction); for the logistic regression,
     all of them."""
     final = model.model_[-1] if isinstance(model.model_, Pipeline) else model.model_
-    if not isinstance(final, HistGradientBoostingClassifier):
+    # scikit-learn's fitted trees have no public accessor: without them, every feature counts as read
+    predictors = getattr(final, "_predictors", None) if isinstance(final, HistGradientBoostingClassifier) else None
+    if predictors is None:
         return list(model.features_)
     used: set[int] = set()
-    for iteration in final._predictors:  # scikit-learn's fitted trees (no public accessor)
+    for iteration in predictors:
         for tree in iteration:
             nodes = tree.nodes
             used.update(nodes["feature_idx"][~nodes["is_leaf"].astype(bool)].tolist())
