@@ -490,7 +490,7 @@ def main() -> None:
               "load_before": os.getloadavg()[0], "run_options": sorted(options),
               # the models' sums depend on the thread counts, and the store's results_sha256 with them
               "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "POLARS_MAX_THREADS")}}
-    threads = ", ".join(f"{k}={v}" for k, v in header["threads"].items() if v is not None) or "threads unset"
+    threads = ", ".join(f"{k}={v}" for k, v in header["threads"].items() if v is not None) or "thread variables unset (one thread per CPU)"
     console.print(f"respop {header['respop']}, {header['cpus']} CPUs, {header['memory_gb']} GB, load {header['load_before']:.2f}, {threads}; "
                   f"respop run options: {' '.join(sorted(options))}")
     results: dict = {"header": header, "polars": [], "spark": []}

@@ -862,16 +862,20 @@ def read_features(model: UpstratumModel) -> list[str]:
     tree splits on (a feature no tree reads changes no prediction); for the logistic regression,
     all of them."""
     final = model.model_[-1] if isinstance(model.model_, Pipeline) else model.model_
-    # scikit-learn's fitted trees have no public accessor: without them, every feature counts as read
-    predictors = getattr(final, "_predictors", None) if isinstance(final, HistGradientBoostingClassifier) else None
-    if predictors is None:
-        return list(model.features_)
-    used: set[int] = set()
-    for iteration in predictors:
-        for tree in iteration:
-            nodes = tree.nodes
-            used.update(nodes["feature_idx"][~nodes["is_leaf"].astype(bool)].tolist())
-    return [f for k, f in enumerate(model.features_) if k in used]
+    everything = list(model.features_)
+    if not isinstance(final, HistGradientBoostingClassifier) or getattr(final, "is_categorical_", None) is not None:
+        return everything  # (categorical features are reordered by the boosting: their indices differ)
+    # scikit-learn's fitted trees have no public accessor: whatever in them is not as expected,
+    # every feature counts as read (the importance then scores every permutation)
+    try:
+        used: set[int] = set()
+        for iteration in final._predictors:
+            for tree in iteration:
+                nodes = tree.nodes
+                used.update(nodes["feature_idx"][~nodes["is_leaf"].astype(bool)].tolist())
+    except (AttributeError, KeyError, ValueError, TypeError, IndexError):
+        return everything
+    return [f for k, f in enumerate(everything) if k in used]
 
 
 class UnreadColumnsScorer:
@@ -888,12 +892,18 @@ class UnreadColumnsScorer:
         self.scorer = scorer
         self.read = list(read)
         self.scores: dict[bytes, float] = {}
+        self.estimator = None
 
     def __call__(self, estimator, X: pd.DataFrame, y) -> float:
         import hashlib
 
-        columns = np.ascontiguousarray(X[self.read].to_numpy(dtype=float))
+        if estimator is not self.estimator:  # the scores are those of one model
+            self.scores.clear()
+            self.estimator = estimator
         outcomes = np.ascontiguousarray(np.asarray(y))
+        if outcomes.dtype == object:  # its bytes would be addresses: no reuse
+            return self.scorer(estimator, X, y)
+        columns = np.ascontiguousarray(X[self.read].to_numpy(dtype=float))
         digest = hashlib.blake2b(digest_size=32)
         digest.update(f"{columns.shape} {outcomes.shape} {outcomes.dtype.str}".encode())
         digest.update(columns.tobytes())

@@ -809,3 +809,24 @@ def test_importance_skipping_unread_features_equals_scoring_every_permutation():
             # and, when rows are drawn, those rows as they are (what permuting any other gives)
             varying = [f for f in read if X[400:][f].nunique(dropna=False) > 1]
             assert len(scored) == 1 + 3 * len(varying) + (0 if max_samples == 1.0 else 1)
+
+
+def test_read_features_counts_every_feature_when_the_trees_cannot_be_read():
+    """Without scikit-learn's fitted trees as expected (a private attribute), every feature is
+    read: the importance then scores every permutation instead of failing."""
+    from respop.strata.prediction import read_features
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 3))
+    X[:, 2] = 1.0
+    y = (rng.random(300) < 1 / (1 + np.exp(-X[:, 0]))).astype(int)
+    model = UpstratumModel(features=["a", "b", "c"]).fit(pd_frame_of(X, ["a", "b", "c"]), y)
+    assert "c" not in read_features(model)
+    del model.model_._predictors
+    assert read_features(model) == ["a", "b", "c"]
+
+
+def pd_frame_of(x, names):
+    import pandas as pd
+
+    return pd.DataFrame(x, columns=names)
