@@ -47,6 +47,27 @@ def test_pmsi_check_json_output():
     }
 
 
+def test_pmsi_check_removes_the_workspace_a_killed_reader_left(tmp_path):
+    """A process reading the PMSI (``read_pmsi``'s own workspace) that dies without cleaning up
+    leaves patient-level files; the next ``respop pmsi check`` removes them and says so, and
+    leaves nothing of its own."""
+    work = tmp_path / "work"
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, sys; from pathlib import Path; from respop.pmsi.files import Workspace; "
+         "w = Workspace(Path(sys.argv[1])); (w.path() / 'typed_T_MCO23B.parquet').write_text('patient-level'); "
+         "os._exit(0)", str(work)],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )
+    (left,) = work.iterdir()
+    config = tmp_path / "t.toml"
+    config.write_text(f'[input]\nworkspace_dir = "{work}"\n')
+    result = respop("pmsi", "check", "respop/data/snds/synthetic", "--config", str(config), "--json")
+    assert result.returncode == 0, result.stderr + killed.stderr
+    assert "removed 1 temporary folder(s)" in result.stderr and left.name in result.stderr.replace("\n", "")
+    assert json.loads(result.stdout)["tables"]  # the report on standard output is untouched
+    assert list(work.iterdir()) == []
+
+
 def test_bad_options_and_configuration_are_messages_not_tracebacks(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[input]\nunknown = 1\n")
